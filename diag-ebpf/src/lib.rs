@@ -1,0 +1,175 @@
+//! The event ABI shared by diag's eBPF programs (`main.rs`, built for bpfel) and its userspace
+//! loader (built for the host). Every struct that crosses the ring buffer is defined here once.
+#![no_std]
+
+/// Bytes of a path, a message or a syscall-specific struct carried by one event.
+pub const DATA_LEN: usize = 256;
+/// `TASK_COMM_LEN` in the kernel.
+pub const COMM_LEN: usize = 16;
+/// Syscall numbers the per-syscall tables cover (x86_64 uses < 470).
+pub const MAX_SYSCALLS: usize = 512;
+/// Errno values the errno mask covers (EHWPOISON is 133).
+pub const MAX_ERRNO: usize = 192;
+
+/// `EventHeader::kind` values.
+pub mod kind {
+    /// A [`super::SyscallEvent`].
+    pub const SYSCALL: u32 = 1;
+    /// A [`super::ProcEvent`] for a new process (threads are only counted).
+    pub const FORK: u32 = 2;
+    /// A [`super::ProcEvent`] for an exec.
+    pub const EXEC: u32 = 3;
+    /// A [`super::ProcEvent`] for a thread-group leader's exit.
+    pub const EXIT: u32 = 4;
+}
+
+/// `SyscallEvent::reason`: why the kernel emitted this syscall exit.
+pub mod reason {
+    /// It failed with a watched errno.
+    pub const FAILED: u32 = 1;
+    /// A successful write to fd 1 or 2: `data` holds the first bytes written.
+    pub const MESSAGE: u32 = 2;
+    /// A successful `landlock_*` call: `data` holds its attribute struct.
+    pub const LANDLOCK: u32 = 3;
+    /// A successful open by a process building a Landlock ruleset: `ret` is the fd and `data` the
+    /// path, so the rule's `parent_fd` can be named without racing `close()`.
+    pub const FD_PATH: u32 = 4;
+}
+
+/// `SyscallEvent::evidence` bits: what the kernel saw during the call.
+pub mod evidence {
+    /// `sys_exit` without a matching `sys_enter`: a seccomp filter answered before the syscall ran.
+    pub const NO_ENTER: u32 = 1 << 0;
+    /// `capability:cap_capable` returned non-zero during the call (`denied_cap` names it).
+    pub const CAP_DENIED: u32 = 1 << 1;
+    /// `avc:selinux_audited` reported a denial during the call.
+    pub const SELINUX_DENIED: u32 = 1 << 2;
+    /// fexit on `security_file_open` saw a non-zero return (LSM hook said no).
+    pub const LSM_FILE_OPEN_DENIED: u32 = 1 << 3;
+    /// fexit on `generic_permission` saw a non-zero return (DAC said no).
+    pub const DAC_DENIED: u32 = 1 << 4;
+    /// fexit on Landlock's `hook_file_open` saw a non-zero return.
+    pub const LANDLOCK_DENIED: u32 = 1 << 5;
+    /// fexit on `__secure_computing` saw a non-zero return.
+    pub const SECCOMP_DENIED: u32 = 1 << 6;
+    /// fexit on `pids_can_fork` saw a non-zero return (the pids cgroup refused).
+    pub const PIDS_DENIED: u32 = 1 << 7;
+    /// `data` was truncated to [`super::DATA_LEN`] bytes.
+    pub const DATA_TRUNCATED: u32 = 1 << 8;
+}
+
+/// Indexes into the per-CPU `COUNTERS` array.
+pub mod counter {
+    /// Events that found the ring buffer full.
+    pub const LOST_EVENTS: u32 = 0;
+    /// Successful fork/vfork/clone calls that made a process in the traced tree.
+    pub const PROCESS_FORKS: u32 = 1;
+    /// Successful clone calls that made a thread in the traced tree.
+    pub const THREAD_FORKS: u32 = 2;
+    /// Writes to fd 1/2 not captured because the process used up its message budget.
+    pub const MESSAGES_DROPPED: u32 = 3;
+    /// Tasks that could not be tracked because the task map was full.
+    pub const UNTRACKED_TASKS: u32 = 4;
+    pub const COUNT: u32 = 5;
+}
+
+/// Common prefix of every ring buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventHeader {
+    pub kind: u32,
+    pub tid: u32,
+    pub tgid: u32,
+    pub uid: u32,
+    pub ktime_ns: u64,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// One syscall exit the kernel chose to report.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SyscallEvent {
+    pub header: EventHeader,
+    pub nr: u32,
+    pub reason: u32,
+    pub ret: i64,
+    pub args: [u64; 6],
+    pub evidence: u32,
+    /// The capability `cap_capable` refused, or -1.
+    pub denied_cap: i32,
+    pub cgroup_id: u64,
+    pub data_len: u32,
+    pub gid: u32,
+    pub data: [u8; DATA_LEN],
+}
+
+/// A process-tree change: fork, exec or exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ProcEvent {
+    pub header: EventHeader,
+    pub parent_tid: u32,
+    pub parent_tgid: u32,
+    pub child_tid: u32,
+    pub filename_len: u32,
+    /// The exec'd filename (exec only).
+    pub filename: [u8; DATA_LEN],
+}
+
+/// Per-task state in the kernel's task map, keyed by tid. The same entry marks the task as
+/// traced and carries its in-flight syscall, so each syscall costs one map lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TaskState {
+    /// The syscall entered and not yet exited, plus one (0 = none in flight).
+    pub inflight_nr: u32,
+    pub evidence: u32,
+    pub clone_flags: u64,
+    pub denied_cap: i32,
+    pub _pad: u32,
+}
+
+/// `kernel_tracing` symbol names of the globals the loader overrides before load. Field offsets
+/// come from tracefs at load time, never hard-coded: layouts change between kernels.
+pub mod globals {
+    pub const ERRNO_MASK: &str = "DIAG_ERRNO_MASK";
+    pub const SYSCALL_MASK: &str = "DIAG_SYSCALL_MASK";
+    pub const PATH_ARG: &str = "DIAG_PATH_ARG";
+    pub const DEV_ENOENT: &str = "DIAG_DEV_ENOENT";
+    pub const CGROUP_ID: &str = "DIAG_CGROUP_ID";
+    pub const MESSAGE_BURST: &str = "DIAG_MESSAGE_BURST";
+    pub const FORK_PARENT_PID_OFF: &str = "DIAG_FORK_PARENT_PID_OFF";
+    pub const FORK_CHILD_PID_OFF: &str = "DIAG_FORK_CHILD_PID_OFF";
+    pub const EXEC_FILENAME_OFF: &str = "DIAG_EXEC_FILENAME_OFF";
+    pub const EXEC_OLD_PID_OFF: &str = "DIAG_EXEC_OLD_PID_OFF";
+    pub const CAP_CAP_OFF: &str = "DIAG_CAP_CAP_OFF";
+    pub const CAP_RET_OFF: &str = "DIAG_CAP_RET_OFF";
+    pub const AVC_DENIED_OFF: &str = "DIAG_AVC_DENIED_OFF";
+}
+
+/// `DIAG_PATH_ARG[nr]` for syscalls with no path argument.
+pub const NO_PATH_ARG: u8 = 0xff;
+/// `DIAG_PATH_ARG[nr]` marking a write-like syscall whose fd-1/2 output is a message
+/// (`write`: arg 1 is the buffer).
+pub const MESSAGE_WRITE: u8 = 0xfe;
+/// `DIAG_PATH_ARG[nr]` marking `writev`: arg 1 is an iovec array.
+pub const MESSAGE_WRITEV: u8 = 0xfd;
+
+// SAFETY: plain-old-data, `#[repr(C)]`; any bit pattern is a valid value.
+#[cfg(feature = "user")]
+mod pod {
+    unsafe impl aya::Pod for super::EventHeader {}
+    unsafe impl aya::Pod for super::SyscallEvent {}
+    unsafe impl aya::Pod for super::ProcEvent {}
+    unsafe impl aya::Pod for super::TaskState {}
+}
+
+/// Reads a `T` from the front of `bytes` (a ring buffer record), or `None` when too short.
+#[cfg(feature = "user")]
+pub fn read_record<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < core::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: length checked above; T is Pod, so any bit pattern is valid.
+    Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}

@@ -1,0 +1,566 @@
+//! diag's kernel side (built for bpfel only): follow a process tree and report its failed syscalls, filtered in the
+//! kernel, plus the evidence of which layer refused them.
+//!
+//! Per syscall of a traced task the cost is one hash lookup at enter and one at exit; only a
+//! failed call with a watched errno (or a message write, or a Landlock call) reaches userspace.
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_buf,
+        bpf_probe_read_user_str_bytes, generated::bpf_get_current_cgroup_id,
+    },
+    macros::{fexit, map, raw_tracepoint, tracepoint},
+    maps::{HashMap, PerCpuArray, RingBuf},
+    programs::{FExitContext, RawTracePointContext, TracePointContext},
+    EbpfContext,
+};
+use diag_ebpf::{
+    counter, evidence, kind, reason, EventHeader, ProcEvent, SyscallEvent, TaskState, DATA_LEN,
+    MAX_ERRNO, MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_PATH_ARG,
+};
+
+// ---- configuration, overridden by the loader before load ----------------------------------
+
+/// Bit n set: errno n is watched.
+#[no_mangle]
+static DIAG_ERRNO_MASK: [u64; MAX_ERRNO / 64] = [0; MAX_ERRNO / 64];
+/// Bit n set: syscall n is watched.
+#[no_mangle]
+static DIAG_SYSCALL_MASK: [u64; MAX_SYSCALLS / 64] = [0; MAX_SYSCALLS / 64];
+/// Per syscall: which argument is a user path, or NO_PATH_ARG / MESSAGE_WRITE / MESSAGE_WRITEV.
+#[no_mangle]
+static DIAG_PATH_ARG: [u8; MAX_SYSCALLS] = [NO_PATH_ARG; MAX_SYSCALLS];
+/// Non-zero: also report ENOENT on paths under /dev/ (a missing device node is a real cause).
+#[no_mangle]
+static DIAG_DEV_ENOENT: u8 = 0;
+/// Non-zero: also trace every task whose cgroup (v2) id is this.
+#[no_mangle]
+static DIAG_CGROUP_ID: u64 = 0;
+/// Messages a process may emit before its budget is spent.
+#[no_mangle]
+static DIAG_MESSAGE_BURST: u32 = 64;
+#[no_mangle]
+static DIAG_FORK_PARENT_PID_OFF: u32 = 0;
+#[no_mangle]
+static DIAG_FORK_CHILD_PID_OFF: u32 = 0;
+#[no_mangle]
+static DIAG_EXEC_FILENAME_OFF: u32 = 0;
+#[no_mangle]
+static DIAG_EXEC_OLD_PID_OFF: u32 = 0;
+#[no_mangle]
+static DIAG_CAP_CAP_OFF: u32 = 0;
+#[no_mangle]
+static DIAG_CAP_RET_OFF: u32 = 0;
+#[no_mangle]
+static DIAG_AVC_DENIED_OFF: u32 = 0;
+
+#[inline(always)]
+fn cfg<T: Copy>(v: &T) -> T {
+    // SAFETY: the loader rewrites these in .rodata; volatile stops the compiler folding them.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+// ---- maps ----------------------------------------------------------------------------------
+
+/// tid -> state. Presence means "traced".
+#[map]
+static TASKS: HashMap<u32, TaskState> = HashMap::with_max_entries(65536, 0);
+/// tgid -> messages left in its budget.
+#[map]
+static MESSAGE_BUDGET: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
+/// tgids that created a Landlock ruleset: their successful opens are reported as FD_PATH.
+#[map]
+static RULESET_BUILDERS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+
+// ---- x86_64 syscall ABI --------------------------------------------------------------------
+
+const SYS_WRITE: u32 = 1;
+const SYS_OPEN: u32 = 2;
+const SYS_WRITEV: u32 = 20;
+const SYS_CLONE: u32 = 56;
+const SYS_FORK: u32 = 57;
+const SYS_VFORK: u32 = 58;
+const SYS_CREAT: u32 = 85;
+const SYS_OPENAT: u32 = 257;
+const SYS_CLONE3: u32 = 435;
+const SYS_OPENAT2: u32 = 437;
+const SYS_LANDLOCK_CREATE_RULESET: u32 = 444;
+const SYS_LANDLOCK_ADD_RULE: u32 = 445;
+const SYS_LANDLOCK_RESTRICT_SELF: u32 = 446;
+const CLONE_VM: u64 = 0x100;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_THREAD: u64 = 0x10000;
+const ENOENT: i64 = 2;
+
+/// `struct pt_regs` offsets on x86_64 (uapi layout: stable).
+const REGS_ORIG_AX: usize = 15 * 8;
+const REGS_ARGS: [usize; 6] = [14 * 8, 13 * 8, 12 * 8, 7 * 8, 9 * 8, 8 * 8];
+
+#[inline(always)]
+fn regs_word(regs: *const u8, off: usize) -> u64 {
+    // SAFETY: regs is the kernel's pt_regs for this syscall; probe_read checks the access.
+    unsafe { bpf_probe_read_kernel(regs.add(off).cast::<u64>()).unwrap_or(0) }
+}
+
+#[inline(always)]
+fn bit_set(words: &[u64], n: usize) -> bool {
+    let w = n / 64;
+    w < words.len() && words[w] & (1 << (n % 64)) != 0
+}
+
+#[inline(always)]
+fn bump(idx: u32) {
+    if let Some(p) = COUNTERS.get_ptr_mut(idx) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+fn current_ids() -> (u32, u32) {
+    let id = bpf_get_current_pid_tgid();
+    (id as u32, (id >> 32) as u32)
+}
+
+/// The task's state, adding it when it belongs to the watched cgroup.
+#[inline(always)]
+fn task_state(tid: u32) -> Option<*mut TaskState> {
+    if let Some(p) = TASKS.get_ptr_mut(tid) {
+        return Some(p);
+    }
+    let cg = cfg(&DIAG_CGROUP_ID);
+    // SAFETY: helper without arguments.
+    if cg == 0 || unsafe { bpf_get_current_cgroup_id() } != cg {
+        return None;
+    }
+    track(tid);
+    TASKS.get_ptr_mut(tid)
+}
+
+#[inline(always)]
+fn track(tid: u32) {
+    if TASKS.insert(tid, TaskState::default(), 0).is_err() {
+        bump(counter::UNTRACKED_TASKS);
+    }
+}
+
+#[inline(always)]
+fn fill_header(h: &mut EventHeader, kind: u32) {
+    let (tid, tgid) = current_ids();
+    h.kind = kind;
+    h.tid = tid;
+    h.tgid = tgid;
+    h.uid = bpf_get_current_uid_gid() as u32;
+    // SAFETY: helper without arguments.
+    h.ktime_ns = unsafe { bpf_ktime_get_ns() };
+    h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+}
+
+// ---- syscalls --------------------------------------------------------------------------------
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn diag_sys_enter(ctx: RawTracePointContext) -> i32 {
+    let (tid, _) = current_ids();
+    let Some(state) = task_state(tid) else {
+        return 0;
+    };
+    let nr: u64 = ctx.arg(1);
+    let regs: *const u8 = ctx.arg(0);
+    let nr = nr as u32;
+    let clone_flags = match nr {
+        SYS_CLONE => regs_word(regs, REGS_ARGS[0]),
+        // SAFETY: user pointer to struct clone_args, whose first field is flags; probe_read checks.
+        SYS_CLONE3 => unsafe {
+            bpf_probe_read_user(regs_word(regs, REGS_ARGS[0]) as *const u64).unwrap_or(0)
+        },
+        SYS_VFORK => CLONE_VM | CLONE_VFORK,
+        _ => 0,
+    };
+    // SAFETY: map value pointer, written only by this task.
+    unsafe {
+        (*state).inflight_nr = nr + 1;
+        (*state).evidence = 0;
+        (*state).denied_cap = -1;
+        (*state).clone_flags = clone_flags;
+    }
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
+    let (tid, tgid) = current_ids();
+    let Some(state) = task_state(tid) else {
+        return 0;
+    };
+    let regs: *const u8 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let nr = regs_word(regs, REGS_ORIG_AX) as u32;
+    // SAFETY: map value pointer, written only by this task.
+    let (ev_bits, denied_cap) = unsafe {
+        let entered = (*state).inflight_nr == nr + 1;
+        let seen = (*state).evidence;
+        (*state).inflight_nr = 0;
+        (*state).evidence = 0;
+        let bits = if entered {
+            seen
+        } else {
+            // Only the seccomp probe can have fired for a call that never entered.
+            evidence::NO_ENTER | (seen & evidence::SECCOMP_DENIED)
+        };
+        (bits, (*state).denied_cap)
+    };
+    if (nr as usize) >= MAX_SYSCALLS {
+        return 0;
+    }
+    let path_arg = cfg(&DIAG_PATH_ARG[nr as usize]);
+
+    if ret >= 0 {
+        on_success(regs, nr, ret, tgid, path_arg);
+        return 0;
+    }
+    let errno = -ret;
+    if errno as usize >= MAX_ERRNO || !bit_set(&cfg(&DIAG_SYSCALL_MASK), nr as usize) {
+        return 0;
+    }
+    let watched = bit_set(&cfg(&DIAG_ERRNO_MASK), errno as usize);
+    // ENOENT only counts under /dev/, which needs the path: decide after reading it.
+    let dev_only = !watched && errno == ENOENT && cfg(&DIAG_DEV_ENOENT) != 0 && path_arg < 6;
+    if !watched && !dev_only {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<SyscallEvent>(0) else {
+        bump(counter::LOST_EVENTS);
+        return 0;
+    };
+    // SAFETY: the reservation is exclusively ours until submit/discard.
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    fill_syscall_event(ev, regs, nr, ret, reason::FAILED, ev_bits, denied_cap);
+    if path_arg < 6 {
+        read_user_str(ev, ev.args[path_arg as usize]);
+    }
+    if dev_only && !(ev.data_len >= 5 && ev.data[..5] == *b"/dev/") {
+        entry.discard(0);
+        return 0;
+    }
+    entry.submit(0);
+    0
+}
+
+#[inline(always)]
+fn fill_syscall_event(
+    ev: &mut SyscallEvent,
+    regs: *const u8,
+    nr: u32,
+    ret: i64,
+    why: u32,
+    ev_bits: u32,
+    denied_cap: i32,
+) {
+    fill_header(&mut ev.header, kind::SYSCALL);
+    ev.nr = nr;
+    ev.reason = why;
+    ev.ret = ret;
+    let mut i = 0;
+    while i < 6 {
+        ev.args[i] = regs_word(regs, REGS_ARGS[i]);
+        i += 1;
+    }
+    ev.evidence = ev_bits;
+    ev.denied_cap = denied_cap;
+    // SAFETY: helper without arguments.
+    ev.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    ev.gid = (bpf_get_current_uid_gid() >> 32) as u32;
+    ev.data_len = 0;
+}
+
+#[inline(always)]
+fn read_user_str(ev: &mut SyscallEvent, ptr: u64) {
+    // SAFETY: user pointer; the helper checks the access and bounds by the slice.
+    let n = unsafe { bpf_probe_read_user_str_bytes(ptr as *const u8, &mut ev.data) }
+        .map(|s| s.len())
+        .unwrap_or(0);
+    ev.data_len = n as u32;
+    if n >= DATA_LEN - 1 {
+        ev.evidence |= evidence::DATA_TRUNCATED;
+    }
+}
+
+/// Reads `len` user bytes (bounded by DATA_LEN) into `ev.data`.
+#[inline(always)]
+fn read_user_bytes(ev: &mut SyscallEvent, ptr: u64, len: u64) {
+    if len > DATA_LEN as u64 {
+        ev.evidence |= evidence::DATA_TRUNCATED;
+    }
+    let n = len.min(DATA_LEN as u64) as usize;
+    if n == 0 {
+        return;
+    }
+    // SAFETY: user pointer; the helper checks the access.
+    if unsafe { bpf_probe_read_user_buf(ptr as *const u8, &mut ev.data[..n]) }.is_ok() {
+        ev.data_len = n as u32;
+    }
+}
+
+#[inline(always)]
+fn on_success(regs: *const u8, nr: u32, ret: i64, tgid: u32, path_arg: u8) {
+    match nr {
+        SYS_LANDLOCK_CREATE_RULESET | SYS_LANDLOCK_ADD_RULE | SYS_LANDLOCK_RESTRICT_SELF => {
+            on_landlock(regs, nr, ret, tgid)
+        }
+        SYS_OPEN | SYS_OPENAT | SYS_OPENAT2 | SYS_CREAT => {
+            if RULESET_BUILDERS.get_ptr(tgid).is_some() {
+                emit_with(regs, nr, ret, reason::FD_PATH, |ev| {
+                    read_user_str(ev, ev.args[path_arg as usize % 6])
+                });
+            }
+        }
+        SYS_WRITE | SYS_WRITEV if ret > 0 => on_write(regs, nr, ret, tgid, path_arg),
+        _ => {}
+    }
+}
+
+#[inline(always)]
+fn on_landlock(regs: *const u8, nr: u32, ret: i64, tgid: u32) {
+    if nr == SYS_LANDLOCK_CREATE_RULESET {
+        let _ = RULESET_BUILDERS.insert(tgid, 1, 0);
+    }
+    emit_with(regs, nr, ret, reason::LANDLOCK, |ev| match nr {
+        // struct landlock_ruleset_attr (3 x u64, size in arg 1).
+        SYS_LANDLOCK_CREATE_RULESET => read_user_bytes(ev, ev.args[0], ev.args[1].min(24)),
+        // struct landlock_path_beneath_attr (12 bytes, packed) or landlock_net_port_attr (16).
+        SYS_LANDLOCK_ADD_RULE => read_user_bytes(ev, ev.args[2], 16),
+        _ => {}
+    });
+}
+
+#[inline(always)]
+fn on_write(regs: *const u8, nr: u32, ret: i64, tgid: u32, path_arg: u8) {
+    let fd = regs_word(regs, REGS_ARGS[0]);
+    if fd != 1 && fd != 2 {
+        return;
+    }
+    let budget = MESSAGE_BUDGET.get_ptr_mut(tgid);
+    match budget {
+        // SAFETY: map value pointer; a lost race only miscounts one message.
+        Some(left) => unsafe {
+            if *left == 0 {
+                bump(counter::MESSAGES_DROPPED);
+                return;
+            }
+            *left -= 1;
+        },
+        None => {
+            let _ = MESSAGE_BUDGET.insert(tgid, cfg(&DIAG_MESSAGE_BURST).saturating_sub(1), 0);
+        }
+    }
+    emit_with(regs, nr, ret, reason::MESSAGE, |ev| {
+        if path_arg == MESSAGE_WRITEV {
+            // First iovec only: { void *base; size_t len }.
+            // SAFETY: user pointer; probe_read checks the access.
+            let iov: [u64; 2] =
+                unsafe { bpf_probe_read_user(ev.args[1] as *const [u64; 2]).unwrap_or([0, 0]) };
+            read_user_bytes(ev, iov[0], iov[1].min(ret as u64));
+        } else if path_arg == MESSAGE_WRITE {
+            read_user_bytes(ev, ev.args[1], ret as u64);
+        }
+    });
+}
+
+#[inline(always)]
+fn emit_with(regs: *const u8, nr: u32, ret: i64, why: u32, fill: impl FnOnce(&mut SyscallEvent)) {
+    let Some(mut entry) = EVENTS.reserve::<SyscallEvent>(0) else {
+        bump(counter::LOST_EVENTS);
+        return;
+    };
+    // SAFETY: the reservation is exclusively ours until submit.
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    fill_syscall_event(ev, regs, nr, ret, why, 0, -1);
+    fill(ev);
+    entry.submit(0);
+}
+
+// ---- process tree ------------------------------------------------------------------------------
+
+#[inline(always)]
+fn tp_u32(ctx: &TracePointContext, off: u32) -> u32 {
+    // SAFETY: offset read from tracefs for this kernel; read_at checks the access.
+    unsafe { ctx.read_at::<u32>(off as usize).unwrap_or(0) }
+}
+
+#[tracepoint(category = "sched", name = "sched_process_fork")]
+pub fn diag_sched_fork(ctx: TracePointContext) -> u32 {
+    let parent = tp_u32(&ctx, cfg(&DIAG_FORK_PARENT_PID_OFF));
+    let Some(state) = TASKS.get_ptr(parent) else {
+        return 0;
+    };
+    let child = tp_u32(&ctx, cfg(&DIAG_FORK_CHILD_PID_OFF));
+    track(child);
+    // SAFETY: map value pointer of the forking task.
+    let flags = unsafe { (*state).clone_flags };
+    if flags & CLONE_THREAD != 0 {
+        bump(counter::THREAD_FORKS);
+        return 0;
+    }
+    bump(counter::PROCESS_FORKS);
+    let Some(mut entry) = EVENTS.reserve::<ProcEvent>(0) else {
+        bump(counter::LOST_EVENTS);
+        return 0;
+    };
+    // SAFETY: the reservation is exclusively ours until submit.
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    fill_header(&mut ev.header, kind::FORK);
+    ev.parent_tid = parent;
+    ev.parent_tgid = ev.header.tgid;
+    ev.child_tid = child;
+    ev.filename_len = 0;
+    entry.submit(0);
+    0
+}
+
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn diag_sched_exec(ctx: TracePointContext) -> u32 {
+    let (tid, _) = current_ids();
+    let old = tp_u32(&ctx, cfg(&DIAG_EXEC_OLD_PID_OFF));
+    if TASKS.get_ptr(tid).is_none() && TASKS.get_ptr(old).is_none() {
+        return 0;
+    }
+    if old != tid {
+        // A non-leader thread exec'd and took over the leader's pid.
+        let _ = TASKS.remove(old);
+        track(tid);
+    }
+    let Some(mut entry) = EVENTS.reserve::<ProcEvent>(0) else {
+        bump(counter::LOST_EVENTS);
+        return 0;
+    };
+    // SAFETY: the reservation is exclusively ours until submit.
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    fill_header(&mut ev.header, kind::EXEC);
+    ev.parent_tid = 0;
+    ev.parent_tgid = 0;
+    ev.child_tid = old;
+    // __data_loc: low 16 bits offset from the record start, high 16 bits length.
+    let loc = tp_u32(&ctx, cfg(&DIAG_EXEC_FILENAME_OFF));
+    let src = (ctx.as_ptr() as usize + (loc & 0xffff) as usize) as *const u8;
+    // SAFETY: points into this tracepoint's record; the helper checks the access.
+    ev.filename_len = unsafe {
+        aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes(src, &mut ev.filename)
+            .map(|s| s.len() as u32)
+            .unwrap_or(0)
+    };
+    entry.submit(0);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn diag_sched_exit(_ctx: RawTracePointContext) -> i32 {
+    let (tid, tgid) = current_ids();
+    if TASKS.get_ptr(tid).is_none() {
+        return 0;
+    }
+    let _ = TASKS.remove(tid);
+    if tid != tgid {
+        return 0;
+    }
+    let _ = MESSAGE_BUDGET.remove(tgid);
+    let _ = RULESET_BUILDERS.remove(tgid);
+    let Some(mut entry) = EVENTS.reserve::<ProcEvent>(0) else {
+        bump(counter::LOST_EVENTS);
+        return 0;
+    };
+    // SAFETY: the reservation is exclusively ours until submit.
+    let ev = unsafe { &mut *entry.as_mut_ptr() };
+    fill_header(&mut ev.header, kind::EXIT);
+    ev.parent_tid = 0;
+    ev.parent_tgid = 0;
+    ev.child_tid = 0;
+    ev.filename_len = 0;
+    entry.submit(0);
+    0
+}
+
+// ---- attribution evidence ------------------------------------------------------------------
+
+/// Marks the current task's in-flight syscall with `bits`. Seccomp runs before `sys_enter`, so
+/// its mark is kept even with nothing in flight; `sys_exit` clears marks either way.
+#[inline(always)]
+fn mark_inflight(bits: u32, cap: i32) {
+    let (tid, _) = current_ids();
+    if let Some(state) = TASKS.get_ptr_mut(tid) {
+        // SAFETY: map value pointer, written only by this task.
+        unsafe {
+            if (*state).inflight_nr != 0 || bits == evidence::SECCOMP_DENIED {
+                (*state).evidence |= bits;
+                if cap >= 0 {
+                    (*state).denied_cap = cap;
+                }
+            }
+        }
+    }
+}
+
+#[tracepoint(category = "capability", name = "cap_capable")]
+pub fn diag_cap_capable(ctx: TracePointContext) -> u32 {
+    let ret = tp_u32(&ctx, cfg(&DIAG_CAP_RET_OFF)) as i32;
+    if ret != 0 {
+        let cap = tp_u32(&ctx, cfg(&DIAG_CAP_CAP_OFF)) as i32;
+        mark_inflight(evidence::CAP_DENIED, cap);
+    }
+    0
+}
+
+#[tracepoint(category = "avc", name = "selinux_audited")]
+pub fn diag_selinux_audited(ctx: TracePointContext) -> u32 {
+    if tp_u32(&ctx, cfg(&DIAG_AVC_DENIED_OFF)) != 0 {
+        mark_inflight(evidence::SELINUX_DENIED, -1);
+    }
+    0
+}
+
+// Kernel-function probes: direct evidence where the kernel lets fexit load (best-effort).
+
+#[inline(always)]
+fn mark_if_failed(ctx: &FExitContext, bits: u32) -> i32 {
+    if ctx.ret::<i64>().map(|r| r as i32 != 0).unwrap_or(false) {
+        mark_inflight(bits, -1);
+    }
+    0
+}
+
+#[fexit(function = "security_file_open")]
+pub fn diag_fexit_security_file_open(ctx: FExitContext) -> i32 {
+    mark_if_failed(&ctx, evidence::LSM_FILE_OPEN_DENIED)
+}
+
+#[fexit(function = "hook_file_open")]
+pub fn diag_fexit_landlock_file_open(ctx: FExitContext) -> i32 {
+    mark_if_failed(&ctx, evidence::LANDLOCK_DENIED)
+}
+
+#[fexit(function = "generic_permission")]
+pub fn diag_fexit_generic_permission(ctx: FExitContext) -> i32 {
+    mark_if_failed(&ctx, evidence::DAC_DENIED)
+}
+
+#[fexit(function = "__secure_computing")]
+pub fn diag_fexit_secure_computing(ctx: FExitContext) -> i32 {
+    mark_if_failed(&ctx, evidence::SECCOMP_DENIED)
+}
+
+#[fexit(function = "pids_can_fork")]
+pub fn diag_fexit_pids_can_fork(ctx: FExitContext) -> i32 {
+    mark_if_failed(&ctx, evidence::PIDS_DENIED)
+}
+
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[link_section = "license"]
+#[no_mangle]
+static LICENSE: [u8; 4] = *b"GPL\0";
