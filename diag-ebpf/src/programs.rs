@@ -68,6 +68,10 @@ static TASKS: HashMap<u32, TaskState> = HashMap::with_max_entries(65536, 0);
 /// tgid -> messages left in its budget.
 #[map]
 static MESSAGE_BUDGET: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
+/// (tgid << 32 | fd) -> 1 or 2: fds a process duplicated from its stdout/stderr (tmux writes
+/// its errors through a dup of fd 2).
+#[map]
+static MESSAGE_FDS: HashMap<u64, u32> = HashMap::with_max_entries(8192, 0);
 /// tgids that created a Landlock ruleset: their successful opens are reported as FD_PATH.
 #[map]
 static RULESET_BUILDERS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
@@ -80,6 +84,13 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
 
 const SYS_WRITE: u32 = 1;
 const SYS_OPEN: u32 = 2;
+const SYS_CLOSE: u32 = 3;
+const SYS_DUP: u32 = 32;
+const SYS_DUP2: u32 = 33;
+const SYS_FCNTL: u32 = 72;
+const SYS_DUP3: u32 = 292;
+const F_DUPFD: u64 = 0;
+const F_DUPFD_CLOEXEC: u64 = 1030;
 const SYS_WRITEV: u32 = 20;
 const SYS_CLONE: u32 = 56;
 const SYS_FORK: u32 = 57;
@@ -104,6 +115,20 @@ const REGS_ARGS: [usize; 6] = [14 * 8, 13 * 8, 12 * 8, 7 * 8, 9 * 8, 8 * 8];
 fn regs_word(regs: *const u8, off: usize) -> u64 {
     // SAFETY: regs is the kernel's pt_regs for this syscall; probe_read checks the access.
     unsafe { bpf_probe_read_kernel(regs.add(off).cast::<u64>()).unwrap_or(0) }
+}
+
+/// `args[i]`, with a match the verifier can follow (an index it cannot bound is rejected).
+#[inline(always)]
+fn arg_at(args: &[u64; 6], i: u8) -> Option<u64> {
+    match i {
+        0 => Some(args[0]),
+        1 => Some(args[1]),
+        2 => Some(args[2]),
+        3 => Some(args[3]),
+        4 => Some(args[4]),
+        5 => Some(args[5]),
+        _ => None,
+    }
 }
 
 #[inline(always)]
@@ -239,8 +264,8 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
     // SAFETY: the reservation is exclusively ours until submit/discard.
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     fill_syscall_event(ev, regs, nr, ret, reason::FAILED, ev_bits, denied_cap);
-    if path_arg < 6 {
-        read_user_str(ev, ev.args[path_arg as usize]);
+    if let Some(ptr) = arg_at(&ev.args, path_arg) {
+        read_user_str(ev, ptr);
     }
     if dev_only && !(ev.data_len >= 5 && ev.data[..5] == *b"/dev/") {
         entry.discard(0);
@@ -314,11 +339,57 @@ fn on_success(regs: *const u8, nr: u32, ret: i64, tgid: u32, path_arg: u8) {
         SYS_OPEN | SYS_OPENAT | SYS_OPENAT2 | SYS_CREAT => {
             if RULESET_BUILDERS.get_ptr(tgid).is_some() {
                 emit_with(regs, nr, ret, reason::FD_PATH, |ev| {
-                    read_user_str(ev, ev.args[path_arg as usize % 6])
+                    if let Some(ptr) = arg_at(&ev.args, path_arg) {
+                        read_user_str(ev, ptr);
+                    }
                 });
             }
         }
         SYS_WRITE | SYS_WRITEV if ret > 0 => on_write(regs, nr, ret, tgid, path_arg),
+        SYS_DUP | SYS_DUP2 | SYS_DUP3 | SYS_FCNTL => on_dup(regs, nr, ret, tgid),
+        SYS_CLOSE => {
+            let fd = regs_word(regs, REGS_ARGS[0]);
+            if fd > 2 {
+                let _ = MESSAGE_FDS.remove(fd_key(tgid, fd));
+            }
+        }
+        _ => {}
+    }
+}
+
+#[inline(always)]
+fn fd_key(tgid: u32, fd: u64) -> u64 {
+    ((tgid as u64) << 32) | (fd & 0xffff_ffff)
+}
+
+/// Which standard stream `fd` writes to in this process (1, 2), if any.
+#[inline(always)]
+fn message_stream(tgid: u32, fd: u64) -> Option<u32> {
+    if fd == 1 || fd == 2 {
+        return Some(fd as u32);
+    }
+    // SAFETY: plain value read from the map.
+    unsafe { MESSAGE_FDS.get(fd_key(tgid, fd)).copied() }
+}
+
+#[inline(always)]
+fn on_dup(regs: *const u8, nr: u32, ret: i64, tgid: u32) {
+    if nr == SYS_FCNTL {
+        let cmd = regs_word(regs, REGS_ARGS[1]);
+        if cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC {
+            return;
+        }
+    }
+    let old = regs_word(regs, REGS_ARGS[0]);
+    let new = ret as u64;
+    match message_stream(tgid, old) {
+        Some(stream) if new > 2 => {
+            let _ = MESSAGE_FDS.insert(fd_key(tgid, new), stream, 0);
+        }
+        // dup2 of something else over a tracked fd replaces it.
+        None if new > 2 => {
+            let _ = MESSAGE_FDS.remove(fd_key(tgid, new));
+        }
         _ => {}
     }
 }
@@ -339,10 +410,9 @@ fn on_landlock(regs: *const u8, nr: u32, ret: i64, tgid: u32) {
 
 #[inline(always)]
 fn on_write(regs: *const u8, nr: u32, ret: i64, tgid: u32, path_arg: u8) {
-    let fd = regs_word(regs, REGS_ARGS[0]);
-    if fd != 1 && fd != 2 {
+    let Some(stream) = message_stream(tgid, regs_word(regs, REGS_ARGS[0])) else {
         return;
-    }
+    };
     let budget = MESSAGE_BUDGET.get_ptr_mut(tgid);
     match budget {
         // SAFETY: map value pointer; a lost race only miscounts one message.
@@ -358,6 +428,8 @@ fn on_write(regs: *const u8, nr: u32, ret: i64, tgid: u32, path_arg: u8) {
         }
     }
     emit_with(regs, nr, ret, reason::MESSAGE, |ev| {
+        // Report the stream, not the dup'd fd number.
+        ev.args[0] = stream as u64;
         if path_arg == MESSAGE_WRITEV {
             // First iovec only: { void *base; size_t len }.
             // SAFETY: user pointer; probe_read checks the access.
@@ -467,6 +539,7 @@ pub fn diag_sched_exit(_ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let _ = MESSAGE_BUDGET.remove(tgid);
+    // Leftover dup'd-fd entries of this process age out with the map; tgids are rarely reused soon.
     let _ = RULESET_BUILDERS.remove(tgid);
     let Some(mut entry) = EVENTS.reserve::<ProcEvent>(0) else {
         bump(counter::LOST_EVENTS);

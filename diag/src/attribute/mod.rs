@@ -1,0 +1,369 @@
+//! Attribution: which layer refused each failure, how sure diag is, and which suspects it
+//! excluded, with the measured reason for each.
+//!
+//! Order of evidence: a kernel record (audit, fexit probe, cap_capable, seccomp's missing
+//! sys_enter) is `direct`; a traced Landlock domain that lacks the needed right is `direct`;
+//! a measured context check (mountinfo, pids cgroup, limits, file mode) is `inferred`; and a
+//! layer is inferred by elimination only when every other layer able to return that errno for
+//! that call was excluded by a measured check. Otherwise the layer is `unknown`, with the
+//! candidates listed.
+
+pub mod access;
+mod process_limits;
+mod suspects;
+
+pub use suspects::Suspects;
+
+use crate::capture::ProbeReport;
+use crate::context::{dac, path::FileKind, process::cap_name, FailureContext, HostFacts};
+use crate::correlate::{landlock::access_names, FailureGroup, Trace};
+use crate::model::{syscalls, Confidence, EvidenceSource, Failure, Layer};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuledOut {
+    /// A layer or cause name from the vocabulary.
+    pub suspect: String,
+    pub why: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Attribution {
+    pub layer: Layer,
+    pub confidence: Confidence,
+    pub evidence: Vec<String>,
+    pub ruled_out: Vec<RuledOut>,
+    /// For `unknown`: the layers that could not be excluded.
+    pub candidates: Vec<Layer>,
+    /// Set when the failure is benign noise that did not change the outcome.
+    pub noise: Option<String>,
+}
+
+impl Attribution {
+    fn new() -> Self {
+        Attribution {
+            layer: Layer::Unknown,
+            confidence: Confidence::Unknown,
+            evidence: vec![],
+            ruled_out: vec![],
+            candidates: vec![],
+            noise: None,
+        }
+    }
+
+    fn decide(mut self, layer: Layer, confidence: Confidence, why: impl Into<String>) -> Self {
+        self.layer = layer;
+        self.confidence = confidence;
+        self.evidence.push(why.into());
+        self
+    }
+
+    fn exclude(&mut self, suspect: impl Into<String>, why: impl Into<String>) {
+        self.ruled_out.push(RuledOut { suspect: suspect.into(), why: why.into() });
+    }
+}
+
+/// Which evidence probes were live, so absence of evidence means something only when it could
+/// have been seen.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProbesLive {
+    pub cap_capable: bool,
+    pub fexit_landlock: bool,
+    pub fexit_lsm: bool,
+}
+
+impl ProbesLive {
+    pub fn from_report(p: &ProbeReport) -> Self {
+        let has = |s: &str| p.attached.iter().any(|a| a.ends_with(s));
+        ProbesLive {
+            cap_capable: has("cap_capable"),
+            fexit_landlock: has("hook_file_open"),
+            fexit_lsm: has("security_file_open"),
+        }
+    }
+}
+
+pub struct Attributor<'a> {
+    pub host: &'a HostFacts,
+    pub probes: ProbesLive,
+    pub trace: &'a Trace,
+}
+
+/// LSMs able to refuse file access when active.
+const DENYING_LSMS: &[(&str, Layer)] = &[
+    ("landlock", Layer::Landlock),
+    ("selinux", Layer::Selinux),
+    ("apparmor", Layer::Apparmor),
+    ("smack", Layer::Lsm),
+    ("tomoyo", Layer::Lsm),
+];
+
+/// Filesystems whose permission checks are the generic ones (no server-side or FUSE policy).
+const LOCAL_FS: &[&str] = &[
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "devtmpfs", "devpts", "proc", "sysfs",
+    "overlay", "ramfs", "vfat", "f2fs", "erofs", "squashfs", "cgroup", "cgroup2", "mqueue",
+];
+
+impl Attributor<'_> {
+    pub fn attribute(&self, g: &FailureGroup) -> Attribution {
+        let f = &g.failure;
+        let empty = FailureContext::default();
+        let ctx = g.context.as_ref().unwrap_or(&empty);
+        let mut a = Attribution::new();
+        a.noise = noise(f, self.trace);
+
+        if let Some(v) = &f.evidence.audit {
+            let layer = Layer::parse(&v.layer).unwrap_or(Layer::Lsm);
+            return a.decide(layer, Confidence::Direct, format!("audit record: {}", v.record));
+        }
+        if let Some(d) = self.seccomp(f, ctx, &mut a) {
+            return a.decide(Layer::Seccomp, Confidence::Direct, d);
+        }
+        if f.evidence.landlock_denied {
+            return a.decide(Layer::Landlock, Confidence::Direct, "fexit on Landlock's hook_file_open returned an error during the call");
+        }
+        if f.evidence.selinux_denied {
+            return a.decide(Layer::Selinux, Confidence::Direct, "avc:selinux_audited reported a denial during the call");
+        }
+        if f.evidence.pids_denied {
+            return a.decide(Layer::CgroupPids, Confidence::Direct, "fexit on pids_can_fork returned an error during the call");
+        }
+        if syscalls::is_clone(&f.syscall) && f.errno == libc::EAGAIN {
+            return process_limits::attribute(f, ctx, a);
+        }
+        if f.errno == libc::EROFS {
+            let mount = ctx.path.as_ref().and_then(|p| p.mount.as_ref());
+            let why = match mount {
+                Some(m) => format!("EROFS: {} ({}) is mounted {}", m.mount_point.display(), m.fs_type, if m.read_only { "ro" } else { "rw, the superblock is read-only" }),
+                None => "EROFS is returned only for writes to a read-only filesystem".into(),
+            };
+            return a.decide(Layer::MountRo, Confidence::Direct, why);
+        }
+        if f.errno == libc::ENOSYS {
+            let why = format!("{} entered the kernel and returned ENOSYS: this kernel does not implement it", f.syscall);
+            return a.decide(Layer::Unknown, Confidence::Inferred, why);
+        }
+        if let Some(cap) = f.evidence.denied_capability {
+            if !is_dac_cap(cap) || f.path.is_none() {
+                let why = format!("cap_capable refused {} during the call", cap_name(cap));
+                return a.decide(Layer::Capability, Confidence::Direct, why);
+            }
+        }
+        if is_userns_call(f) {
+            if let Some(a) = userns(f, a.clone(), self.host) {
+                return a;
+            }
+        }
+        if f.path.is_some() && matches!(f.errno, libc::EACCES | libc::EPERM) {
+            return self.file_access(f, ctx, a);
+        }
+        if f.errno == libc::ENOENT {
+            let why = format!("{} does not exist in the process's mount namespace", f.path.as_ref().map(|p| p.escaped()).unwrap_or_default());
+            return a.decide(Layer::Unknown, Confidence::Inferred, why);
+        }
+        if self.probes.cap_capable && f.evidence.source == EvidenceSource::Kernel {
+            a.exclude("capability", "cap_capable refused no capability during the call");
+        }
+        a.evidence.push(format!("no layer-specific evidence for {} returning {}", f.syscall, crate::model::errno::name(f.errno)));
+        a
+    }
+
+    /// Seccomp is proven by the missing sys_enter, and excluded by its presence.
+    fn seccomp(&self, f: &Failure, ctx: &FailureContext, a: &mut Attribution) -> Option<String> {
+        let mode = ctx.process.as_ref().and_then(|p| p.seccomp_mode);
+        let mode_text = match mode {
+            Some(2) => "filter present (mode 2)",
+            Some(1) => "strict mode",
+            Some(0) => "no filter (mode 0)",
+            _ => "mode unknown",
+        };
+        if f.evidence.no_enter || f.evidence.seccomp_denied {
+            return Some(format!(
+                "{} on tid {} reached sys_exit without sys_enter: a seccomp filter answered {} before the syscall ran; seccomp {mode_text}",
+                f.syscall,
+                f.origin.tid,
+                crate::model::errno::name(f.errno)
+            ));
+        }
+        if f.evidence.source == EvidenceSource::Kernel && mode == Some(0) {
+            a.exclude("seccomp", "seccomp: no filter installed (mode 0), and the call reached sys_enter");
+        } else if f.evidence.source == EvidenceSource::Kernel {
+            a.exclude("seccomp", format!("seccomp: {mode_text}, but this call reached sys_enter, so no filter refused it"));
+        } else if mode == Some(0) {
+            a.exclude("seccomp", "seccomp: no filter (mode 0)");
+        }
+        None
+    }
+
+    fn file_access(&self, f: &Failure, ctx: &FailureContext, mut a: Attribution) -> Attribution {
+        let Some(facts) = ctx.path.as_ref() else {
+            a.evidence.push("the path could not be examined (the process had exited)".into());
+            a.candidates = vec![Layer::Dac, Layer::Landlock, Layer::Lsm];
+            return a;
+        };
+        let resolved = facts.resolved.clone().unwrap_or_else(|| facts.path.clone());
+        let exists = facts.kind != FileKind::Missing;
+        let is_dir = facts.kind == FileKind::Directory;
+        let needed = access::needed(f, &resolved, exists, is_dir);
+        let is_exec = syscalls::is_exec(&f.syscall) || is_prot_exec(f);
+
+        if let Some(m) = &facts.mount {
+            if is_exec && m.noexec {
+                let why = format!("{} is on {} ({}), mounted noexec", resolved.display(), m.mount_point.display(), m.fs_type);
+                return a.decide(Layer::MountNoexec, Confidence::Inferred, why);
+            }
+            if is_exec {
+                a.exclude("mount-noexec", format!("{} is mounted without noexec", m.mount_point.display()));
+            }
+        }
+
+        // DAC, checked as the process would make it.
+        let mut dac_excluded = false;
+        match (ctx.process.as_ref(), needed.as_ref()) {
+            (Some(p), Some(n)) => {
+                let target = if n.path == resolved { facts.clone() } else {
+                    crate::context::PathFacts::read(f.origin.pid, n.path.as_os_str().as_encoded_bytes()).unwrap_or_else(|_| facts.clone())
+                };
+                let v = dac::check(&target, n.dac, p);
+                if !v.allowed {
+                    let (conf, extra) = match f.evidence.denied_capability {
+                        Some(cap) => (Confidence::Direct, format!("; cap_capable refused {} during the call", cap_name(cap))),
+                        None => (Confidence::Inferred, String::new()),
+                    };
+                    return a.decide(Layer::Dac, conf, format!("DAC: {}{extra}", v.why));
+                }
+                a.exclude("dac", format!("DAC: {}", v.why));
+                dac_excluded = true;
+            }
+            _ => a.candidates.push(Layer::Dac),
+        }
+
+        // Landlock domains traced in the tree: direct evidence either way.
+        let domains = self.trace.landlock.domains_of(f.origin.pid);
+        let mut landlock_excluded = false;
+        if let Some(n) = needed.as_ref().filter(|n| n.landlock != 0) {
+            for d in &domains {
+                let missing = d.missing_rights(&n.path, n.landlock);
+                if missing != 0 {
+                    let why = format!(
+                        "Landlock domain {} (created by pid {}, {}) grants {}; {} needs {}: not granted",
+                        d.id, d.created_by, d.creator_comm.escaped(), d.grants_summary(),
+                        n.path.display(), access_names(missing).join("+")
+                    );
+                    return a.decide(Layer::Landlock, Confidence::Direct, why);
+                }
+            }
+            if !domains.is_empty() {
+                a.exclude("landlock", format!("the traced Landlock domain(s) grant {} on {}", n.what, n.path.display()));
+                landlock_excluded = true;
+            }
+        } else if needed.is_some() && !domains.is_empty() {
+            a.exclude("landlock", format!("Landlock does not restrict {}", f.syscall));
+            landlock_excluded = true;
+        }
+
+        // Elimination over the layers that remain.
+        let fs_local = facts.mount.as_ref().is_some_and(|m| LOCAL_FS.contains(&m.fs_type.as_str()));
+        if let Some(m) = &facts.mount {
+            if fs_local {
+                a.exclude("filesystem", format!("{} is {}, which applies only the generic permission checks", m.mount_point.display(), m.fs_type));
+            } else {
+                a.candidates.push(Layer::Unknown);
+                a.evidence.push(format!("{} is {}, which may apply its own permission policy", m.mount_point.display(), m.fs_type));
+            }
+        }
+        let mut remaining: Vec<Layer> = DENYING_LSMS
+            .iter()
+            .filter(|(name, _)| self.host.has_lsm(name))
+            .map(|&(_, l)| l)
+            .filter(|&l| !(l == Layer::Landlock && landlock_excluded))
+            .collect();
+        if self.host.has_lsm("bpf") {
+            match &self.host.bpf_lsm_programs {
+                Some(progs) if progs.is_empty() => a.exclude("bpf-lsm", "BPF LSM is enabled but no BPF LSM program is attached"),
+                Some(progs) => { remaining.push(Layer::BpfLsm); a.evidence.push(format!("BPF LSM programs attached: {}", progs.join(", "))) }
+                None => remaining.push(Layer::BpfLsm),
+            }
+        }
+        for (name, layer) in DENYING_LSMS {
+            if !self.host.has_lsm(name) && *layer != Layer::Lsm {
+                a.exclude(layer.as_str(), format!("{name} is not among the active LSMs ({})", self.host.lsms.join(",")));
+            }
+        }
+        let seccomp_excluded = a.ruled_out.iter().any(|r| r.suspect == "seccomp");
+        let all_excluded = dac_excluded && seccomp_excluded && fs_local && a.candidates.is_empty();
+        if all_excluded && remaining.len() == 1 {
+            let layer = remaining[0];
+            let why = format!(
+                "by elimination: DAC allows it, seccomp did not intercept the call, {} is a local filesystem, and the active LSMs are {}; {} is the only layer left that can refuse it{}",
+                facts.mount.as_ref().map(|m| m.mount_point.display().to_string()).unwrap_or_default(),
+                self.host.lsms.join(","),
+                layer.title(),
+                if layer == Layer::Landlock && domains.is_empty() { " (the Landlock domain was created before tracing started, so its rules are not known)" } else { "" }
+            );
+            return a.decide(layer, Confidence::Inferred, why);
+        }
+        a.candidates.extend(remaining);
+        a.candidates.sort();
+        a.candidates.dedup();
+        a.evidence.push(format!(
+            "could not single out a layer: candidates {}",
+            a.candidates.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+        a
+    }
+}
+
+fn is_dac_cap(cap: u32) -> bool {
+    use crate::context::process::{CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER};
+    matches!(cap, CAP_DAC_OVERRIDE | CAP_DAC_READ_SEARCH | CAP_FOWNER)
+}
+
+fn is_prot_exec(f: &Failure) -> bool {
+    matches!(f.syscall.as_str(), "mmap" | "mprotect" | "pkey_mprotect") && f.flags.is_some_and(|p| p & 4 != 0)
+}
+
+fn is_userns_call(f: &Failure) -> bool {
+    let newuser = f.flags.is_some_and(|fl| fl & crate::model::flags::CLONE_NEWUSER != 0);
+    (matches!(f.syscall.as_str(), "unshare" | "clone") && newuser)
+        || f.path.as_ref().is_some_and(|p| p.contains("uid_map") || p.contains("gid_map") || p.contains("setgroups"))
+}
+
+fn read_sysctl(path: &str) -> Option<i64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// User-namespace creation and id-map writes: the sysctls that refuse them.
+fn userns(f: &Failure, a: Attribution, host: &HostFacts) -> Option<Attribution> {
+    if read_sysctl("/proc/sys/user/max_user_namespaces") == Some(0) {
+        return Some(a.decide(Layer::Userns, Confidence::Inferred, "user.max_user_namespaces is 0"));
+    }
+    let uid = f.origin.uid.unwrap_or(0);
+    if uid != 0 && read_sysctl("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
+        return Some(a.decide(Layer::Userns, Confidence::Inferred, format!("kernel.unprivileged_userns_clone is 0 and uid {uid} is unprivileged")));
+    }
+    if host.has_lsm("apparmor") && read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
+        return Some(a.decide(Layer::Apparmor, Confidence::Inferred, "kernel.apparmor_restrict_unprivileged_userns is 1: AppArmor restricts unprivileged user namespaces"));
+    }
+    None
+}
+
+/// Failures that did not change the outcome, labelled rather than hidden.
+fn noise(f: &Failure, trace: &Trace) -> Option<String> {
+    if f.errno == libc::EAGAIN && !syscalls::is_clone(&f.syscall) && !matches!(f.syscall.as_str(), "execve" | "execveat" | "setuid" | "setresuid" | "setreuid") {
+        return Some("EAGAIN here means the call would block on a non-blocking descriptor".into());
+    }
+    if matches!(f.syscall.as_str(), "access" | "faccessat" | "faccessat2" | "stat" | "lstat" | "newfstatat" | "statx" | "readlink" | "readlinkat") {
+        return Some(format!("{} is a probe: the program checks and carries on", f.syscall));
+    }
+    if f.syscall == "clone3" && f.errno == libc::ENOSYS && trace.stats.process_forks + trace.stats.thread_forks > 0 {
+        return Some("glibc falls back to clone when clone3 returns ENOSYS".into());
+    }
+    let exec_later = trace.processes.get(&f.origin.pid).and_then(|p| p.exec_ns).is_some_and(|t| t > f.origin.time_ns);
+    if syscalls::is_exec(&f.syscall) && exec_later {
+        return Some("a PATH search: the command was found and executed elsewhere".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;

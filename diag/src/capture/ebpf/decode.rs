@@ -1,0 +1,159 @@
+//! Turns ring buffer records (the ABI in `diag-ebpf`) into model events.
+
+use crate::model::{
+    syscalls, Event, Exec, Exit, Failure, Fork, KernelEvidence, LandlockCall, LandlockOp,
+    Message, Origin, Text,
+};
+use diag_ebpf::{evidence, kind, reason, read_record, EventHeader, ProcEvent, SyscallEvent};
+
+/// `landlock_create_ruleset` flags that query instead of creating a ruleset.
+const LANDLOCK_CREATE_RULESET_QUERY: u64 = 0b11;
+const LANDLOCK_RULE_PATH_BENEATH: u64 = 1;
+const LANDLOCK_RULE_NET_PORT: u64 = 2;
+
+pub fn record(bytes: &[u8]) -> Option<Event> {
+    let header: EventHeader = read_record(bytes)?;
+    match header.kind {
+        kind::SYSCALL => syscall(&read_record::<SyscallEvent>(bytes)?),
+        kind::FORK | kind::EXEC | kind::EXIT => process(&read_record::<ProcEvent>(bytes)?),
+        _ => None,
+    }
+}
+
+fn origin(h: &EventHeader) -> Origin {
+    Origin {
+        time_ns: h.ktime_ns,
+        pid: h.tgid,
+        tid: h.tid,
+        comm: Text::from_c(&h.comm),
+        uid: Some(h.uid),
+        gid: None,
+    }
+}
+
+fn data(ev: &SyscallEvent) -> &[u8] {
+    &ev.data[..(ev.data_len as usize).min(ev.data.len())]
+}
+
+fn syscall(ev: &SyscallEvent) -> Option<Event> {
+    let mut origin = origin(&ev.header);
+    origin.gid = Some(ev.gid);
+    let name = syscalls::name(ev.nr);
+    match ev.reason {
+        reason::FAILED => Some(Event::Failure(failure(ev, origin, name))),
+        reason::MESSAGE => Some(Event::Message(Message {
+            origin,
+            fd: ev.args[0] as i32,
+            text: Text::new(data(ev)),
+            truncated: ev.evidence & evidence::DATA_TRUNCATED != 0,
+        })),
+        reason::LANDLOCK => landlock(ev, origin, &name),
+        reason::FD_PATH => Some(Event::FdOpened {
+            pid: origin.pid,
+            fd: ev.ret as i32,
+            path: Text::from_c(data(ev)),
+        }),
+        _ => None,
+    }
+}
+
+fn failure(ev: &SyscallEvent, origin: Origin, name: String) -> Failure {
+    let path = syscalls::path_arg(&name)
+        .filter(|_| ev.data_len > 0)
+        .map(|_| Text::from_c(data(ev)));
+    let bits = ev.evidence;
+    Failure {
+        origin,
+        errno: (-ev.ret) as i32,
+        path,
+        flags: flag_arg(&name).map(|i| ev.args[i]),
+        flags_text: None,
+        args: Some(ev.args),
+        evidence: KernelEvidence {
+            no_enter: bits & evidence::NO_ENTER != 0,
+            denied_capability: (bits & evidence::CAP_DENIED != 0 && ev.denied_cap >= 0)
+                .then_some(ev.denied_cap as u32),
+            selinux_denied: bits & evidence::SELINUX_DENIED != 0,
+            lsm_file_open_denied: bits & evidence::LSM_FILE_OPEN_DENIED != 0,
+            dac_denied: bits & evidence::DAC_DENIED != 0,
+            landlock_denied: bits & evidence::LANDLOCK_DENIED != 0,
+            seccomp_denied: bits & evidence::SECCOMP_DENIED != 0,
+            pids_denied: bits & evidence::PIDS_DENIED != 0,
+            ..KernelEvidence::default()
+        },
+        syscall: name,
+    }
+}
+
+/// Which argument holds the flags worth showing for this syscall.
+pub fn flag_arg(name: &str) -> Option<usize> {
+    match name {
+        "open" => Some(1),
+        "openat" => Some(2),
+        "clone" => Some(0),
+        "mmap" | "mprotect" | "pkey_mprotect" => Some(2),
+        "unshare" => Some(0),
+        "socket" => Some(1),
+        _ => None,
+    }
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    b.get(off..off + 8).map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()))
+}
+
+fn landlock(ev: &SyscallEvent, origin: Origin, name: &str) -> Option<Event> {
+    let d = data(ev);
+    let op = match name {
+        "landlock_create_ruleset" => {
+            if ev.args[2] & LANDLOCK_CREATE_RULESET_QUERY != 0 {
+                return None; // an ABI-version query, not a ruleset
+            }
+            LandlockOp::CreateRuleset {
+                fd: ev.ret as i32,
+                handled_fs: u64_at(d, 0),
+                handled_net: u64_at(d, 8),
+                scoped: u64_at(d, 16),
+            }
+        }
+        "landlock_add_rule" => match ev.args[1] {
+            LANDLOCK_RULE_PATH_BENEATH => LandlockOp::AddPathRule {
+                ruleset_fd: ev.args[0] as i32,
+                allowed: u64_at(d, 0),
+                parent_fd: d
+                    .get(8..12)
+                    .map_or(-1, |s| i32::from_le_bytes(s.try_into().unwrap())),
+            },
+            LANDLOCK_RULE_NET_PORT => LandlockOp::AddNetRule {
+                ruleset_fd: ev.args[0] as i32,
+                allowed: u64_at(d, 0),
+                port: u64_at(d, 8),
+            },
+            _ => return None,
+        },
+        "landlock_restrict_self" => LandlockOp::RestrictSelf {
+            ruleset_fd: ev.args[0] as i32,
+            flags: ev.args[1] as u32,
+        },
+        _ => return None,
+    };
+    Some(Event::Landlock(LandlockCall { origin, op }))
+}
+
+fn process(ev: &ProcEvent) -> Option<Event> {
+    let h = &ev.header;
+    match h.kind {
+        kind::FORK => Some(Event::Fork(Fork {
+            time_ns: h.ktime_ns,
+            parent_pid: ev.parent_tgid,
+            child_pid: ev.child_tid,
+            comm: Text::from_c(&h.comm),
+        })),
+        kind::EXEC => Some(Event::Exec(Exec {
+            origin: origin(h),
+            filename: Text::from_c(&ev.filename[..(ev.filename_len as usize).min(ev.filename.len())]),
+        })),
+        kind::EXIT => Some(Event::Exit(Exit { time_ns: h.ktime_ns, pid: h.tgid, status: None })),
+        _ => None,
+    }
+}

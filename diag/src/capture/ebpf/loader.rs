@@ -1,0 +1,248 @@
+//! Loads diag's eBPF object, configures it, attaches what this kernel allows, and reads events.
+
+use super::{decode, tracefs};
+use crate::capture::{CaptureConfig, ProbeReport};
+use crate::model::{CaptureStats, Event};
+use anyhow::{anyhow, bail, Context, Result};
+use aya::{
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{FExit, RawTracePoint, TracePoint},
+    Btf, Ebpf, EbpfLoader,
+};
+use diag_ebpf::{counter, globals, TaskState, MAX_ERRNO, MAX_SYSCALLS};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+static EBPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/diag.bpf.o"));
+
+/// Why the eBPF backend is absent from this build, if it is.
+pub fn missing_reason() -> Option<&'static str> {
+    let reason = env!("DIAG_EBPF_MISSING");
+    (EBPF_OBJECT.is_empty() || !reason.is_empty()).then_some(reason)
+}
+
+/// Tracepoints the capture cannot work without.
+const REQUIRED: &[(&str, Attach)] = &[
+    ("diag_sys_enter", Attach::Raw("sys_enter")),
+    ("diag_sys_exit", Attach::Raw("sys_exit")),
+    ("diag_sched_fork", Attach::Tp("sched", "sched_process_fork")),
+    ("diag_sched_exec", Attach::Tp("sched", "sched_process_exec")),
+    ("diag_sched_exit", Attach::Raw("sched_process_exit")),
+];
+
+/// Evidence probes: each one that does not load is reported under `probes.missing`.
+const OPTIONAL: &[(&str, Attach)] = &[
+    ("diag_cap_capable", Attach::Tp("capability", "cap_capable")),
+    ("diag_selinux_audited", Attach::Tp("avc", "selinux_audited")),
+    ("diag_fexit_security_file_open", Attach::FExit("security_file_open")),
+    ("diag_fexit_landlock_file_open", Attach::FExit("hook_file_open")),
+    ("diag_fexit_generic_permission", Attach::FExit("generic_permission")),
+    ("diag_fexit_secure_computing", Attach::FExit("__secure_computing")),
+    ("diag_fexit_pids_can_fork", Attach::FExit("pids_can_fork")),
+];
+
+#[derive(Clone, Copy)]
+enum Attach {
+    Raw(&'static str),
+    Tp(&'static str, &'static str),
+    FExit(&'static str),
+}
+
+impl Attach {
+    fn label(self) -> String {
+        match self {
+            Attach::Raw(tp) => format!("raw_tp/{tp}"),
+            Attach::Tp(g, e) => format!("tracepoint/{g}/{e}"),
+            Attach::FExit(f) => format!("fexit/{f}"),
+        }
+    }
+}
+
+pub struct EbpfCapture {
+    ebpf: Ebpf,
+    ring: RingBuf<MapData>,
+    pub probes: ProbeReport,
+}
+
+impl EbpfCapture {
+    /// Loads and attaches. `cgroup_id` (v2) makes every task of that cgroup traced as well.
+    pub fn load(config: &CaptureConfig, cgroup_id: Option<u64>) -> Result<Self> {
+        if let Some(reason) = missing_reason() {
+            bail!("the eBPF backend was not built into this binary: {reason}");
+        }
+        raise_memlock();
+        let tracing = tracefs::tracefs_root()?;
+        let off = |g, e, f| tracefs::field_offset(&tracing, g, e, f);
+        let fork_parent = off("sched", "sched_process_fork", "parent_pid")?;
+        let fork_child = off("sched", "sched_process_fork", "child_pid")?;
+        let exec_filename = off("sched", "sched_process_exec", "filename")?;
+        let exec_old_pid = off("sched", "sched_process_exec", "old_pid")?;
+        let cap_cap = off("capability", "cap_capable", "cap").unwrap_or(0);
+        let cap_ret = off("capability", "cap_capable", "ret").unwrap_or(0);
+        let avc_denied = off("avc", "selinux_audited", "denied").unwrap_or(0);
+
+        let errno_mask = bitmask::<{ MAX_ERRNO / 64 }>(config.errnos.errnos.iter().map(|&e| e as usize));
+        let syscall_mask =
+            bitmask::<{ MAX_SYSCALLS / 64 }>(config.syscalls.iter().map(|&n| n as usize));
+        let path_args = config.path_arg_table();
+        let dev_enoent = u8::from(config.errnos.dev_enoent);
+        let cgroup = cgroup_id.unwrap_or(0);
+        let burst = config.message_burst;
+
+        let mut ebpf = EbpfLoader::new()
+            .override_global(globals::ERRNO_MASK, &errno_mask, true)
+            .override_global(globals::SYSCALL_MASK, &syscall_mask, true)
+            .override_global(globals::PATH_ARG, &path_args, true)
+            .override_global(globals::DEV_ENOENT, &dev_enoent, true)
+            .override_global(globals::CGROUP_ID, &cgroup, true)
+            .override_global(globals::MESSAGE_BURST, &burst, true)
+            .override_global(globals::FORK_PARENT_PID_OFF, &fork_parent, true)
+            .override_global(globals::FORK_CHILD_PID_OFF, &fork_child, true)
+            .override_global(globals::EXEC_FILENAME_OFF, &exec_filename, true)
+            .override_global(globals::EXEC_OLD_PID_OFF, &exec_old_pid, true)
+            .override_global(globals::CAP_CAP_OFF, &cap_cap, true)
+            .override_global(globals::CAP_RET_OFF, &cap_ret, true)
+            .override_global(globals::AVC_DENIED_OFF, &avc_denied, true)
+            .load(EBPF_OBJECT)
+            .map_err(|e| anyhow!("loading the eBPF object: {e}"))?;
+
+        let mut probes = ProbeReport::default();
+        for &(prog, how) in REQUIRED {
+            attach(&mut ebpf, prog, how, &tracing, None)
+                .map_err(|e| anyhow!("attaching {}: {}", how.label(), verifier_tail(&format!("{e:#}"))))?;
+            probes.attached.push(how.label());
+        }
+        let btf = Btf::from_sys_fs().ok();
+        for &(prog, how) in OPTIONAL {
+            match attach(&mut ebpf, prog, how, &tracing, btf.as_ref()) {
+                Ok(()) => probes.attached.push(how.label()),
+                Err(e) => probes.missing.push((how.label(), format!("{e:#}"))),
+            }
+        }
+        let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("EVENTS map")?)?;
+        Ok(EbpfCapture { ebpf, ring, probes })
+    }
+
+    /// Starts tracing `tid` (and, through fork tracking, everything it creates).
+    pub fn track(&mut self, tid: u32) -> Result<()> {
+        let mut tasks: HashMap<_, u32, TaskState> =
+            HashMap::try_from(self.ebpf.map_mut("TASKS").context("TASKS map")?)?;
+        tasks.insert(tid, TaskState::default(), 0).context("adding a task to the task map")?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for events, then hands every available one to `sink`.
+    /// Returns how many records were read.
+    pub fn poll(&mut self, timeout: Duration, sink: &mut dyn FnMut(Event)) -> Result<usize> {
+        let mut fds = [libc::pollfd { fd: self.ring.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        // SAFETY: one valid pollfd; a failure (EINTR) just means "look again".
+        unsafe { libc::poll(fds.as_mut_ptr(), 1, timeout.as_millis() as i32) };
+        let mut n = 0;
+        while let Some(item) = self.ring.next() {
+            n += 1;
+            if let Some(ev) = decode::record(&item) {
+                sink(ev);
+            }
+        }
+        Ok(n)
+    }
+
+    /// The kernel-side counters, summed over CPUs.
+    pub fn stats(&self) -> Result<CaptureStats> {
+        let counters: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.ebpf.map("COUNTERS").context("COUNTERS map")?)?;
+        let get = |i: u32| -> u64 { counters.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0) };
+        Ok(CaptureStats {
+            lost_events: get(counter::LOST_EVENTS),
+            process_forks: get(counter::PROCESS_FORKS),
+            thread_forks: get(counter::THREAD_FORKS),
+            messages_dropped: get(counter::MESSAGES_DROPPED),
+            untracked_tasks: get(counter::UNTRACKED_TASKS),
+        })
+    }
+}
+
+fn attach(
+    ebpf: &mut Ebpf,
+    prog: &str,
+    how: Attach,
+    tracing: &std::path::Path,
+    btf: Option<&Btf>,
+) -> Result<()> {
+    let program = ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?;
+    match how {
+        Attach::Raw(tp) => {
+            let p: &mut RawTracePoint = program.try_into()?;
+            p.load()?;
+            p.attach(tp)?;
+        }
+        Attach::Tp(group, event) => {
+            if !tracefs::has_event(tracing, group, event) {
+                bail!("this kernel has no {group}:{event} tracepoint");
+            }
+            let p: &mut TracePoint = program.try_into()?;
+            p.load()?;
+            p.attach(group, event)?;
+        }
+        Attach::FExit(function) => {
+            let btf = btf.ok_or_else(|| anyhow!("no kernel BTF at /sys/kernel/btf/vmlinux"))?;
+            let p: &mut FExit = program.try_into()?;
+            p.load(function, btf).map_err(explain_fexit_error)?;
+            p.attach()?;
+        }
+    }
+    Ok(())
+}
+
+/// This kernel refuses fentry/fexit with EPERM and an empty verifier log: say so plainly.
+fn explain_fexit_error(e: aya::programs::ProgramError) -> anyhow::Error {
+    let text = format!("{e}");
+    if text.contains("Operation not permitted") || text.contains("EPERM") {
+        anyhow!("the kernel refused fexit programs (EPERM): kernel-function probes are not allowed here")
+    } else {
+        anyhow!("{text}")
+    }
+}
+
+/// A verifier log is thousands of lines; its last lines name the problem.
+fn verifier_tail(text: &str) -> String {
+    const KEEP: usize = 600;
+    match text.find("Verifier output:") {
+        Some(i) if text.len() - i > KEEP => {
+            let mut start = text.len() - KEEP;
+            while !text.is_char_boundary(start) {
+                start += 1;
+            }
+            format!("{} ... {}", &text[..i + 16], &text[start..])
+        }
+        _ => text.to_string(),
+    }
+}
+
+fn bitmask<const N: usize>(bits: impl Iterator<Item = usize>) -> [u64; N] {
+    let mut words = [0u64; N];
+    for b in bits.filter(|&b| b < N * 64) {
+        words[b / 64] |= 1 << (b % 64);
+    }
+    words
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.
+fn raise_memlock() {
+    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: valid pointer to a local struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitmask_sets_words() {
+        let m = bitmask::<3>([1usize, 13, 64, 191, 500].into_iter());
+        assert_eq!(m[0], (1 << 1) | (1 << 13));
+        assert_eq!(m[1], 1);
+        assert_eq!(m[2], 1 << 63);
+    }
+}

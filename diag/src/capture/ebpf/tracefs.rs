@@ -1,0 +1,91 @@
+//! Tracepoint field offsets, read from tracefs at load time: layouts change between kernels
+//! (on 6.18 `sched_process_fork`'s `child_pid` moved because the comm fields became __data_loc).
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+const CANDIDATES: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// The tracefs mount, mounting it at /sys/kernel/tracing when it is missing.
+pub fn tracefs_root() -> Result<PathBuf> {
+    if let Some(p) = CANDIDATES.iter().map(Path::new).find(|p| p.join("events").is_dir()) {
+        return Ok(p.to_path_buf());
+    }
+    let target = Path::new(CANDIDATES[0]);
+    nix::mount::mount(
+        Some("tracefs"),
+        target,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .with_context(|| format!("tracefs is not mounted and mounting it at {} failed", target.display()))?;
+    Ok(target.to_path_buf())
+}
+
+/// Whether the tracepoint `group/event` exists on this kernel.
+pub fn has_event(root: &Path, group: &str, event: &str) -> bool {
+    root.join("events").join(group).join(event).join("format").is_file()
+}
+
+/// The byte offset of `field` in the tracepoint `group/event`.
+pub fn field_offset(root: &Path, group: &str, event: &str, field: &str) -> Result<u32> {
+    let path = root.join("events").join(group).join(event).join("format");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    parse_offset(&text, field).ok_or_else(|| anyhow!("{group}:{event} has no field '{field}'"))
+}
+
+/// Finds `field:<type> <field>;\toffset:N;` in a tracefs `format` file.
+fn parse_offset(format: &str, field: &str) -> Option<u32> {
+    for line in format.lines() {
+        let line = line.trim();
+        let Some(decl) = line.strip_prefix("field:") else { continue };
+        let (decl, rest) = decl.split_once(';')?;
+        let name = decl.rsplit([' ', '*']).next()?.split('[').next()?;
+        if name != field {
+            continue;
+        }
+        let off = rest.trim().strip_prefix("offset:")?.split(';').next()?;
+        return off.parse().ok();
+    }
+    None
+}
+
+/// Reads a `/sys/kernel/security/lsm`-style file, mounting securityfs if needed.
+pub fn active_lsms() -> Result<Vec<String>> {
+    let path = Path::new("/sys/kernel/security/lsm");
+    if !path.exists() {
+        let _ = nix::mount::mount(
+            Some("securityfs"),
+            "/sys/kernel/security",
+            Some("securityfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        );
+    }
+    let text = std::fs::read_to_string(path).context("reading /sys/kernel/security/lsm")?;
+    let lsms: Vec<String> = text.trim().split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+    if lsms.is_empty() {
+        bail!("/sys/kernel/security/lsm is empty");
+    }
+    Ok(lsms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORK_6_18: &str = "name: sched_process_fork\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:__data_loc char[] parent_comm;\toffset:8;\tsize:4;\tsigned:0;\n\tfield:pid_t parent_pid;\toffset:12;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] child_comm;\toffset:16;\tsize:4;\tsigned:0;\n\tfield:pid_t child_pid;\toffset:20;\tsize:4;\tsigned:1;\n";
+    const FORK_OLD: &str = "\tfield:char parent_comm[16];\toffset:8;\tsize:16;\tsigned:0;\n\tfield:pid_t parent_pid;\toffset:24;\tsize:4;\tsigned:1;\n\tfield:char child_comm[16];\toffset:28;\tsize:16;\tsigned:0;\n\tfield:pid_t child_pid;\toffset:44;\tsize:4;\tsigned:1;\n";
+
+    #[test]
+    fn offsets_follow_the_kernel_layout() {
+        assert_eq!(parse_offset(FORK_6_18, "child_pid"), Some(20));
+        assert_eq!(parse_offset(FORK_6_18, "parent_pid"), Some(12));
+        assert_eq!(parse_offset(FORK_6_18, "parent_comm"), Some(8));
+        assert_eq!(parse_offset(FORK_OLD, "child_pid"), Some(44));
+        assert_eq!(parse_offset(FORK_OLD, "child_comm"), Some(28));
+        assert_eq!(parse_offset(FORK_OLD, "nope"), None);
+    }
+}

@@ -1,0 +1,115 @@
+//! Starting the traced command: fork, hold the child on a pipe until tracing is ready, then exec.
+//!
+//! `std::process::Command::pre_exec` cannot hold a child (spawn blocks until exec), and a child
+//! that runs before the maps are ready would miss its first syscalls. The fork happens before diag
+//! starts any thread, so the child may allocate before exec.
+
+use anyhow::{bail, Context, Result};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+
+/// Work done in the child between release and exec (sandbox policy, credentials).
+pub type PreExec = Box<dyn FnOnce() -> Result<()>>;
+
+/// A forked child blocked before exec.
+pub struct HeldChild {
+    pub pid: Pid,
+    release: std::fs::File,
+    exec_status: std::fs::File,
+}
+
+/// How the command ended up after release.
+pub enum Started {
+    Running(Pid),
+    /// exec failed: the errno and the reason text.
+    ExecFailed { pid: Pid, errno: i32, message: String },
+}
+
+/// Forks `argv`, held until [`HeldChild::release`]. `pre_exec` runs in the child after release.
+pub fn spawn_held(argv: &[String], pre_exec: PreExec) -> Result<HeldChild> {
+    if argv.is_empty() {
+        bail!("no command given after --");
+    }
+    let c_argv: Vec<CString> = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).context("an argument contains a NUL byte"))
+        .collect::<Result<_>>()?;
+    let (release_r, release_w) = pipe_cloexec()?;
+    let (status_r, status_w) = pipe_cloexec()?;
+    // SAFETY: diag is single-threaded here (no thread has been started yet), so the child may
+    // allocate and run ordinary code before exec.
+    match unsafe { fork() }.context("fork")? {
+        ForkResult::Child => {
+            drop(release_w);
+            drop(status_r);
+            let code = child_main(release_r, status_w, &c_argv, pre_exec);
+            // SAFETY: leaving the forked child without running the parent's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => Ok(HeldChild {
+            pid: child,
+            release: release_w.into(),
+            exec_status: status_r.into(),
+        }),
+    }
+}
+
+fn child_main(release: OwnedFd, status: OwnedFd, argv: &[CString], pre_exec: PreExec) -> i32 {
+    let mut release = std::fs::File::from(release);
+    let mut status = std::fs::File::from(status);
+    let mut byte = [0u8; 1];
+    if release.read(&mut byte).ok() != Some(1) {
+        return 126; // diag went away before releasing us
+    }
+    // Rust ignores SIGPIPE and ignored signals survive exec: give the command the default back.
+    // SAFETY: restoring a default disposition in the single-threaded child.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    if let Err(e) = pre_exec() {
+        let _ = write!(status, "E{}\n{e:#}", libc::EPERM);
+        return 126;
+    }
+    let err = nix::unistd::execvp(&argv[0], argv).unwrap_err();
+    let _ = write!(status, "E{}\n{}", err as i32, err.desc());
+    if err == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    }
+}
+
+impl HeldChild {
+    /// Lets the child run; returns once it has exec'd or failed to.
+    pub fn release(mut self) -> Result<Started> {
+        self.release.write_all(b"g").context("releasing the child")?;
+        let mut report = String::new();
+        self.exec_status.read_to_string(&mut report).context("reading the exec status")?;
+        if report.is_empty() {
+            return Ok(Started::Running(self.pid));
+        }
+        let (code, message) = report.split_once('\n').unwrap_or((&report, ""));
+        let errno = code.trim_start_matches('E').parse().unwrap_or(0);
+        Ok(Started::ExecFailed { pid: self.pid, errno, message: message.to_string() })
+    }
+
+    /// Kills a child that will never be released (setup failed).
+    pub fn abandon(self) {
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(self.pid, None);
+    }
+}
+
+fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")
+}
+
+/// The shell convention: the exit code, or 128+N when signal N killed it.
+pub fn exit_code(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}

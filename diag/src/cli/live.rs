@@ -1,0 +1,59 @@
+//! The live capture loop shared by `run` and `attach`: pump kernel events into the trace until
+//! a stop condition, then drain what is still in flight.
+
+use crate::capture::ebpf::EbpfCapture;
+use crate::correlate::{Procfs, Trace};
+use anyhow::Result;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const POLL: Duration = Duration::from_millis(50);
+
+/// Set by SIGINT/SIGTERM.
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    pub fn install() -> Result<Self> {
+        let flag = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, Arc::clone(&flag))?;
+        }
+        Ok(Interrupt(flag))
+    }
+
+    pub fn fired(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Feeds events into `trace` until `done()` says stop; returns early when interrupted.
+pub fn pump(cap: &mut EbpfCapture, trace: &mut Trace, interrupt: &Interrupt, mut done: impl FnMut(&Trace) -> bool) -> Result<bool> {
+    loop {
+        cap.poll(POLL, &mut |ev| trace.on_event(ev, &Procfs))?;
+        if done(trace) {
+            return Ok(false);
+        }
+        if interrupt.fired() {
+            return Ok(true);
+        }
+    }
+}
+
+/// Reads what the kernel has already queued (events of processes that just exited).
+pub fn drain(cap: &mut EbpfCapture, trace: &mut Trace) -> Result<()> {
+    let mut idle = 0;
+    while idle < 2 {
+        let n = cap.poll(Duration::from_millis(10), &mut |ev| trace.on_event(ev, &Procfs))?;
+        idle = if n == 0 { idle + 1 } else { 0 };
+    }
+    Ok(())
+}
+
+/// Whether `pid` still exists (a zombie counts as gone).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}

@@ -1,0 +1,85 @@
+//! The pids controller, on cgroup v1, v2 or hybrid hierarchies.
+
+use procfs::ProcessCGroups;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PidsCgroup {
+    /// The cgroup directory holding `pids.max`.
+    pub dir: PathBuf,
+    pub current: u64,
+    /// None = "max".
+    pub max: Option<u64>,
+    /// The `max` counter of `pids.events`: forks refused so far.
+    pub refused: u64,
+}
+
+/// Where the v1 pids controller and the v2 hierarchy are mounted.
+pub fn mounts() -> (Option<PathBuf>, Option<PathBuf>) {
+    let mut v1 = None;
+    let mut v2 = None;
+    if let Ok(mi) = procfs::process::Process::myself().and_then(|p| p.mountinfo()) {
+        for m in mi.iter() {
+            if m.fs_type == "cgroup2" && v2.is_none() {
+                v2 = Some(m.mount_point.clone());
+            }
+            if m.fs_type == "cgroup" && m.super_options.contains_key("pids") {
+                v1 = Some(m.mount_point.clone());
+            }
+        }
+    }
+    (v1, v2)
+}
+
+/// The nearest cgroup, from the process's own up to the root, whose `pids.max` is set; else its
+/// own. Limits are hierarchical: any ancestor can refuse the fork.
+pub fn pids_cgroup(cgroups: &ProcessCGroups) -> Option<PidsCgroup> {
+    let (v1, v2) = mounts();
+    let (mount, rel) = cgroups.0.iter().find_map(|c| {
+        if c.controllers.iter().any(|k| k == "pids") {
+            v1.clone().map(|m| (m, c.pathname.clone()))
+        } else if c.hierarchy == 0 {
+            v2.clone()
+                .filter(|m| m.join("cgroup.controllers").exists())
+                .filter(|m| controllers_include_pids(m))
+                .map(|m| (m, c.pathname.clone()))
+        } else {
+            None
+        }
+    })?;
+    let own = mount.join(rel.trim_start_matches('/'));
+    let mut dir = own.clone();
+    loop {
+        if let Some(pc) = read(&dir).filter(|p| p.max.is_some()) {
+            return Some(pc);
+        }
+        if dir == mount || !dir.pop() {
+            return read(&own);
+        }
+    }
+}
+
+fn controllers_include_pids(mount: &Path) -> bool {
+    std::fs::read_to_string(mount.join("cgroup.controllers"))
+        .is_ok_and(|c| c.split_whitespace().any(|k| k == "pids"))
+}
+
+/// Reads `pids.current`, `pids.max` and `pids.events` in `dir`.
+pub fn read(dir: &Path) -> Option<PidsCgroup> {
+    let current = std::fs::read_to_string(dir.join("pids.current")).ok()?.trim().parse().ok()?;
+    let max_text = std::fs::read_to_string(dir.join("pids.max")).ok()?;
+    let max = max_text.trim().parse().ok();
+    let refused = std::fs::read_to_string(dir.join("pids.events"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("max ").and_then(|v| v.trim().parse().ok()))
+        })
+        .unwrap_or(0);
+    Some(PidsCgroup { dir: dir.to_path_buf(), current, max, refused })
+}
+
+/// Is `path` a cgroup directory (v1 or v2)?
+pub fn is_cgroup_dir(path: &Path) -> bool {
+    path.is_dir() && (path.join("cgroup.procs").is_file() || path.join("tasks").is_file())
+}

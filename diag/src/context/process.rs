@@ -1,0 +1,100 @@
+//! A process's credentials, seccomp state, limits and cgroups.
+
+use super::cgroup::{self, PidsCgroup};
+use anyhow::{Context, Result};
+use procfs::process::{LimitValue, Process};
+
+#[derive(Clone, Debug, Default)]
+pub struct ProcessContext {
+    pub pid: u32,
+    pub ruid: u32,
+    pub euid: u32,
+    pub fsuid: u32,
+    pub egid: u32,
+    pub fsgid: u32,
+    pub groups: Vec<u32>,
+    pub cap_effective: u64,
+    /// 0 none, 1 strict, 2 filter.
+    pub seccomp_mode: Option<u32>,
+    pub no_new_privs: Option<bool>,
+    /// RLIMIT_NPROC soft limit (None = unlimited).
+    pub nproc_limit: Option<u64>,
+    /// Tasks (threads included) the kernel counts against the real uid's RLIMIT_NPROC.
+    pub uid_tasks: Option<u64>,
+    pub pids: Option<PidsCgroup>,
+    /// System-wide tasks and `kernel.threads-max`.
+    pub threads: Option<(u64, u64)>,
+}
+
+impl ProcessContext {
+    /// `counts`: also count the uid's tasks and system threads (a /proc scan; clone failures only).
+    pub fn read(pid: u32, counts: bool) -> Result<Self> {
+        let proc_ = Process::new(pid as i32).context("gone")?;
+        let status = proc_.status().context("reading status")?;
+        let limits = proc_.limits().context("reading limits")?;
+        let nproc_limit = match limits.max_processes.soft_limit {
+            LimitValue::Unlimited => None,
+            LimitValue::Value(v) => Some(v),
+        };
+        let pids = proc_.cgroups().ok().and_then(|c| cgroup::pids_cgroup(&c));
+        Ok(ProcessContext {
+            pid,
+            ruid: status.ruid,
+            euid: status.euid,
+            fsuid: status.fuid,
+            egid: status.egid,
+            fsgid: status.fgid,
+            groups: status.groups.iter().map(|&g| g as u32).collect(),
+            cap_effective: status.capeff,
+            seccomp_mode: status.seccomp,
+            no_new_privs: status.nonewprivs.map(|v| v != 0),
+            nproc_limit,
+            uid_tasks: counts.then(|| count_uid_tasks(status.ruid)),
+            pids,
+            threads: if counts { system_threads() } else { None },
+        })
+    }
+
+    pub fn has_cap(&self, cap: u32) -> bool {
+        cap < 64 && self.cap_effective & (1 << cap) != 0
+    }
+}
+
+/// Tasks whose real uid is `uid`, the count RLIMIT_NPROC is checked against.
+pub fn count_uid_tasks(uid: u32) -> u64 {
+    let Ok(all) = procfs::process::all_processes() else { return 0 };
+    all.flatten()
+        .filter_map(|p| p.status().ok())
+        .filter(|s| s.ruid == uid)
+        .map(|s| s.threads)
+        .sum()
+}
+
+/// (tasks on the system, kernel.threads-max).
+pub fn system_threads() -> Option<(u64, u64)> {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let total = loadavg.split_whitespace().nth(3)?.split('/').nth(1)?.parse().ok()?;
+    let max = std::fs::read_to_string("/proc/sys/kernel/threads-max").ok()?.trim().parse().ok()?;
+    Some((total, max))
+}
+
+/// Capability names, for evidence text.
+pub fn cap_name(cap: u32) -> String {
+    const NAMES: &[&str] = &[
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+        "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+        "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+        "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+        "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    ];
+    NAMES.get(cap as usize).map_or_else(|| format!("capability {cap}"), |n| n.to_string())
+}
+
+pub const CAP_DAC_OVERRIDE: u32 = 1;
+pub const CAP_DAC_READ_SEARCH: u32 = 2;
+pub const CAP_FOWNER: u32 = 3;
+pub const CAP_SYS_ADMIN: u32 = 21;

@@ -1,0 +1,150 @@
+//! The one event model every capture backend produces (eBPF, ptrace, strace log, audit log).
+
+use super::text::Text;
+
+/// Something the traced tree did that diag cares about, in time order.
+#[derive(Clone, Debug)]
+pub enum Event {
+    Failure(Failure),
+    Message(Message),
+    Fork(Fork),
+    Exec(Exec),
+    Exit(Exit),
+    Landlock(LandlockCall),
+    /// A successful open whose fd a later Landlock rule may name.
+    FdOpened { pid: u32, fd: i32, path: Text },
+}
+
+/// Which process, which thread, when.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    /// Monotonic nanoseconds (for logs, whatever the log's clock is).
+    pub time_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: Text,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// A syscall that failed with a watched errno.
+#[derive(Clone, Debug, Default)]
+pub struct Failure {
+    pub origin: Origin,
+    pub syscall: String,
+    pub errno: i32,
+    pub path: Option<Text>,
+    /// Raw flag argument where one matters (open flags, clone flags, mmap prot).
+    pub flags: Option<u64>,
+    /// The flags as text (`O_RDWR|O_NOCTTY`); set by backends that only have text.
+    pub flags_text: Option<String>,
+    /// Raw arguments, where the backend has them.
+    pub args: Option<[u64; 6]>,
+    pub evidence: KernelEvidence,
+}
+
+/// What the kernel itself said about a failure while it happened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelEvidence {
+    /// The call reached `sys_exit` without `sys_enter`: a seccomp filter answered it.
+    pub no_enter: bool,
+    /// `cap_capable` refused this capability during the call.
+    pub denied_capability: Option<u32>,
+    pub selinux_denied: bool,
+    /// Kernel-function probes (fexit) that saw their hook return an error.
+    pub lsm_file_open_denied: bool,
+    pub dac_denied: bool,
+    pub landlock_denied: bool,
+    pub seccomp_denied: bool,
+    pub pids_denied: bool,
+    /// A kernel audit record that names the layer (from `analyze --audit`).
+    pub audit: Option<AuditVerdict>,
+    /// Which backend produced the event, so attribution knows what could have been seen.
+    pub source: EvidenceSource,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EvidenceSource {
+    /// Kernel tracepoints saw the call: `no_enter` and `denied_capability` are meaningful.
+    #[default]
+    Kernel,
+    /// ptrace or a strace log: only the call and its result are known.
+    CallOnly,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditVerdict {
+    /// A layer name from the vocabulary (`landlock`, `selinux`, `apparmor`, `seccomp`).
+    pub layer: String,
+    pub record: String,
+}
+
+/// Bytes a traced process wrote to its stdout or stderr.
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub origin: Origin,
+    pub fd: i32,
+    pub text: Text,
+    pub truncated: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Fork {
+    pub time_ns: u64,
+    pub parent_pid: u32,
+    pub child_pid: u32,
+    pub comm: Text,
+}
+
+#[derive(Clone, Debug)]
+pub struct Exec {
+    pub origin: Origin,
+    pub filename: Text,
+}
+
+#[derive(Clone, Debug)]
+pub struct Exit {
+    pub time_ns: u64,
+    pub pid: u32,
+    /// Exit status where the backend knows it.
+    pub status: Option<i32>,
+}
+
+/// A successful Landlock syscall in the traced tree.
+#[derive(Clone, Debug)]
+pub struct LandlockCall {
+    pub origin: Origin,
+    pub op: LandlockOp,
+}
+
+#[derive(Clone, Debug)]
+pub enum LandlockOp {
+    CreateRuleset { fd: i32, handled_fs: u64, handled_net: u64, scoped: u64 },
+    AddPathRule { ruleset_fd: i32, parent_fd: i32, allowed: u64 },
+    AddNetRule { ruleset_fd: i32, port: u64, allowed: u64 },
+    RestrictSelf { ruleset_fd: i32, flags: u32 },
+}
+
+/// Counters a backend reports at the end.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureStats {
+    pub lost_events: u64,
+    pub process_forks: u64,
+    pub thread_forks: u64,
+    pub messages_dropped: u64,
+    pub untracked_tasks: u64,
+}
+
+impl Event {
+    pub fn time_ns(&self) -> u64 {
+        match self {
+            Event::Failure(f) => f.origin.time_ns,
+            Event::Message(m) => m.origin.time_ns,
+            Event::Fork(f) => f.time_ns,
+            Event::Exec(e) => e.origin.time_ns,
+            Event::Exit(e) => e.time_ns,
+            Event::Landlock(l) => l.origin.time_ns,
+            Event::FdOpened { .. } => 0,
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Syscall names, numbers, groups and the argument that holds a path (x86_64).
+
+use super::syscall_table::SYSCALL_NAMES;
+
+/// The syscall's name, or `syscall_N` for numbers the table lacks.
+pub fn name(nr: u32) -> String {
+    match SYSCALL_NAMES.get(nr as usize) {
+        Some(n) if !n.is_empty() => (*n).to_string(),
+        _ => format!("syscall_{nr}"),
+    }
+}
+
+pub fn number(name: &str) -> Option<u32> {
+    SYSCALL_NAMES.iter().position(|n| *n == name).map(|i| i as u32)
+}
+
+/// Every syscall number the table knows.
+pub fn all_numbers() -> impl Iterator<Item = u32> {
+    SYSCALL_NAMES.iter().enumerate().filter(|(_, n)| !n.is_empty()).map(|(i, _)| i as u32)
+}
+
+/// Which argument (0-based) of `name` is a user-space path, if any.
+pub fn path_arg(name: &str) -> Option<u8> {
+    Some(match name {
+        "open" | "creat" | "execve" | "mkdir" | "mknod" | "unlink" | "rmdir" | "rename" | "link"
+        | "chown" | "lchown" | "chmod" | "access" | "stat" | "lstat" | "truncate" | "chdir"
+        | "chroot" | "readlink" | "statfs" | "uselib" | "acct" | "swapon" | "swapoff"
+        | "umount2" | "utime" | "utimes" | "getxattr" | "lgetxattr" | "setxattr"
+        | "lsetxattr" | "listxattr" | "llistxattr" | "removexattr" | "lremovexattr"
+        | "pivot_root" => 0,
+        "openat" | "openat2" | "execveat" | "mkdirat" | "mknodat" | "unlinkat" | "renameat"
+        | "renameat2" | "linkat" | "fchownat" | "fchmodat" | "fchmodat2" | "faccessat"
+        | "faccessat2" | "newfstatat" | "statx" | "readlinkat" | "utimensat" | "futimesat"
+        | "name_to_handle_at" | "open_tree" | "open_tree_attr" | "mount" | "symlink"
+        | "inotify_add_watch" | "fanotify_mark" | "setxattrat" | "getxattrat"
+        | "listxattrat" | "removexattrat" | "file_getattr" | "file_setattr" => 1,
+        "symlinkat" => 2,
+        _ => return None,
+    })
+}
+
+/// Named groups for `--syscalls`.
+pub const GROUPS: &[(&str, &[&str])] = &[
+    ("file", &[]), // every syscall with a path argument, plus the fd-based opens below
+    (
+        "process",
+        &["clone", "clone3", "fork", "vfork", "execve", "execveat", "unshare", "setns", "prctl",
+          "setuid", "setgid", "setresuid", "setresgid", "setgroups", "ptrace", "kill", "tgkill",
+          "pidfd_open", "pidfd_send_signal", "seccomp", "capset", "setrlimit", "prlimit64"],
+    ),
+    ("exec", &["execve", "execveat"]),
+    (
+        "network",
+        &["socket", "socketpair", "bind", "connect", "listen", "accept", "accept4", "sendto",
+          "recvfrom", "sendmsg", "recvmsg", "setsockopt", "getsockopt"],
+    ),
+    (
+        "memory",
+        &["mmap", "mprotect", "mremap", "madvise", "mlock", "mlock2", "mlockall", "pkey_mprotect",
+          "memfd_create", "memfd_secret"],
+    ),
+    (
+        "privileged",
+        &["mount", "umount2", "pivot_root", "chroot", "bpf", "perf_event_open", "io_uring_setup",
+          "init_module", "finit_module", "kexec_load", "reboot", "iopl", "ioperm", "quotactl",
+          "add_key", "keyctl", "request_key", "userfaultfd", "fsopen", "fsmount", "move_mount"],
+    ),
+];
+
+/// Expands a `--syscalls` value (`all`, group names and syscall names, comma-separated) into
+/// syscall numbers. Unknown names are an error that names them.
+pub fn parse_selection(spec: &str) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if item == "all" {
+            out.extend(all_numbers());
+        } else if item == "file" {
+            out.extend(all_numbers().filter(|&nr| {
+                let n = name(nr);
+                path_arg(&n).is_some() || matches!(n.as_str(), "ftruncate" | "fchmod" | "fchown")
+            }));
+        } else if let Some((_, members)) = GROUPS.iter().find(|(g, _)| *g == item) {
+            out.extend(members.iter().filter_map(|m| number(m)));
+        } else if let Some(nr) = number(item) {
+            out.push(nr);
+        } else {
+            let groups: Vec<_> = GROUPS.iter().map(|(g, _)| *g).collect();
+            return Err(format!(
+                "unknown syscall or group '{item}' (groups: all, {})",
+                groups.join(", ")
+            ));
+        }
+    }
+    if out.is_empty() {
+        return Err("--syscalls selects no syscall".into());
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Syscalls that create a process or thread.
+pub fn is_clone(name: &str) -> bool {
+    matches!(name, "clone" | "clone3" | "fork" | "vfork")
+}
+
+pub fn is_exec(name: &str) -> bool {
+    matches!(name, "execve" | "execveat")
+}
+
+pub fn is_open(name: &str) -> bool {
+    matches!(name, "open" | "openat" | "openat2" | "creat")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_numbers_round_trip() {
+        assert_eq!(name(257), "openat");
+        assert_eq!(number("openat"), Some(257));
+        assert_eq!(number("clone3"), Some(435));
+        assert_eq!(number("landlock_restrict_self"), Some(446));
+        assert_eq!(name(9999), "syscall_9999");
+    }
+
+    #[test]
+    fn selection_expands_groups_and_rejects_unknown_names() {
+        let s = parse_selection("exec,openat").unwrap();
+        assert_eq!(s, vec![59, 257, 322]);
+        assert!(parse_selection("file").unwrap().contains(&257));
+        let err = parse_selection("openat,frobnicate").unwrap_err();
+        assert!(err.contains("frobnicate"), "{err}");
+        assert!(parse_selection("").is_err());
+    }
+
+    #[test]
+    fn path_argument_positions() {
+        assert_eq!(path_arg("openat"), Some(1));
+        assert_eq!(path_arg("open"), Some(0));
+        assert_eq!(path_arg("symlinkat"), Some(2));
+        assert_eq!(path_arg("read"), None);
+    }
+}

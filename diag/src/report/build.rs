@@ -1,0 +1,150 @@
+//! Assembles the report from the correlated trace, the attributions and the findings.
+
+use super::model::*;
+use crate::attribute::Attribution;
+use crate::capture::ProbeReport;
+use crate::context::HostFacts;
+use crate::correlate::{landlock::access_names, Trace};
+use crate::model::{errno, flags, syscalls, Failure, Text};
+
+/// What the caller knows about the session beyond the trace.
+pub struct Session<'a> {
+    pub backend: &'a str,
+    pub mode: &'a str,
+    pub command: Vec<Text>,
+    pub exit_status: Option<i32>,
+    pub partial: bool,
+    pub host: &'a HostFacts,
+    pub probes: &'a ProbeReport,
+    pub warnings: Vec<String>,
+}
+
+pub fn flags_text(f: &Failure) -> Option<String> {
+    if let Some(t) = &f.flags_text {
+        return Some(t.clone());
+    }
+    let fl = f.flags?;
+    Some(match f.syscall.as_str() {
+        n if syscalls::is_open(n) => flags::open_flags(fl),
+        "clone" | "unshare" => flags::clone_flags(fl),
+        "mmap" | "mprotect" | "pkey_mprotect" => prot_text(fl),
+        _ => format!("{fl:#x}"),
+    })
+}
+
+fn prot_text(p: u64) -> String {
+    let names: Vec<&str> = [(1, "PROT_READ"), (2, "PROT_WRITE"), (4, "PROT_EXEC")]
+        .iter()
+        .filter(|(b, _)| p & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if names.is_empty() { "PROT_NONE".into() } else { names.join("|") }
+}
+
+pub fn build(trace: &Trace, attributions: &[Attribution], findings: Vec<Finding>, s: Session) -> Report {
+    let start = trace.start_ns.unwrap_or(0);
+    let rel = |t: u64| t.saturating_sub(start);
+    let failures = trace
+        .failures
+        .iter()
+        .zip(attributions)
+        .map(|(g, a)| {
+            let f = &g.failure;
+            FailureEntry {
+                pid: f.origin.pid,
+                tid: f.origin.tid,
+                comm: f.origin.comm.clone(),
+                uid: f.origin.uid,
+                syscall: f.syscall.clone(),
+                errno: errno::name(f.errno),
+                path_hex: f.path.as_ref().and_then(Text::hex_if_invalid),
+                path: f.path.clone(),
+                flags: flags_text(f),
+                layer: a.layer,
+                confidence: a.confidence,
+                evidence: a.evidence.clone(),
+                ruled_out: a.ruled_out.iter().map(|r| RuledOutEntry { cause: r.suspect.clone(), why: r.why.clone() }).collect(),
+                candidates: a.candidates.clone(),
+                noise: a.noise.clone(),
+                count: g.count,
+                first_ns: rel(g.first_ns),
+            }
+        })
+        .collect();
+    let messages = trace
+        .messages
+        .iter()
+        .map(|m| MessageEntry {
+            pid: m.origin.pid,
+            comm: trace.comm_of(m.origin.pid),
+            fd: m.fd,
+            text_hex: m.text.hex_if_invalid(),
+            text: m.text.clone(),
+            time_ns: rel(m.origin.time_ns),
+        })
+        .collect();
+    let processes = trace
+        .processes
+        .values()
+        .map(|p| ProcessEntry {
+            pid: p.pid,
+            ppid: p.ppid,
+            comm: p.comm.clone(),
+            exe: p.exe.clone(),
+            first_seen_ns: rel(p.first_seen_ns.max(start)),
+        })
+        .collect();
+    let landlock_domains = trace
+        .landlock
+        .domains
+        .iter()
+        .map(|d| DomainEntry {
+            id: d.id,
+            created_by: d.created_by,
+            creator_comm: d.creator_comm.clone(),
+            handled: access_names(d.handled_fs),
+            rules: d.rules.iter().map(|r| RuleEntry { path: r.path.clone(), access: access_names(r.allowed) }).collect(),
+            processes: d.processes.clone(),
+        })
+        .collect();
+    let mut warnings = s.warnings;
+    let st = &trace.stats;
+    if st.lost_events > 0 {
+        warnings.push(format!("{} events were lost (ring buffer full): the report may miss failures", st.lost_events));
+    }
+    if st.untracked_tasks > 0 {
+        warnings.push(format!("{} tasks could not be tracked (task map full)", st.untracked_tasks));
+    }
+    if trace.failures_dropped > 0 {
+        warnings.push(format!("{} distinct failures beyond the report's bound were counted, not kept", trace.failures_dropped));
+    }
+    Report {
+        schema: SCHEMA.into(),
+        tool: Tool { name: "diag".into(), version: env!("CARGO_PKG_VERSION").into() },
+        backend: s.backend.into(),
+        mode: s.mode.into(),
+        command: s.command,
+        exit_status: s.exit_status,
+        partial: s.partial,
+        host: Host { kernel: s.host.kernel.clone(), lsms: s.host.lsms.clone(), landlock_abi: s.host.landlock_abi },
+        processes,
+        failures,
+        landlock_domains,
+        messages,
+        findings,
+        probes: Probes {
+            attached: s.probes.attached.clone(),
+            missing: s.probes.missing.iter().map(|(p, w)| MissingProbe { probe: p.clone(), why: w.clone() }).collect(),
+        },
+        lost_events: st.lost_events,
+        stats: Stats {
+            process_forks: st.process_forks,
+            thread_forks: st.thread_forks,
+            messages_dropped: st.messages_dropped + trace.messages_dropped,
+            failures_dropped: trace.failures_dropped,
+            untracked_tasks: st.untracked_tasks,
+        },
+        warnings,
+        verification: None,
+    }
+}

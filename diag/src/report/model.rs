@@ -1,0 +1,157 @@
+//! The `diag.report/v1` JSON report (design.md §3). Field names are a contract: the checks and
+//! `docs/report-schema.json` rely on them.
+
+use crate::model::{Confidence, Layer, Text};
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "diag.report/v1";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub tool: Tool,
+    pub backend: String,
+    pub mode: String,
+    pub command: Vec<Text>,
+    pub exit_status: Option<i32>,
+    /// True when diag was interrupted (signal) before the traced command finished.
+    #[serde(default)]
+    pub partial: bool,
+    pub host: Host,
+    pub processes: Vec<ProcessEntry>,
+    pub failures: Vec<FailureEntry>,
+    #[serde(default)]
+    pub landlock_domains: Vec<DomainEntry>,
+    pub messages: Vec<MessageEntry>,
+    pub findings: Vec<Finding>,
+    pub probes: Probes,
+    pub lost_events: u64,
+    #[serde(default)]
+    pub stats: Stats,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Host {
+    pub kernel: String,
+    pub lsms: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landlock_abi: Option<i32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProcessEntry {
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    pub comm: Text,
+    pub exe: Option<Text>,
+    /// Nanoseconds after the trace started when diag first saw it.
+    pub first_seen_ns: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FailureEntry {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: Text,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    pub syscall: String,
+    pub errno: String,
+    pub path: Option<Text>,
+    /// The raw path bytes in hex when they are not valid UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
+    pub flags: Option<String>,
+    pub layer: Layer,
+    pub confidence: Confidence,
+    pub evidence: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ruled_out: Vec<RuledOutEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Layer>,
+    /// Why this failure is benign noise, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<String>,
+    pub count: u64,
+    pub first_ns: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DomainEntry {
+    pub id: usize,
+    pub created_by: u32,
+    pub creator_comm: Text,
+    pub handled: Vec<String>,
+    pub rules: Vec<RuleEntry>,
+    pub processes: Vec<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RuleEntry {
+    pub path: Option<Text>,
+    pub access: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MessageEntry {
+    pub pid: u32,
+    pub comm: Text,
+    pub fd: i32,
+    pub text: Text,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_hex: Option<String>,
+    pub time_ns: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuledOutEntry {
+    pub cause: String,
+    pub why: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Finding {
+    pub cause: String,
+    pub layer: Layer,
+    pub confidence: Confidence,
+    pub summary: String,
+    /// Indices into `failures`.
+    pub failures: Vec<usize>,
+    /// Indices into `messages`.
+    pub explains: Vec<usize>,
+    pub evidence: Vec<String>,
+    pub ruled_out: Vec<RuledOutEntry>,
+    pub fix: String,
+    pub policy_patch: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Probes {
+    pub attached: Vec<String>,
+    pub missing: Vec<MissingProbe>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MissingProbe {
+    pub probe: String,
+    pub why: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub process_forks: u64,
+    pub thread_forks: u64,
+    pub messages_dropped: u64,
+    pub failures_dropped: u64,
+    pub untracked_tasks: u64,
+}

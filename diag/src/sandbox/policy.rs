@@ -1,0 +1,108 @@
+//! OpenShell-style sandbox policies (the shape of NemoClaw's `openclaw-sandbox.yaml`).
+//! Unknown keys are errors that name the key.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub version: u32,
+    #[serde(default)]
+    pub filesystem_policy: FilesystemPolicy,
+    #[serde(default)]
+    pub landlock: LandlockSettings,
+    #[serde(default)]
+    pub process: ProcessPolicy,
+    /// Accepted and ignored: diag is not a network proxy.
+    #[serde(default)]
+    pub network_policies: Option<serde_yaml_ng::Value>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemPolicy {
+    #[serde(default)]
+    pub read_only: Vec<PathBuf>,
+    #[serde(default)]
+    pub read_write: Vec<PathBuf>,
+    /// Grant read_write on the working directory too.
+    #[serde(default)]
+    pub include_workdir: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LandlockSettings {
+    #[serde(default)]
+    pub compatibility: Compatibility,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compatibility {
+    /// Skip paths that do not exist (with a note) and features the kernel lacks.
+    #[default]
+    BestEffort,
+    /// Every path must exist and the kernel must enforce the whole policy.
+    HardRequirement,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessPolicy {
+    pub run_as_user: Option<String>,
+    pub run_as_group: Option<String>,
+    /// RLIMIT_NPROC for the sandboxed command (`ulimit -u`).
+    pub nproc: Option<u64>,
+}
+
+impl Policy {
+    pub fn load(path: &Path) -> Result<Self> {
+        if path.is_dir() {
+            bail!("--policy {}: is a directory, not a policy file", path.display());
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--policy {}: cannot read", path.display()))?;
+        Self::parse(&text).with_context(|| format!("--policy {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        let p: Policy = serde_yaml_ng::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if p.version != 1 {
+            bail!("unsupported policy version {} (diag reads version 1)", p.version);
+        }
+        Ok(p)
+    }
+
+    /// Notes for the report about parts of the policy diag does not enforce.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.network_policies.is_some() {
+            notes.push("policy: network_policies accepted and ignored (diag is not a network proxy)".into());
+        }
+        notes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_openclaw_shape_and_names_unknown_keys() {
+        let p = Policy::parse(
+            "version: 1\nfilesystem_policy:\n  read_only: [/usr, /etc]\n  read_write: [/tmp]\n  include_workdir: false\nlandlock:\n  compatibility: hard_requirement\nprocess:\n  run_as_user: nobody\n  nproc: 512\nnetwork_policies:\n  x: 1\n",
+        )
+        .unwrap();
+        assert_eq!(p.filesystem_policy.read_write, vec![PathBuf::from("/tmp")]);
+        assert_eq!(p.landlock.compatibility, Compatibility::HardRequirement);
+        assert_eq!(p.process.nproc, Some(512));
+        assert_eq!(p.notes().len(), 1);
+        let err = Policy::parse("version: 1\nfilesystem_policy:\n  read_wrote: [/tmp]\n").unwrap_err();
+        assert!(format!("{err:#}").contains("read_wrote"), "{err:#}");
+        assert!(Policy::parse("version: 2\n").is_err());
+        assert!(Policy::parse("version: [").is_err());
+    }
+}
