@@ -20,7 +20,10 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("manifest dir"));
     let ebpf_dir = manifest_dir.join("..").join(EBPF_CRATE);
     println!("cargo:rerun-if-changed={}", ebpf_dir.join("src").display());
-    println!("cargo:rerun-if-changed={}", ebpf_dir.join("Cargo.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        ebpf_dir.join("Cargo.toml").display()
+    );
     println!("cargo:rerun-if-env-changed={SKIP_VAR}");
     println!("cargo:rerun-if-env-changed=PATH");
 
@@ -74,13 +77,26 @@ fn build_ebpf(ebpf_dir: &Path, out_dir: &Path) -> Result<PathBuf, Missing> {
         .current_dir(ebpf_dir)
         .env(
             "CARGO_ENCODED_RUSTFLAGS",
-            ["--cfg=bpf_target_arch=\"x86_64\"", "-Cdebuginfo=2", "-Clink-arg=--btf"].join("\x1f"),
+            [
+                "--cfg=bpf_target_arch=\"x86_64\"",
+                "-Cdebuginfo=2",
+                "-Clink-arg=--btf",
+            ]
+            .join("\x1f"),
         );
     // The outer (stable) cargo's settings must not leak into the nightly build.
-    for var in ["RUSTC", "RUSTC_WORKSPACE_WRAPPER", "RUSTUP_TOOLCHAIN", "CARGO", "RUSTFLAGS"] {
+    for var in [
+        "RUSTC",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO",
+        "RUSTFLAGS",
+    ] {
         cmd.env_remove(var);
     }
-    let output = cmd.output().map_err(|e| Missing(format!("cannot run rustup: {e}")))?;
+    let output = cmd
+        .output()
+        .map_err(|e| Missing(format!("cannot run rustup: {e}")))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         if stderr.contains("rust-src") {

@@ -6,6 +6,7 @@
 
 pub mod attribute;
 pub mod capture;
+pub mod cli;
 pub mod context;
 pub mod correlate;
 pub mod explain;
@@ -13,4 +14,3 @@ pub mod model;
 pub mod pipeline;
 pub mod report;
 pub mod sandbox;
-pub mod cli;

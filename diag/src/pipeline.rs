@@ -8,8 +8,16 @@ use crate::explain::{self, catalog};
 use crate::report::{build, Report};
 
 pub fn attribute(trace: &Trace, host: &HostFacts, probes: &ProbeReport) -> Vec<Attribution> {
-    let attributor = Attributor { host, probes: ProbesLive::from_report(probes), trace };
-    trace.failures.iter().map(|g| attributor.attribute(g)).collect()
+    let attributor = Attributor {
+        host,
+        probes: ProbesLive::from_report(probes),
+        trace,
+    };
+    trace
+        .failures
+        .iter()
+        .map(|g| attributor.attribute(g))
+        .collect()
 }
 
 /// Turns a finished trace into the report.

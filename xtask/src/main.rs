@@ -1,1 +1,131 @@
-fn main(){}
+//! Project tasks: `cargo xtask setup | test | demo`.
+
+mod setup;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Parser)]
+#[command(about = "diag's project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what is missing (Debian packages, nightly rust-src, bpf-linker), nothing twice.
+    Setup,
+    /// Setup, then fmt --check, clippy -D warnings, and every test (privileged ones included).
+    Test,
+    /// Run the bundled seed scenario under diag and print the diagnosis.
+    Demo,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::run(),
+        Task::Test => test(),
+        Task::Demo => demo(),
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Runs a command from the workspace root, failing with its name when it fails.
+pub fn run_cmd(cmd: &mut Command) -> Result<()> {
+    cmd.current_dir(workspace_root());
+    eprintln!("xtask: $ {}", describe(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", describe(cmd)))?;
+    if !status.success() {
+        bail!("{} failed ({status})", describe(cmd));
+    }
+    Ok(())
+}
+
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn test() -> Result<()> {
+    setup::run()?;
+    run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run_cmd(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // Privileged end-to-end tests load eBPF programs and start sandboxes: they run as root here.
+    run_cmd(cargo().args(["test", "--workspace", "--all-targets"]))?;
+    Ok(())
+}
+
+fn demo() -> Result<()> {
+    setup::run()?;
+    run_cmd(cargo().args(["build", "--release", "-p", "diag"]))?;
+    let root = workspace_root();
+    let diag = root.join("target/release/diag");
+    let policy = root.join("examples/openclaw-sandbox.yaml");
+    let json = std::env::temp_dir().join("diag-demo-report.json");
+    let socket = format!("diag-demo-{}", std::process::id());
+    let mut cmd = Command::new(&diag);
+    if !is_root() {
+        cmd = Command::new("sudo");
+        cmd.arg(&diag);
+    }
+    cmd.arg("run").arg("--json").arg(&json).arg("--");
+    cmd.arg(&diag)
+        .arg("sandbox")
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--");
+    cmd.args([
+        "tmux",
+        "-L",
+        &socket,
+        "new-session",
+        "-d",
+        "-s",
+        "demo",
+        "sleep 30",
+    ]);
+    eprintln!(
+        "xtask: the seed case: tmux inside a Landlock sandbox that does not grant /dev/pts\nxtask: $ {}",
+        describe(&cmd)
+    );
+    let status = cmd.current_dir(&root).status().context("running diag")?;
+    // The command is expected to fail (that is the scenario); diag passes its status through.
+    eprintln!(
+        "xtask: tmux exited with {status}; the JSON report is {}",
+        json.display()
+    );
+    let _ = Command::new("tmux")
+        .args(["-L", &socket, "kill-server"])
+        .status();
+    Ok(())
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

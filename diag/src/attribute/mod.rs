@@ -58,7 +58,10 @@ impl Attribution {
     }
 
     fn exclude(&mut self, suspect: impl Into<String>, why: impl Into<String>) {
-        self.ruled_out.push(RuledOut { suspect: suspect.into(), why: why.into() });
+        self.ruled_out.push(RuledOut {
+            suspect: suspect.into(),
+            why: why.into(),
+        });
     }
 }
 
@@ -113,19 +116,35 @@ impl Attributor<'_> {
 
         if let Some(v) = &f.evidence.audit {
             let layer = Layer::parse(&v.layer).unwrap_or(Layer::Lsm);
-            return a.decide(layer, Confidence::Direct, format!("audit record: {}", v.record));
+            return a.decide(
+                layer,
+                Confidence::Direct,
+                format!("audit record: {}", v.record),
+            );
         }
         if let Some(d) = self.seccomp(f, ctx, &mut a) {
             return a.decide(Layer::Seccomp, Confidence::Direct, d);
         }
         if f.evidence.landlock_denied {
-            return a.decide(Layer::Landlock, Confidence::Direct, "fexit on Landlock's hook_file_open returned an error during the call");
+            return a.decide(
+                Layer::Landlock,
+                Confidence::Direct,
+                "fexit on Landlock's hook_file_open returned an error during the call",
+            );
         }
         if f.evidence.selinux_denied {
-            return a.decide(Layer::Selinux, Confidence::Direct, "avc:selinux_audited reported a denial during the call");
+            return a.decide(
+                Layer::Selinux,
+                Confidence::Direct,
+                "avc:selinux_audited reported a denial during the call",
+            );
         }
         if f.evidence.pids_denied {
-            return a.decide(Layer::CgroupPids, Confidence::Direct, "fexit on pids_can_fork returned an error during the call");
+            return a.decide(
+                Layer::CgroupPids,
+                Confidence::Direct,
+                "fexit on pids_can_fork returned an error during the call",
+            );
         }
         if syscalls::is_clone(&f.syscall) && f.errno == libc::EAGAIN {
             return process_limits::attribute(f, ctx, a);
@@ -133,13 +152,25 @@ impl Attributor<'_> {
         if f.errno == libc::EROFS {
             let mount = ctx.path.as_ref().and_then(|p| p.mount.as_ref());
             let why = match mount {
-                Some(m) => format!("EROFS: {} ({}) is mounted {}", m.mount_point.display(), m.fs_type, if m.read_only { "ro" } else { "rw, the superblock is read-only" }),
+                Some(m) => format!(
+                    "EROFS: {} ({}) is mounted {}",
+                    m.mount_point.display(),
+                    m.fs_type,
+                    if m.read_only {
+                        "ro"
+                    } else {
+                        "rw, the superblock is read-only"
+                    }
+                ),
                 None => "EROFS is returned only for writes to a read-only filesystem".into(),
             };
             return a.decide(Layer::MountRo, Confidence::Direct, why);
         }
         if f.errno == libc::ENOSYS {
-            let why = format!("{} entered the kernel and returned ENOSYS: this kernel does not implement it", f.syscall);
+            let why = format!(
+                "{} entered the kernel and returned ENOSYS: this kernel does not implement it",
+                f.syscall
+            );
             return a.decide(Layer::Unknown, Confidence::Inferred, why);
         }
         if let Some(cap) = f.evidence.denied_capability {
@@ -157,13 +188,23 @@ impl Attributor<'_> {
             return self.file_access(f, ctx, a);
         }
         if f.errno == libc::ENOENT {
-            let why = format!("{} does not exist in the process's mount namespace", f.path.as_ref().map(|p| p.escaped()).unwrap_or_default());
+            let why = format!(
+                "{} does not exist in the process's mount namespace",
+                f.path.as_ref().map(|p| p.escaped()).unwrap_or_default()
+            );
             return a.decide(Layer::Unknown, Confidence::Inferred, why);
         }
         if self.probes.cap_capable && f.evidence.source == EvidenceSource::Kernel {
-            a.exclude("capability", "cap_capable refused no capability during the call");
+            a.exclude(
+                "capability",
+                "cap_capable refused no capability during the call",
+            );
         }
-        a.evidence.push(format!("no layer-specific evidence for {} returning {}", f.syscall, crate::model::errno::name(f.errno)));
+        a.evidence.push(format!(
+            "no layer-specific evidence for {} returning {}",
+            f.syscall,
+            crate::model::errno::name(f.errno)
+        ));
         a
     }
 
@@ -185,7 +226,10 @@ impl Attributor<'_> {
             ));
         }
         if f.evidence.source == EvidenceSource::Kernel && mode == Some(0) {
-            a.exclude("seccomp", "seccomp: no filter installed (mode 0), and the call reached sys_enter");
+            a.exclude(
+                "seccomp",
+                "seccomp: no filter installed (mode 0), and the call reached sys_enter",
+            );
         } else if f.evidence.source == EvidenceSource::Kernel {
             a.exclude("seccomp", format!("seccomp: {mode_text}, but this call reached sys_enter, so no filter refused it"));
         } else if mode == Some(0) {
@@ -196,7 +240,8 @@ impl Attributor<'_> {
 
     fn file_access(&self, f: &Failure, ctx: &FailureContext, mut a: Attribution) -> Attribution {
         let Some(facts) = ctx.path.as_ref() else {
-            a.evidence.push("the path could not be examined (the process had exited)".into());
+            a.evidence
+                .push("the path could not be examined (the process had exited)".into());
             a.candidates = vec![Layer::Dac, Layer::Landlock, Layer::Lsm];
             return a;
         };
@@ -208,11 +253,19 @@ impl Attributor<'_> {
 
         if let Some(m) = &facts.mount {
             if is_exec && m.noexec {
-                let why = format!("{} is on {} ({}), mounted noexec", resolved.display(), m.mount_point.display(), m.fs_type);
+                let why = format!(
+                    "{} is on {} ({}), mounted noexec",
+                    resolved.display(),
+                    m.mount_point.display(),
+                    m.fs_type
+                );
                 return a.decide(Layer::MountNoexec, Confidence::Inferred, why);
             }
             if is_exec {
-                a.exclude("mount-noexec", format!("{} is mounted without noexec", m.mount_point.display()));
+                a.exclude(
+                    "mount-noexec",
+                    format!("{} is mounted without noexec", m.mount_point.display()),
+                );
             }
         }
 
@@ -220,13 +273,22 @@ impl Attributor<'_> {
         let mut dac_excluded = false;
         match (ctx.process.as_ref(), needed.as_ref()) {
             (Some(p), Some(n)) => {
-                let target = if n.path == resolved { facts.clone() } else {
-                    crate::context::PathFacts::read(f.origin.pid, n.path.as_os_str().as_encoded_bytes()).unwrap_or_else(|_| facts.clone())
+                let target = if n.path == resolved {
+                    facts.clone()
+                } else {
+                    crate::context::PathFacts::read(
+                        f.origin.pid,
+                        n.path.as_os_str().as_encoded_bytes(),
+                    )
+                    .unwrap_or_else(|_| facts.clone())
                 };
                 let v = dac::check(&target, n.dac, p);
                 if !v.allowed {
                     let (conf, extra) = match f.evidence.denied_capability {
-                        Some(cap) => (Confidence::Direct, format!("; cap_capable refused {} during the call", cap_name(cap))),
+                        Some(cap) => (
+                            Confidence::Direct,
+                            format!("; cap_capable refused {} during the call", cap_name(cap)),
+                        ),
                         None => (Confidence::Inferred, String::new()),
                     };
                     return a.decide(Layer::Dac, conf, format!("DAC: {}{extra}", v.why));
@@ -253,22 +315,46 @@ impl Attributor<'_> {
                 }
             }
             if !domains.is_empty() {
-                a.exclude("landlock", format!("the traced Landlock domain(s) grant {} on {}", n.what, n.path.display()));
+                a.exclude(
+                    "landlock",
+                    format!(
+                        "the traced Landlock domain(s) grant {} on {}",
+                        n.what,
+                        n.path.display()
+                    ),
+                );
                 landlock_excluded = true;
             }
         } else if needed.is_some() && !domains.is_empty() {
-            a.exclude("landlock", format!("Landlock does not restrict {}", f.syscall));
+            a.exclude(
+                "landlock",
+                format!("Landlock does not restrict {}", f.syscall),
+            );
             landlock_excluded = true;
         }
 
         // Elimination over the layers that remain.
-        let fs_local = facts.mount.as_ref().is_some_and(|m| LOCAL_FS.contains(&m.fs_type.as_str()));
+        let fs_local = facts
+            .mount
+            .as_ref()
+            .is_some_and(|m| LOCAL_FS.contains(&m.fs_type.as_str()));
         if let Some(m) = &facts.mount {
             if fs_local {
-                a.exclude("filesystem", format!("{} is {}, which applies only the generic permission checks", m.mount_point.display(), m.fs_type));
+                a.exclude(
+                    "filesystem",
+                    format!(
+                        "{} is {}, which applies only the generic permission checks",
+                        m.mount_point.display(),
+                        m.fs_type
+                    ),
+                );
             } else {
                 a.candidates.push(Layer::Unknown);
-                a.evidence.push(format!("{} is {}, which may apply its own permission policy", m.mount_point.display(), m.fs_type));
+                a.evidence.push(format!(
+                    "{} is {}, which may apply its own permission policy",
+                    m.mount_point.display(),
+                    m.fs_type
+                ));
             }
         }
         let mut remaining: Vec<Layer> = DENYING_LSMS
@@ -279,14 +365,27 @@ impl Attributor<'_> {
             .collect();
         if self.host.has_lsm("bpf") {
             match &self.host.bpf_lsm_programs {
-                Some(progs) if progs.is_empty() => a.exclude("bpf-lsm", "BPF LSM is enabled but no BPF LSM program is attached"),
-                Some(progs) => { remaining.push(Layer::BpfLsm); a.evidence.push(format!("BPF LSM programs attached: {}", progs.join(", "))) }
+                Some(progs) if progs.is_empty() => a.exclude(
+                    "bpf-lsm",
+                    "BPF LSM is enabled but no BPF LSM program is attached",
+                ),
+                Some(progs) => {
+                    remaining.push(Layer::BpfLsm);
+                    a.evidence
+                        .push(format!("BPF LSM programs attached: {}", progs.join(", ")))
+                }
                 None => remaining.push(Layer::BpfLsm),
             }
         }
         for (name, layer) in DENYING_LSMS {
             if !self.host.has_lsm(name) && *layer != Layer::Lsm {
-                a.exclude(layer.as_str(), format!("{name} is not among the active LSMs ({})", self.host.lsms.join(",")));
+                a.exclude(
+                    layer.as_str(),
+                    format!(
+                        "{name} is not among the active LSMs ({})",
+                        self.host.lsms.join(",")
+                    ),
+                );
             }
         }
         let seccomp_excluded = a.ruled_out.iter().any(|r| r.suspect == "seccomp");
@@ -307,7 +406,11 @@ impl Attributor<'_> {
         a.candidates.dedup();
         a.evidence.push(format!(
             "could not single out a layer: candidates {}",
-            a.candidates.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+            a.candidates
+                .iter()
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         a
     }
@@ -319,13 +422,18 @@ fn is_dac_cap(cap: u32) -> bool {
 }
 
 fn is_prot_exec(f: &Failure) -> bool {
-    matches!(f.syscall.as_str(), "mmap" | "mprotect" | "pkey_mprotect") && f.flags.is_some_and(|p| p & 4 != 0)
+    matches!(f.syscall.as_str(), "mmap" | "mprotect" | "pkey_mprotect")
+        && f.flags.is_some_and(|p| p & 4 != 0)
 }
 
 fn is_userns_call(f: &Failure) -> bool {
-    let newuser = f.flags.is_some_and(|fl| fl & crate::model::flags::CLONE_NEWUSER != 0);
+    let newuser = f
+        .flags
+        .is_some_and(|fl| fl & crate::model::flags::CLONE_NEWUSER != 0);
     (matches!(f.syscall.as_str(), "unshare" | "clone") && newuser)
-        || f.path.as_ref().is_some_and(|p| p.contains("uid_map") || p.contains("gid_map") || p.contains("setgroups"))
+        || f.path.as_ref().is_some_and(|p| {
+            p.contains("uid_map") || p.contains("gid_map") || p.contains("setgroups")
+        })
 }
 
 fn read_sysctl(path: &str) -> Option<i64> {
@@ -335,13 +443,23 @@ fn read_sysctl(path: &str) -> Option<i64> {
 /// User-namespace creation and id-map writes: the sysctls that refuse them.
 fn userns(f: &Failure, a: Attribution, host: &HostFacts) -> Option<Attribution> {
     if read_sysctl("/proc/sys/user/max_user_namespaces") == Some(0) {
-        return Some(a.decide(Layer::Userns, Confidence::Inferred, "user.max_user_namespaces is 0"));
+        return Some(a.decide(
+            Layer::Userns,
+            Confidence::Inferred,
+            "user.max_user_namespaces is 0",
+        ));
     }
     let uid = f.origin.uid.unwrap_or(0);
     if uid != 0 && read_sysctl("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
-        return Some(a.decide(Layer::Userns, Confidence::Inferred, format!("kernel.unprivileged_userns_clone is 0 and uid {uid} is unprivileged")));
+        return Some(a.decide(
+            Layer::Userns,
+            Confidence::Inferred,
+            format!("kernel.unprivileged_userns_clone is 0 and uid {uid} is unprivileged"),
+        ));
     }
-    if host.has_lsm("apparmor") && read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
+    if host.has_lsm("apparmor")
+        && read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1)
+    {
         return Some(a.decide(Layer::Apparmor, Confidence::Inferred, "kernel.apparmor_restrict_unprivileged_userns is 1: AppArmor restricts unprivileged user namespaces"));
     }
     None
@@ -349,16 +467,43 @@ fn userns(f: &Failure, a: Attribution, host: &HostFacts) -> Option<Attribution> 
 
 /// Failures that did not change the outcome, labelled rather than hidden.
 fn noise(f: &Failure, trace: &Trace) -> Option<String> {
-    if f.errno == libc::EAGAIN && !syscalls::is_clone(&f.syscall) && !matches!(f.syscall.as_str(), "execve" | "execveat" | "setuid" | "setresuid" | "setreuid") {
+    if f.errno == libc::EAGAIN
+        && !syscalls::is_clone(&f.syscall)
+        && !matches!(
+            f.syscall.as_str(),
+            "execve" | "execveat" | "setuid" | "setresuid" | "setreuid"
+        )
+    {
         return Some("EAGAIN here means the call would block on a non-blocking descriptor".into());
     }
-    if matches!(f.syscall.as_str(), "access" | "faccessat" | "faccessat2" | "stat" | "lstat" | "newfstatat" | "statx" | "readlink" | "readlinkat") {
-        return Some(format!("{} is a probe: the program checks and carries on", f.syscall));
+    if matches!(
+        f.syscall.as_str(),
+        "access"
+            | "faccessat"
+            | "faccessat2"
+            | "stat"
+            | "lstat"
+            | "newfstatat"
+            | "statx"
+            | "readlink"
+            | "readlinkat"
+    ) {
+        return Some(format!(
+            "{} is a probe: the program checks and carries on",
+            f.syscall
+        ));
     }
-    if f.syscall == "clone3" && f.errno == libc::ENOSYS && trace.stats.process_forks + trace.stats.thread_forks > 0 {
+    if f.syscall == "clone3"
+        && f.errno == libc::ENOSYS
+        && trace.stats.process_forks + trace.stats.thread_forks > 0
+    {
         return Some("glibc falls back to clone when clone3 returns ENOSYS".into());
     }
-    let exec_later = trace.processes.get(&f.origin.pid).and_then(|p| p.exec_ns).is_some_and(|t| t > f.origin.time_ns);
+    let exec_later = trace
+        .processes
+        .get(&f.origin.pid)
+        .and_then(|p| p.exec_ns)
+        .is_some_and(|t| t > f.origin.time_ns);
     if syscalls::is_exec(&f.syscall) && exec_later {
         return Some("a PATH search: the command was found and executed elsewhere".into());
     }

@@ -6,7 +6,8 @@ use crate::model::{Confidence, Failure, Layer};
 
 pub(super) fn attribute(f: &Failure, ctx: &FailureContext, mut a: Attribution) -> Attribution {
     let Some(p) = ctx.process.as_ref() else {
-        a.evidence.push("the process had exited before its limits could be read".into());
+        a.evidence
+            .push("the process had exited before its limits could be read".into());
         a.candidates = vec![Layer::CgroupPids, Layer::RlimitNproc, Layer::ThreadsMax];
         return a;
     };
@@ -30,20 +31,42 @@ pub(super) fn attribute(f: &Failure, ctx: &FailureContext, mut a: Attribution) -
     match (p.nproc_limit, p.uid_tasks) {
         (Some(limit), Some(n)) if n >= limit && !exempt => verdicts.push((
             Layer::RlimitNproc,
-            format!("RLIMIT_NPROC: uid {} has {n} tasks against a soft limit of {limit}", p.ruid),
+            format!(
+                "RLIMIT_NPROC: uid {} has {n} tasks against a soft limit of {limit}",
+                p.ruid
+            ),
         )),
-        (Some(limit), Some(n)) => a.exclude("nproc-exhausted", format!("RLIMIT_NPROC: {n} of {limit} for uid {}{}", p.ruid, if exempt { " (root with CAP_SYS_RESOURCE is exempt)" } else { "" })),
+        (Some(limit), Some(n)) => a.exclude(
+            "nproc-exhausted",
+            format!(
+                "RLIMIT_NPROC: {n} of {limit} for uid {}{}",
+                p.ruid,
+                if exempt {
+                    " (root with CAP_SYS_RESOURCE is exempt)"
+                } else {
+                    ""
+                }
+            ),
+        ),
         (None, _) => a.exclude("nproc-exhausted", "RLIMIT_NPROC: unlimited"),
-        (Some(limit), None) => a.evidence.push(format!("RLIMIT_NPROC soft limit {limit}; the uid's task count was not measured")),
+        (Some(limit), None) => a.evidence.push(format!(
+            "RLIMIT_NPROC soft limit {limit}; the uid's task count was not measured"
+        )),
     }
     match p.threads {
-        Some((n, max)) if n + 16 >= max => verdicts.push((Layer::ThreadsMax, format!("kernel.threads-max: {n} tasks on the system of {max}"))),
+        Some((n, max)) if n + 16 >= max => verdicts.push((
+            Layer::ThreadsMax,
+            format!("kernel.threads-max: {n} tasks on the system of {max}"),
+        )),
         Some((n, max)) => a.exclude("threads-max", format!("kernel.threads-max: {n} of {max}")),
         None => {}
     }
     match verdicts.len() {
         0 => {
-            a.evidence.push(format!("{} returned EAGAIN with no process limit reached", f.syscall));
+            a.evidence.push(format!(
+                "{} returned EAGAIN with no process limit reached",
+                f.syscall
+            ));
             a
         }
         1 => {
@@ -52,7 +75,11 @@ pub(super) fn attribute(f: &Failure, ctx: &FailureContext, mut a: Attribution) -
         }
         _ => {
             // The pids cgroup's refusal counter is the more specific signature.
-            let (layer, why) = verdicts.iter().find(|(l, _)| *l == Layer::CgroupPids).cloned().unwrap_or_else(|| verdicts[0].clone());
+            let (layer, why) = verdicts
+                .iter()
+                .find(|(l, _)| *l == Layer::CgroupPids)
+                .cloned()
+                .unwrap_or_else(|| verdicts[0].clone());
             for (l, w) in &verdicts {
                 if *l != layer {
                     a.evidence.push(format!("also at its limit: {w}"));

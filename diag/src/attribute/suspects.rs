@@ -13,7 +13,11 @@ pub struct Suspects {
 impl Suspects {
     /// `ctx` is the context of the failure the finding rests on; `attributions` are those of
     /// every failure of the trace, in order.
-    pub fn measure(trace: &Trace, attributions: &[Attribution], ctx: Option<&FailureContext>) -> Self {
+    pub fn measure(
+        trace: &Trace,
+        attributions: &[Attribution],
+        ctx: Option<&FailureContext>,
+    ) -> Self {
         let mut out = Vec::new();
         let proc_ = ctx.and_then(|c| c.process.as_ref());
         let seccomp_refusals: u64 = trace
@@ -30,7 +34,10 @@ impl Suspects {
                 Some(0) => "no filter",
                 _ => "mode not read",
             };
-            out.push(RuledOut { suspect: "seccomp".into(), why: format!("seccomp: {mode}, refused nothing that mattered in this run") });
+            out.push(RuledOut {
+                suspect: "seccomp".into(),
+                why: format!("seccomp: {mode}, refused nothing that mattered in this run"),
+            });
         }
         let clone_failed: u64 = trace
             .failures
@@ -50,24 +57,38 @@ impl Suspects {
         }
         if let Some(p) = proc_ {
             let nproc = match (p.nproc_limit, p.uid_tasks) {
-                (Some(l), Some(n)) if n < l => Some(format!("RLIMIT_NPROC: {n} of {l} tasks for uid {}", p.ruid)),
-                (None, Some(n)) => Some(format!("RLIMIT_NPROC: unlimited ({n} tasks for uid {})", p.ruid)),
+                (Some(l), Some(n)) if n < l => {
+                    Some(format!("RLIMIT_NPROC: {n} of {l} tasks for uid {}", p.ruid))
+                }
+                (None, Some(n)) => Some(format!(
+                    "RLIMIT_NPROC: unlimited ({n} tasks for uid {})",
+                    p.ruid
+                )),
                 (None, None) => Some("RLIMIT_NPROC: unlimited".into()),
                 _ => None,
             };
             if let Some(why) = nproc.filter(|_| clone_failed == 0) {
-                out.push(RuledOut { suspect: "nproc-exhausted".into(), why });
+                out.push(RuledOut {
+                    suspect: "nproc-exhausted".into(),
+                    why,
+                });
             }
             if let Some(pc) = p.pids.as_ref().filter(|pc| pc.refused == 0) {
                 let max = pc.max.map_or("max".to_string(), |m| m.to_string());
-                out.push(RuledOut { suspect: "pids-limit".into(), why: format!("pids cgroup: {} of {max}, no fork refused", pc.current) });
+                out.push(RuledOut {
+                    suspect: "pids-limit".into(),
+                    why: format!("pids cgroup: {} of {max}, no fork refused", pc.current),
+                });
             }
             let nnp = match p.no_new_privs {
                 Some(true) => "no_new_privs: set, but no failure here involves gaining privileges",
                 Some(false) => "no_new_privs: not set",
                 None => "no_new_privs: not read",
             };
-            out.push(RuledOut { suspect: "no-new-privs".into(), why: nnp.into() });
+            out.push(RuledOut {
+                suspect: "no-new-privs".into(),
+                why: nnp.into(),
+            });
         }
         Suspects { ruled_out: out }
     }

@@ -25,7 +25,11 @@ pub struct HeldChild {
 pub enum Started {
     Running(Pid),
     /// exec failed: the errno and the reason text.
-    ExecFailed { pid: Pid, errno: i32, message: String },
+    ExecFailed {
+        pid: Pid,
+        errno: i32,
+        message: String,
+    },
 }
 
 /// Forks `argv`, held until [`HeldChild::release`]. `pre_exec` runs in the child after release.
@@ -83,15 +87,23 @@ fn child_main(release: OwnedFd, status: OwnedFd, argv: &[CString], pre_exec: Pre
 impl HeldChild {
     /// Lets the child run; returns once it has exec'd or failed to.
     pub fn release(mut self) -> Result<Started> {
-        self.release.write_all(b"g").context("releasing the child")?;
+        self.release
+            .write_all(b"g")
+            .context("releasing the child")?;
         let mut report = String::new();
-        self.exec_status.read_to_string(&mut report).context("reading the exec status")?;
+        self.exec_status
+            .read_to_string(&mut report)
+            .context("reading the exec status")?;
         if report.is_empty() {
             return Ok(Started::Running(self.pid));
         }
         let (code, message) = report.split_once('\n').unwrap_or((&report, ""));
         let errno = code.trim_start_matches('E').parse().unwrap_or(0);
-        Ok(Started::ExecFailed { pid: self.pid, errno, message: message.to_string() })
+        Ok(Started::ExecFailed {
+            pid: self.pid,
+            errno,
+            message: message.to_string(),
+        })
     }
 
     /// Kills a child that will never be released (setup failed).

@@ -6,6 +6,13 @@ use anyhow::Result;
 
 pub fn catalog(args: CatalogArgs) -> Result<i32> {
     let c = catalog::builtin();
-    print!("{}", if args.markdown { docs::markdown(c) } else { docs::text(c) });
+    print!(
+        "{}",
+        if args.markdown {
+            docs::markdown(c)
+        } else {
+            docs::text(c)
+        }
+    );
     Ok(0)
 }

@@ -28,7 +28,12 @@ impl Interrupt {
 }
 
 /// Feeds events into `trace` until `done()` says stop; returns early when interrupted.
-pub fn pump(cap: &mut EbpfCapture, trace: &mut Trace, interrupt: &Interrupt, mut done: impl FnMut(&Trace) -> bool) -> Result<bool> {
+pub fn pump(
+    cap: &mut EbpfCapture,
+    trace: &mut Trace,
+    interrupt: &Interrupt,
+    mut done: impl FnMut(&Trace) -> bool,
+) -> Result<bool> {
     loop {
         cap.poll(POLL, &mut |ev| trace.on_event(ev, &Procfs))?;
         if done(trace) {
@@ -44,7 +49,9 @@ pub fn pump(cap: &mut EbpfCapture, trace: &mut Trace, interrupt: &Interrupt, mut
 pub fn drain(cap: &mut EbpfCapture, trace: &mut Trace) -> Result<()> {
     let mut idle = 0;
     while idle < 2 {
-        let n = cap.poll(Duration::from_millis(10), &mut |ev| trace.on_event(ev, &Procfs))?;
+        let n = cap.poll(Duration::from_millis(10), &mut |ev| {
+            trace.on_event(ev, &Procfs)
+        })?;
         idle = if n == 0 { idle + 1 } else { 0 };
     }
     Ok(())

@@ -7,7 +7,10 @@ use anyhow::Result;
 use std::io::Write;
 
 /// `--version`: the version and whether the eBPF backend is built in.
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (eBPF backend: see `diag run --help`)");
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (eBPF backend: see `diag run --help`)"
+);
 
 /// One line on the eBPF backend of this build.
 pub fn ebpf_status() -> String {
@@ -28,7 +31,9 @@ pub fn check(args: &ReportArgs) -> Result<()> {
 pub fn emit(report: &Report, args: &ReportArgs) -> Result<()> {
     if !args.quiet {
         // stderr may be closed (SIGPIPE is ignored): the files below must still be written.
-        let _ = std::io::stderr().lock().write_all(human::render(report).as_bytes());
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(human::render(report).as_bytes());
     }
     if let Some(p) = &args.json {
         let mut text = serde_json::to_string_pretty(report)?;

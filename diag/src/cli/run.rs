@@ -17,7 +17,8 @@ use nix::unistd::Pid;
 pub fn capture_config(errno_spec: &str, syscall_spec: &str) -> Result<CaptureConfig> {
     Ok(CaptureConfig {
         errnos: errno::parse_selection(errno_spec).map_err(|e| usage(format!("--errno: {e}")))?,
-        syscalls: syscalls::parse_selection(syscall_spec).map_err(|e| usage(format!("--syscalls: {e}")))?,
+        syscalls: syscalls::parse_selection(syscall_spec)
+            .map_err(|e| usage(format!("--syscalls: {e}")))?,
         ..CaptureConfig::default()
     })
 }
@@ -25,10 +26,14 @@ pub fn capture_config(errno_spec: &str, syscall_spec: &str) -> Result<CaptureCon
 /// Work for the child before exec: the policy, then `--user`.
 fn prepare_child(args: &RunArgs) -> Result<(launch::PreExec, Vec<String>)> {
     let plan = match &args.policy {
-        Some(p) => Some(Plan::new(&Policy::load(p).map_err(|e| usage(format!("{e:#}")))?).map_err(|e| usage(format!("--policy: {e:#}")))?),
+        Some(p) => Some(
+            Plan::new(&Policy::load(p).map_err(|e| usage(format!("{e:#}")))?)
+                .map_err(|e| usage(format!("--policy: {e:#}")))?,
+        ),
         None => None,
     };
-    let user = Identity::resolve(args.user.as_deref(), None).map_err(|e| usage(format!("--user: {e:#}")))?;
+    let user = Identity::resolve(args.user.as_deref(), None)
+        .map_err(|e| usage(format!("--user: {e:#}")))?;
     let notes = plan.as_ref().map(|p| p.notes.clone()).unwrap_or_default();
     let pre_exec: launch::PreExec = Box::new(move || {
         if let Some(plan) = &plan {
@@ -46,7 +51,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
     output::check(&args.report)?;
     let config = capture_config(&args.filter.errno, &args.filter.syscalls)?;
     if args.backend == Backend::Ptrace {
-        return Err(usage("--backend ptrace is not available in this build yet; use --backend ebpf as root"));
+        return Err(usage(
+            "--backend ptrace is not available in this build yet; use --backend ebpf as root",
+        ));
     }
     if !nix::unistd::geteuid().is_root() {
         return Err(usage("diag run needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN) for the eBPF backend: run it with sudo"));
@@ -66,7 +73,12 @@ pub fn run(args: RunArgs) -> Result<i32> {
     cap.track(root.as_raw() as u32)?;
     let host = HostFacts::read();
     let mut trace = Trace::new();
-    trace.add_process(root.as_raw() as u32, Some(std::process::id()), Text::from(args.command[0].as_str()), None);
+    trace.add_process(
+        root.as_raw() as u32,
+        Some(std::process::id()),
+        Text::from(args.command[0].as_str()),
+        None,
+    );
     let interrupt = Interrupt::install()?;
 
     let mut exec_failure = None;
@@ -90,16 +102,24 @@ pub fn run(args: RunArgs) -> Result<i32> {
         }
     }
     if args.wait_tree && !partial {
-        live::pump(&mut cap, &mut trace, &interrupt, |t| t.live_pids().iter().all(|&p| !live::alive(p)))?;
+        live::pump(&mut cap, &mut trace, &interrupt, |t| {
+            t.live_pids().iter().all(|&p| !live::alive(p))
+        })?;
     }
     live::drain(&mut cap, &mut trace)?;
     trace.finish(cap.stats()?);
 
+    let mut report_args = args.report.clone();
     if let Some((e, msg)) = &exec_failure {
-        warnings.push(format!("cannot run {}: {msg}", Text::from(args.command[0].as_str()).escaped()));
-        if !args.report.quiet {
-            eprintln!("diag: cannot run {}: {} ({})", Text::from(args.command[0].as_str()).escaped(), msg, errno::name(*e));
-        }
+        // One clear line instead of a report about the failed exec's PATH search.
+        let line = format!(
+            "cannot run {}: {msg} ({})",
+            Text::from(args.command[0].as_str()).escaped(),
+            errno::name(*e)
+        );
+        eprintln!("diag: {line}");
+        warnings.push(line);
+        report_args.quiet = true;
     }
     let exit_status = status.and_then(launch::exit_code);
     let report = pipeline::report(
@@ -107,7 +127,12 @@ pub fn run(args: RunArgs) -> Result<i32> {
         Session {
             backend: "ebpf",
             mode: "run",
-            command: args.command.iter().map(|a| Text::from(a.as_str())).collect(),
+            command: args
+                .command
+                .iter()
+                .map(|a| Text::from(a.as_str()))
+                .collect(),
+            root_pids: vec![root.as_raw() as u32],
             exit_status,
             partial,
             host: &host,
@@ -115,7 +140,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             warnings,
         },
     );
-    output::emit(&report, &args.report).context("writing the report")?;
+    output::emit(&report, &report_args).context("writing the report")?;
     Ok(exit_status.unwrap_or(if partial { 130 } else { 1 }))
 }
 

@@ -13,9 +13,22 @@ pub fn sandbox(args: SandboxArgs) -> Result<i32> {
     for note in &plan.notes {
         eprintln!("diag sandbox: {note}");
     }
-    plan.apply().map_err(|e| usage(format!("applying the policy: {e:#}")))?;
-    let argv: Vec<CString> = args.command.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<_, _>>()?;
+    plan.apply()
+        .map_err(|e| usage(format!("applying the policy: {e:#}")))?;
+    let argv: Vec<CString> = args
+        .command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()?;
     let err = nix::unistd::execvp(&argv[0], &argv).unwrap_err();
-    eprintln!("diag sandbox: cannot run {}: {}", crate::model::Text::from(args.command[0].as_str()).escaped(), err.desc());
-    Ok(if err == nix::errno::Errno::ENOENT { 127 } else { 126 })
+    eprintln!(
+        "diag sandbox: cannot run {}: {}",
+        crate::model::Text::from(args.command[0].as_str()).escaped(),
+        err.desc()
+    );
+    Ok(if err == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    })
 }

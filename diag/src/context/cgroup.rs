@@ -66,7 +66,11 @@ fn controllers_include_pids(mount: &Path) -> bool {
 
 /// Reads `pids.current`, `pids.max` and `pids.events` in `dir`.
 pub fn read(dir: &Path) -> Option<PidsCgroup> {
-    let current = std::fs::read_to_string(dir.join("pids.current")).ok()?.trim().parse().ok()?;
+    let current = std::fs::read_to_string(dir.join("pids.current"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let max_text = std::fs::read_to_string(dir.join("pids.max")).ok()?;
     let max = max_text.trim().parse().ok();
     let refused = std::fs::read_to_string(dir.join("pids.events"))
@@ -76,7 +80,12 @@ pub fn read(dir: &Path) -> Option<PidsCgroup> {
                 .find_map(|l| l.strip_prefix("max ").and_then(|v| v.trim().parse().ok()))
         })
         .unwrap_or(0);
-    Some(PidsCgroup { dir: dir.to_path_buf(), current, max, refused })
+    Some(PidsCgroup {
+        dir: dir.to_path_buf(),
+        current,
+        max,
+        refused,
+    })
 }
 
 /// Is `path` a cgroup directory (v1 or v2)?

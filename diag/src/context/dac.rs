@@ -31,7 +31,10 @@ fn class_bits(mode: u32, uid: u32, gid: u32, p: &ProcessContext) -> (u32, &'stat
 pub fn check(facts: &PathFacts, access: Access, p: &ProcessContext) -> DacVerdict {
     let who = format!("uid {} gid {}", p.fsuid, p.fsgid);
     if facts.kind == FileKind::Missing {
-        return DacVerdict { allowed: true, why: format!("{} does not exist", facts.path.display()) };
+        return DacVerdict {
+            allowed: true,
+            why: format!("{} does not exist", facts.path.display()),
+        };
     }
     for (dir, mode, uid, gid) in &facts.ancestors {
         let (bits, _) = class_bits(*mode, *uid, *gid, p);
@@ -39,7 +42,11 @@ pub fn check(facts: &PathFacts, access: Access, p: &ProcessContext) -> DacVerdic
         if bits & 1 == 0 && !overridden {
             return DacVerdict {
                 allowed: false,
-                why: format!("{} has mode {:o}: no search permission for {who}", dir.display(), mode),
+                why: format!(
+                    "{} has mode {:o}: no search permission for {who}",
+                    dir.display(),
+                    mode
+                ),
             };
         }
     }
@@ -51,13 +58,22 @@ pub fn check(facts: &PathFacts, access: Access, p: &ProcessContext) -> DacVerdic
     let write_ok = bits & 2 != 0 || override_rw;
     // CAP_DAC_OVERRIDE grants exec only when some x bit is set (or on directories).
     let exec_ok = bits & 1 != 0 || (override_rw && (any_x || is_dir));
-    let allowed = (!access.read || read_ok) && (!access.write || write_ok) && (!access.exec || exec_ok);
-    let wanted: Vec<&str> = [(access.read, "read"), (access.write, "write"), (access.exec, "exec")]
-        .iter()
-        .filter(|(w, _)| *w)
-        .map(|(_, n)| *n)
-        .collect();
-    let caps = if override_rw { " with CAP_DAC_OVERRIDE" } else { "" };
+    let allowed =
+        (!access.read || read_ok) && (!access.write || write_ok) && (!access.exec || exec_ok);
+    let wanted: Vec<&str> = [
+        (access.read, "read"),
+        (access.write, "write"),
+        (access.exec, "exec"),
+    ]
+    .iter()
+    .filter(|(w, _)| *w)
+    .map(|(_, n)| *n)
+    .collect();
+    let caps = if override_rw {
+        " with CAP_DAC_OVERRIDE"
+    } else {
+        ""
+    };
     DacVerdict {
         allowed,
         why: format!(
@@ -92,13 +108,21 @@ mod tests {
     }
 
     fn user(uid: u32, caps: u64) -> ProcessContext {
-        ProcessContext { fsuid: uid, fsgid: uid, cap_effective: caps, ..Default::default() }
+        ProcessContext {
+            fsuid: uid,
+            fsgid: uid,
+            cap_effective: caps,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn owner_only_file_refuses_other_users_and_allows_root() {
         let f = facts(0o600, 0, 0);
-        let rd = Access { read: true, ..Default::default() };
+        let rd = Access {
+            read: true,
+            ..Default::default()
+        };
         let v = check(&f, rd, &user(1000, 0));
         assert!(!v.allowed, "{}", v.why);
         assert!(v.why.contains("-rw-------"), "{}", v.why);
@@ -110,7 +134,10 @@ mod tests {
     #[test]
     fn exec_needs_an_x_bit_even_for_root() {
         let f = facts(0o644, 0, 0);
-        let x = Access { exec: true, ..Default::default() };
+        let x = Access {
+            exec: true,
+            ..Default::default()
+        };
         assert!(!check(&f, x, &user(0, 1 << CAP_DAC_OVERRIDE)).allowed);
         assert!(check(&facts(0o744, 1, 1), x, &user(0, 1 << CAP_DAC_OVERRIDE)).allowed);
     }
@@ -119,7 +146,14 @@ mod tests {
     fn ancestor_search_permission() {
         let mut f = facts(0o644, 1000, 1000);
         f.ancestors = vec![(PathBuf::from("/srv"), 0o700, 0, 0)];
-        let v = check(&f, Access { read: true, ..Default::default() }, &user(1000, 0));
+        let v = check(
+            &f,
+            Access {
+                read: true,
+                ..Default::default()
+            },
+            &user(1000, 0),
+        );
         assert!(!v.allowed && v.why.contains("search"), "{}", v.why);
     }
 }

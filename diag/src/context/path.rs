@@ -47,7 +47,11 @@ impl PathFacts {
         let raw = Path::new(std::ffi::OsStr::from_bytes_compat(path));
         let proc_dir = PathBuf::from(format!("/proc/{pid}"));
         let own_view = proc_dir.join("root").exists();
-        let root = if own_view { proc_dir.join("root") } else { PathBuf::from("/") };
+        let root = if own_view {
+            proc_dir.join("root")
+        } else {
+            PathBuf::from("/")
+        };
         let path = if raw.is_absolute() {
             raw.to_path_buf()
         } else {
@@ -56,11 +60,20 @@ impl PathFacts {
         };
         let inside = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
         let (kind, mode, uid, gid) = match std::fs::symlink_metadata(inside(&path)) {
-            Ok(m) => (kind_of(&m, &inside(&path)), m.mode() & 0o7777, m.uid(), m.gid()),
+            Ok(m) => (
+                kind_of(&m, &inside(&path)),
+                m.mode() & 0o7777,
+                m.uid(),
+                m.gid(),
+            ),
             Err(_) => (FileKind::Missing, 0, 0, 0),
         };
         let resolved = resolve_in_root(&root, &path);
-        let mounts_path = if own_view { proc_dir.join("mountinfo") } else { "/proc/self/mountinfo".into() };
+        let mounts_path = if own_view {
+            proc_dir.join("mountinfo")
+        } else {
+            "/proc/self/mountinfo".into()
+        };
         let mount = std::fs::read_to_string(mounts_path)
             .ok()
             .and_then(|t| mount_for(&t, resolved.as_deref().unwrap_or(&path)));
@@ -75,7 +88,17 @@ impl PathFacts {
             .into_iter()
             .rev()
             .collect();
-        Ok(PathFacts { path, kind, mode, uid, gid, resolved, mount, ancestors, own_view })
+        Ok(PathFacts {
+            path,
+            kind,
+            mode,
+            uid,
+            gid,
+            resolved,
+            mount,
+            ancestors,
+            own_view,
+        })
     }
 
     /// `crw-rw-rw-`-style text.
@@ -125,7 +148,11 @@ impl FromBytesCompat for std::ffi::OsStr {
 fn kind_of(m: &std::fs::Metadata, at: &Path) -> FileKind {
     let t = m.file_type();
     if t.is_symlink() {
-        FileKind::Symlink(std::fs::read_link(at).map(|l| l.display().to_string()).unwrap_or_default())
+        FileKind::Symlink(
+            std::fs::read_link(at)
+                .map(|l| l.display().to_string())
+                .unwrap_or_default(),
+        )
     } else if t.is_dir() {
         FileKind::Directory
     } else if t.is_char_device() {
@@ -145,8 +172,11 @@ fn kind_of(m: &std::fs::Metadata, at: &Path) -> FileKind {
 /// stay inside the process's root. Missing trailing components are kept as named.
 pub fn resolve_in_root(root: &Path, path: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::from("/");
-    let mut pending: Vec<std::ffi::OsString> =
-        path.components().rev().map(|c| c.as_os_str().to_owned()).collect();
+    let mut pending: Vec<std::ffi::OsString> = path
+        .components()
+        .rev()
+        .map(|c| c.as_os_str().to_owned())
+        .collect();
     let mut hops = 0;
     while let Some(comp) = pending.pop() {
         match comp.to_str() {
@@ -213,7 +243,10 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push(u8::from_str_radix(&s[i + 1..i + 4], 8).unwrap_or(b'?'));
             i += 4;
         } else {
@@ -242,7 +275,10 @@ mod tests {
         assert_eq!(m.fs_type, "devtmpfs");
         let m = mount_for(MOUNTINFO, Path::new("/mnt/no exec/x")).unwrap();
         assert!(m.read_only && m.noexec);
-        assert_eq!(mount_for(MOUNTINFO, Path::new("/etc")).unwrap().fs_type, "ext4");
+        assert_eq!(
+            mount_for(MOUNTINFO, Path::new("/etc")).unwrap().fs_type,
+            "ext4"
+        );
     }
 
     #[test]
@@ -252,8 +288,14 @@ mod tests {
         std::fs::create_dir_all(dir.join("dev/pts")).unwrap();
         std::os::unix::fs::symlink("pts/ptmx", dir.join("dev/ptmx")).unwrap();
         std::os::unix::fs::symlink("/dev", dir.join("devlink")).unwrap();
-        assert_eq!(resolve_in_root(&dir, Path::new("/dev/ptmx")).unwrap(), Path::new("/dev/pts/ptmx"));
-        assert_eq!(resolve_in_root(&dir, Path::new("/devlink/ptmx")).unwrap(), Path::new("/dev/pts/ptmx"));
+        assert_eq!(
+            resolve_in_root(&dir, Path::new("/dev/ptmx")).unwrap(),
+            Path::new("/dev/pts/ptmx")
+        );
+        assert_eq!(
+            resolve_in_root(&dir, Path::new("/devlink/ptmx")).unwrap(),
+            Path::new("/dev/pts/ptmx")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

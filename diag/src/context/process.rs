@@ -62,7 +62,9 @@ impl ProcessContext {
 
 /// Tasks whose real uid is `uid`, the count RLIMIT_NPROC is checked against.
 pub fn count_uid_tasks(uid: u32) -> u64 {
-    let Ok(all) = procfs::process::all_processes() else { return 0 };
+    let Ok(all) = procfs::process::all_processes() else {
+        return 0;
+    };
     all.flatten()
         .filter_map(|p| p.status().ok())
         .filter(|s| s.ruid == uid)
@@ -73,25 +75,69 @@ pub fn count_uid_tasks(uid: u32) -> u64 {
 /// (tasks on the system, kernel.threads-max).
 pub fn system_threads() -> Option<(u64, u64)> {
     let loadavg = std::fs::read_to_string("/proc/loadavg").ok()?;
-    let total = loadavg.split_whitespace().nth(3)?.split('/').nth(1)?.parse().ok()?;
-    let max = std::fs::read_to_string("/proc/sys/kernel/threads-max").ok()?.trim().parse().ok()?;
+    let total = loadavg
+        .split_whitespace()
+        .nth(3)?
+        .split('/')
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let max = std::fs::read_to_string("/proc/sys/kernel/threads-max")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some((total, max))
 }
 
 /// Capability names, for evidence text.
 pub fn cap_name(cap: u32) -> String {
     const NAMES: &[&str] = &[
-        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-        "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-        "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-        "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-        "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-        "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
     ];
-    NAMES.get(cap as usize).map_or_else(|| format!("capability {cap}"), |n| n.to_string())
+    NAMES
+        .get(cap as usize)
+        .map_or_else(|| format!("capability {cap}"), |n| n.to_string())
 }
 
 pub const CAP_DAC_OVERRIDE: u32 = 1;

@@ -5,9 +5,22 @@ use std::collections::HashMap;
 
 /// Filesystem access rights, in bit order (Landlock ABI 1-5).
 pub const FS_ACCESS: &[&str] = &[
-    "execute", "write_file", "read_file", "read_dir", "remove_dir", "remove_file", "make_char",
-    "make_dir", "make_reg", "make_sock", "make_fifo", "make_block", "make_sym", "refer",
-    "truncate", "ioctl_dev",
+    "execute",
+    "write_file",
+    "read_file",
+    "read_dir",
+    "remove_dir",
+    "remove_file",
+    "make_char",
+    "make_dir",
+    "make_reg",
+    "make_sock",
+    "make_fifo",
+    "make_block",
+    "make_sym",
+    "refer",
+    "truncate",
+    "ioctl_dev",
 ];
 
 pub const EXECUTE: u64 = 1 << 0;
@@ -81,20 +94,38 @@ impl LandlockTracker {
         match call.op {
             LandlockOp::CreateRuleset { fd, handled_fs, .. } => {
                 self.fd_paths.remove(&(pid, fd));
-                self.rulesets.insert((pid, fd), Ruleset { handled_fs, rules: vec![] });
+                self.rulesets.insert(
+                    (pid, fd),
+                    Ruleset {
+                        handled_fs,
+                        rules: vec![],
+                    },
+                );
             }
-            LandlockOp::AddPathRule { ruleset_fd, parent_fd, allowed } => {
+            LandlockOp::AddPathRule {
+                ruleset_fd,
+                parent_fd,
+                allowed,
+            } => {
                 let path = self
                     .fd_paths
                     .get(&(pid, parent_fd))
                     .cloned()
                     .or_else(|| resolve_fd(pid, parent_fd));
                 let rs = self.rulesets.entry((pid, ruleset_fd)).or_default();
-                rs.rules.push(PathRule { path, parent_fd, allowed });
+                rs.rules.push(PathRule {
+                    path,
+                    parent_fd,
+                    allowed,
+                });
             }
             LandlockOp::AddNetRule { .. } => {}
             LandlockOp::RestrictSelf { ruleset_fd, .. } => {
-                let rs = self.rulesets.get(&(pid, ruleset_fd)).cloned().unwrap_or_default();
+                let rs = self
+                    .rulesets
+                    .get(&(pid, ruleset_fd))
+                    .cloned()
+                    .unwrap_or_default();
                 let id = self.domains.len() + 1;
                 self.domains.push(Domain {
                     id,
@@ -137,7 +168,9 @@ impl Domain {
             .rules
             .iter()
             .filter(|r| {
-                r.path.as_ref().is_some_and(|p| path.starts_with(std::path::Path::new(&p.lossy())))
+                r.path
+                    .as_ref()
+                    .is_some_and(|p| path.starts_with(std::path::Path::new(&p.lossy())))
             })
             .fold(0, |acc, r| acc | r.allowed);
         needed & self.handled_fs & !granted
@@ -148,19 +181,30 @@ impl Domain {
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();
         for r in &self.rules {
             let label = rights_label(r.allowed, self.handled_fs);
-            let path = r.path.as_ref().map_or_else(|| format!("fd {}", r.parent_fd), |p| p.escaped());
+            let path = r
+                .path
+                .as_ref()
+                .map_or_else(|| format!("fd {}", r.parent_fd), |p| p.escaped());
             match groups.iter_mut().find(|(l, _)| *l == label) {
                 Some((_, paths)) => paths.push(path),
                 None => groups.push((label, vec![path])),
             }
         }
-        groups.iter().map(|(l, p)| format!("{l} {}", p.join(","))).collect::<Vec<_>>().join("; ")
+        groups
+            .iter()
+            .map(|(l, p)| format!("{l} {}", p.join(",")))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
-/// "rw" when a rule grants every handled right, "ro" for read/execute only, else the names.
+/// "rw" when a rule grants reading and writing (a rule on a file carries only the file rights),
+/// "ro" for read/execute only, else the names.
 fn rights_label(allowed: u64, handled: u64) -> String {
-    if allowed & handled == handled {
+    let file_rights = handled & (EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | (1 << 15));
+    if allowed & handled == handled
+        || (allowed & file_rights == file_rights && allowed & WRITE_FILE != 0)
+    {
         "rw".into()
     } else if allowed & !(EXECUTE | READ_FILE | READ_DIR) == 0 {
         "ro".into()
@@ -175,7 +219,14 @@ mod tests {
     use crate::model::Origin;
 
     fn call(pid: u32, op: LandlockOp) -> LandlockCall {
-        LandlockCall { origin: Origin { pid, tid: pid, ..Default::default() }, op }
+        LandlockCall {
+            origin: Origin {
+                pid,
+                tid: pid,
+                ..Default::default()
+            },
+            op,
+        }
     }
 
     #[test]
@@ -184,14 +235,64 @@ mod tests {
         let ro = EXECUTE | READ_FILE | READ_DIR;
         let mut t = LandlockTracker::default();
         let none = |_: u32, _: i32| None;
-        t.call(&call(10, LandlockOp::CreateRuleset { fd: 3, handled_fs: all, handled_net: 0, scoped: 0 }), &none);
+        t.call(
+            &call(
+                10,
+                LandlockOp::CreateRuleset {
+                    fd: 3,
+                    handled_fs: all,
+                    handled_net: 0,
+                    scoped: 0,
+                },
+            ),
+            &none,
+        );
         t.fd_opened(10, 4, Text::from("/tmp"));
-        t.call(&call(10, LandlockOp::AddPathRule { ruleset_fd: 3, parent_fd: 4, allowed: all }), &none);
+        t.call(
+            &call(
+                10,
+                LandlockOp::AddPathRule {
+                    ruleset_fd: 3,
+                    parent_fd: 4,
+                    allowed: all,
+                },
+            ),
+            &none,
+        );
         t.fd_opened(10, 4, Text::from("/usr"));
-        t.call(&call(10, LandlockOp::AddPathRule { ruleset_fd: 3, parent_fd: 4, allowed: ro }), &none);
+        t.call(
+            &call(
+                10,
+                LandlockOp::AddPathRule {
+                    ruleset_fd: 3,
+                    parent_fd: 4,
+                    allowed: ro,
+                },
+            ),
+            &none,
+        );
         t.fd_opened(10, 4, Text::from("/dev/null"));
-        t.call(&call(10, LandlockOp::AddPathRule { ruleset_fd: 3, parent_fd: 4, allowed: all }), &none);
-        t.call(&call(10, LandlockOp::RestrictSelf { ruleset_fd: 3, flags: 0 }), &none);
+        t.call(
+            &call(
+                10,
+                LandlockOp::AddPathRule {
+                    ruleset_fd: 3,
+                    parent_fd: 4,
+                    allowed: all,
+                },
+            ),
+            &none,
+        );
+        t.call(
+            &call(
+                10,
+                LandlockOp::RestrictSelf {
+                    ruleset_fd: 3,
+                    flags: 0,
+                },
+            ),
+            &none,
+        );
         t.fork(10, 11);
         t.fork(11, 12);
         let d = t.domains_of(12);
@@ -199,11 +300,23 @@ mod tests {
         assert_eq!(d[0].processes, vec![10, 11, 12]);
         assert_eq!(d[0].grants_summary(), "rw /tmp,/dev/null; ro /usr");
         let path = std::path::Path::new("/dev/ptmx");
-        assert_eq!(d[0].missing_rights(path, READ_FILE | WRITE_FILE), READ_FILE | WRITE_FILE);
-        assert_eq!(d[0].missing_rights(std::path::Path::new("/tmp/x"), WRITE_FILE), 0);
-        assert_eq!(d[0].missing_rights(std::path::Path::new("/usr/bin/tmux"), WRITE_FILE), WRITE_FILE);
+        assert_eq!(
+            d[0].missing_rights(path, READ_FILE | WRITE_FILE),
+            READ_FILE | WRITE_FILE
+        );
+        assert_eq!(
+            d[0].missing_rights(std::path::Path::new("/tmp/x"), WRITE_FILE),
+            0
+        );
+        assert_eq!(
+            d[0].missing_rights(std::path::Path::new("/usr/bin/tmux"), WRITE_FILE),
+            WRITE_FILE
+        );
         // /dev/nullx is not beneath /dev/null.
-        assert_eq!(d[0].missing_rights(std::path::Path::new("/dev/nullx"), READ_FILE), READ_FILE);
+        assert_eq!(
+            d[0].missing_rights(std::path::Path::new("/dev/nullx"), READ_FILE),
+            READ_FILE
+        );
         assert!(t.domains_of(99).is_empty());
     }
 }

@@ -63,15 +63,23 @@ pub struct Procfs;
 impl LiveView for Procfs {
     fn snapshot(&self, f: &Failure) -> Option<FailureContext> {
         // Counting the uid's tasks scans /proc; it runs once per distinct failure, not per call.
-        Some(context::snapshot(f.origin.pid, f.path.as_ref().map(Text::as_bytes), true))
+        Some(context::snapshot(
+            f.origin.pid,
+            f.path.as_ref().map(Text::as_bytes),
+            true,
+        ))
     }
     fn fd_path(&self, pid: u32, fd: i32) -> Option<Text> {
         let p = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
-        Some(Text::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())))
+        Some(Text::new(std::os::unix::ffi::OsStrExt::as_bytes(
+            p.as_os_str(),
+        )))
     }
     fn exe(&self, pid: u32) -> Option<Text> {
         let p = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-        Some(Text::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())))
+        Some(Text::new(std::os::unix::ffi::OsStrExt::as_bytes(
+            p.as_os_str(),
+        )))
     }
 }
 
@@ -121,7 +129,10 @@ impl Trace {
             Event::Message(m) => self.on_message(m),
             Event::Fork(f) => {
                 let comm = f.comm.clone();
-                let exe = self.processes.get(&f.parent_pid).and_then(|p| p.exe.clone());
+                let exe = self
+                    .processes
+                    .get(&f.parent_pid)
+                    .and_then(|p| p.exe.clone());
                 self.processes.insert(
                     f.child_pid,
                     ProcessInfo {
@@ -195,7 +206,13 @@ impl Trace {
         }
         let context = live.snapshot(&f);
         self.index.insert(key, self.failures.len());
-        self.failures.push(FailureGroup { failure: f, count: 1, first_ns: t, last_ns: t, context });
+        self.failures.push(FailureGroup {
+            failure: f,
+            count: 1,
+            first_ns: t,
+            last_ns: t,
+            context,
+        });
     }
 
     /// Splits writes into lines per (pid, fd); a line may span several writes.
@@ -210,7 +227,10 @@ impl Trace {
         for &b in m.text.as_bytes() {
             if b == b'\n' {
                 let line = std::mem::take(&mut buf.text);
-                self.push_line(Message { text: line, ..buf.clone() });
+                self.push_line(Message {
+                    text: line,
+                    ..buf.clone()
+                });
                 buf.origin = m.origin.clone();
             } else if buf.text.0.len() < 4096 {
                 buf.text.0.push(b);
@@ -233,7 +253,12 @@ impl Trace {
     }
 
     fn flush_lines_of(&mut self, pid: u32) {
-        let keys: Vec<_> = self.partial_lines.keys().filter(|(p, _)| *p == pid).copied().collect();
+        let keys: Vec<_> = self
+            .partial_lines
+            .keys()
+            .filter(|(p, _)| *p == pid)
+            .copied()
+            .collect();
         for k in keys {
             if let Some(m) = self.partial_lines.remove(&k) {
                 self.push_line(m);
@@ -267,11 +292,18 @@ impl Trace {
 
     /// Processes still running, as far as the events tell.
     pub fn live_pids(&self) -> Vec<u32> {
-        self.processes.values().filter(|p| !p.exited).map(|p| p.pid).collect()
+        self.processes
+            .values()
+            .filter(|p| !p.exited)
+            .map(|p| p.pid)
+            .collect()
     }
 
     pub fn comm_of(&self, pid: u32) -> Text {
-        self.processes.get(&pid).map(|p| p.comm.clone()).unwrap_or_default()
+        self.processes
+            .get(&pid)
+            .map(|p| p.comm.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -281,7 +313,13 @@ mod tests {
     use crate::model::{Fork, Origin};
 
     fn origin(pid: u32, t: u64) -> Origin {
-        Origin { pid, tid: pid, time_ns: t, comm: Text::from("x"), ..Default::default() }
+        Origin {
+            pid,
+            tid: pid,
+            time_ns: t,
+            comm: Text::from("x"),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -299,16 +337,34 @@ mod tests {
         tr.on_event(fail(10), &Offline);
         tr.on_event(fail(20), &Offline);
         assert_eq!(tr.failures.len(), 1);
-        assert_eq!((tr.failures[0].count, tr.failures[0].first_ns, tr.failures[0].last_ns), (2, 10, 20));
+        assert_eq!(
+            (
+                tr.failures[0].count,
+                tr.failures[0].first_ns,
+                tr.failures[0].last_ns
+            ),
+            (2, 10, 20)
+        );
 
         let msg = |text: &str, t| {
-            Event::Message(Message { origin: origin(4, t), fd: 2, text: Text::from(text), truncated: false })
+            Event::Message(Message {
+                origin: origin(4, t),
+                fd: 2,
+                text: Text::from(text),
+                truncated: false,
+            })
         };
         tr.on_event(msg("create window failed: ", 30), &Offline);
         tr.on_event(msg("fork failed: Permission denied\nnext", 31), &Offline);
         tr.finish(CaptureStats::default());
         let lines: Vec<_> = tr.messages.iter().map(|m| m.text.lossy()).collect();
-        assert_eq!(lines, vec!["create window failed: fork failed: Permission denied", "next"]);
+        assert_eq!(
+            lines,
+            vec![
+                "create window failed: fork failed: Permission denied",
+                "next"
+            ]
+        );
     }
 
     #[test]
@@ -317,7 +373,12 @@ mod tests {
         tr.add_process(1, None, Text::from("sh"), None);
         for (p, c) in [(1, 2), (2, 3)] {
             tr.on_event(
-                Event::Fork(Fork { time_ns: 1, parent_pid: p, child_pid: c, comm: Text::from("c") }),
+                Event::Fork(Fork {
+                    time_ns: 1,
+                    parent_pid: p,
+                    child_pid: c,
+                    comm: Text::from("c"),
+                }),
                 &Offline,
             );
         }

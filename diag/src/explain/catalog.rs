@@ -91,7 +91,8 @@ pub fn builtin() -> &'static Catalog {
 
 impl Catalog {
     pub fn parse(yaml: &str) -> Result<Self> {
-        let file: CatalogFile = serde_yaml_ng::from_str(yaml).context("parsing the cause catalog")?;
+        let file: CatalogFile =
+            serde_yaml_ng::from_str(yaml).context("parsing the cause catalog")?;
         let mut causes = Vec::new();
         for c in file.causes {
             if !c.fix.contains_key("default") {
@@ -102,7 +103,11 @@ impl Catalog {
                     bail!("cause {}: fix for unknown layer '{layer}'", c.id);
                 }
             }
-            let evidence = c.evidence.into_iter().map(|e| compile_evidence(&c.id, e)).collect::<Result<_>>()?;
+            let evidence = c
+                .evidence
+                .into_iter()
+                .map(|e| compile_evidence(&c.id, e))
+                .collect::<Result<_>>()?;
             let cases = c
                 .cases
                 .into_iter()
@@ -110,7 +115,9 @@ impl Catalog {
                     let message = RegexBuilder::new(&k.message)
                         .case_insensitive(true)
                         .build()
-                        .with_context(|| format!("cause {}: message pattern {:?}", c.id, k.message))?;
+                        .with_context(|| {
+                            format!("cause {}: message pattern {:?}", c.id, k.message)
+                        })?;
                     Ok(Case {
                         program: k.program,
                         message,
@@ -121,7 +128,14 @@ impl Catalog {
                     })
                 })
                 .collect::<Result<_>>()?;
-            causes.push(Cause { id: c.id, title: c.title, description: c.description, evidence, fix: c.fix, cases });
+            causes.push(Cause {
+                id: c.id,
+                title: c.title,
+                description: c.description,
+                evidence,
+                fix: c.fix,
+                cases,
+            });
         }
         if causes.last().map(|c| c.id.as_str()) != Some("unknown") {
             bail!("the catalog must end with the catch-all cause 'unknown'");
@@ -173,20 +187,33 @@ fn compile_evidence(cause: &str, e: EvidenceSpec) -> Result<Evidence> {
         .map(Regex::new)
         .transpose()
         .with_context(|| format!("cause {cause}: path pattern"))?;
-    Ok(Evidence { syscalls: e.syscalls, errnos, path, layers, describe: parts.join(", ") })
+    Ok(Evidence {
+        syscalls: e.syscalls,
+        errnos,
+        path,
+        layers,
+        describe: parts.join(", "),
+    })
 }
 
 impl Evidence {
     pub fn matches(&self, syscall: &str, errno: i32, path: Option<&str>, layer: Layer) -> bool {
         (self.syscalls.is_empty() || self.syscalls.iter().any(|s| s == syscall))
             && (self.errnos.is_empty() || self.errnos.contains(&errno))
-            && self.path.as_ref().is_none_or(|re| path.is_some_and(|p| re.is_match(p)))
+            && self
+                .path
+                .as_ref()
+                .is_none_or(|re| path.is_some_and(|p| re.is_match(p)))
             && (self.layers.is_empty() || self.layers.contains(&layer))
     }
 }
 
 impl Cause {
     pub fn fix_for(&self, layer: Layer) -> &str {
-        self.fix.get(layer.as_str()).or_else(|| self.fix.get("default")).map(String::as_str).unwrap_or("")
+        self.fix
+            .get(layer.as_str())
+            .or_else(|| self.fix.get("default"))
+            .map(String::as_str)
+            .unwrap_or("")
     }
 }

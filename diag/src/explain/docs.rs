@@ -13,7 +13,10 @@ pub fn markdown(catalog: &Catalog) -> String {
         catalog.case_count()
     ));
     for c in &catalog.causes {
-        out.push_str(&format!("## `{}`: {}\n\n{}\n\n", c.id, c.title, c.description));
+        out.push_str(&format!(
+            "## `{}`: {}\n\n{}\n\n",
+            c.id, c.title, c.description
+        ));
         if !c.evidence.is_empty() {
             out.push_str("**Evidence:**\n\n");
             for e in &c.evidence {
@@ -27,13 +30,18 @@ pub fn markdown(catalog: &Catalog) -> String {
         }
         out.push('\n');
         if !c.cases.is_empty() {
-            out.push_str("| program | message (regex) | reproduced by | source |\n|---|---|---|---|\n");
+            out.push_str(
+                "| program | message (regex) | reproduced by | source |\n|---|---|---|---|\n",
+            );
             for k in &c.cases {
                 out.push_str(&format!(
                     "| {} | `{}` | {} | {} |\n",
                     k.program.replace('|', "\\|"),
                     k.message_text.replace('|', "\\|"),
-                    k.reproduced_by.as_deref().map(|t| format!("`{t}`")).unwrap_or_else(|| "-".into()),
+                    k.reproduced_by
+                        .as_deref()
+                        .map(|t| format!("`{t}`"))
+                        .unwrap_or_else(|| "-".into()),
                     k.source
                 ));
             }

@@ -42,17 +42,36 @@ pub fn findings(trace: &Trace, attributions: &[Attribution], catalog: &Catalog) 
             continue;
         }
         let cause = match_cause(catalog, g, a);
-        match drafts.iter_mut().find(|d| d.cause.id == cause.id && d.layer == a.layer) {
+        match drafts
+            .iter_mut()
+            .find(|d| d.cause.id == cause.id && d.layer == a.layer)
+        {
             Some(d) => d.failures.push(i),
-            None => drafts.push(Draft { cause, layer: a.layer, failures: vec![i], explains: vec![], misleading: None }),
+            None => drafts.push(Draft {
+                cause,
+                layer: a.layer,
+                failures: vec![i],
+                explains: vec![],
+                misleading: None,
+            }),
         }
     }
     link_messages(trace, &mut drafts);
     let mut out: Vec<(Finding, (bool, Confidence, bool, u64))> = drafts
         .into_iter()
         .map(|d| {
-            let first = d.failures.iter().map(|&i| trace.failures[i].first_ns).min().unwrap_or(0);
-            let conf = d.failures.iter().map(|&i| attributions[i].confidence).min().unwrap_or(Confidence::Unknown);
+            let first = d
+                .failures
+                .iter()
+                .map(|&i| trace.failures[i].first_ns)
+                .min()
+                .unwrap_or(0);
+            let conf = d
+                .failures
+                .iter()
+                .map(|&i| attributions[i].confidence)
+                .min()
+                .unwrap_or(Confidence::Unknown);
             let key = (d.explains.is_empty(), conf, d.cause.id == "unknown", first);
             (finish(trace, attributions, d), key)
         })
@@ -67,7 +86,11 @@ fn match_cause<'c>(catalog: &'c Catalog, g: &FailureGroup, a: &Attribution) -> &
     catalog
         .causes
         .iter()
-        .find(|c| c.evidence.iter().any(|e| e.matches(&f.syscall, f.errno, path.as_deref(), a.layer)))
+        .find(|c| {
+            c.evidence
+                .iter()
+                .any(|e| e.matches(&f.syscall, f.errno, path.as_deref(), a.layer))
+        })
         .unwrap_or_else(|| catalog.causes.last().expect("catalog ends with unknown"))
 }
 
@@ -78,7 +101,12 @@ fn link_messages(trace: &Trace, drafts: &mut [Draft]) {
         let text = m.text.lossy();
         let mut best: Option<(usize, u8, Option<String>)> = None;
         for (di, d) in drafts.iter().enumerate() {
-            let first_ns = d.failures.iter().map(|&i| trace.failures[i].first_ns).min().unwrap_or(0);
+            let first_ns = d
+                .failures
+                .iter()
+                .map(|&i| trace.failures[i].first_ns)
+                .min()
+                .unwrap_or(0);
             if m.origin.time_ns != 0 && first_ns != 0 && m.origin.time_ns < first_ns {
                 continue; // printed before anything failed
             }
@@ -122,8 +150,14 @@ fn finish(trace: &Trace, attributions: &[Attribution], d: Draft) -> Finding {
     let summary = match d.explains.first().map(|&mi| &trace.messages[mi]) {
         Some(m) => {
             let program = program_name(trace, m.origin.pid);
-            let mut s = format!("{program} said \"{}\". Real cause: {call} {refused} in {who}", m.text.lossy().trim());
-            let clone_failed = d.failures.iter().any(|&i| syscalls::is_clone(&trace.failures[i].failure.syscall));
+            let mut s = format!(
+                "{program} said \"{}\". Real cause: {call} {refused} in {who}",
+                m.text.lossy().trim()
+            );
+            let clone_failed = d
+                .failures
+                .iter()
+                .any(|&i| syscalls::is_clone(&trace.failures[i].failure.syscall));
             let fork_claim = mentions_process_creation(&m.text.lossy()) && !clone_failed;
             match (&d.misleading, fork_claim) {
                 (Some(note), true) => s.push_str(&format!("; {note} ({forks})")),
@@ -144,15 +178,30 @@ fn finish(trace: &Trace, attributions: &[Attribution], d: Draft) -> Finding {
         }
     }
     if d.failures.len() > 1 {
-        evidence.push(format!("{} distinct failing calls fold into this finding", d.failures.len()));
+        evidence.push(format!(
+            "{} distinct failing calls fold into this finding",
+            d.failures.len()
+        ));
     }
     if d.layer == Layer::Unknown && !a.candidates.is_empty() {
-        evidence.push(format!("candidate layers: {}", a.candidates.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")));
+        evidence.push(format!(
+            "candidate layers: {}",
+            a.candidates
+                .iter()
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     Finding {
         cause: d.cause.id.clone(),
         layer: d.layer,
-        confidence: d.failures.iter().map(|&i| attributions[i].confidence).min().unwrap_or(Confidence::Unknown),
+        confidence: d
+            .failures
+            .iter()
+            .map(|&i| attributions[i].confidence)
+            .min()
+            .unwrap_or(Confidence::Unknown),
         summary,
         ruled_out: ruled_out(trace, attributions, &d),
         fix: fix_text(d.cause, d.layer, g, trace),
@@ -174,12 +223,19 @@ fn program_name(trace: &Trace, pid: u32) -> String {
 
 fn mentions_process_creation(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
-    ["fork", "spawn", "clone", "thread", "create window"].iter().any(|w| t.contains(w))
+    ["fork", "spawn", "clone", "thread", "create window"]
+        .iter()
+        .any(|w| t.contains(w))
 }
 
 fn fork_note(trace: &Trace) -> String {
     let s = &trace.stats;
-    format!("fork/clone succeeded {} times: {} processes, {} threads", s.process_forks + s.thread_forks, s.process_forks, s.thread_forks)
+    format!(
+        "fork/clone succeeded {} times: {} processes, {} threads",
+        s.process_forks + s.thread_forks,
+        s.process_forks,
+        s.thread_forks
+    )
 }
 
 /// "openat /dev/ptmx (O_RDWR|O_NOCTTY)".
@@ -204,11 +260,17 @@ fn ruled_out(trace: &Trace, attributions: &[Attribution], d: &Draft) -> Vec<Rule
         if suspect_layer(suspect) == Some(d.layer) || out.iter().any(|r| r.cause == suspect) {
             return;
         }
-        let is_limit_cause = matches!(d.cause.id.as_str(), "nproc-exhausted" | "pids-limit" | "threads-max");
+        let is_limit_cause = matches!(
+            d.cause.id.as_str(),
+            "nproc-exhausted" | "pids-limit" | "threads-max"
+        );
         if suspect == "clone" && is_limit_cause {
             return;
         }
-        out.push(RuledOutEntry { cause: suspect.to_string(), why: why.to_string() });
+        out.push(RuledOutEntry {
+            cause: suspect.to_string(),
+            why: why.to_string(),
+        });
     };
     for r in &attributions[lead].ruled_out {
         push(&r.suspect, &r.why);
@@ -223,7 +285,10 @@ fn ruled_out(trace: &Trace, attributions: &[Attribution], d: &Draft) -> Vec<Rule
 fn fix_text(cause: &Cause, layer: Layer, g: &FailureGroup, trace: &Trace) -> String {
     let f = &g.failure;
     let path = f.path.as_ref().map(Text::lossy).unwrap_or_default();
-    let dir = std::path::Path::new(&path).parent().map(|p| p.display().to_string()).unwrap_or_default();
+    let dir = std::path::Path::new(&path)
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let mount = g
         .context
         .as_ref()
@@ -249,7 +314,11 @@ pub fn pty_grant(trace: &Trace) -> String {
     });
     let kind = ptmx.or_else(|| {
         let m = std::fs::symlink_metadata("/dev/ptmx").ok()?;
-        Some(if m.file_type().is_symlink() { FileKind::Symlink(String::new()) } else { FileKind::CharDevice })
+        Some(if m.file_type().is_symlink() {
+            FileKind::Symlink(String::new())
+        } else {
+            FileKind::CharDevice
+        })
     });
     match kind {
         Some(FileKind::Symlink(_)) => "/dev/pts (/dev/ptmx is a symlink to pts/ptmx here, so the directory grant covers it)".into(),

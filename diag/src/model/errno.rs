@@ -20,7 +20,10 @@ pub fn number(name: &str) -> Option<i32> {
         "ENOTSUP" => "EOPNOTSUPP",
         other => other,
     };
-    ERRNO_NAMES.iter().position(|n| *n == alias).map(|i| i as i32)
+    ERRNO_NAMES
+        .iter()
+        .position(|n| *n == alias)
+        .map(|i| i as i32)
 }
 
 /// The text glibc's `strerror` gives, which programs put in their messages.
@@ -63,7 +66,9 @@ pub fn parse_selection(spec: &str) -> Result<ErrnoSelection, String> {
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match item {
             "all" => errnos.extend(
-                (1..ERRNO_NAMES.len()).filter(|&e| !ERRNO_NAMES[e].is_empty()).map(|e| e as i32),
+                (1..ERRNO_NAMES.len())
+                    .filter(|&e| !ERRNO_NAMES[e].is_empty())
+                    .map(|e| e as i32),
             ),
             "default" => {
                 errnos.extend(DEFAULT_ERRNOS.iter().filter_map(|n| number(n)));
@@ -114,7 +119,9 @@ mod tests {
 
     #[test]
     fn parse_rejects_unknown_names() {
-        assert!(parse_selection("EACCES,EBOGUS").unwrap_err().contains("EBOGUS"));
+        assert!(parse_selection("EACCES,EBOGUS")
+            .unwrap_err()
+            .contains("EBOGUS"));
         assert_eq!(parse_selection("13,EPERM").unwrap().errnos, vec![1, 13]);
         assert!(parse_selection("all").unwrap().contains(libc::EBADF));
     }

@@ -12,7 +12,11 @@ pub enum Event {
     Exit(Exit),
     Landlock(LandlockCall),
     /// A successful open whose fd a later Landlock rule may name.
-    FdOpened { pid: u32, fd: i32, path: Text },
+    FdOpened {
+        pid: u32,
+        fd: i32,
+        path: Text,
+    },
 }
 
 /// Which process, which thread, when.
@@ -119,10 +123,26 @@ pub struct LandlockCall {
 
 #[derive(Clone, Debug)]
 pub enum LandlockOp {
-    CreateRuleset { fd: i32, handled_fs: u64, handled_net: u64, scoped: u64 },
-    AddPathRule { ruleset_fd: i32, parent_fd: i32, allowed: u64 },
-    AddNetRule { ruleset_fd: i32, port: u64, allowed: u64 },
-    RestrictSelf { ruleset_fd: i32, flags: u32 },
+    CreateRuleset {
+        fd: i32,
+        handled_fs: u64,
+        handled_net: u64,
+        scoped: u64,
+    },
+    AddPathRule {
+        ruleset_fd: i32,
+        parent_fd: i32,
+        allowed: u64,
+    },
+    AddNetRule {
+        ruleset_fd: i32,
+        port: u64,
+        allowed: u64,
+    },
+    RestrictSelf {
+        ruleset_fd: i32,
+        flags: u32,
+    },
 }
 
 /// Counters a backend reports at the end.

@@ -121,15 +121,24 @@ mod tests {
     #[test]
     fn open_flags_text() {
         assert_eq!(open_flags(0o2), "O_RDWR");
-        assert_eq!(open_flags(0o2 | 0o400 | 0o2000000), "O_RDWR|O_CLOEXEC|O_NOCTTY");
-        assert_eq!(open_flags(0o10000000 | 0o2000000), "O_RDONLY|O_PATH|O_CLOEXEC");
+        assert_eq!(
+            open_flags(0o2 | 0o400 | 0o2000000),
+            "O_RDWR|O_CLOEXEC|O_NOCTTY"
+        );
+        assert_eq!(
+            open_flags(0o10000000 | 0o2000000),
+            "O_RDONLY|O_PATH|O_CLOEXEC"
+        );
         let a = open_access(0o2);
         assert!(a.read && a.write && !a.create);
     }
 
     #[test]
     fn clone_flags_text() {
-        assert_eq!(clone_flags(0x1200011), "CLONE_CHILD_SETTID|CLONE_CHILD_CLEARTID|SIGCHLD");
+        assert_eq!(
+            clone_flags(0x1200011),
+            "CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD"
+        );
         assert_eq!(clone_flags(0), "0");
     }
 }

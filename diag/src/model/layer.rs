@@ -122,7 +122,10 @@ mod tests {
     fn layer_names_round_trip_and_match_serde() {
         for l in Layer::ALL {
             assert_eq!(Layer::parse(l.as_str()), Some(l));
-            assert_eq!(serde_json::to_string(&l).unwrap(), format!("\"{}\"", l.as_str()));
+            assert_eq!(
+                serde_json::to_string(&l).unwrap(),
+                format!("\"{}\"", l.as_str())
+            );
         }
     }
 }

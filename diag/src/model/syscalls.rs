@@ -11,29 +11,35 @@ pub fn name(nr: u32) -> String {
 }
 
 pub fn number(name: &str) -> Option<u32> {
-    SYSCALL_NAMES.iter().position(|n| *n == name).map(|i| i as u32)
+    SYSCALL_NAMES
+        .iter()
+        .position(|n| *n == name)
+        .map(|i| i as u32)
 }
 
 /// Every syscall number the table knows.
 pub fn all_numbers() -> impl Iterator<Item = u32> {
-    SYSCALL_NAMES.iter().enumerate().filter(|(_, n)| !n.is_empty()).map(|(i, _)| i as u32)
+    SYSCALL_NAMES
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| !n.is_empty())
+        .map(|(i, _)| i as u32)
 }
 
 /// Which argument (0-based) of `name` is a user-space path, if any.
 pub fn path_arg(name: &str) -> Option<u8> {
     Some(match name {
-        "open" | "creat" | "execve" | "mkdir" | "mknod" | "unlink" | "rmdir" | "rename" | "link"
-        | "chown" | "lchown" | "chmod" | "access" | "stat" | "lstat" | "truncate" | "chdir"
-        | "chroot" | "readlink" | "statfs" | "uselib" | "acct" | "swapon" | "swapoff"
-        | "umount2" | "utime" | "utimes" | "getxattr" | "lgetxattr" | "setxattr"
-        | "lsetxattr" | "listxattr" | "llistxattr" | "removexattr" | "lremovexattr"
-        | "pivot_root" => 0,
+        "open" | "creat" | "execve" | "mkdir" | "mknod" | "unlink" | "rmdir" | "rename"
+        | "link" | "chown" | "lchown" | "chmod" | "access" | "stat" | "lstat" | "truncate"
+        | "chdir" | "chroot" | "readlink" | "statfs" | "uselib" | "acct" | "swapon" | "swapoff"
+        | "umount2" | "utime" | "utimes" | "getxattr" | "lgetxattr" | "setxattr" | "lsetxattr"
+        | "listxattr" | "llistxattr" | "removexattr" | "lremovexattr" | "pivot_root" => 0,
         "openat" | "openat2" | "execveat" | "mkdirat" | "mknodat" | "unlinkat" | "renameat"
         | "renameat2" | "linkat" | "fchownat" | "fchmodat" | "fchmodat2" | "faccessat"
         | "faccessat2" | "newfstatat" | "statx" | "readlinkat" | "utimensat" | "futimesat"
         | "name_to_handle_at" | "open_tree" | "open_tree_attr" | "mount" | "symlink"
-        | "inotify_add_watch" | "fanotify_mark" | "setxattrat" | "getxattrat"
-        | "listxattrat" | "removexattrat" | "file_getattr" | "file_setattr" => 1,
+        | "inotify_add_watch" | "fanotify_mark" | "setxattrat" | "getxattrat" | "listxattrat"
+        | "removexattrat" | "file_getattr" | "file_setattr" => 1,
         "symlinkat" => 2,
         _ => return None,
     })
@@ -44,26 +50,91 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ("file", &[]), // every syscall with a path argument, plus the fd-based opens below
     (
         "process",
-        &["clone", "clone3", "fork", "vfork", "execve", "execveat", "unshare", "setns", "prctl",
-          "setuid", "setgid", "setresuid", "setresgid", "setgroups", "ptrace", "kill", "tgkill",
-          "pidfd_open", "pidfd_send_signal", "seccomp", "capset", "setrlimit", "prlimit64"],
+        &[
+            "clone",
+            "clone3",
+            "fork",
+            "vfork",
+            "execve",
+            "execveat",
+            "unshare",
+            "setns",
+            "prctl",
+            "setuid",
+            "setgid",
+            "setresuid",
+            "setresgid",
+            "setgroups",
+            "ptrace",
+            "kill",
+            "tgkill",
+            "pidfd_open",
+            "pidfd_send_signal",
+            "seccomp",
+            "capset",
+            "setrlimit",
+            "prlimit64",
+        ],
     ),
     ("exec", &["execve", "execveat"]),
     (
         "network",
-        &["socket", "socketpair", "bind", "connect", "listen", "accept", "accept4", "sendto",
-          "recvfrom", "sendmsg", "recvmsg", "setsockopt", "getsockopt"],
+        &[
+            "socket",
+            "socketpair",
+            "bind",
+            "connect",
+            "listen",
+            "accept",
+            "accept4",
+            "sendto",
+            "recvfrom",
+            "sendmsg",
+            "recvmsg",
+            "setsockopt",
+            "getsockopt",
+        ],
     ),
     (
         "memory",
-        &["mmap", "mprotect", "mremap", "madvise", "mlock", "mlock2", "mlockall", "pkey_mprotect",
-          "memfd_create", "memfd_secret"],
+        &[
+            "mmap",
+            "mprotect",
+            "mremap",
+            "madvise",
+            "mlock",
+            "mlock2",
+            "mlockall",
+            "pkey_mprotect",
+            "memfd_create",
+            "memfd_secret",
+        ],
     ),
     (
         "privileged",
-        &["mount", "umount2", "pivot_root", "chroot", "bpf", "perf_event_open", "io_uring_setup",
-          "init_module", "finit_module", "kexec_load", "reboot", "iopl", "ioperm", "quotactl",
-          "add_key", "keyctl", "request_key", "userfaultfd", "fsopen", "fsmount", "move_mount"],
+        &[
+            "mount",
+            "umount2",
+            "pivot_root",
+            "chroot",
+            "bpf",
+            "perf_event_open",
+            "io_uring_setup",
+            "init_module",
+            "finit_module",
+            "kexec_load",
+            "reboot",
+            "iopl",
+            "ioperm",
+            "quotactl",
+            "add_key",
+            "keyctl",
+            "request_key",
+            "userfaultfd",
+            "fsopen",
+            "fsmount",
+            "move_mount",
+        ],
     ),
 ];
 

@@ -41,13 +41,9 @@ impl Text {
 
     /// Safe for a terminal: control characters, DEL, C1 controls and invalid bytes escaped.
     pub fn escaped(&self) -> String {
-        escape(&self.lossy_with_invalid_escaped())
-    }
-
-    fn lossy_with_invalid_escaped(&self) -> String {
         let mut out = String::new();
         for chunk in self.0.utf8_chunks() {
-            out.push_str(chunk.valid());
+            out.push_str(&escape(chunk.valid()));
             for b in chunk.invalid() {
                 out.push_str(&format!("\\x{b:02x}"));
             }
@@ -56,7 +52,9 @@ impl Text {
     }
 
     pub fn contains(&self, needle: &str) -> bool {
-        self.0.windows(needle.len().max(1)).any(|w| w == needle.as_bytes())
+        self.0
+            .windows(needle.len().max(1))
+            .any(|w| w == needle.as_bytes())
     }
 }
 
@@ -126,7 +124,10 @@ mod tests {
         let e = t.escaped();
         assert!(!e.contains('\x1b') && !e.contains('\n'), "{e}");
         assert_eq!(e, "/tmp/\\u{1b}[2J\\nx\\xff");
-        assert_eq!(t.hex_if_invalid().as_deref(), Some("2f746d702f1b5b324a0a78ff"));
+        assert_eq!(
+            t.hex_if_invalid().as_deref(),
+            Some("2f746d702f1b5b324a0a78ff")
+        );
         assert_eq!(Text::from("ok").hex_if_invalid(), None);
     }
 

@@ -12,6 +12,7 @@ pub struct Session<'a> {
     pub backend: &'a str,
     pub mode: &'a str,
     pub command: Vec<Text>,
+    pub root_pids: Vec<u32>,
     pub exit_status: Option<i32>,
     pub partial: bool,
     pub host: &'a HostFacts,
@@ -38,10 +39,19 @@ fn prot_text(p: u64) -> String {
         .filter(|(b, _)| p & b != 0)
         .map(|(_, n)| *n)
         .collect();
-    if names.is_empty() { "PROT_NONE".into() } else { names.join("|") }
+    if names.is_empty() {
+        "PROT_NONE".into()
+    } else {
+        names.join("|")
+    }
 }
 
-pub fn build(trace: &Trace, attributions: &[Attribution], findings: Vec<Finding>, s: Session) -> Report {
+pub fn build(
+    trace: &Trace,
+    attributions: &[Attribution],
+    findings: Vec<Finding>,
+    s: Session,
+) -> Report {
     let start = trace.start_ns.unwrap_or(0);
     let rel = |t: u64| t.saturating_sub(start);
     let failures = trace
@@ -63,7 +73,14 @@ pub fn build(trace: &Trace, attributions: &[Attribution], findings: Vec<Finding>
                 layer: a.layer,
                 confidence: a.confidence,
                 evidence: a.evidence.clone(),
-                ruled_out: a.ruled_out.iter().map(|r| RuledOutEntry { cause: r.suspect.clone(), why: r.why.clone() }).collect(),
+                ruled_out: a
+                    .ruled_out
+                    .iter()
+                    .map(|r| RuledOutEntry {
+                        cause: r.suspect.clone(),
+                        why: r.why.clone(),
+                    })
+                    .collect(),
                 candidates: a.candidates.clone(),
                 noise: a.noise.clone(),
                 count: g.count,
@@ -103,30 +120,54 @@ pub fn build(trace: &Trace, attributions: &[Attribution], findings: Vec<Finding>
             created_by: d.created_by,
             creator_comm: d.creator_comm.clone(),
             handled: access_names(d.handled_fs),
-            rules: d.rules.iter().map(|r| RuleEntry { path: r.path.clone(), access: access_names(r.allowed) }).collect(),
+            rules: d
+                .rules
+                .iter()
+                .map(|r| RuleEntry {
+                    path: r.path.clone(),
+                    access: access_names(r.allowed),
+                })
+                .collect(),
             processes: d.processes.clone(),
         })
         .collect();
     let mut warnings = s.warnings;
     let st = &trace.stats;
     if st.lost_events > 0 {
-        warnings.push(format!("{} events were lost (ring buffer full): the report may miss failures", st.lost_events));
+        warnings.push(format!(
+            "{} events were lost (ring buffer full): the report may miss failures",
+            st.lost_events
+        ));
     }
     if st.untracked_tasks > 0 {
-        warnings.push(format!("{} tasks could not be tracked (task map full)", st.untracked_tasks));
+        warnings.push(format!(
+            "{} tasks could not be tracked (task map full)",
+            st.untracked_tasks
+        ));
     }
     if trace.failures_dropped > 0 {
-        warnings.push(format!("{} distinct failures beyond the report's bound were counted, not kept", trace.failures_dropped));
+        warnings.push(format!(
+            "{} distinct failures beyond the report's bound were counted, not kept",
+            trace.failures_dropped
+        ));
     }
     Report {
         schema: SCHEMA.into(),
-        tool: Tool { name: "diag".into(), version: env!("CARGO_PKG_VERSION").into() },
+        tool: Tool {
+            name: "diag".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
         backend: s.backend.into(),
         mode: s.mode.into(),
         command: s.command,
+        root_pids: s.root_pids,
         exit_status: s.exit_status,
         partial: s.partial,
-        host: Host { kernel: s.host.kernel.clone(), lsms: s.host.lsms.clone(), landlock_abi: s.host.landlock_abi },
+        host: Host {
+            kernel: s.host.kernel.clone(),
+            lsms: s.host.lsms.clone(),
+            landlock_abi: s.host.landlock_abi,
+        },
         processes,
         failures,
         landlock_domains,
@@ -134,7 +175,15 @@ pub fn build(trace: &Trace, attributions: &[Attribution], findings: Vec<Finding>
         findings,
         probes: Probes {
             attached: s.probes.attached.clone(),
-            missing: s.probes.missing.iter().map(|(p, w)| MissingProbe { probe: p.clone(), why: w.clone() }).collect(),
+            missing: s
+                .probes
+                .missing
+                .iter()
+                .map(|(p, w)| MissingProbe {
+                    probe: p.clone(),
+                    why: w.clone(),
+                })
+                .collect(),
         },
         lost_events: st.lost_events,
         stats: Stats {

@@ -24,11 +24,19 @@ pub fn render(r: &Report) -> String {
                 }
             }
             for other in r.findings.iter().skip(1) {
-                out.push_str(&format!("  Also: [{}/{}] {}\n", other.cause, other.layer, escape(&other.summary)));
+                out.push_str(&format!(
+                    "  Also: [{}/{}] {}\n",
+                    other.cause,
+                    other.layer,
+                    escape(&other.summary)
+                ));
             }
         }
         None if r.failures.is_empty() => out.push_str("diag: no watched syscall failed.\n"),
-        None => out.push_str(&format!("diag: {} failed syscalls, all benign noise.\n", r.failures.len())),
+        None => out.push_str(&format!(
+            "diag: {} failed syscalls, all benign noise.\n",
+            r.failures.len()
+        )),
     }
     for w in &r.warnings {
         out.push_str(&format!("diag: warning: {}\n", escape(w)));
@@ -37,7 +45,17 @@ pub fn render(r: &Report) -> String {
         out.push_str(&format!("diag: warning: {} events lost\n", r.lost_events));
     }
     if !r.failures.is_empty() {
-        let mut t = table(["pid", "comm", "syscall", "errno", "path", "flags", "layer", "confidence", "count"]);
+        let mut t = table([
+            "pid",
+            "comm",
+            "syscall",
+            "errno",
+            "path",
+            "flags",
+            "layer",
+            "confidence",
+            "count",
+        ]);
         let mut order: Vec<usize> = (0..r.failures.len()).collect();
         // Failures that matter first, noise last.
         order.sort_by_key(|&i| r.failures[i].noise.is_some());
@@ -61,15 +79,26 @@ pub fn render(r: &Report) -> String {
         }
         out.push_str(&format!("\nFailed syscalls ({}):\n{t}\n", r.failures.len()));
         if r.failures.len() > MAX_ROWS {
-            out.push_str(&format!("... and {} more (see --json)\n", r.failures.len() - MAX_ROWS));
+            out.push_str(&format!(
+                "... and {} more (see --json)\n",
+                r.failures.len() - MAX_ROWS
+            ));
         }
     }
     if !r.messages.is_empty() {
         let mut t = table(["pid", "comm", "fd", "message"]);
         for m in r.messages.iter().take(MAX_ROWS) {
-            t.add_row(vec![Cell::new(m.pid), Cell::new(m.comm.escaped()), Cell::new(m.fd), Cell::new(m.text.escaped())]);
+            t.add_row(vec![
+                Cell::new(m.pid),
+                Cell::new(m.comm.escaped()),
+                Cell::new(m.fd),
+                Cell::new(m.text.escaped()),
+            ]);
         }
-        out.push_str(&format!("\nMessages the program printed ({}):\n{t}\n", r.messages.len()));
+        out.push_str(&format!(
+            "\nMessages the program printed ({}):\n{t}\n",
+            r.messages.len()
+        ));
     }
     if !r.probes.missing.is_empty() {
         out.push_str(&format!(

@@ -13,6 +13,9 @@ pub struct Report {
     pub backend: String,
     pub mode: String,
     pub command: Vec<Text>,
+    /// The launched process (run) or the attached ones (attach).
+    #[serde(default)]
+    pub root_pids: Vec<u32>,
     pub exit_status: Option<i32>,
     /// True when diag was interrupted (signal) before the traced command finished.
     #[serde(default)]

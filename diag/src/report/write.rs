@@ -20,7 +20,8 @@ pub fn write_output(path: &Path, content: &str) -> Result<()> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(content.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(content.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -29,9 +30,16 @@ pub fn check_writable(path: &Path) -> Result<()> {
     if path == Path::new("-") {
         return Ok(());
     }
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if !dir.is_dir() {
-        anyhow::bail!("cannot write {}: directory {} does not exist", path.display(), dir.display());
+        anyhow::bail!(
+            "cannot write {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
     }
     if path.is_dir() {
         anyhow::bail!("cannot write {}: it is a directory", path.display());

@@ -35,7 +35,10 @@ impl Plan {
                 } else if hard {
                     bail!("policy path {} does not exist (landlock.compatibility is hard_requirement)", p.display());
                 } else {
-                    notes.push(format!("policy: skipped {} (does not exist; best_effort)", p.display()));
+                    notes.push(format!(
+                        "policy: skipped {} (does not exist; best_effort)",
+                        p.display()
+                    ));
                 }
             }
             Ok(out)
@@ -43,10 +46,21 @@ impl Plan {
         let read_only = keep(&policy.filesystem_policy.read_only)?;
         let mut read_write = keep(&policy.filesystem_policy.read_write)?;
         if policy.filesystem_policy.include_workdir {
-            read_write.push(std::env::current_dir().context("include_workdir: no working directory")?);
+            read_write
+                .push(std::env::current_dir().context("include_workdir: no working directory")?);
         }
-        let identity = Identity::resolve(policy.process.run_as_user.as_deref(), policy.process.run_as_group.as_deref())?;
-        Ok(Plan { read_only, read_write, hard, nproc: policy.process.nproc, identity, notes })
+        let identity = Identity::resolve(
+            policy.process.run_as_user.as_deref(),
+            policy.process.run_as_group.as_deref(),
+        )?;
+        Ok(Plan {
+            read_only,
+            read_write,
+            hard,
+            nproc: policy.process.nproc,
+            identity,
+            notes,
+        })
     }
 
     /// Runs in the child, before exec.
@@ -67,17 +81,30 @@ impl Plan {
 const ABI_TARGET: ABI = ABI::V5;
 
 pub fn restrict(read_only: &[PathBuf], read_write: &[PathBuf], hard: bool) -> Result<()> {
-    let level = if hard { CompatLevel::HardRequirement } else { CompatLevel::BestEffort };
+    let level = if hard {
+        CompatLevel::HardRequirement
+    } else {
+        CompatLevel::BestEffort
+    };
     let status = Ruleset::default()
         .set_compatibility(level)
         .handle_access(AccessFs::from_all(ABI_TARGET))?
         .create()?
-        .add_rules(path_beneath_rules(read_only, AccessFs::from_read(ABI_TARGET)))?
-        .add_rules(path_beneath_rules(read_write, AccessFs::from_all(ABI_TARGET)))?
+        .add_rules(path_beneath_rules(
+            read_only,
+            AccessFs::from_read(ABI_TARGET),
+        ))?
+        .add_rules(path_beneath_rules(
+            read_write,
+            AccessFs::from_all(ABI_TARGET),
+        ))?
         .restrict_self()
         .context("landlock_restrict_self")?;
     if hard && status.ruleset != RulesetStatus::FullyEnforced {
-        bail!("the kernel does not fully enforce this Landlock policy ({:?})", status.ruleset);
+        bail!(
+            "the kernel does not fully enforce this Landlock policy ({:?})",
+            status.ruleset
+        );
     }
     Ok(())
 }

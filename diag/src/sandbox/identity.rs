@@ -33,7 +33,11 @@ impl Identity {
             None => u.gid,
             Some(g) => match g.parse::<u32>() {
                 Ok(gid) => Gid::from_raw(gid),
-                Err(_) => Group::from_name(g)?.with_context(|| format!("no such group '{g}'"))?.gid,
+                Err(_) => {
+                    Group::from_name(g)?
+                        .with_context(|| format!("no such group '{g}'"))?
+                        .gid
+                }
             },
         };
         Ok(Some(Identity {

@@ -61,7 +61,10 @@ pub struct ProcessPolicy {
 impl Policy {
     pub fn load(path: &Path) -> Result<Self> {
         if path.is_dir() {
-            bail!("--policy {}: is a directory, not a policy file", path.display());
+            bail!(
+                "--policy {}: is a directory, not a policy file",
+                path.display()
+            );
         }
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("--policy {}: cannot read", path.display()))?;
@@ -71,7 +74,10 @@ impl Policy {
     pub fn parse(text: &str) -> Result<Self> {
         let p: Policy = serde_yaml_ng::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
         if p.version != 1 {
-            bail!("unsupported policy version {} (diag reads version 1)", p.version);
+            bail!(
+                "unsupported policy version {} (diag reads version 1)",
+                p.version
+            );
         }
         Ok(p)
     }
@@ -80,7 +86,10 @@ impl Policy {
     pub fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
         if self.network_policies.is_some() {
-            notes.push("policy: network_policies accepted and ignored (diag is not a network proxy)".into());
+            notes.push(
+                "policy: network_policies accepted and ignored (diag is not a network proxy)"
+                    .into(),
+            );
         }
         notes
     }
@@ -100,7 +109,8 @@ mod tests {
         assert_eq!(p.landlock.compatibility, Compatibility::HardRequirement);
         assert_eq!(p.process.nproc, Some(512));
         assert_eq!(p.notes().len(), 1);
-        let err = Policy::parse("version: 1\nfilesystem_policy:\n  read_wrote: [/tmp]\n").unwrap_err();
+        let err =
+            Policy::parse("version: 1\nfilesystem_policy:\n  read_wrote: [/tmp]\n").unwrap_err();
         assert!(format!("{err:#}").contains("read_wrote"), "{err:#}");
         assert!(Policy::parse("version: 2\n").is_err());
         assert!(Policy::parse("version: [").is_err());

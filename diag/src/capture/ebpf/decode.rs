@@ -1,10 +1,10 @@
 //! Turns ring buffer records (the ABI in `diag-ebpf`) into model events.
 
 use crate::model::{
-    syscalls, Event, Exec, Exit, Failure, Fork, KernelEvidence, LandlockCall, LandlockOp,
-    Message, Origin, Text,
+    syscalls, Event, Exec, Exit, Failure, Fork, KernelEvidence, LandlockCall, LandlockOp, Message,
+    Origin, Text,
 };
-use diag_ebpf::{evidence, kind, reason, read_record, EventHeader, ProcEvent, SyscallEvent};
+use diag_ebpf::{evidence, kind, read_record, reason, EventHeader, ProcEvent, SyscallEvent};
 
 /// `landlock_create_ruleset` flags that query instead of creating a ruleset.
 const LANDLOCK_CREATE_RULESET_QUERY: u64 = 0b11;
@@ -99,7 +99,8 @@ pub fn flag_arg(name: &str) -> Option<usize> {
 }
 
 fn u64_at(b: &[u8], off: usize) -> u64 {
-    b.get(off..off + 8).map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()))
+    b.get(off..off + 8)
+        .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()))
 }
 
 fn landlock(ev: &SyscallEvent, origin: Origin, name: &str) -> Option<Event> {
@@ -151,9 +152,15 @@ fn process(ev: &ProcEvent) -> Option<Event> {
         })),
         kind::EXEC => Some(Event::Exec(Exec {
             origin: origin(h),
-            filename: Text::from_c(&ev.filename[..(ev.filename_len as usize).min(ev.filename.len())]),
+            filename: Text::from_c(
+                &ev.filename[..(ev.filename_len as usize).min(ev.filename.len())],
+            ),
         })),
-        kind::EXIT => Some(Event::Exit(Exit { time_ns: h.ktime_ns, pid: h.tgid, status: None })),
+        kind::EXIT => Some(Event::Exit(Exit {
+            time_ns: h.ktime_ns,
+            pid: h.tgid,
+            status: None,
+        })),
         _ => None,
     }
 }

@@ -34,10 +34,22 @@ const REQUIRED: &[(&str, Attach)] = &[
 const OPTIONAL: &[(&str, Attach)] = &[
     ("diag_cap_capable", Attach::Tp("capability", "cap_capable")),
     ("diag_selinux_audited", Attach::Tp("avc", "selinux_audited")),
-    ("diag_fexit_security_file_open", Attach::FExit("security_file_open")),
-    ("diag_fexit_landlock_file_open", Attach::FExit("hook_file_open")),
-    ("diag_fexit_generic_permission", Attach::FExit("generic_permission")),
-    ("diag_fexit_secure_computing", Attach::FExit("__secure_computing")),
+    (
+        "diag_fexit_security_file_open",
+        Attach::FExit("security_file_open"),
+    ),
+    (
+        "diag_fexit_landlock_file_open",
+        Attach::FExit("hook_file_open"),
+    ),
+    (
+        "diag_fexit_generic_permission",
+        Attach::FExit("generic_permission"),
+    ),
+    (
+        "diag_fexit_secure_computing",
+        Attach::FExit("__secure_computing"),
+    ),
     ("diag_fexit_pids_can_fork", Attach::FExit("pids_can_fork")),
 ];
 
@@ -81,7 +93,8 @@ impl EbpfCapture {
         let cap_ret = off("capability", "cap_capable", "ret").unwrap_or(0);
         let avc_denied = off("avc", "selinux_audited", "denied").unwrap_or(0);
 
-        let errno_mask = bitmask::<{ MAX_ERRNO / 64 }>(config.errnos.errnos.iter().map(|&e| e as usize));
+        let errno_mask =
+            bitmask::<{ MAX_ERRNO / 64 }>(config.errnos.errnos.iter().map(|&e| e as usize));
         let syscall_mask =
             bitmask::<{ MAX_SYSCALLS / 64 }>(config.syscalls.iter().map(|&n| n as usize));
         let path_args = config.path_arg_table();
@@ -108,8 +121,13 @@ impl EbpfCapture {
 
         let mut probes = ProbeReport::default();
         for &(prog, how) in REQUIRED {
-            attach(&mut ebpf, prog, how, &tracing, None)
-                .map_err(|e| anyhow!("attaching {}: {}", how.label(), verifier_tail(&format!("{e:#}"))))?;
+            attach(&mut ebpf, prog, how, &tracing, None).map_err(|e| {
+                anyhow!(
+                    "attaching {}: {}",
+                    how.label(),
+                    verifier_tail(&format!("{e:#}"))
+                )
+            })?;
             probes.attached.push(how.label());
         }
         let btf = Btf::from_sys_fs().ok();
@@ -127,14 +145,20 @@ impl EbpfCapture {
     pub fn track(&mut self, tid: u32) -> Result<()> {
         let mut tasks: HashMap<_, u32, TaskState> =
             HashMap::try_from(self.ebpf.map_mut("TASKS").context("TASKS map")?)?;
-        tasks.insert(tid, TaskState::default(), 0).context("adding a task to the task map")?;
+        tasks
+            .insert(tid, TaskState::default(), 0)
+            .context("adding a task to the task map")?;
         Ok(())
     }
 
     /// Waits up to `timeout` for events, then hands every available one to `sink`.
     /// Returns how many records were read.
     pub fn poll(&mut self, timeout: Duration, sink: &mut dyn FnMut(Event)) -> Result<usize> {
-        let mut fds = [libc::pollfd { fd: self.ring.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        let mut fds = [libc::pollfd {
+            fd: self.ring.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
         // SAFETY: one valid pollfd; a failure (EINTR) just means "look again".
         unsafe { libc::poll(fds.as_mut_ptr(), 1, timeout.as_millis() as i32) };
         let mut n = 0;
@@ -169,7 +193,9 @@ fn attach(
     tracing: &std::path::Path,
     btf: Option<&Btf>,
 ) -> Result<()> {
-    let program = ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing"))?;
+    let program = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| anyhow!("program {prog} missing"))?;
     match how {
         Attach::Raw(tp) => {
             let p: &mut RawTracePoint = program.try_into()?;
@@ -229,7 +255,10 @@ fn bitmask<const N: usize>(bits: impl Iterator<Item = usize>) -> [u64; N] {
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.
 fn raise_memlock() {
-    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: valid pointer to a local struct.
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
 }

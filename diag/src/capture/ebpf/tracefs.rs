@@ -8,7 +8,11 @@ const CANDIDATES: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"
 
 /// The tracefs mount, mounting it at /sys/kernel/tracing when it is missing.
 pub fn tracefs_root() -> Result<PathBuf> {
-    if let Some(p) = CANDIDATES.iter().map(Path::new).find(|p| p.join("events").is_dir()) {
+    if let Some(p) = CANDIDATES
+        .iter()
+        .map(Path::new)
+        .find(|p| p.join("events").is_dir())
+    {
         return Ok(p.to_path_buf());
     }
     let target = Path::new(CANDIDATES[0]);
@@ -19,20 +23,29 @@ pub fn tracefs_root() -> Result<PathBuf> {
         nix::mount::MsFlags::empty(),
         None::<&str>,
     )
-    .with_context(|| format!("tracefs is not mounted and mounting it at {} failed", target.display()))?;
+    .with_context(|| {
+        format!(
+            "tracefs is not mounted and mounting it at {} failed",
+            target.display()
+        )
+    })?;
     Ok(target.to_path_buf())
 }
 
 /// Whether the tracepoint `group/event` exists on this kernel.
 pub fn has_event(root: &Path, group: &str, event: &str) -> bool {
-    root.join("events").join(group).join(event).join("format").is_file()
+    root.join("events")
+        .join(group)
+        .join(event)
+        .join("format")
+        .is_file()
 }
 
 /// The byte offset of `field` in the tracepoint `group/event`.
 pub fn field_offset(root: &Path, group: &str, event: &str, field: &str) -> Result<u32> {
     let path = root.join("events").join(group).join(event).join("format");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     parse_offset(&text, field).ok_or_else(|| anyhow!("{group}:{event} has no field '{field}'"))
 }
 
@@ -40,7 +53,9 @@ pub fn field_offset(root: &Path, group: &str, event: &str, field: &str) -> Resul
 fn parse_offset(format: &str, field: &str) -> Option<u32> {
     for line in format.lines() {
         let line = line.trim();
-        let Some(decl) = line.strip_prefix("field:") else { continue };
+        let Some(decl) = line.strip_prefix("field:") else {
+            continue;
+        };
         let (decl, rest) = decl.split_once(';')?;
         let name = decl.rsplit([' ', '*']).next()?.split('[').next()?;
         if name != field {
@@ -65,7 +80,12 @@ pub fn active_lsms() -> Result<Vec<String>> {
         );
     }
     let text = std::fs::read_to_string(path).context("reading /sys/kernel/security/lsm")?;
-    let lsms: Vec<String> = text.trim().split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+    let lsms: Vec<String> = text
+        .trim()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     if lsms.is_empty() {
         bail!("/sys/kernel/security/lsm is empty");
     }

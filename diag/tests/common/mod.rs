@@ -1,0 +1,155 @@
+//! Helpers for diag's end-to-end tests: run the real binary, read its real report.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use diag::report::Report;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn diag_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_diag")
+}
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn example(name: &str) -> PathBuf {
+    workspace().join("examples").join(name)
+}
+
+/// Why privileged end-to-end tests cannot run here, if they cannot.
+pub fn privileged_skip_reason() -> Option<String> {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root to load eBPF programs".into());
+    }
+    if let Some(reason) = diag::capture::ebpf::missing_reason() {
+        return Some(format!("eBPF backend not built in: {reason}"));
+    }
+    None
+}
+
+/// Skips the calling test (with a one-line reason) when it cannot run here.
+#[macro_export]
+macro_rules! require_privileged {
+    () => {
+        if let Some(reason) = common::privileged_skip_reason() {
+            eprintln!("SKIPPED: {reason}");
+            return;
+        }
+    };
+}
+
+/// A scratch directory removed on drop, even when the test fails.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("diag-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A private tmux server (own socket) killed on drop.
+pub struct TmuxSocket(pub String);
+
+impl TmuxSocket {
+    pub fn new(tag: &str) -> Self {
+        TmuxSocket(format!("diag-{tag}-{}", std::process::id()))
+    }
+}
+
+impl Drop for TmuxSocket {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.0, "kill-server"])
+            .output();
+    }
+}
+
+pub struct DiagRun {
+    pub output: Output,
+    pub report: Option<Report>,
+}
+
+impl DiagRun {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    pub fn report(&self) -> &Report {
+        self.report
+            .as_ref()
+            .unwrap_or_else(|| panic!("no report; stderr:\n{}", self.stderr()))
+    }
+}
+
+/// Runs `diag <args>` with `--json` added after the subcommand, and parses the report.
+pub fn diag_json(scratch: &Scratch, subcommand: &str, args: &[&str]) -> DiagRun {
+    let json = scratch.path(&format!("report-{}.json", rand_tag()));
+    let output = Command::new(diag_bin())
+        .arg(subcommand)
+        .arg("--json")
+        .arg(&json)
+        .args(args)
+        .output()
+        .expect("run diag");
+    let report = std::fs::read_to_string(&json).ok().map(|t| {
+        serde_json::from_str(&t).unwrap_or_else(|e| panic!("invalid report JSON ({e}):\n{t}"))
+    });
+    DiagRun { output, report }
+}
+
+fn rand_tag() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The seed sandbox command: `diag sandbox --policy <policy> -- <cmd...>`.
+pub fn sandboxed(policy: &Path, cmd: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        diag_bin().to_string(),
+        "sandbox".into(),
+        "--policy".into(),
+        policy.display().to_string(),
+        "--".into(),
+    ];
+    v.extend(cmd.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Is `pid` a descendant of `ancestor` in the report's process table?
+pub fn is_descendant(r: &Report, pid: u32, ancestor: u32) -> bool {
+    let mut cur = pid;
+    for _ in 0..64 {
+        match r
+            .processes
+            .iter()
+            .find(|p| p.pid == cur)
+            .and_then(|p| p.ppid)
+        {
+            Some(pp) if pp == ancestor => return true,
+            Some(pp) => cur = pp,
+            None => return false,
+        }
+    }
+    false
+}
