@@ -5,6 +5,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => cli::run::run(a),
+        Command::Attach(a) => cli::attach::attach(a),
         Command::Catalog(a) => cli::catalog::catalog(a),
         Command::Sandbox(a) => cli::sandbox::sandbox(a),
     };

@@ -271,7 +271,12 @@ impl Attributor<'_> {
 
         // DAC, checked as the process would make it.
         let mut dac_excluded = false;
-        match (ctx.process.as_ref(), needed.as_ref()) {
+        // Root's capabilities are unknown once it exited: its DAC verdict cannot be measured.
+        let usable = ctx
+            .process
+            .as_ref()
+            .filter(|p| !(p.from_event && p.fsuid == 0));
+        match (usable, needed.as_ref()) {
             (Some(p), Some(n)) => {
                 let target = if n.path == resolved {
                     facts.clone()
@@ -282,7 +287,10 @@ impl Attributor<'_> {
                     )
                     .unwrap_or_else(|_| facts.clone())
                 };
-                let v = dac::check(&target, n.dac, p);
+                let mut v = dac::check(&target, n.dac, p);
+                if p.from_event {
+                    v.why.push_str(" (credentials from the kernel event: the process had exited; supplementary groups and capabilities assumed empty)");
+                }
                 if !v.allowed {
                     let (conf, extra) = match f.evidence.denied_capability {
                         Some(cap) => (

@@ -14,6 +14,8 @@ pub struct Cli {
 pub enum Command {
     /// Launch a command under tracing, print the diagnosis, exit with the command's status.
     Run(RunArgs),
+    /// Trace a running sandbox from the host: by pid (with its descendants) or by cgroup.
+    Attach(AttachArgs),
     /// List the causes diag knows and the messages each one explains.
     Catalog(CatalogArgs),
     /// Run a command inside an OpenShell-style sandbox policy (Landlock, limits, identity).
@@ -72,6 +74,23 @@ pub struct RunArgs {
     /// The command and its arguments.
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    #[command(flatten)]
+    pub report: ReportArgs,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// A process to trace with all its descendants (repeatable).
+    #[arg(long, value_name = "PID", allow_negative_numbers = true)]
+    pub pid: Vec<i64>,
+    /// Every process of this cgroup (v1 or v2 directory).
+    #[arg(long, value_name = "PATH", conflicts_with = "pid")]
+    pub cgroup: Option<PathBuf>,
+    /// Stop after this long (e.g. 60s, 5m); default: until the tree exits or Ctrl-C.
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -32,11 +32,11 @@ pub fn pump(
     cap: &mut EbpfCapture,
     trace: &mut Trace,
     interrupt: &Interrupt,
-    mut done: impl FnMut(&Trace) -> bool,
+    mut done: impl FnMut(&Trace, &EbpfCapture) -> bool,
 ) -> Result<bool> {
     loop {
         cap.poll(POLL, &mut |ev| trace.on_event(ev, &Procfs))?;
-        if done(trace) {
+        if done(trace, cap) {
             return Ok(false);
         }
         if interrupt.fired() {

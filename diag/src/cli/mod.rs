@@ -1,11 +1,13 @@
 //! Command-line interface (design.md §1).
 
 pub mod args;
+pub mod attach;
 pub mod catalog;
 pub mod live;
 pub mod output;
 pub mod run;
 pub mod sandbox;
+pub mod status;
 
 pub use args::{Cli, Command};
 

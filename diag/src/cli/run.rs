@@ -86,7 +86,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         exec_failure = Some((errno, message));
     }
     let mut status = None;
-    let partial = live::pump(&mut cap, &mut trace, &interrupt, |_| {
+    let partial = live::pump(&mut cap, &mut trace, &interrupt, |_, _| {
         status = reap(root);
         status.is_some()
     })?;
@@ -102,7 +102,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         }
     }
     if args.wait_tree && !partial {
-        live::pump(&mut cap, &mut trace, &interrupt, |t| {
+        live::pump(&mut cap, &mut trace, &interrupt, |t, _| {
             t.live_pids().iter().all(|&p| !live::alive(p))
         })?;
     }

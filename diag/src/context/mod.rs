@@ -20,12 +20,24 @@ pub struct FailureContext {
     pub notes: Vec<String>,
 }
 
-/// Reads the context of a failure of `pid` on `path` (if any), right now.
-pub fn snapshot(pid: u32, path: Option<&[u8]>, want_process_counts: bool) -> FailureContext {
+/// Reads the context of a failure of `pid` on `path` (if any), right now. `ids` are the real
+/// uid/gid the kernel reported with the failure, used when the process has already exited.
+pub fn snapshot(
+    pid: u32,
+    ids: Option<(u32, u32)>,
+    path: Option<&[u8]>,
+    want_process_counts: bool,
+) -> FailureContext {
     let mut ctx = FailureContext::default();
-    match ProcessContext::read(pid, want_process_counts) {
-        Ok(p) => ctx.process = Some(p),
-        Err(e) => ctx.notes.push(format!("process {pid}: {e}")),
+    match (ProcessContext::read(pid, want_process_counts), ids) {
+        (Ok(p), _) => ctx.process = Some(p),
+        (Err(_), Some((uid, gid))) => {
+            ctx.notes.push(format!(
+                "process {pid} exited before its credentials could be read: using uid {uid} gid {gid} from the kernel event"
+            ));
+            ctx.process = Some(ProcessContext::from_event(pid, uid, gid));
+        }
+        (Err(e), None) => ctx.notes.push(format!("process {pid}: {e}")),
     }
     if let Some(path) = path {
         match PathFacts::read(pid, path) {

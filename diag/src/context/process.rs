@@ -24,6 +24,9 @@ pub struct ProcessContext {
     pub pids: Option<PidsCgroup>,
     /// System-wide tasks and `kernel.threads-max`.
     pub threads: Option<(u64, u64)>,
+    /// Built from the kernel event's ids after the process exited: supplementary groups and
+    /// capabilities are unknown.
+    pub from_event: bool,
 }
 
 impl ProcessContext {
@@ -52,7 +55,22 @@ impl ProcessContext {
             uid_tasks: counts.then(|| count_uid_tasks(status.ruid)),
             pids,
             threads: if counts { system_threads() } else { None },
+            from_event: false,
         })
+    }
+
+    /// What is known when the process is gone: its real uid and gid from the kernel event.
+    pub fn from_event(pid: u32, uid: u32, gid: u32) -> Self {
+        ProcessContext {
+            pid,
+            ruid: uid,
+            euid: uid,
+            fsuid: uid,
+            egid: gid,
+            fsgid: gid,
+            from_event: true,
+            ..Default::default()
+        }
     }
 
     pub fn has_cap(&self, cap: u32) -> bool {

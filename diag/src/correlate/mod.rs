@@ -63,8 +63,10 @@ pub struct Procfs;
 impl LiveView for Procfs {
     fn snapshot(&self, f: &Failure) -> Option<FailureContext> {
         // Counting the uid's tasks scans /proc; it runs once per distinct failure, not per call.
+        let ids = f.origin.uid.zip(f.origin.gid);
         Some(context::snapshot(
             f.origin.pid,
+            ids,
             f.path.as_ref().map(Text::as_bytes),
             true,
         ))

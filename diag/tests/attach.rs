@@ -1,0 +1,386 @@
+//! `diag attach` (issue 6), end to end as root.
+
+mod common;
+use common::*;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A cgroup the test creates (v2 under the unified mount, or v1 under the pids controller) and
+/// removes on drop, moving any leftover member out first.
+struct TestCgroup {
+    dir: PathBuf,
+    parent_procs: PathBuf,
+}
+
+impl TestCgroup {
+    fn new(mount: &str, tag: &str) -> Option<Self> {
+        let root = PathBuf::from(mount);
+        if !root.join("cgroup.procs").exists() {
+            return None;
+        }
+        let dir = root.join(format!("diag-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir(&dir);
+        std::fs::create_dir(&dir).ok()?;
+        Some(TestCgroup {
+            dir,
+            parent_procs: root.join("cgroup.procs"),
+        })
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for pid in procs.lines() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+                let _ = std::fs::write(&self.parent_procs, pid);
+            }
+        }
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Kills the child on drop.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (bounded) until `path` exists.
+fn wait_for(path: &std::path::Path) {
+    for _ in 0..600 {
+        if path.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} never appeared", path.display());
+}
+
+/// Shell snippet: block until the test creates `go`.
+fn wait_go(go: &std::path::Path) -> String {
+    format!("while [ ! -e {} ]; do sleep 0.05; done; ", go.display())
+}
+
+/// Runs `diag attach ARGS --json`, calls `ready` once diag says it is attached, and returns the
+/// finished run. Gating workloads on this line keeps the tests free of timing guesses.
+fn attach_with(scratch: &Scratch, args: &[&str], ready: impl FnOnce()) -> DiagRun {
+    use std::io::{BufRead, Read};
+    let json = scratch.path(&format!("attach-{}.json", args.join("_").replace('/', "_")));
+    let mut child = Command::new(diag_bin())
+        .arg("attach")
+        .arg("--json")
+        .arg(&json)
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(
+        first.starts_with("diag: attached to"),
+        "diag did not attach: {first}"
+    );
+    ready();
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let output = std::process::Output {
+        status,
+        stdout: vec![],
+        stderr: format!("{first}{rest}").into_bytes(),
+    };
+    let report = std::fs::read_to_string(&json)
+        .ok()
+        .map(|t| serde_json::from_str(&t).unwrap());
+    DiagRun { output, report }
+}
+
+fn touch(path: &std::path::Path) {
+    std::fs::write(path, "").unwrap();
+}
+
+fn sh(script: &str) -> Reaped {
+    Reaped(
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn attach_by_pid_finds_the_seed_failure_in_a_later_child() {
+    require_privileged!();
+    let scratch = Scratch::new("attach-pid");
+    let tmux = TmuxSocket::new("attach-pid");
+    let cmd = sandboxed(
+        &example("openclaw-sandbox.yaml"),
+        &[
+            "tmux",
+            "-L",
+            &tmux.0,
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "sleep 30",
+        ],
+    );
+    let quoted: Vec<String> = cmd.iter().map(|a| format!("'{a}'")).collect();
+    let go = scratch.path("go");
+    let parent = sh(&format!("{}{}", wait_go(&go), quoted.join(" ")));
+    let pid = parent.0.id().to_string();
+    let run = attach_with(&scratch, &["--duration", "60s", "--pid", &pid], || {
+        touch(&go)
+    });
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let r = run.report();
+    assert_eq!(r.mode, "attach");
+    assert_eq!(r.root_pids, vec![parent.0.id()]);
+    assert!(!r.partial);
+    let f = r
+        .failures
+        .iter()
+        .find(|f| {
+            f.syscall == "openat" && f.path.as_ref().is_some_and(|p| p.lossy() == "/dev/ptmx")
+        })
+        .unwrap_or_else(|| panic!("{:#?}", r.failures));
+    assert_eq!(
+        (f.errno.as_str(), f.comm.lossy().as_str(), f.layer.as_str()),
+        ("EACCES", "tmux: server", "landlock")
+    );
+    assert!(is_descendant(r, f.pid, parent.0.id()));
+    assert!(r
+        .messages
+        .iter()
+        .any(|m| m.text.lossy() == "create window failed: fork failed: Permission denied"));
+    assert_eq!(
+        (r.findings[0].cause.as_str(), r.findings[0].layer.as_str()),
+        ("pty-denied", "landlock")
+    );
+    // Processes forked after attach carry when they were first seen.
+    let server = r.processes.iter().find(|p| p.pid == f.pid).unwrap();
+    assert!(server.first_seen_ns > 0);
+}
+
+/// A workload that fails `open` on a 0600 file as nobody once `go` exists; `joined` is created
+/// after it entered its cgroup.
+fn denied_workload(
+    file: &std::path::Path,
+    go: &std::path::Path,
+    cgroup: Option<(&std::path::Path, &std::path::Path)>,
+) -> Reaped {
+    let join = cgroup
+        .map(|(procs, joined)| {
+            format!(
+                "echo $$ > {}; touch {}; ",
+                procs.display(),
+                joined.display()
+            )
+        })
+        .unwrap_or_default();
+    sh(&format!(
+        "{join}{}setpriv --reuid=65534 --regid=65534 --clear-groups cat {}; sleep 0.5",
+        wait_go(go),
+        file.display()
+    ))
+}
+
+fn cgroup_isolation(mount: &str, tag: &str) {
+    let scratch = Scratch::new(tag);
+    let Some(cg) = TestCgroup::new(mount, tag) else {
+        eprintln!("SKIPPED: no cgroup hierarchy at {mount}");
+        return;
+    };
+    let inside = scratch.path("inside-secret");
+    let outside = scratch.path("outside-secret");
+    for f in [&inside, &outside] {
+        std::fs::write(f, "x").unwrap();
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    std::fs::set_permissions(
+        &scratch.0,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (go, joined) = (scratch.path("go"), scratch.path("joined"));
+    let _a = denied_workload(&inside, &go, Some((&cg.dir.join("cgroup.procs"), &joined)));
+    let _b = denied_workload(&outside, &go, None);
+    wait_for(&joined);
+    let run = attach_with(
+        &scratch,
+        &["--duration", "3s", "--cgroup", cg.dir.to_str().unwrap()],
+        || touch(&go),
+    );
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let r = run.report();
+    let paths: Vec<String> = r
+        .failures
+        .iter()
+        .filter_map(|f| f.path.as_ref().map(|p| p.lossy()))
+        .collect();
+    assert!(
+        paths.contains(&inside.display().to_string()),
+        "{mount}: {paths:?}"
+    );
+    assert!(
+        !paths.contains(&outside.display().to_string()),
+        "{mount}: saw the outside workload: {paths:?}"
+    );
+    let f = r
+        .failures
+        .iter()
+        .find(|f| {
+            f.path
+                .as_ref()
+                .is_some_and(|p| p.lossy() == inside.display().to_string())
+        })
+        .unwrap();
+    assert_eq!(
+        (f.syscall.as_str(), f.errno.as_str(), f.layer.as_str()),
+        ("openat", "EACCES", "dac")
+    );
+}
+
+#[test]
+fn attach_by_cgroup_v2_sees_only_its_members() {
+    require_privileged!();
+    cgroup_isolation("/sys/fs/cgroup/unified", "cg2");
+}
+
+#[test]
+fn attach_by_cgroup_v1_sees_only_its_members() {
+    require_privileged!();
+    cgroup_isolation("/sys/fs/cgroup/pids", "cg1");
+}
+
+#[test]
+fn duration_on_an_idle_process_gives_an_empty_valid_report() {
+    require_privileged!();
+    let scratch = Scratch::new("attach-idle");
+    let idle = sh("sleep 60");
+    let pid = idle.0.id().to_string();
+    let run = diag_json(
+        &scratch,
+        "attach",
+        &["--quiet", "--duration", "2s", "--pid", &pid],
+    );
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let r = run.report();
+    assert!(
+        r.failures.is_empty() && r.findings.is_empty() && !r.partial,
+        "{:#?}",
+        r.failures
+    );
+    assert_eq!(r.exit_status, None);
+}
+
+#[test]
+fn sigint_and_sigterm_still_write_a_partial_report() {
+    require_privileged!();
+    for sig in ["INT", "TERM"] {
+        let scratch = Scratch::new(&format!("attach-sig{sig}"));
+        let idle = sh("sleep 60");
+        let pid = idle.0.id().to_string();
+        let diag_pid = std::sync::Arc::new(std::sync::Mutex::new(None::<u32>));
+        let run = attach_with(&scratch, &["--pid", &pid], || {
+            // diag is the only child of this test named diag: find it through /proc.
+            let me = std::process::id();
+            let out = Command::new("pgrep")
+                .args(["-P", &me.to_string(), "-x", "diag"])
+                .output()
+                .unwrap();
+            let p = String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_string();
+            *diag_pid.lock().unwrap() = p.parse().ok();
+            Command::new("kill")
+                .args([&format!("-{sig}"), &p])
+                .status()
+                .unwrap();
+        });
+        assert!(diag_pid.lock().unwrap().is_some());
+        assert_eq!(run.code(), 0, "SIG{sig}: {}", run.stderr());
+        assert!(run.report().partial, "SIG{sig}: report not marked partial");
+    }
+}
+
+#[test]
+fn two_instances_attached_at_once_both_work() {
+    require_privileged!();
+    let scratch = Scratch::new("attach-two");
+    let secret = scratch.path("secret");
+    std::fs::write(&secret, "x").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        &scratch.0,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let go = scratch.path("go");
+    let w = denied_workload(&secret, &go, None);
+    let pid = w.0.id().to_string();
+    // The second instance attaches while the first is attached; the workload starts after both.
+    let b_ready = scratch.path("b-ready");
+    let run_a = std::thread::scope(|s| {
+        let a = s.spawn(|| attach_with(&scratch, &["--pid", &pid], || touch(&b_ready)));
+        wait_for(&b_ready);
+        let run_b = attach_with(&scratch, &["--duration", "30s", "--pid", &pid], || {
+            touch(&go)
+        });
+        (a.join().unwrap(), run_b)
+    });
+    for run in [run_a.0, run_a.1] {
+        assert_eq!(run.code(), 0, "{}", run.stderr());
+        let r = run.report();
+        assert!(
+            r.failures.iter().any(|f| f
+                .path
+                .as_ref()
+                .is_some_and(|p| p.lossy() == secret.display().to_string())),
+            "{:#?}",
+            r.failures
+        );
+    }
+}
+
+#[test]
+fn bad_targets_get_one_line_and_exit_2() {
+    require_privileged!();
+    for args in [
+        &["--pid", "0"][..],
+        &["--pid", "-3"],
+        &["--pid", "2147483647"],
+        &["--pid", "2"],
+        &["--cgroup", "/etc/hostname"],
+        &[],
+    ] {
+        let out = Command::new(diag_bin())
+            .arg("attach")
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
