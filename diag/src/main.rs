@@ -7,6 +7,7 @@ fn main() {
         Command::Run(a) => cli::run::run(a),
         Command::Attach(a) => cli::attach::attach(a),
         Command::Catalog(a) => cli::catalog::catalog(a),
+        Command::Policy(c) => cli::policy::policy(c),
         Command::Sandbox(a) => cli::sandbox::sandbox(a),
     };
     match result {

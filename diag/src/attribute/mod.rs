@@ -36,6 +36,8 @@ pub struct Attribution {
     pub candidates: Vec<Layer>,
     /// Set when the failure is benign noise that did not change the outcome.
     pub noise: Option<String>,
+    /// The access the call needed, for file failures (drives policy suggestions).
+    pub needed: Option<access::Needed>,
 }
 
 impl Attribution {
@@ -47,6 +49,7 @@ impl Attribution {
             ruled_out: vec![],
             candidates: vec![],
             noise: None,
+            needed: None,
         }
     }
 
@@ -249,6 +252,7 @@ impl Attributor<'_> {
         let exists = facts.kind != FileKind::Missing;
         let is_dir = facts.kind == FileKind::Directory;
         let needed = access::needed(f, &resolved, exists, is_dir);
+        a.needed = needed.clone();
         let is_exec = syscalls::is_exec(&f.syscall) || is_prot_exec(f);
 
         if let Some(m) = &facts.mount {
