@@ -336,6 +336,12 @@ impl Attributor<'_> {
                     ),
                 );
                 landlock_excluded = true;
+            } else if self.trace.traced_from_start {
+                a.exclude(
+                    "landlock",
+                    "no Landlock domain was created in the traced tree, which was traced from its start (only a domain diag itself runs in could confine it)",
+                );
+                landlock_excluded = true;
             }
         } else if needed.is_some() && !domains.is_empty() {
             a.exclude(

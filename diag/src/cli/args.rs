@@ -55,6 +55,9 @@ pub struct FilterArgs {
     /// syscall names.
     #[arg(long, value_name = "GROUP|LIST", default_value = "all")]
     pub syscalls: String,
+    /// Kernel ring buffer size in KiB (a power of two); lost events are counted and reported.
+    #[arg(long, value_name = "KIB", default_value_t = crate::capture::DEFAULT_RING_BYTES / 1024)]
+    pub ring_buffer_kib: u32,
 }
 
 #[derive(Args, Debug)]

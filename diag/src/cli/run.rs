@@ -1,7 +1,7 @@
 //! `diag run`: launch a command under tracing, explain its failures, exit with its status.
 //! With `--verify-fix`, run it twice (policy, then patched policy) and report both.
 
-use super::args::{Backend, RunArgs};
+use super::args::{Backend, FilterArgs, RunArgs};
 use super::live::{self, Interrupt};
 use super::{output, usage};
 use crate::capture::{ebpf::EbpfCapture, launch, CaptureConfig};
@@ -19,11 +19,13 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
 
-pub fn capture_config(errno_spec: &str, syscall_spec: &str) -> Result<CaptureConfig> {
+pub fn capture_config(filter: &FilterArgs) -> Result<CaptureConfig> {
     Ok(CaptureConfig {
-        errnos: errno::parse_selection(errno_spec).map_err(|e| usage(format!("--errno: {e}")))?,
-        syscalls: syscalls::parse_selection(syscall_spec)
+        errnos: errno::parse_selection(&filter.errno)
+            .map_err(|e| usage(format!("--errno: {e}")))?,
+        syscalls: syscalls::parse_selection(&filter.syscalls)
             .map_err(|e| usage(format!("--syscalls: {e}")))?,
+        ring_bytes: crate::capture::ring_bytes(filter.ring_buffer_kib).map_err(usage)?,
         ..CaptureConfig::default()
     })
 }
@@ -68,7 +70,7 @@ struct Outcome {
 
 pub fn run(args: RunArgs) -> Result<i32> {
     output::check(&args.report)?;
-    let config = capture_config(&args.filter.errno, &args.filter.syscalls)?;
+    let config = capture_config(&args.filter)?;
     if args.backend == Backend::Ptrace {
         return Err(usage(
             "--backend ptrace is not available in this build yet; use --backend ebpf as root",
@@ -111,7 +113,14 @@ fn prepare_child(args: &RunArgs, policy: Option<&Path>) -> Result<(launch::PreEx
     };
     let user = Identity::resolve(args.user.as_deref(), None)
         .map_err(|e| usage(format!("--user: {e:#}")))?;
-    let notes = plan.as_ref().map(|p| p.notes.clone()).unwrap_or_default();
+    let mut notes = plan.as_ref().map(|p| p.notes.clone()).unwrap_or_default();
+    let runs_as_someone = user.is_some() || plan.as_ref().is_some_and(|p| p.identity.is_some());
+    if let (Ok(sudo_user), false) = (std::env::var("SUDO_USER"), runs_as_someone) {
+        notes.push(format!(
+            "the workload ran as root: diag was started with sudo by {}; pass --user {0} to run it as that user",
+            crate::model::text::escape(&sudo_user)
+        ));
+    }
     let pre_exec: launch::PreExec = Box::new(move || {
         if let Some(plan) = &plan {
             plan.apply()?;
@@ -144,6 +153,7 @@ fn trace_once(
     cap.track(root.as_raw() as u32)?;
     let host = HostFacts::read();
     let mut trace = Trace::new();
+    trace.traced_from_start = true;
     trace.add_process(
         root.as_raw() as u32,
         Some(std::process::id()),

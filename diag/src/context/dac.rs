@@ -30,12 +30,6 @@ fn class_bits(mode: u32, uid: u32, gid: u32, p: &ProcessContext) -> (u32, &'stat
 
 pub fn check(facts: &PathFacts, access: Access, p: &ProcessContext) -> DacVerdict {
     let who = format!("uid {} gid {}", p.fsuid, p.fsgid);
-    if facts.kind == FileKind::Missing {
-        return DacVerdict {
-            allowed: true,
-            why: format!("{} does not exist", facts.path.display()),
-        };
-    }
     for (dir, mode, uid, gid) in &facts.ancestors {
         let (bits, _) = class_bits(*mode, *uid, *gid, p);
         let overridden = p.has_cap(CAP_DAC_OVERRIDE) || p.has_cap(CAP_DAC_READ_SEARCH);
@@ -49,6 +43,16 @@ pub fn check(facts: &PathFacts, access: Access, p: &ProcessContext) -> DacVerdic
                 ),
             };
         }
+    }
+    // Search permission on the ancestors decides first, even for a file that does not exist.
+    if facts.kind == FileKind::Missing {
+        return DacVerdict {
+            allowed: true,
+            why: format!(
+                "{} does not exist; its directories are searchable for {who}",
+                facts.path.display()
+            ),
+        };
     }
     let (bits, class) = class_bits(facts.mode, facts.uid, facts.gid, p);
     let is_dir = facts.kind == FileKind::Directory;
@@ -140,6 +144,22 @@ mod tests {
         };
         assert!(!check(&f, x, &user(0, 1 << CAP_DAC_OVERRIDE)).allowed);
         assert!(check(&facts(0o744, 1, 1), x, &user(0, 1 << CAP_DAC_OVERRIDE)).allowed);
+    }
+
+    #[test]
+    fn a_missing_file_under_an_unsearchable_directory_is_refused() {
+        let mut f = facts(0, 0, 0);
+        f.kind = FileKind::Missing;
+        f.ancestors = vec![(PathBuf::from("/root"), 0o700, 0, 0)];
+        let v = check(
+            &f,
+            Access {
+                read: true,
+                ..Default::default()
+            },
+            &user(65534, 0),
+        );
+        assert!(!v.allowed && v.why.contains("/root"), "{}", v.why);
     }
 
     #[test]
