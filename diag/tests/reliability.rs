@@ -369,3 +369,35 @@ fn no_maps_are_pinned() {
         "diag pinned something in bpffs"
     );
 }
+
+#[test]
+fn message_capture_is_rate_bounded_but_refills() {
+    require_privileged!();
+    let scratch = Scratch::new("msgrate");
+    let script = "i=0; while [ $i -lt 200 ]; do echo early $i; i=$((i+1)); done; sleep 1; echo late-message >&2";
+    let out = std::process::Command::new(diag_bin())
+        .args([
+            "run",
+            "--quiet",
+            "--json",
+            scratch.path("r.json").to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r: diag::report::Report =
+        serde_json::from_str(&std::fs::read_to_string(scratch.path("r.json")).unwrap()).unwrap();
+    assert!(
+        r.stats.messages_dropped > 0,
+        "200 lines in a burst must exceed the budget"
+    );
+    assert!(r.messages.len() < 200);
+    assert!(
+        r.messages.iter().any(|m| m.text.lossy() == "late-message"),
+        "the budget refills over time"
+    );
+}
