@@ -2,6 +2,8 @@
 
 pub mod ebpf;
 pub mod launch;
+pub mod ptrace;
+pub mod syscall_args;
 
 use crate::model::{errno::ErrnoSelection, syscalls};
 use diag_ebpf::{MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_PATH_ARG};
