@@ -130,11 +130,13 @@ fn choose_backend(
     };
     match args.backend {
         Backend::Ptrace => ptrace(),
-        Backend::Ebpf => load_ebpf(config).map(Chosen::Ebpf).map_err(usage),
+        Backend::Ebpf => load_ebpf(config)
+            .map(Chosen::Ebpf)
+            .map_err(|(why, fix)| usage(format!("the eBPF backend {why}{fix}"))),
         Backend::Auto => match load_ebpf(config) {
             Ok(cap) => Ok(Chosen::Ebpf(cap)),
-            Err(why) => {
-                let note = format!("using the ptrace backend: {why}");
+            Err((why, _)) => {
+                let note = format!("the eBPF backend {why}; using the ptrace backend");
                 eprintln!("diag: {note}");
                 warnings.push(note);
                 ptrace()
@@ -143,16 +145,18 @@ fn choose_backend(
     }
 }
 
-fn load_ebpf(config: &CaptureConfig) -> Result<EbpfCapture, String> {
+/// Loads the eBPF backend, or says why it cannot (and what fixes it, where something does).
+fn load_ebpf(config: &CaptureConfig) -> Result<EbpfCapture, (String, &'static str)> {
     if let Some(reason) = crate::capture::ebpf::missing_reason() {
-        return Err(format!(
-            "the eBPF backend was not built into this binary: {reason}"
-        ));
+        return Err((format!("was not built into this binary: {reason}"), ""));
     }
     if !nix::unistd::geteuid().is_root() {
-        return Err("diag run needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN) for the eBPF backend: run it with sudo".into());
+        return Err((
+            "needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)".into(),
+            ": run diag with sudo, or use --backend ptrace",
+        ));
     }
-    EbpfCapture::load(config, None).map_err(|e| format!("the eBPF backend cannot load: {e:#}"))
+    EbpfCapture::load(config, None).map_err(|e| (format!("cannot load: {e:#}"), ""))
 }
 
 fn add_root(trace: &mut Trace, root: Pid, args: &RunArgs) {

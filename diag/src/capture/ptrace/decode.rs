@@ -66,8 +66,8 @@ struct ProcState {
 
 pub struct Decoder {
     errnos: ErrnoSelection,
-    watched: [bool; MAX_SYSCALLS],
-    path_arg: [u8; MAX_SYSCALLS],
+    watched: Box<[bool; MAX_SYSCALLS]>,
+    path_arg: Box<[u8; MAX_SYSCALLS]>,
     message_burst: u32,
     procs: HashMap<u32, ProcState>,
     buf: Box<[u8; DATA_LEN]>,
@@ -79,7 +79,7 @@ const F_DUPFD_CLOEXEC: u64 = libc::F_DUPFD_CLOEXEC as u64;
 
 impl Decoder {
     pub fn new(config: &CaptureConfig) -> Self {
-        let mut watched = [false; MAX_SYSCALLS];
+        let mut watched = Box::new([false; MAX_SYSCALLS]);
         for &nr in config
             .syscalls
             .iter()
@@ -90,7 +90,7 @@ impl Decoder {
         Decoder {
             errnos: config.errnos.clone(),
             watched,
-            path_arg: config.path_arg_table(),
+            path_arg: Box::new(config.path_arg_table()),
             message_burst: config.message_burst,
             procs: HashMap::new(),
             buf: Box::new([0; DATA_LEN]),
