@@ -64,12 +64,35 @@ struct ProcState {
     builds_ruleset: bool,
 }
 
+/// Who a thread is, read once from procfs and kept until exec, prctl(PR_SET_NAME) or a
+/// set*id call changes it: two procfs reads per failure would cost more than the stops.
+#[derive(Clone)]
+struct Identity {
+    comm: Text,
+    uid: Option<u32>,
+    gid: Option<u32>,
+}
+
+/// Successful calls after which a thread's cached [`Identity`] is stale.
+const IDENTITY_CHANGES: &[i64] = &[
+    libc::SYS_prctl,
+    libc::SYS_setuid,
+    libc::SYS_setgid,
+    libc::SYS_setreuid,
+    libc::SYS_setregid,
+    libc::SYS_setresuid,
+    libc::SYS_setresgid,
+    libc::SYS_setfsuid,
+    libc::SYS_setfsgid,
+];
+
 pub struct Decoder {
     errnos: ErrnoSelection,
     watched: Box<[bool; MAX_SYSCALLS]>,
     path_arg: Box<[u8; MAX_SYSCALLS]>,
     message_burst: u32,
     procs: HashMap<u32, ProcState>,
+    identities: HashMap<i32, Identity>,
     buf: Box<[u8; DATA_LEN]>,
     pub stats: CaptureStats,
 }
@@ -93,6 +116,7 @@ impl Decoder {
             path_arg: Box::new(config.path_arg_table()),
             message_burst: config.message_burst,
             procs: HashMap::new(),
+            identities: HashMap::new(),
             buf: Box::new([0; DATA_LEN]),
             stats: CaptureStats::default(),
         }
@@ -110,8 +134,33 @@ impl Decoder {
         }
     }
 
-    pub fn exit(&mut self, pid: u32) {
-        self.procs.remove(&pid);
+    /// Thread `tid` ended; `pid` too when it was the process's last thread.
+    pub fn exit(&mut self, pid: Option<u32>, tid: Pid) {
+        self.identities.remove(&tid.as_raw());
+        if let Some(pid) = pid {
+            self.procs.remove(&pid);
+        }
+    }
+
+    /// After exec the thread has a new name (and maybe new ids).
+    pub fn exec(&mut self, tid: Pid) {
+        self.identities.remove(&tid.as_raw());
+    }
+
+    /// Who made the call: from procfs while the thread is stopped at it, then cached.
+    pub fn origin(&mut self, pid: u32, tid: Pid) -> Origin {
+        let id = self
+            .identities
+            .entry(tid.as_raw())
+            .or_insert_with(|| read_identity(pid, tid));
+        Origin {
+            time_ns: now_ns(),
+            pid,
+            tid: tid.as_raw() as u32,
+            comm: id.comm.clone(),
+            uid: id.uid,
+            gid: id.gid,
+        }
     }
 
     pub fn syscall_exit(
@@ -160,7 +209,7 @@ impl Decoder {
         }
         let name = syscalls::name(sc.nr);
         sink(Event::Failure(Failure {
-            origin: origin(pid, tid),
+            origin: self.origin(pid, tid),
             errno,
             path,
             flags: flag_arg(&name).map(|i| sc.args[i]),
@@ -188,6 +237,7 @@ impl Decoder {
             }
             libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3 | libc::SYS_fcntl => self.dup(pid, sc),
             libc::SYS_close => self.forget_fd(pid, sc.args[0]),
+            nr if IDENTITY_CHANGES.contains(&nr) => self.exec(tid),
             libc::SYS_landlock_create_ruleset
             | libc::SYS_landlock_add_rule
             | libc::SYS_landlock_restrict_self => self.landlock(pid, tid, sc, sink),
@@ -255,7 +305,7 @@ impl Decoder {
         let want = (len as usize).min(DATA_LEN);
         let n = memory::read(tid, base, &mut self.buf[..want]);
         sink(Event::Message(Message {
-            origin: origin(pid, tid),
+            origin: self.origin(pid, tid),
             fd: stream as i32,
             text: Text::new(&self.buf[..n]),
             truncated: len as usize > DATA_LEN,
@@ -275,7 +325,7 @@ impl Decoder {
             self.procs.entry(pid).or_default().builds_ruleset = true;
         }
         sink(Event::Landlock(LandlockCall {
-            origin: origin(pid, tid),
+            origin: self.origin(pid, tid),
             op,
         }));
     }
@@ -292,16 +342,10 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// The thread's name (tmux's server renames itself "tmux: server").
-pub fn comm(pid: u32, tid: Pid) -> Text {
-    let c = std::fs::read(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
-    Text::new(c.strip_suffix(b"\n").unwrap_or(&c))
-}
-
-/// Who made the call: read from procfs while the thread is stopped at it.
-pub fn origin(pid: u32, tid: Pid) -> Origin {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
+fn read_identity(pid: u32, tid: Pid) -> Identity {
+    let task = format!("/proc/{pid}/task/{tid}");
+    let comm = std::fs::read(format!("{task}/comm")).unwrap_or_default();
+    let status = std::fs::read_to_string(format!("{task}/status")).unwrap_or_default();
     // "Uid:\treal\teffective\t...": the effective id is what access checks use.
     let effective = |key: &str| {
         status
@@ -310,11 +354,8 @@ pub fn origin(pid: u32, tid: Pid) -> Origin {
             .and_then(|rest| rest.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
     };
-    Origin {
-        time_ns: now_ns(),
-        pid,
-        tid: tid.as_raw() as u32,
-        comm: comm(pid, tid),
+    Identity {
+        comm: Text::new(comm.strip_suffix(b"\n").unwrap_or(&comm)),
         uid: effective("Uid:"),
         gid: effective("Gid:"),
     }

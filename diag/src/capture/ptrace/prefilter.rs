@@ -33,6 +33,16 @@ const BOOKKEEPING: &[&str] = &[
     "landlock_create_ruleset",
     "landlock_add_rule",
     "landlock_restrict_self",
+    // They change the name or ids diag caches per thread.
+    "prctl",
+    "setuid",
+    "setgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "setfsuid",
+    "setfsgid",
 ];
 
 /// Hot syscalls that make no access decision of their own: with `--syscalls all` their failures

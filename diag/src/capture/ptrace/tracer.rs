@@ -210,7 +210,7 @@ impl Tracer {
             time_ns: decode::now_ns(),
             parent_pid,
             child_pid,
-            comm: decode::comm(parent_pid, tid),
+            comm: self.decoder.origin(parent_pid, tid).comm,
         }));
     }
 
@@ -228,8 +228,9 @@ impl Tracer {
         let filename = std::fs::read_link(format!("/proc/{pid}/exe"))
             .map(|p| Text::new(p.into_os_string().into_encoded_bytes()))
             .unwrap_or_default();
+        self.decoder.exec(tid);
         sink(Event::Exec(Exec {
-            origin: decode::origin(pid, tid),
+            origin: self.decoder.origin(pid, tid),
             filename,
         }));
     }
@@ -239,9 +240,10 @@ impl Tracer {
         if Some(tid) == self.root {
             self.root_status = Some(status);
         }
-        if pid == 0 || pid == tid.as_raw() as u32 {
-            let pid = tid.as_raw() as u32;
-            self.decoder.exit(pid);
+        let leader = pid == 0 || pid == tid.as_raw() as u32;
+        let pid = tid.as_raw() as u32;
+        self.decoder.exit(leader.then_some(pid), tid);
+        if leader {
             sink(Event::Exit(Exit {
                 time_ns: decode::now_ns(),
                 pid,
