@@ -220,6 +220,14 @@ impl Attributor<'_> {
             Some(0) => "no filter (mode 0)",
             _ => "mode unknown",
         };
+        if f.evidence.seccomp_denied && f.evidence.source == EvidenceSource::CallOnly {
+            return Some(format!(
+                "{} on tid {} stopped at syscall entry but never at diag's SECCOMP_RET_TRACE filter: a seccomp filter's action outranked TRACE and answered {}; seccomp {mode_text}",
+                f.syscall,
+                f.origin.tid,
+                crate::model::errno::name(f.errno)
+            ));
+        }
         if f.evidence.no_enter || f.evidence.seccomp_denied {
             return Some(format!(
                 "{} on tid {} reached sys_exit without sys_enter: a seccomp filter answered {} before the syscall ran; seccomp {mode_text}",
@@ -235,6 +243,8 @@ impl Attributor<'_> {
             );
         } else if f.evidence.source == EvidenceSource::Kernel {
             a.exclude("seccomp", format!("seccomp: {mode_text}, but this call reached sys_enter, so no filter refused it"));
+        } else if f.evidence.seccomp_passed {
+            a.exclude("seccomp", "seccomp: the call stopped at diag's SECCOMP_RET_TRACE filter, which any filter's refusal would have outranked, so no filter refused it");
         } else if mode == Some(0) {
             a.exclude("seccomp", "seccomp: no filter (mode 0)");
         }

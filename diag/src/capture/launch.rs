@@ -84,12 +84,40 @@ fn child_main(release: OwnedFd, status: OwnedFd, argv: &[CString], pre_exec: Pre
     }
 }
 
+/// A released child whose exec outcome has not been read yet.
+pub struct Released {
+    pid: Pid,
+    exec_status: std::fs::File,
+}
+
 impl HeldChild {
     /// Lets the child run; returns once it has exec'd or failed to.
-    pub fn release(mut self) -> Result<Started> {
+    pub fn release(self) -> Result<Started> {
+        self.release_only()?.outcome()
+    }
+
+    /// Lets the child run without waiting for its exec: a ptrace tracer must keep serving the
+    /// child's stops until then.
+    pub fn release_only(mut self) -> Result<Released> {
         self.release
             .write_all(b"g")
             .context("releasing the child")?;
+        Ok(Released {
+            pid: self.pid,
+            exec_status: self.exec_status,
+        })
+    }
+
+    /// Kills a child that will never be released (setup failed).
+    pub fn abandon(self) {
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(self.pid, None);
+    }
+}
+
+impl Released {
+    /// Whether exec succeeded (the status pipe closed on exec) or why it failed.
+    pub fn outcome(mut self) -> Result<Started> {
         let mut report = String::new();
         self.exec_status
             .read_to_string(&mut report)
@@ -104,12 +132,6 @@ impl HeldChild {
             errno,
             message: message.to_string(),
         })
-    }
-
-    /// Kills a child that will never be released (setup failed).
-    pub fn abandon(self) {
-        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = waitpid(self.pid, None);
     }
 }
 

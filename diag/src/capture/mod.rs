@@ -2,6 +2,8 @@
 
 pub mod ebpf;
 pub mod launch;
+pub mod ptrace;
+pub mod syscall_args;
 pub mod targets;
 
 use crate::model::{errno::ErrnoSelection, syscalls};

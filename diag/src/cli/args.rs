@@ -84,6 +84,10 @@ pub struct RunArgs {
     /// Keep tracing until every process of the tree has exited, not just the command.
     #[arg(long)]
     pub wait_tree: bool,
+    /// ptrace backend: stop on every syscall instead of only those the seccomp prefilter marks,
+    /// so calls a sandbox's own seccomp filter refuses are seen (and named as seccomp's).
+    #[arg(long)]
+    pub no_prefilter: bool,
     /// The command and its arguments.
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -29,6 +29,21 @@ impl Interrupt {
     pub fn fired(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// Makes SIGINT/SIGTERM interrupt blocking calls with EINTR (signal-hook installs them with
+    /// SA_RESTART), so a loop blocked in waitpid notices them.
+    pub fn interrupt_blocking_calls(&self) {
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: reads the installed action and reinstalls it with SA_RESTART cleared.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, std::ptr::null(), &mut action) == 0 {
+                    action.sa_flags &= !libc::SA_RESTART;
+                    libc::sigaction(sig, &action, std::ptr::null_mut());
+                }
+            }
+        }
+    }
 }
 
 /// Feeds events into `trace` until `done()` says stop; returns early when interrupted.

@@ -4,9 +4,10 @@
 use super::args::{Backend, FilterArgs, RunArgs};
 use super::live::{self, Interrupt};
 use super::{output, usage};
-use crate::capture::{ebpf::EbpfCapture, launch, CaptureConfig};
+use crate::capture::ptrace::{self, PtraceCapture};
+use crate::capture::{ebpf::EbpfCapture, launch, CaptureConfig, ProbeReport};
 use crate::context::HostFacts;
-use crate::correlate::Trace;
+use crate::correlate::{Procfs, Trace};
 use crate::model::{errno, syscalls, Text};
 use crate::pipeline::{self, PolicySource};
 use crate::report::build::Session;
@@ -71,14 +72,6 @@ struct Outcome {
 pub fn run(args: RunArgs) -> Result<i32> {
     output::check(&args.report)?;
     let config = capture_config(&args.filter)?;
-    if args.backend == Backend::Ptrace {
-        return Err(usage(
-            "--backend ptrace is not available in this build yet; use --backend ebpf as root",
-        ));
-    }
-    if !nix::unistd::geteuid().is_root() {
-        return Err(usage("diag run needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN) for the eBPF backend: run it with sudo"));
-    }
     let applied = args.policy.as_deref().map(PolicyFile::read).transpose()?;
     let suggest = match (&applied, &args.policy_file_for_suggestions) {
         (Some(p), _) => Some(PolicyFile::read(&p.path)?),
@@ -133,26 +126,71 @@ fn prepare_child(args: &RunArgs, policy: Option<&Path>) -> Result<(launch::PreEx
     Ok((pre_exec, notes))
 }
 
-fn trace_once(
+/// The backend chosen for this run, loaded before the command is forked.
+enum Chosen {
+    Ebpf(EbpfCapture),
+    Ptrace(PtraceCapture),
+}
+
+/// What a backend captured of the launched command.
+struct Captured {
+    backend: &'static str,
+    root: Pid,
+    status: Option<WaitStatus>,
+    partial: bool,
+    /// exec failed: errno and reason.
+    exec_failure: Option<(i32, String)>,
+    probes: ProbeReport,
+}
+
+/// `--backend`: eBPF where it loads; `auto` falls back to ptrace with a one-line note.
+fn choose_backend(
     args: &RunArgs,
     config: &CaptureConfig,
-    policy: Option<&Path>,
-    suggest: Option<&PolicyFile>,
-) -> Result<Outcome> {
-    let (pre_exec, mut warnings) = prepare_child(args, policy)?;
-    // Fork before any thread exists; the child waits until tracing is ready.
-    let held = launch::spawn_held(&args.command, pre_exec)?;
-    let root = held.pid;
-    let mut cap = match EbpfCapture::load(config, None) {
-        Ok(c) => c,
-        Err(e) => {
-            held.abandon();
-            return Err(usage(format!("the eBPF backend cannot load: {e:#}")));
-        }
+    warnings: &mut Vec<String>,
+) -> Result<Chosen> {
+    let ptrace = || {
+        let mode = if args.no_prefilter {
+            ptrace::Mode::EveryStop
+        } else {
+            ptrace::Mode::Prefilter
+        };
+        Ok(Chosen::Ptrace(PtraceCapture::new(config, mode)?))
     };
-    cap.track(root.as_raw() as u32)?;
-    let host = HostFacts::read();
-    let mut trace = Trace::new();
+    match args.backend {
+        Backend::Ptrace => ptrace(),
+        Backend::Ebpf => load_ebpf(config)
+            .map(Chosen::Ebpf)
+            .map_err(|(why, fix)| usage(format!("the eBPF backend {why}{fix}"))),
+        Backend::Auto => match load_ebpf(config) {
+            Ok(cap) => Ok(Chosen::Ebpf(cap)),
+            Err((why, _)) => {
+                let note = format!("the eBPF backend {why}; using the ptrace backend");
+                eprintln!("diag: {note}");
+                warnings.push(note);
+                ptrace()
+            }
+        },
+    }
+}
+
+/// Loads the eBPF backend, or says why it cannot (and what fixes it, where something does).
+fn load_ebpf(config: &CaptureConfig) -> Result<EbpfCapture, (String, &'static str)> {
+    if let Some(reason) = crate::capture::ebpf::missing_reason() {
+        return Err((format!("was not built into this binary: {reason}"), ""));
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err((
+            "needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)".into(),
+            ": run diag with sudo, or use --backend ptrace",
+        ));
+    }
+    EbpfCapture::load(config, None).map_err(|e| (format!("cannot load: {e:#}"), ""))
+}
+
+/// The launched process, traced from its first instruction: every Landlock domain of its tree
+/// will be seen.
+fn add_root(trace: &mut Trace, root: Pid, args: &RunArgs) {
     trace.traced_from_start = true;
     trace.add_process(
         root.as_raw() as u32,
@@ -160,14 +198,33 @@ fn trace_once(
         Text::from(args.command[0].as_str()),
         None,
     );
-    let interrupt = Interrupt::install()?;
+}
 
-    let exec_failure = match held.release()? {
+fn exec_failure(started: launch::Started) -> Option<(i32, String)> {
+    match started {
         launch::Started::ExecFailed { errno, message, .. } => Some((errno, message)),
         launch::Started::Running(_) => None,
-    };
+    }
+}
+
+fn capture_ebpf(
+    mut cap: EbpfCapture,
+    args: &RunArgs,
+    pre_exec: launch::PreExec,
+    trace: &mut Trace,
+    interrupt: &Interrupt,
+) -> Result<Captured> {
+    // The child waits until tracing is ready.
+    let held = launch::spawn_held(&args.command, pre_exec)?;
+    let root = held.pid;
+    if let Err(e) = cap.track(root.as_raw() as u32) {
+        held.abandon();
+        return Err(e);
+    }
+    add_root(trace, root, args);
+    let exec_failure = exec_failure(held.release()?);
     let mut status = None;
-    let partial = live::pump(&mut cap, &mut trace, &interrupt, |_, _| {
+    let partial = live::pump(&mut cap, trace, interrupt, |_, _| {
         status = reap(root);
         status.is_some()
     })?;
@@ -183,14 +240,103 @@ fn trace_once(
         }
     }
     if args.wait_tree && !partial {
-        live::pump(&mut cap, &mut trace, &interrupt, |t, _| {
+        live::pump(&mut cap, trace, interrupt, |t, _| {
             t.live_pids().iter().all(|&p| !live::alive(p))
         })?;
     }
-    live::drain(&mut cap, &mut trace)?;
+    live::drain(&mut cap, trace)?;
     trace.finish(cap.stats()?);
+    Ok(Captured {
+        backend: "ebpf",
+        root,
+        status,
+        partial,
+        exec_failure,
+        probes: cap.probes,
+    })
+}
 
-    if let Some((e, msg)) = &exec_failure {
+/// The ptrace backend traces until the whole tree has exited: its seccomp filter cannot be
+/// removed, so a process left behind would see its traced syscalls fail with ENOSYS.
+fn capture_ptrace(
+    mut cap: PtraceCapture,
+    args: &RunArgs,
+    pre_exec: launch::PreExec,
+    trace: &mut Trace,
+    interrupt: &Interrupt,
+) -> Result<Captured> {
+    let install_filter = cap.child_setup();
+    let held = launch::spawn_held(
+        &args.command,
+        Box::new(move || {
+            install_filter()?;
+            pre_exec()
+        }),
+    )?;
+    let root = held.pid;
+    if let Err(e) = cap.seize(root) {
+        held.abandon();
+        return Err(usage(format!("{e:#}")));
+    }
+    add_root(trace, root, args);
+    interrupt.interrupt_blocking_calls();
+    let released = held.release_only()?;
+    let mut partial = false;
+    let mut noted = args.wait_tree;
+    loop {
+        let step = cap.step(&mut |ev| trace.on_event(ev, &Procfs))?;
+        if step == ptrace::Step::TreeGone {
+            break;
+        }
+        let root_done = cap.root_status().is_some();
+        if interrupt.fired() {
+            if !partial && !root_done {
+                let _ = nix::sys::signal::kill(root, nix::sys::signal::Signal::SIGTERM);
+            }
+            // Stop once the command is gone, or at a second signal.
+            if root_done || (partial && step == ptrace::Step::Interrupted) {
+                partial = true;
+                break;
+            }
+            partial = true;
+        } else if root_done && !noted && cap.tasks() > 0 {
+            noted = true;
+            eprintln!("diag: the command exited; tracing the rest of its tree until it exits (ptrace cannot detach: its seccomp filter stays); Ctrl-C ends it");
+        }
+    }
+    // The status pipe is closed once the command exec'd or exited; a running, interrupted
+    // command with its exec done has nothing to report there.
+    let exec_failure = match cap.root_status() {
+        Some(_) => exec_failure(released.outcome()?),
+        None => None,
+    };
+    trace.finish(cap.stats());
+    Ok(Captured {
+        backend: "ptrace",
+        root,
+        status: cap.root_status(),
+        partial,
+        exec_failure,
+        probes: cap.probes,
+    })
+}
+
+fn trace_once(
+    args: &RunArgs,
+    config: &CaptureConfig,
+    policy: Option<&Path>,
+    suggest: Option<&PolicyFile>,
+) -> Result<Outcome> {
+    let (pre_exec, mut warnings) = prepare_child(args, policy)?;
+    let backend = choose_backend(args, config, &mut warnings)?;
+    let host = HostFacts::read();
+    let mut trace = Trace::new();
+    let interrupt = Interrupt::install()?;
+    let captured = match backend {
+        Chosen::Ebpf(cap) => capture_ebpf(cap, args, pre_exec, &mut trace, &interrupt)?,
+        Chosen::Ptrace(cap) => capture_ptrace(cap, args, pre_exec, &mut trace, &interrupt)?,
+    };
+    if let Some((e, msg)) = &captured.exec_failure {
         // One clear line instead of a report about the failed exec's PATH search.
         let line = format!(
             "cannot run {}: {msg} ({})",
@@ -200,20 +346,21 @@ fn trace_once(
         eprintln!("diag: {line}");
         warnings.push(line);
     }
-    let exit_status = status.and_then(launch::exit_code);
+    let partial = captured.partial;
+    let exit_status = captured.status.and_then(launch::exit_code);
     let session = Session {
-        backend: "ebpf",
+        backend: captured.backend,
         mode: "run",
         command: args
             .command
             .iter()
             .map(|a| Text::from(a.as_str()))
             .collect(),
-        root_pids: vec![root.as_raw() as u32],
+        root_pids: vec![captured.root.as_raw() as u32],
         exit_status,
         partial,
         host: &host,
-        probes: &cap.probes,
+        probes: &captured.probes,
         warnings,
     };
     let source = suggest.map(PolicyFile::source);
@@ -222,7 +369,7 @@ fn trace_once(
         report,
         grants,
         exit_code: exit_status.unwrap_or(if partial { 130 } else { 1 }),
-        exec_failed: exec_failure.is_some(),
+        exec_failed: captured.exec_failure.is_some(),
     })
 }
 

@@ -60,6 +60,9 @@ pub struct KernelEvidence {
     pub dac_denied: bool,
     pub landlock_denied: bool,
     pub seccomp_denied: bool,
+    /// A seccomp stop (SECCOMP_RET_TRACE from diag's own filter) saw the call: no filter
+    /// refused it, since a refusal (ERRNO, KILL, TRAP) outranks TRACE.
+    pub seccomp_passed: bool,
     pub pids_denied: bool,
     /// A kernel audit record that names the layer (from `analyze --audit`).
     pub audit: Option<AuditVerdict>,

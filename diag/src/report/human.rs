@@ -107,11 +107,21 @@ pub fn render(r: &Report) -> String {
         ));
     }
     if !r.probes.missing.is_empty() {
-        out.push_str(&format!(
-            "\nnote: {} kernel-function probes unavailable here ({}); attribution used tracepoints and context.\n",
-            r.probes.missing.len(),
-            r.probes.missing.iter().map(|m| m.probe.as_str()).collect::<Vec<_>>().join(", ")
-        ));
+        let names = r
+            .probes
+            .missing
+            .iter()
+            .map(|m| m.probe.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push_str(&if r.backend == "ptrace" {
+            format!("\nnote: the ptrace backend sees calls and their results, not kernel evidence ({names}); attribution used procfs context and traced Landlock domains.\n")
+        } else {
+            format!(
+                "\nnote: {} kernel-function probes unavailable here ({names}); attribution used tracepoints and context.\n",
+                r.probes.missing.len(),
+            )
+        });
     }
     out
 }

@@ -1,15 +1,10 @@
 //! Turns ring buffer records (the ABI in `diag-ebpf`) into model events.
 
+use crate::capture::syscall_args::{self, flag_arg};
 use crate::model::{
-    syscalls, Event, Exec, Exit, Failure, Fork, KernelEvidence, LandlockCall, LandlockOp, Message,
-    Origin, Text,
+    syscalls, Event, Exec, Exit, Failure, Fork, KernelEvidence, LandlockCall, Message, Origin, Text,
 };
 use diag_ebpf::{evidence, kind, read_record, reason, EventHeader, ProcEvent, SyscallEvent};
-
-/// `landlock_create_ruleset` flags that query instead of creating a ruleset.
-const LANDLOCK_CREATE_RULESET_QUERY: u64 = 0b11;
-const LANDLOCK_RULE_PATH_BENEATH: u64 = 1;
-const LANDLOCK_RULE_NET_PORT: u64 = 2;
 
 pub fn record(bytes: &[u8]) -> Option<Event> {
     let header: EventHeader = read_record(bytes)?;
@@ -85,59 +80,8 @@ fn failure(ev: &SyscallEvent, origin: Origin, name: String) -> Failure {
     }
 }
 
-/// Which argument holds the flags worth showing for this syscall.
-pub fn flag_arg(name: &str) -> Option<usize> {
-    match name {
-        "open" => Some(1),
-        "openat" => Some(2),
-        "clone" => Some(0),
-        "mmap" | "mprotect" | "pkey_mprotect" => Some(2),
-        "unshare" => Some(0),
-        "socket" => Some(1),
-        _ => None,
-    }
-}
-
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    b.get(off..off + 8)
-        .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()))
-}
-
 fn landlock(ev: &SyscallEvent, origin: Origin, name: &str) -> Option<Event> {
-    let d = data(ev);
-    let op = match name {
-        "landlock_create_ruleset" => {
-            if ev.args[2] & LANDLOCK_CREATE_RULESET_QUERY != 0 {
-                return None; // an ABI-version query, not a ruleset
-            }
-            LandlockOp::CreateRuleset {
-                fd: ev.ret as i32,
-                handled_fs: u64_at(d, 0),
-                handled_net: u64_at(d, 8),
-                scoped: u64_at(d, 16),
-            }
-        }
-        "landlock_add_rule" => match ev.args[1] {
-            LANDLOCK_RULE_PATH_BENEATH => LandlockOp::AddPathRule {
-                ruleset_fd: ev.args[0] as i32,
-                allowed: u64_at(d, 0),
-                parent_fd: d
-                    .get(8..12)
-                    .map_or(-1, |s| i32::from_le_bytes(s.try_into().unwrap())),
-            },
-            LANDLOCK_RULE_NET_PORT => LandlockOp::AddNetRule {
-                ruleset_fd: ev.args[0] as i32,
-                allowed: u64_at(d, 0),
-                port: u64_at(d, 8),
-            },
-            _ => return None,
-        },
-        "landlock_restrict_self" => LandlockOp::RestrictSelf {
-            ruleset_fd: ev.args[0] as i32,
-            flags: ev.args[1] as u32,
-        },
-        _ => return None,
-    };
+    let op = syscall_args::landlock_op(name, &ev.args, ev.ret, data(ev))?;
     Some(Event::Landlock(LandlockCall { origin, op }))
 }
 

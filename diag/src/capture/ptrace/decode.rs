@@ -1,0 +1,468 @@
+//! Turns a syscall-exit stop into model events, with the per-process state that needs: which
+//! fds write to stdout/stderr, each process's message budget, and who builds Landlock rulesets.
+//! Memory is read only for calls that produce an event, never for ordinary successes.
+
+use super::memory;
+use crate::capture::syscall_args::{flag_arg, landlock_attr, landlock_op};
+use crate::capture::CaptureConfig;
+use crate::model::{
+    errno::ErrnoSelection, syscalls, CaptureStats, Event, EvidenceSource, Failure, KernelEvidence,
+    LandlockCall, Message, Origin, Text,
+};
+use diag_ebpf::{DATA_LEN, MAX_SYSCALLS};
+use nix::unistd::Pid;
+use std::collections::HashMap;
+
+/// One syscall as the registers show it at its exit stop.
+#[derive(Clone, Copy, Debug)]
+pub struct Syscall {
+    pub nr: u32,
+    pub ret: i64,
+    pub args: [u64; 6],
+}
+
+impl Syscall {
+    pub fn from_regs(r: &libc::user_regs_struct) -> Self {
+        Syscall {
+            nr: r.orig_rax as u32,
+            ret: r.rax as i64,
+            args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9],
+        }
+    }
+
+    /// The errno of a failed call (the kernel returns -4095..-1).
+    fn errno(&self) -> Option<i32> {
+        (-4095..0).contains(&self.ret).then_some(-self.ret as i32)
+    }
+}
+
+/// Which stops the call went through before its exit stop.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stops {
+    pub entry: bool,
+    pub seccomp: bool,
+}
+
+impl Stops {
+    fn evidence(self) -> KernelEvidence {
+        KernelEvidence {
+            source: EvidenceSource::CallOnly,
+            seccomp_passed: self.seccomp,
+            // Every syscall is TRACE'd when entry stops are on: only a refusal skips the stop.
+            seccomp_denied: self.entry && !self.seccomp,
+            ..KernelEvidence::default()
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct ProcState {
+    /// fds dup'd from stdout/stderr, with the stream they write to (tmux writes its errors
+    /// through a dup of fd 2).
+    message_fds: Vec<(u64, u32)>,
+    messages_sent: u32,
+    builds_ruleset: bool,
+}
+
+/// Who a thread is, read once from procfs and kept until exec, prctl(PR_SET_NAME) or a
+/// set*id call changes it: two procfs reads per failure would cost more than the stops.
+#[derive(Clone)]
+struct Identity {
+    comm: Text,
+    uid: Option<u32>,
+    gid: Option<u32>,
+}
+
+/// Successful calls after which a thread's cached [`Identity`] is stale.
+const IDENTITY_CHANGES: &[i64] = &[
+    libc::SYS_prctl,
+    libc::SYS_setuid,
+    libc::SYS_setgid,
+    libc::SYS_setreuid,
+    libc::SYS_setregid,
+    libc::SYS_setresuid,
+    libc::SYS_setresgid,
+    libc::SYS_setfsuid,
+    libc::SYS_setfsgid,
+];
+
+pub struct Decoder {
+    errnos: ErrnoSelection,
+    watched: Box<[bool; MAX_SYSCALLS]>,
+    path_arg: Box<[u8; MAX_SYSCALLS]>,
+    message_burst: u32,
+    procs: HashMap<u32, ProcState>,
+    identities: HashMap<i32, Identity>,
+    buf: Box<[u8; DATA_LEN]>,
+    pub stats: CaptureStats,
+}
+
+const F_DUPFD: u64 = libc::F_DUPFD as u64;
+const F_DUPFD_CLOEXEC: u64 = libc::F_DUPFD_CLOEXEC as u64;
+
+impl Decoder {
+    pub fn new(config: &CaptureConfig) -> Self {
+        let mut watched = Box::new([false; MAX_SYSCALLS]);
+        for &nr in config
+            .syscalls
+            .iter()
+            .filter(|&&n| (n as usize) < MAX_SYSCALLS)
+        {
+            watched[nr as usize] = true;
+        }
+        Decoder {
+            errnos: config.errnos.clone(),
+            watched,
+            path_arg: Box::new(config.path_arg_table()),
+            message_burst: config.message_burst,
+            procs: HashMap::new(),
+            identities: HashMap::new(),
+            buf: Box::new([0; DATA_LEN]),
+            stats: CaptureStats::default(),
+        }
+    }
+
+    /// A new process inherits its parent's descriptors, so its message fds too.
+    pub fn fork(&mut self, parent: u32, child: u32) {
+        let fds = self
+            .procs
+            .get(&parent)
+            .map(|p| p.message_fds.clone())
+            .unwrap_or_default();
+        if !fds.is_empty() {
+            self.procs.entry(child).or_default().message_fds = fds;
+        }
+    }
+
+    /// Thread `tid` ended; `pid` too when it was the process's last thread.
+    pub fn exit(&mut self, pid: Option<u32>, tid: Pid) {
+        self.identities.remove(&tid.as_raw());
+        if let Some(pid) = pid {
+            self.procs.remove(&pid);
+        }
+    }
+
+    /// After exec the thread has a new name (and maybe new ids).
+    pub fn exec(&mut self, tid: Pid) {
+        self.identities.remove(&tid.as_raw());
+    }
+
+    /// Who made the call: from procfs while the thread is stopped at it, then cached.
+    pub fn origin(&mut self, pid: u32, tid: Pid) -> Origin {
+        let id = self
+            .identities
+            .entry(tid.as_raw())
+            .or_insert_with(|| read_identity(pid, tid));
+        Origin {
+            time_ns: now_ns(),
+            pid,
+            tid: tid.as_raw() as u32,
+            comm: id.comm.clone(),
+            uid: id.uid,
+            gid: id.gid,
+        }
+    }
+
+    pub fn syscall_exit(
+        &mut self,
+        pid: u32,
+        tid: Pid,
+        sc: &Syscall,
+        stops: Stops,
+        sink: &mut dyn FnMut(Event),
+    ) {
+        if sc.nr as usize >= MAX_SYSCALLS {
+            return;
+        }
+        match sc.errno() {
+            Some(errno) => self.failed(pid, tid, sc, errno, stops, sink),
+            None => self.succeeded(pid, tid, sc, sink),
+        }
+    }
+
+    fn failed(
+        &mut self,
+        pid: u32,
+        tid: Pid,
+        sc: &Syscall,
+        errno: i32,
+        stops: Stops,
+        sink: &mut dyn FnMut(Event),
+    ) {
+        let nr = sc.nr as usize;
+        let path_arg = self.path_arg[nr] as usize;
+        let has_path = path_arg < 6;
+        let maybe = self.errnos.contains(errno)
+            || (errno == libc::ENOENT && self.errnos.dev_enoent && has_path);
+        if !self.watched[nr] || !maybe {
+            return;
+        }
+        let path = has_path.then(|| {
+            let n = memory::read_cstr(tid, sc.args[path_arg], &mut self.buf[..]);
+            Text::new(&self.buf[..n])
+        });
+        if !self
+            .errnos
+            .watches(errno, path.as_ref().map(Text::as_bytes))
+        {
+            return;
+        }
+        let name = syscalls::name(sc.nr);
+        sink(Event::Failure(Failure {
+            origin: self.origin(pid, tid),
+            errno,
+            path,
+            flags: flag_arg(&name).map(|i| sc.args[i]),
+            flags_text: None,
+            args: Some(sc.args),
+            evidence: stops.evidence(),
+            syscall: name,
+        }));
+    }
+
+    fn succeeded(&mut self, pid: u32, tid: Pid, sc: &Syscall, sink: &mut dyn FnMut(Event)) {
+        match sc.nr as i64 {
+            libc::SYS_write | libc::SYS_writev if sc.ret > 0 => self.message(pid, tid, sc, sink),
+            libc::SYS_open | libc::SYS_openat | libc::SYS_openat2 | libc::SYS_creat => {
+                self.forget_fd(pid, sc.ret as u64);
+                let arg = self.path_arg[sc.nr as usize] as usize;
+                if arg < 6 && self.procs.get(&pid).is_some_and(|p| p.builds_ruleset) {
+                    let n = memory::read_cstr(tid, sc.args[arg], &mut self.buf[..]);
+                    sink(Event::FdOpened {
+                        pid,
+                        fd: sc.ret as i32,
+                        path: Text::new(&self.buf[..n]),
+                    });
+                }
+            }
+            libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3 | libc::SYS_fcntl => self.dup(pid, sc),
+            libc::SYS_close => self.forget_fd(pid, sc.args[0]),
+            nr if IDENTITY_CHANGES.contains(&nr) => self.exec(tid),
+            libc::SYS_landlock_create_ruleset
+            | libc::SYS_landlock_add_rule
+            | libc::SYS_landlock_restrict_self => self.landlock(pid, tid, sc, sink),
+            _ => {}
+        }
+    }
+
+    fn stream_of(&self, pid: u32, fd: u64) -> Option<u32> {
+        if fd == 1 || fd == 2 {
+            return Some(fd as u32);
+        }
+        let p = self.procs.get(&pid)?;
+        p.message_fds
+            .iter()
+            .find(|(f, _)| *f == fd)
+            .map(|&(_, s)| s)
+    }
+
+    fn forget_fd(&mut self, pid: u32, fd: u64) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.message_fds.retain(|(f, _)| *f != fd);
+        }
+    }
+
+    fn dup(&mut self, pid: u32, sc: &Syscall) {
+        if sc.nr as i64 == libc::SYS_fcntl && !matches!(sc.args[1], F_DUPFD | F_DUPFD_CLOEXEC) {
+            return;
+        }
+        let new = sc.ret as u64;
+        if new <= 2 {
+            return;
+        }
+        // dup2 of something else over a tracked fd replaces it.
+        self.forget_fd(pid, new);
+        if let Some(stream) = self.stream_of(pid, sc.args[0]) {
+            self.procs
+                .entry(pid)
+                .or_default()
+                .message_fds
+                .push((new, stream));
+        }
+    }
+
+    fn message(&mut self, pid: u32, tid: Pid, sc: &Syscall, sink: &mut dyn FnMut(Event)) {
+        let Some(stream) = self.stream_of(pid, sc.args[0]) else {
+            return;
+        };
+        let burst = self.message_burst;
+        let p = self.procs.entry(pid).or_default();
+        if p.messages_sent >= burst {
+            self.stats.messages_dropped += 1;
+            return;
+        }
+        p.messages_sent += 1;
+        let written = sc.ret as u64;
+        let (base, len) = if sc.nr as i64 == libc::SYS_writev {
+            // First iovec only: { void *base; size_t len }, as the eBPF backend reads it.
+            let mut iov = [0u8; 16];
+            memory::read(tid, sc.args[1], &mut iov);
+            let field = |i: usize| u64::from_ne_bytes(iov[i * 8..i * 8 + 8].try_into().unwrap());
+            (field(0), field(1).min(written))
+        } else {
+            (sc.args[1], written)
+        };
+        let want = (len as usize).min(DATA_LEN);
+        let n = memory::read(tid, base, &mut self.buf[..want]);
+        sink(Event::Message(Message {
+            origin: self.origin(pid, tid),
+            fd: stream as i32,
+            text: Text::new(&self.buf[..n]),
+            truncated: len as usize > DATA_LEN,
+        }));
+    }
+
+    fn landlock(&mut self, pid: u32, tid: Pid, sc: &Syscall, sink: &mut dyn FnMut(Event)) {
+        let name = syscalls::name(sc.nr);
+        let n = match landlock_attr(&name, &sc.args) {
+            Some((addr, len)) => memory::read(tid, addr, &mut self.buf[..len.min(DATA_LEN)]),
+            None => 0,
+        };
+        let Some(op) = landlock_op(&name, &sc.args, sc.ret, &self.buf[..n]) else {
+            return;
+        };
+        if sc.nr as i64 == libc::SYS_landlock_create_ruleset {
+            self.procs.entry(pid).or_default().builds_ruleset = true;
+        }
+        sink(Event::Landlock(LandlockCall {
+            origin: self.origin(pid, tid),
+            op,
+        }));
+    }
+}
+
+/// Monotonic nanoseconds, the clock the eBPF backend's events use.
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a local timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn read_identity(pid: u32, tid: Pid) -> Identity {
+    let task = format!("/proc/{pid}/task/{tid}");
+    let comm = std::fs::read(format!("{task}/comm")).unwrap_or_default();
+    let status = std::fs::read_to_string(format!("{task}/status")).unwrap_or_default();
+    // "Uid:\treal\teffective\t...": the effective id is what access checks use.
+    let effective = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    Identity {
+        comm: Text::new(comm.strip_suffix(b"\n").unwrap_or(&comm)),
+        uid: effective("Uid:"),
+        gid: effective("Gid:"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(name: &str, ret: i64, args: [u64; 6]) -> Syscall {
+        Syscall {
+            nr: syscalls::number(name).unwrap(),
+            ret,
+            args,
+        }
+    }
+
+    #[test]
+    fn messages_follow_dups_of_stderr_and_forget_closed_fds() {
+        let me = nix::unistd::getpid();
+        let pid = me.as_raw() as u32;
+        let mut d = Decoder::new(&CaptureConfig::default());
+        let mut events = vec![];
+        let text = b"create window failed\n";
+        let write5 = call(
+            "write",
+            text.len() as i64,
+            [5, text.as_ptr() as u64, 21, 0, 0, 0],
+        );
+        d.syscall_exit(pid, me, &write5, Stops::default(), &mut |e| events.push(e));
+        assert!(events.is_empty(), "fd 5 is not a message stream yet");
+
+        d.syscall_exit(
+            pid,
+            me,
+            &call("dup", 5, [2, 0, 0, 0, 0, 0]),
+            Stops::default(),
+            &mut |e| events.push(e),
+        );
+        d.syscall_exit(pid, me, &write5, Stops::default(), &mut |e| events.push(e));
+        match events.as_slice() {
+            [Event::Message(m)] => {
+                assert_eq!(m.fd, 2);
+                assert_eq!(m.text.as_bytes(), text);
+                assert_eq!(m.origin.pid, pid);
+            }
+            other => panic!("{other:?}"),
+        }
+        d.syscall_exit(
+            pid,
+            me,
+            &call("close", 0, [5, 0, 0, 0, 0, 0]),
+            Stops::default(),
+            &mut |e| events.push(e),
+        );
+        d.syscall_exit(pid, me, &write5, Stops::default(), &mut |e| events.push(e));
+        assert_eq!(
+            events.len(),
+            1,
+            "a closed dup is no longer a message stream"
+        );
+    }
+
+    #[test]
+    fn failures_carry_path_flags_and_what_the_stops_showed() {
+        let me = nix::unistd::getpid();
+        let pid = me.as_raw() as u32;
+        let mut d = Decoder::new(&CaptureConfig::default());
+        let path = b"/dev/ptmx\0";
+        let mut events = vec![];
+        let openat = call(
+            "openat",
+            -(libc::EACCES as i64),
+            [
+                libc::AT_FDCWD as u64,
+                path.as_ptr() as u64,
+                libc::O_RDWR as u64,
+                0,
+                0,
+                0,
+            ],
+        );
+        let passed = Stops {
+            entry: false,
+            seccomp: true,
+        };
+        d.syscall_exit(pid, me, &openat, passed, &mut |e| events.push(e));
+        let refused = Stops {
+            entry: true,
+            seccomp: false,
+        };
+        d.syscall_exit(pid, me, &openat, refused, &mut |e| events.push(e));
+        // Unwatched errno: nothing.
+        let einval = Syscall {
+            ret: -(libc::EINVAL as i64),
+            ..openat
+        };
+        d.syscall_exit(pid, me, &einval, passed, &mut |e| events.push(e));
+        let [Event::Failure(a), Event::Failure(b)] = events.as_slice() else {
+            panic!("{events:?}");
+        };
+        assert_eq!(a.syscall, "openat");
+        assert_eq!(a.errno, libc::EACCES);
+        assert_eq!(a.path.as_ref().unwrap().as_bytes(), b"/dev/ptmx");
+        assert_eq!(a.flags, Some(libc::O_RDWR as u64));
+        assert_eq!(a.evidence.source, EvidenceSource::CallOnly);
+        assert!(a.evidence.seccomp_passed && !a.evidence.seccomp_denied);
+        assert!(b.evidence.seccomp_denied && !b.evidence.seccomp_passed);
+    }
+}

@@ -1,0 +1,123 @@
+//! The ptrace backend: for hosts without eBPF privilege. It follows the launched tree with
+//! PTRACE_SEIZE (fork, vfork, clone and exec following) and stops only on the syscalls a seccomp
+//! prefilter marks with SECCOMP_RET_TRACE, reading each call's result at its exit stop. Layers
+//! are inferred from procfs context, read while the failing thread is still stopped.
+//!
+//! - `prefilter`: the filter the child installs before exec;
+//! - `tracer`: the waitpid loop and the per-task stop state;
+//! - `decode`: exit stops to events (failures, messages, Landlock calls);
+//! - `memory`: reads of the tracee's memory.
+
+mod decode;
+mod memory;
+mod prefilter;
+mod tracer;
+
+pub use prefilter::Mode;
+pub use tracer::Step;
+
+use crate::capture::{CaptureConfig, ProbeReport};
+use crate::model::{CaptureStats, Event};
+use anyhow::Result;
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
+use prefilter::Prefilter;
+use tracer::Tracer;
+
+pub struct PtraceCapture {
+    prefilter: Prefilter,
+    tracer: Tracer,
+    pub probes: ProbeReport,
+}
+
+impl PtraceCapture {
+    pub fn new(config: &CaptureConfig, mode: Mode) -> Result<Self> {
+        let prefilter = Prefilter::build(config, mode)?;
+        let probes = probes(&prefilter, mode);
+        Ok(PtraceCapture {
+            tracer: Tracer::new(mode, decode::Decoder::new(config)),
+            prefilter,
+            probes,
+        })
+    }
+
+    /// Work for the launched child, first thing after its release: install the filter. The
+    /// tracer must already be attached, or the TRACE'd calls would fail with ENOSYS.
+    pub fn child_setup(&self) -> impl FnOnce() -> Result<()> {
+        let filter = self.prefilter.clone();
+        move || filter.install()
+    }
+
+    /// Traces the held child `pid` (before its release, so nothing it does is missed).
+    pub fn seize(&mut self, pid: Pid) -> Result<()> {
+        self.tracer.seize(pid, pid.as_raw() as u32).map_err(|e| {
+            anyhow::anyhow!("ptrace cannot attach to its own child: {e}{}", yama_hint())
+        })
+    }
+
+    /// Waits for the next stop of the tree and turns it into events.
+    pub fn step(&mut self, sink: &mut dyn FnMut(Event)) -> Result<Step> {
+        self.tracer.step(sink)
+    }
+
+    pub fn root_status(&self) -> Option<WaitStatus> {
+        self.tracer.root_status()
+    }
+
+    /// Tasks of the tree still traced.
+    pub fn tasks(&self) -> usize {
+        self.tracer.tasks()
+    }
+
+    pub fn stats(&self) -> CaptureStats {
+        self.tracer.stats()
+    }
+}
+
+/// Yama's ptrace_scope, where it forbids what diag needs.
+fn yama_hint() -> String {
+    match std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope") {
+        Ok(s) if s.trim() == "3" => {
+            " (kernel.yama.ptrace_scope is 3: ptrace is disabled until reboot; use --backend ebpf as root)".into()
+        }
+        Ok(s) if s.trim() == "2" => {
+            " (kernel.yama.ptrace_scope is 2: only CAP_SYS_PTRACE may trace; run as root or use --backend ebpf)".into()
+        }
+        _ => String::new(),
+    }
+}
+
+fn probes(prefilter: &Prefilter, mode: Mode) -> ProbeReport {
+    let mut p = ProbeReport::default();
+    p.attached
+        .push("ptrace/seize: fork, vfork, clone and exec following".into());
+    p.attached.push(match mode {
+        Mode::Prefilter => format!(
+            "seccomp/prefilter: SECCOMP_RET_TRACE on {} syscalls, syscall-exit stops for those",
+            prefilter.traced
+        ),
+        Mode::EveryStop => format!(
+            "seccomp/every-syscall: SECCOMP_RET_TRACE on all {} syscalls, with syscall-entry and exit stops",
+            prefilter.traced
+        ),
+    });
+    p.attached
+        .push("ptrace/memory: paths, messages and Landlock attributes via process_vm_readv".into());
+    p.missing.push((
+        "ebpf/evidence probes (cap_capable, selinux_audited, fexit)".into(),
+        "the ptrace backend sees each call and its result only: layers are inferred from procfs context and traced Landlock domains".into(),
+    ));
+    if mode == Mode::Prefilter {
+        p.missing.push((
+            "seccomp/refused calls".into(),
+            "a sandbox filter's ERRNO outranks the prefilter's TRACE, so calls it refuses never stop; --no-prefilter sees them".into(),
+        ));
+    }
+    if !prefilter.unstopped.is_empty() {
+        p.missing.push((
+            format!("seccomp/unstopped: {} hot syscalls", prefilter.unstopped.len()),
+            format!("{} make no access decision of their own and run without a stop; --no-prefilter, or naming them in --syscalls, traces them", prefilter.unstopped.join(",")),
+        ));
+    }
+    p
+}

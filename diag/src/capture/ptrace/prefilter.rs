@@ -1,0 +1,197 @@
+//! The seccomp filter the launched child installs before exec, as `strace --seccomp-bpf` does:
+//! SECCOMP_RET_TRACE on the syscalls diag needs to see, so every other syscall runs without a
+//! stop. With `--no-prefilter` it traces every syscall, so diag can tell which calls a
+//! sandbox's own filter refused (their seccomp stop never comes).
+
+use crate::capture::CaptureConfig;
+use crate::model::syscalls;
+use anyhow::{anyhow, Result};
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+use std::collections::BTreeMap;
+
+/// Whether the filter traces only what diag needs, or every syscall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Prefilter,
+    EveryStop,
+}
+
+/// Syscalls whose success diag must see too: messages (writes to stdout/stderr and the fds
+/// dup'd from them), Landlock calls, and the opens that name a Landlock rule's directory.
+const BOOKKEEPING: &[&str] = &[
+    "write",
+    "writev",
+    "dup",
+    "dup2",
+    "dup3",
+    "fcntl",
+    "close",
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "landlock_create_ruleset",
+    "landlock_add_rule",
+    "landlock_restrict_self",
+    // They change the name or ids diag caches per thread.
+    "prctl",
+    "setuid",
+    "setgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "setfsuid",
+    "setfsgid",
+];
+
+/// Hot syscalls that make no access decision of their own: with `--syscalls all` their failures
+/// are flow control (EAGAIN, EINTR) or bad arguments, so the prefilter lets them run without a
+/// stop. Named explicitly in `--syscalls`, or with `--no-prefilter`, they are traced.
+pub const UNSTOPPED: &[&str] = &[
+    "read",
+    "readv",
+    "pread64",
+    "preadv",
+    "preadv2",
+    "lseek",
+    "futex",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect6",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "nanosleep",
+    "clock_nanosleep",
+    "sched_yield",
+    "getpid",
+    "gettid",
+    "getppid",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "brk",
+    "munmap",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "sigaltstack",
+    "clock_gettime",
+    "gettimeofday",
+    "wait4",
+    "waitid",
+    "exit",
+    "exit_group",
+    "restart_syscall",
+    "set_robust_list",
+    "set_tid_address",
+    "rseq",
+    "getrandom",
+];
+
+/// A compiled filter, ready to install in the child.
+#[derive(Clone)]
+pub struct Prefilter {
+    program: BpfProgram,
+    /// How many syscalls stop, for the report.
+    pub traced: usize,
+    /// Watched syscalls that do not stop.
+    pub unstopped: Vec<&'static str>,
+}
+
+impl Prefilter {
+    pub fn build(config: &CaptureConfig, mode: Mode) -> Result<Self> {
+        let every: Vec<u32> = syscalls::all_numbers().collect();
+        let watches_all = every.iter().all(|n| config.syscalls.contains(n));
+        let unstopped: Vec<&'static str> = match mode {
+            Mode::Prefilter if watches_all => UNSTOPPED.to_vec(),
+            _ => vec![],
+        };
+        let traced: Vec<u32> = match mode {
+            Mode::EveryStop => every.clone(),
+            Mode::Prefilter => every
+                .iter()
+                .copied()
+                .filter(|&n| {
+                    let name = syscalls::name(n);
+                    (config.syscalls.contains(&n) || BOOKKEEPING.contains(&name.as_str()))
+                        && !unstopped.contains(&name.as_str())
+                })
+                .collect(),
+        };
+        let trace = SeccompAction::Trace(0);
+        // The filter walks its rules one by one: list the smaller side.
+        let (listed, on_match, otherwise): (Vec<u32>, _, _) = if traced.len() * 2 > every.len() {
+            let allowed = every.iter().copied().filter(|n| !traced.contains(n));
+            (allowed.collect(), SeccompAction::Allow, trace)
+        } else {
+            (traced.clone(), trace, SeccompAction::Allow)
+        };
+        let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
+            listed.into_iter().map(|n| (n as i64, vec![])).collect();
+        let filter = SeccompFilter::new(rules, otherwise, on_match, TargetArch::x86_64)
+            .map_err(|e| anyhow!("building the seccomp prefilter: {e}"))?;
+        let program: BpfProgram = filter
+            .try_into()
+            .map_err(|e| anyhow!("compiling the seccomp prefilter: {e}"))?;
+        Ok(Prefilter {
+            program,
+            traced: traced.len(),
+            unstopped,
+        })
+    }
+
+    /// Installs the filter in the calling (child) process. Privileged callers keep their
+    /// no_new_privs bit as it was; others must set it, as seccomp requires.
+    pub fn install(&self) -> Result<()> {
+        let prog = libc::sock_fprog {
+            len: self.program.len() as u16,
+            filter: self.program.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: `prog` points at a valid filter that outlives the call; the kernel copies it.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EACCES) {
+            return Err(anyhow!("installing the seccomp prefilter: {err}"));
+        }
+        seccompiler::apply_filter(&self.program)
+            .map_err(|e| anyhow!("installing the seccomp prefilter: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefilter_skips_hot_calls_only_when_everything_is_watched() {
+        let all = CaptureConfig::default();
+        let p = Prefilter::build(&all, Mode::Prefilter).unwrap();
+        assert!(p.unstopped.contains(&"futex"));
+        assert_eq!(p.traced, syscalls::all_numbers().count() - UNSTOPPED.len());
+        let e = Prefilter::build(&all, Mode::EveryStop).unwrap();
+        assert!(e.unstopped.is_empty());
+        assert_eq!(e.traced, syscalls::all_numbers().count());
+
+        let narrow = CaptureConfig {
+            syscalls: syscalls::parse_selection("read,clone").unwrap(),
+            ..CaptureConfig::default()
+        };
+        let n = Prefilter::build(&narrow, Mode::Prefilter).unwrap();
+        assert!(n.unstopped.is_empty(), "an explicit read is traced");
+        assert_eq!(n.traced, 2 + BOOKKEEPING.len());
+    }
+}

@@ -1,0 +1,289 @@
+//! The tracer loop: one `waitpid` per stop, each stop handled and the task resumed at once.
+//!
+//! Per task it remembers whether a syscall is in flight (so the task is resumed with
+//! PTRACE_SYSCALL until its exit stop) and which stops the call went through. Tasks enter the
+//! table through [`Tracer::seize`] (the launched child today; every thread of a running process
+//! for `attach` later) or as auto-attached children of fork, vfork and clone.
+
+use super::decode::{self, Decoder, Stops, Syscall};
+use super::prefilter::Mode;
+use crate::model::{CaptureStats, Event, Exec, Exit, Fork, Text};
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::sys::ptrace::{self, Options};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Default)]
+struct Task {
+    /// Its process (thread group) id; 0 until known.
+    pid: u32,
+    in_syscall: bool,
+    stops: Stops,
+    /// Auto-attached tasks report one PTRACE_EVENT_STOP first: that one only needs a resume.
+    started: bool,
+}
+
+/// What one [`Tracer::step`] saw.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    Stopped,
+    /// A signal interrupted the wait.
+    Interrupted,
+    /// No traced task is left.
+    TreeGone,
+}
+
+pub struct Tracer {
+    mode: Mode,
+    decoder: Decoder,
+    tasks: HashMap<i32, Task>,
+    root: Option<Pid>,
+    root_status: Option<WaitStatus>,
+    stats: CaptureStats,
+}
+
+impl Tracer {
+    pub fn new(mode: Mode, decoder: Decoder) -> Self {
+        Tracer {
+            mode,
+            decoder,
+            tasks: HashMap::new(),
+            root: None,
+            root_status: None,
+            stats: CaptureStats::default(),
+        }
+    }
+
+    /// The options every traced task gets. The filter cannot be removed, and a TRACE'd syscall
+    /// without a tracer fails with ENOSYS, so a tree that outlives diag is killed rather than
+    /// left broken (EXITKILL), as `strace --seccomp-bpf` does.
+    fn options() -> Options {
+        Options::PTRACE_O_TRACESYSGOOD
+            | Options::PTRACE_O_TRACEFORK
+            | Options::PTRACE_O_TRACEVFORK
+            | Options::PTRACE_O_TRACECLONE
+            | Options::PTRACE_O_TRACEEXEC
+            | Options::PTRACE_O_TRACESECCOMP
+            | Options::PTRACE_O_EXITKILL
+    }
+
+    /// Starts tracing thread `tid` of process `pid` without stopping it. The first task seized
+    /// is the root whose exit status [`Tracer::root_status`] reports.
+    pub fn seize(&mut self, tid: Pid, pid: u32) -> nix::Result<()> {
+        ptrace::seize(tid, Self::options())?;
+        self.root.get_or_insert(tid);
+        self.tasks.insert(
+            tid.as_raw(),
+            Task {
+                pid,
+                started: true,
+                ..Task::default()
+            },
+        );
+        Ok(())
+    }
+
+    pub fn root_status(&self) -> Option<WaitStatus> {
+        self.root_status
+    }
+
+    /// Tasks still traced.
+    pub fn tasks(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn stats(&self) -> CaptureStats {
+        CaptureStats {
+            messages_dropped: self.decoder.stats.messages_dropped,
+            ..self.stats.clone()
+        }
+    }
+
+    /// Waits for the next stop of any traced task and handles it.
+    pub fn step(&mut self, sink: &mut dyn FnMut(Event)) -> Result<Step> {
+        let status = match waitpid(None, Some(WaitPidFlag::__WALL)) {
+            Ok(s) => s,
+            Err(Errno::EINTR) => return Ok(Step::Interrupted),
+            Err(Errno::ECHILD) => return Ok(Step::TreeGone),
+            Err(e) => return Err(e).context("waiting for traced tasks"),
+        };
+        match status {
+            WaitStatus::PtraceSyscall(tid) => self.syscall_stop(tid, sink),
+            WaitStatus::PtraceEvent(tid, sig, event) => self.event_stop(tid, sig, event, sink),
+            // Signal-delivery stop: pass the signal on.
+            WaitStatus::Stopped(tid, sig) => self.resume(tid, Some(sig)),
+            WaitStatus::Exited(tid, _) | WaitStatus::Signaled(tid, ..) => {
+                self.gone(tid, status, sink)
+            }
+            _ => {}
+        }
+        Ok(Step::Stopped)
+    }
+
+    fn task(&mut self, tid: Pid) -> &mut Task {
+        self.tasks.entry(tid.as_raw()).or_default()
+    }
+
+    fn pid_of(&mut self, tid: Pid) -> u32 {
+        let t = self.task(tid);
+        if t.pid == 0 {
+            t.pid = read_tgid(tid).unwrap_or(tid.as_raw() as u32);
+        }
+        t.pid
+    }
+
+    fn resume(&mut self, tid: Pid, sig: Option<Signal>) {
+        let in_syscall = self.task(tid).in_syscall;
+        // ESRCH means the task was killed meanwhile; its exit is reported next.
+        let _ = if self.mode == Mode::EveryStop || in_syscall {
+            ptrace::syscall(tid, sig)
+        } else {
+            ptrace::cont(tid, sig)
+        };
+    }
+
+    fn syscall_stop(&mut self, tid: Pid, sink: &mut dyn FnMut(Event)) {
+        let t = self.task(tid);
+        if !t.in_syscall {
+            // Entry stop (every-stop mode): the seccomp stop, if any filter lets it, comes next.
+            t.in_syscall = true;
+            t.stops = Stops {
+                entry: true,
+                seccomp: false,
+            };
+            return self.resume(tid, None);
+        }
+        t.in_syscall = false;
+        let stops = std::mem::take(&mut t.stops);
+        if let Ok(regs) = ptrace::getregs(tid) {
+            let pid = self.pid_of(tid);
+            self.decoder
+                .syscall_exit(pid, tid, &Syscall::from_regs(&regs), stops, sink);
+        }
+        self.resume(tid, None);
+    }
+
+    fn event_stop(&mut self, tid: Pid, sig: Signal, event: i32, sink: &mut dyn FnMut(Event)) {
+        match event {
+            libc::PTRACE_EVENT_SECCOMP => {
+                let t = self.task(tid);
+                t.in_syscall = true;
+                t.stops.seccomp = true;
+            }
+            libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
+                self.fork(tid, event, sink)
+            }
+            libc::PTRACE_EVENT_EXEC => self.exec(tid, sink),
+            libc::PTRACE_EVENT_STOP => {
+                let t = self.task(tid);
+                if t.started && is_stop_signal(sig) {
+                    // Group-stop: stay stopped until SIGCONT, without a resume.
+                    // SAFETY: PTRACE_LISTEN on a seized tracee in group-stop; no pointers.
+                    unsafe { libc::ptrace(libc::PTRACE_LISTEN, tid.as_raw(), 0, 0) };
+                    return;
+                }
+                t.started = true;
+            }
+            _ => {}
+        }
+        self.resume(tid, None);
+    }
+
+    fn fork(&mut self, tid: Pid, event: i32, sink: &mut dyn FnMut(Event)) {
+        let Ok(child) = ptrace::getevent(tid) else {
+            return;
+        };
+        let parent_pid = self.pid_of(tid);
+        let thread = event == libc::PTRACE_EVENT_CLONE && creates_thread(tid);
+        let child_pid = if thread { parent_pid } else { child as u32 };
+        self.tasks.entry(child as i32).or_default().pid = child_pid;
+        if thread {
+            self.stats.thread_forks += 1;
+            return;
+        }
+        self.stats.process_forks += 1;
+        self.decoder.fork(parent_pid, child_pid);
+        sink(Event::Fork(Fork {
+            time_ns: decode::now_ns(),
+            parent_pid,
+            child_pid,
+            comm: self.decoder.origin(parent_pid, tid).comm,
+        }));
+    }
+
+    fn exec(&mut self, tid: Pid, sink: &mut dyn FnMut(Event)) {
+        // A non-leader thread that exec'd takes over the leader's id.
+        if let Ok(former) = ptrace::getevent(tid) {
+            if former as i32 != tid.as_raw() {
+                if let Some(t) = self.tasks.remove(&(former as i32)) {
+                    self.tasks.insert(tid.as_raw(), t);
+                }
+            }
+        }
+        let pid = tid.as_raw() as u32;
+        self.task(tid).pid = pid;
+        let filename = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map(|p| Text::new(p.into_os_string().into_encoded_bytes()))
+            .unwrap_or_default();
+        self.decoder.exec(tid);
+        sink(Event::Exec(Exec {
+            origin: self.decoder.origin(pid, tid),
+            filename,
+        }));
+    }
+
+    fn gone(&mut self, tid: Pid, status: WaitStatus, sink: &mut dyn FnMut(Event)) {
+        let pid = self.tasks.remove(&tid.as_raw()).map_or(0, |t| t.pid);
+        if Some(tid) == self.root {
+            self.root_status = Some(status);
+        }
+        let leader = pid == 0 || pid == tid.as_raw() as u32;
+        let pid = tid.as_raw() as u32;
+        self.decoder.exit(leader.then_some(pid), tid);
+        if leader {
+            sink(Event::Exit(Exit {
+                time_ns: decode::now_ns(),
+                pid,
+                status: crate::capture::launch::exit_code(status),
+            }));
+        }
+    }
+}
+
+fn is_stop_signal(sig: Signal) -> bool {
+    matches!(
+        sig,
+        Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
+    )
+}
+
+/// Whether the clone this task is stopped in makes a thread (CLONE_THREAD).
+fn creates_thread(tid: Pid) -> bool {
+    let Ok(regs) = ptrace::getregs(tid) else {
+        return false;
+    };
+    let flags = match regs.orig_rax as i64 {
+        libc::SYS_clone => regs.rdi,
+        // struct clone_args starts with its flags.
+        libc::SYS_clone3 => {
+            let mut b = [0u8; 8];
+            super::memory::read(tid, regs.rdi, &mut b);
+            u64::from_ne_bytes(b)
+        }
+        _ => 0,
+    };
+    flags & libc::CLONE_THREAD as u64 != 0
+}
+
+fn read_tgid(tid: Pid) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()
+}

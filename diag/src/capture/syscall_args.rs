@@ -1,0 +1,75 @@
+//! Decoding of syscall arguments shared by the live backends (eBPF, ptrace): which argument holds
+//! the flags worth showing, and what a successful Landlock call did.
+
+use crate::model::LandlockOp;
+
+/// `landlock_create_ruleset` flags that query instead of creating a ruleset.
+const LANDLOCK_CREATE_RULESET_QUERY: u64 = 0b11;
+const LANDLOCK_RULE_PATH_BENEATH: u64 = 1;
+const LANDLOCK_RULE_NET_PORT: u64 = 2;
+
+/// Which argument holds the flags worth showing for this syscall.
+pub fn flag_arg(name: &str) -> Option<usize> {
+    match name {
+        "open" => Some(1),
+        "openat" => Some(2),
+        "clone" => Some(0),
+        "mmap" | "mprotect" | "pkey_mprotect" => Some(2),
+        "unshare" => Some(0),
+        "socket" => Some(1),
+        _ => None,
+    }
+}
+
+/// Where a successful Landlock call keeps its attribute struct, and how many bytes of it matter.
+pub fn landlock_attr(name: &str, args: &[u64; 6]) -> Option<(u64, usize)> {
+    match name {
+        // struct landlock_ruleset_attr: 3 x u64, its size in arg 1.
+        "landlock_create_ruleset" => Some((args[0], args[1].min(24) as usize)),
+        // struct landlock_path_beneath_attr (12 bytes, packed) or landlock_net_port_attr (16).
+        "landlock_add_rule" => Some((args[2], 16)),
+        _ => None,
+    }
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    b.get(off..off + 8)
+        .map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()))
+}
+
+/// What a successful Landlock call did; `attr` holds the bytes of [`landlock_attr`].
+pub fn landlock_op(name: &str, args: &[u64; 6], ret: i64, attr: &[u8]) -> Option<LandlockOp> {
+    Some(match name {
+        "landlock_create_ruleset" => {
+            if args[2] & LANDLOCK_CREATE_RULESET_QUERY != 0 {
+                return None; // an ABI-version query, not a ruleset
+            }
+            LandlockOp::CreateRuleset {
+                fd: ret as i32,
+                handled_fs: u64_at(attr, 0),
+                handled_net: u64_at(attr, 8),
+                scoped: u64_at(attr, 16),
+            }
+        }
+        "landlock_add_rule" => match args[1] {
+            LANDLOCK_RULE_PATH_BENEATH => LandlockOp::AddPathRule {
+                ruleset_fd: args[0] as i32,
+                allowed: u64_at(attr, 0),
+                parent_fd: attr
+                    .get(8..12)
+                    .map_or(-1, |s| i32::from_le_bytes(s.try_into().unwrap())),
+            },
+            LANDLOCK_RULE_NET_PORT => LandlockOp::AddNetRule {
+                ruleset_fd: args[0] as i32,
+                allowed: u64_at(attr, 0),
+                port: u64_at(attr, 8),
+            },
+            _ => return None,
+        },
+        "landlock_restrict_self" => LandlockOp::RestrictSelf {
+            ruleset_fd: args[0] as i32,
+            flags: args[1] as u32,
+        },
+        _ => return None,
+    })
+}

@@ -1,0 +1,303 @@
+//! The ptrace backend (issue 5), end to end: the seed case, exit statuses, the unprivileged
+//! fallback of `--backend auto`, and `--no-prefilter` against a real seccomp filter.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+const TMUX_FAIL: &str = "create window failed: fork failed: Permission denied";
+
+/// Why ptrace of our own children cannot work here, if it cannot.
+fn ptrace_skip_reason() -> Option<String> {
+    match std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope") {
+        Ok(s) if s.trim() == "3" => {
+            Some("kernel.yama.ptrace_scope is 3: ptrace is disabled".into())
+        }
+        _ => None,
+    }
+}
+
+macro_rules! require_ptrace {
+    () => {
+        if let Some(reason) = ptrace_skip_reason() {
+            eprintln!("SKIPPED: {reason}");
+            return;
+        }
+    };
+}
+
+/// Switching to an unprivileged user needs root.
+fn require_root() -> Option<String> {
+    // SAFETY: no preconditions.
+    (unsafe { libc::geteuid() } != 0).then(|| "needs root to switch to uid 65534".into())
+}
+
+fn run_ptrace(scratch: &Scratch, args: &[&str]) -> DiagRun {
+    let mut all = vec!["--backend", "ptrace"];
+    all.extend(args);
+    diag_json(scratch, "run", &all)
+}
+
+#[test]
+fn seed_case_under_ptrace_finds_the_ptmx_denial_and_its_message() {
+    require_ptrace!();
+    let scratch = Scratch::new("ptrace-seed");
+    let tmux = TmuxSocket::new("ptrace-seed");
+    let cmd = sandboxed(
+        &example("openclaw-sandbox.yaml"),
+        &[
+            "tmux",
+            "-L",
+            &tmux.0,
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "sleep 30",
+        ],
+    );
+    let mut args = vec!["--"];
+    args.extend(cmd.iter().map(String::as_str));
+    let run = run_ptrace(&scratch, &args);
+    assert_eq!(
+        run.code(),
+        1,
+        "tmux's own status; stderr:\n{}",
+        run.stderr()
+    );
+    let r = run.report();
+    assert_eq!((r.backend.as_str(), r.mode.as_str()), ("ptrace", "run"));
+    assert_eq!(r.exit_status, Some(1));
+
+    let (i, f) = r
+        .failures
+        .iter()
+        .enumerate()
+        .find(|(_, f)| {
+            f.syscall == "openat"
+                && f.errno == "EACCES"
+                && f.path.as_ref().is_some_and(|p| p.lossy() == "/dev/ptmx")
+        })
+        .unwrap_or_else(|| panic!("no openat /dev/ptmx EACCES in {:#?}", r.failures));
+    let root = r.root_pids[0];
+    assert_ne!(f.pid, root, "the failure is in a descendant");
+    assert!(
+        is_descendant(r, f.pid, root),
+        "pid {} is not below {root}",
+        f.pid
+    );
+    assert_eq!(f.comm.lossy(), "tmux: server");
+    assert_eq!(f.flags.as_deref(), Some("O_RDWR"));
+    // The Landlock calls of `diag sandbox` were traced, so the domain is direct evidence.
+    assert_eq!(
+        (f.layer.as_str(), f.confidence.as_str()),
+        ("landlock", "direct")
+    );
+    assert!(
+        f.evidence.join("\n").contains("/dev/ptmx needs"),
+        "{:?}",
+        f.evidence
+    );
+
+    let mi = r
+        .messages
+        .iter()
+        .position(|m| m.text.lossy() == TMUX_FAIL)
+        .unwrap_or_else(|| panic!("message missing: {:#?}", r.messages));
+    let top = &r.findings[0];
+    assert_eq!(
+        (top.cause.as_str(), top.layer.as_str()),
+        ("pty-denied", "landlock")
+    );
+    assert!(
+        top.failures.contains(&i) && top.explains.contains(&mi),
+        "{top:#?}"
+    );
+    // Seccomp is ruled out by the prefilter's own stop, not assumed.
+    let seccomp = top.ruled_out.iter().find(|x| x.cause == "seccomp");
+    assert!(seccomp.is_some(), "{:#?}", top.ruled_out);
+
+    assert!(
+        r.probes
+            .attached
+            .iter()
+            .any(|p| p.starts_with("seccomp/prefilter")),
+        "{:?}",
+        r.probes.attached
+    );
+    assert!(
+        r.probes
+            .missing
+            .iter()
+            .any(|m| m.probe.starts_with("ebpf/")),
+        "{:?}",
+        r.probes.missing
+    );
+}
+
+#[test]
+fn exit_status_is_the_commands_own() {
+    require_ptrace!();
+    let scratch = Scratch::new("ptrace-status");
+    for (cmd, code) in [
+        (&["true"][..], 0),
+        (&["sh", "-c", "exit 7"][..], 7),
+        (&["sh", "-c", "kill -9 $$"][..], 137),
+    ] {
+        let mut args = vec!["--quiet", "--"];
+        args.extend(cmd);
+        let run = run_ptrace(&scratch, &args);
+        assert_eq!(run.code(), code, "{cmd:?}: {}", run.stderr());
+        let r = run.report();
+        assert_eq!((r.backend.as_str(), r.exit_status), ("ptrace", Some(code)));
+    }
+}
+
+#[test]
+fn auto_falls_back_to_ptrace_for_an_unprivileged_user() {
+    require_ptrace!();
+    if let Some(reason) = require_root() {
+        eprintln!("SKIPPED: {reason}");
+        return;
+    }
+    let scratch = Scratch::new("ptrace-auto");
+    // uid 65534 must be able to write the report here.
+    std::fs::set_permissions(
+        &scratch.0,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let json = scratch.path("report.json");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(diag_bin())
+        .args(["run", "--backend", "auto", "--quiet", "--json"])
+        .arg(&json)
+        .args(["--", "sh", "-c", "cat /etc/shadow; exit 4"])
+        .output()
+        .expect("setpriv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    let notes: Vec<&str> = err.lines().filter(|l| l.starts_with("diag: ")).collect();
+    assert_eq!(notes.len(), 1, "{err}");
+    assert!(
+        notes[0].contains("needs root") && notes[0].contains("using the ptrace backend"),
+        "{err}"
+    );
+    let r: diag::report::Report =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r.backend, "ptrace");
+    assert_eq!(r.exit_status, Some(4));
+    let f = r
+        .failures
+        .iter()
+        .find(|f| f.path.as_ref().is_some_and(|p| p.lossy() == "/etc/shadow"))
+        .unwrap_or_else(|| panic!("{:#?}", r.failures));
+    assert_eq!((f.syscall.as_str(), f.errno.as_str()), ("openat", "EACCES"));
+    assert_eq!(f.comm.lossy(), "cat");
+    assert_eq!(f.layer.as_str(), "dac");
+    assert!(
+        r.messages
+            .iter()
+            .any(|m| m.text.lossy() == "cat: /etc/shadow: Permission denied"),
+        "{:#?}",
+        r.messages
+    );
+}
+
+/// Python that installs a real seccomp filter refusing mkdir/mkdirat with EPERM (through
+/// ctypes, so no compiler is needed), then tries to create `argv[1]`.
+const SECCOMP_MKDIR: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+class Insn(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Insn))]
+EPERM = 0x00050000 | 1
+ALLOW = 0x7fff0000
+AUDIT_ARCH_X86_64 = 0xc000003e
+prog = [(0x20, 0, 0, 4), (0x15, 1, 0, AUDIT_ARCH_X86_64), (0x06, 0, 0, ALLOW),
+        (0x20, 0, 0, 0), (0x15, 0, 1, 83), (0x06, 0, 0, EPERM),
+        (0x15, 0, 1, 258), (0x06, 0, 0, EPERM), (0x06, 0, 0, ALLOW)]
+insns = (Insn * len(prog))(*[Insn(*i) for i in prog])
+if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(Prog(len(prog), insns)), 0, 0) != 0:
+    sys.exit("cannot install the seccomp filter")
+try:
+    os.mkdir(sys.argv[1])
+except OSError as e:
+    print(f"mkdir failed: {e.strerror}", file=sys.stderr)
+    sys.exit(3)
+"#;
+
+#[test]
+fn no_prefilter_sees_and_names_a_seccomp_refusal() {
+    require_ptrace!();
+    let scratch = Scratch::new("ptrace-seccomp");
+    let script = scratch.path("seccomp_mkdir.py");
+    std::fs::write(&script, SECCOMP_MKDIR).unwrap();
+    let target = scratch.path("never-created");
+    let (script, target) = (script.to_str().unwrap(), target.to_str().unwrap());
+    let is_mkdir = |f: &&diag::report::model::FailureEntry| {
+        f.syscall == "mkdir" && f.path.as_ref().is_some_and(|p| p.lossy() == target)
+    };
+
+    // With the prefilter, the sandbox filter's ERRNO outranks TRACE: the call never stops.
+    let run = run_ptrace(
+        &scratch,
+        &["--quiet", "--", "/usr/bin/python3", script, target],
+    );
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let r = run.report();
+    assert!(
+        !r.failures.iter().any(|f| is_mkdir(&f)),
+        "{:#?}",
+        r.failures
+    );
+    assert!(r
+        .probes
+        .missing
+        .iter()
+        .any(|m| m.probe == "seccomp/refused calls"));
+
+    let run = run_ptrace(
+        &scratch,
+        &[
+            "--no-prefilter",
+            "--quiet",
+            "--",
+            "/usr/bin/python3",
+            script,
+            target,
+        ],
+    );
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let r = run.report();
+    let f = r
+        .failures
+        .iter()
+        .find(is_mkdir)
+        .unwrap_or_else(|| panic!("mkdir not seen: {:#?}", r.failures));
+    assert_eq!(f.errno, "EPERM");
+    assert_eq!(f.pid, r.root_pids[0]);
+    assert_eq!(
+        (f.layer.as_str(), f.confidence.as_str()),
+        ("seccomp", "direct")
+    );
+    assert!(
+        f.evidence
+            .iter()
+            .any(|e| e.contains("never at diag's SECCOMP_RET_TRACE filter")),
+        "{:?}",
+        f.evidence
+    );
+    assert!(
+        r.messages
+            .iter()
+            .any(|m| m.text.lossy() == "mkdir failed: Operation not permitted"),
+        "{:#?}",
+        r.messages
+    );
+    assert_eq!(r.findings[0].cause, "seccomp-denied", "{:#?}", r.findings);
+    assert!(!std::path::Path::new(target).exists());
+}
