@@ -30,12 +30,6 @@ fn class_bits(mode: u32, uid: u32, gid: u32, p: &ProcessContext) -> (u32, &'stat
 
 pub fn check(facts: &PathFacts, access: Access, p: &ProcessContext) -> DacVerdict {
     let who = format!("uid {} gid {}", p.fsuid, p.fsgid);
-    if facts.kind == FileKind::Missing {
-        return DacVerdict {
-            allowed: true,
-            why: format!("{} does not exist", facts.path.display()),
-        };
-    }
     for (dir, mode, uid, gid) in &facts.ancestors {
         let (bits, _) = class_bits(*mode, *uid, *gid, p);
         let overridden = p.has_cap(CAP_DAC_OVERRIDE) || p.has_cap(CAP_DAC_READ_SEARCH);
@@ -49,6 +43,17 @@ pub fn check(facts: &PathFacts, access: Access, p: &ProcessContext) -> DacVerdic
                 ),
             };
         }
+    }
+    // Search permission on the way is checked first: a missing file behind an unsearchable
+    // directory is EACCES, not ENOENT.
+    if facts.kind == FileKind::Missing {
+        return DacVerdict {
+            allowed: true,
+            why: format!(
+                "{} does not exist, and its directories are searchable for {who}",
+                facts.path.display()
+            ),
+        };
     }
     let (bits, class) = class_bits(facts.mode, facts.uid, facts.gid, p);
     let is_dir = facts.kind == FileKind::Directory;
@@ -103,7 +108,8 @@ mod tests {
             resolved: None,
             mount: None,
             ancestors: vec![(PathBuf::from("/srv"), 0o755, 0, 0)],
-            own_view: true,
+            view: super::super::path::View::Own,
+            file_caps: None,
         }
     }
 
@@ -155,5 +161,20 @@ mod tests {
             &user(1000, 0),
         );
         assert!(!v.allowed && v.why.contains("search"), "{}", v.why);
+        // A PATH search through /root as nobody: the file is not there, the directory refuses.
+        f.kind = FileKind::Missing;
+        let v = check(
+            &f,
+            Access {
+                exec: true,
+                ..Default::default()
+            },
+            &user(65534, 0),
+        );
+        assert!(
+            !v.allowed && v.why.contains("/srv has mode 700"),
+            "{}",
+            v.why
+        );
     }
 }
