@@ -10,7 +10,7 @@ use aya_ebpf::{
         bpf_probe_read_user_str_bytes, generated::bpf_get_current_cgroup_id,
     },
     macros::{fexit, map, raw_tracepoint, tracepoint},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::{FExitContext, RawTracePointContext, TracePointContext},
     EbpfContext,
 };
@@ -65,13 +65,24 @@ fn cfg<T: Copy>(v: &T) -> T {
 /// tid -> state. Presence means "traced".
 #[map]
 static TASKS: HashMap<u32, TaskState> = HashMap::with_max_entries(65536, 0);
-/// tgid -> messages left in its budget.
+/// Sustained message rate per process once its burst is spent.
+const MESSAGES_PER_SEC: u64 = 10;
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct MessageBudget {
+    tokens: u64,
+    last_ns: u64,
+}
+
+/// tgid -> its message token bucket. LRU: entries of exited processes are evicted, not leaked.
 #[map]
-static MESSAGE_BUDGET: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
+static MESSAGE_BUDGET: LruHashMap<u32, MessageBudget> = LruHashMap::with_max_entries(16384, 0);
 /// (tgid << 32 | fd) -> 1 or 2: fds a process duplicated from its stdout/stderr (tmux writes
 /// its errors through a dup of fd 2).
+/// LRU: entries of exited processes (never closed explicitly) are evicted, not leaked.
 #[map]
-static MESSAGE_FDS: HashMap<u64, u32> = HashMap::with_max_entries(8192, 0);
+static MESSAGE_FDS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(8192, 0);
 /// tgids that created a Landlock ruleset: their successful opens are reported as FD_PATH.
 #[map]
 static RULESET_BUILDERS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
@@ -408,24 +419,44 @@ fn on_landlock(regs: *const u8, nr: u32, ret: i64, tgid: u32) {
     });
 }
 
+/// A token bucket per process: bursts of DIAG_MESSAGE_BURST, then MESSAGES_PER_SEC, so a
+/// long-lived process that printed early still gets its later messages captured.
+#[inline(always)]
+fn take_message_token(tgid: u32) -> bool {
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let burst = cfg(&DIAG_MESSAGE_BURST) as u64;
+    let Some(b) = MESSAGE_BUDGET.get_ptr_mut(tgid) else {
+        let fresh = MessageBudget {
+            tokens: burst.saturating_sub(1),
+            last_ns: now,
+        };
+        let _ = MESSAGE_BUDGET.insert(tgid, fresh, 0);
+        return true;
+    };
+    // SAFETY: map value pointer; a lost race between threads only miscounts one message.
+    unsafe {
+        let refill = (now.saturating_sub((*b).last_ns)) / (1_000_000_000 / MESSAGES_PER_SEC);
+        if refill > 0 {
+            (*b).tokens = ((*b).tokens + refill).min(burst);
+            (*b).last_ns = now;
+        }
+        if (*b).tokens == 0 {
+            return false;
+        }
+        (*b).tokens -= 1;
+    }
+    true
+}
+
 #[inline(always)]
 fn on_write(regs: *const u8, nr: u32, ret: i64, tgid: u32, path_arg: u8) {
     let Some(stream) = message_stream(tgid, regs_word(regs, REGS_ARGS[0])) else {
         return;
     };
-    let budget = MESSAGE_BUDGET.get_ptr_mut(tgid);
-    match budget {
-        // SAFETY: map value pointer; a lost race only miscounts one message.
-        Some(left) => unsafe {
-            if *left == 0 {
-                bump(counter::MESSAGES_DROPPED);
-                return;
-            }
-            *left -= 1;
-        },
-        None => {
-            let _ = MESSAGE_BUDGET.insert(tgid, cfg(&DIAG_MESSAGE_BURST).saturating_sub(1), 0);
-        }
+    if !take_message_token(tgid) {
+        bump(counter::MESSAGES_DROPPED);
+        return;
     }
     emit_with(regs, nr, ret, reason::MESSAGE, |ev| {
         // Report the stream, not the dup'd fd number.
@@ -539,7 +570,6 @@ pub fn diag_sched_exit(_ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let _ = MESSAGE_BUDGET.remove(tgid);
-    // Leftover dup'd-fd entries of this process age out with the map; tgids are rarely reused soon.
     let _ = RULESET_BUILDERS.remove(tgid);
     let Some(mut entry) = EVENTS.reserve::<ProcEvent>(0) else {
         bump(counter::LOST_EVENTS);

@@ -6,6 +6,7 @@ use crate::context::HostFacts;
 use crate::correlate::Trace;
 use crate::explain::{self, catalog};
 use crate::report::{build, Report};
+use crate::sandbox::patch::{self, Grant};
 
 pub fn attribute(trace: &Trace, host: &HostFacts, probes: &ProbeReport) -> Vec<Attribution> {
     let attributor = Attributor {
@@ -20,9 +21,42 @@ pub fn attribute(trace: &Trace, host: &HostFacts, probes: &ProbeReport) -> Vec<A
         .collect()
 }
 
+/// A sandbox policy the user gave, for `policy_patch` suggestions.
+pub struct PolicySource<'a> {
+    pub text: &'a str,
+    pub file_name: &'a str,
+}
+
+/// Turns a finished trace into the report, and the policy grants that would fix its findings.
+pub fn diagnose(
+    trace: &Trace,
+    session: build::Session,
+    policy: Option<&PolicySource>,
+) -> (Report, Vec<Grant>) {
+    let attributions = attribute(trace, session.host, session.probes);
+    let mut findings = explain::findings(trace, &attributions, catalog::builtin());
+    let mut all_grants: Vec<Grant> = Vec::new();
+    if let Some(p) = policy {
+        for f in &mut findings {
+            let grants = explain::policy::grants(f, trace, &attributions);
+            // A patch that cannot be made is left out; the fix text still says what to grant.
+            if let Ok(Some(patched)) = patch::apply(p.text, &grants, p.file_name) {
+                f.policy_patch = Some(patched.diff);
+            }
+            for g in grants {
+                if !all_grants.contains(&g) {
+                    all_grants.push(g);
+                }
+            }
+        }
+    }
+    (
+        build::build(trace, &attributions, findings, session),
+        all_grants,
+    )
+}
+
 /// Turns a finished trace into the report.
 pub fn report(trace: &Trace, session: build::Session) -> Report {
-    let attributions = attribute(trace, session.host, session.probes);
-    let findings = explain::findings(trace, &attributions, catalog::builtin());
-    build::build(trace, &attributions, findings, session)
+    diagnose(trace, session, None).0
 }

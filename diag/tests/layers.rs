@@ -243,16 +243,16 @@ fn set_file_caps(path: &std::path::Path, permitted: u32) {
     assert_eq!(rc, 0, "setxattr: {}", std::io::Error::last_os_error());
 }
 
-/// RLIMIT_NPROC counts every task of the uid on the host, so the loop may be refused from its
-/// first fork; either way bash reports the retry. diag counts the uid's tasks when it sees the
-/// failure, so the children live a few seconds, long enough to be counted.
+/// RLIMIT_NPROC counts every task of the uid on the host, and other tests run workloads as
+/// nobody: this one runs as `irc` (uid 39), which nothing else here uses, so the count diag
+/// measures is this loop's own. The children live a few seconds, long enough to be counted.
 #[test]
 fn catalog_bash_fork_under_nproc() {
     require_privileged!();
     let scratch = Scratch::new("nproc");
     let run = diag_run(
         &scratch,
-        &["--user", "nobody"],
+        &["--user", NPROC_USER],
         &[
             "/bin/bash",
             "-c",
@@ -267,13 +267,16 @@ fn catalog_bash_fork_under_nproc() {
     assert_eq!(f.confidence.as_str(), "inferred");
     let ev = f.evidence.join(" ");
     assert!(
-        ev.contains("RLIMIT_NPROC: uid 65534") && ev.contains("soft limit of 3"),
+        ev.contains("RLIMIT_NPROC: uid 39 ") && ev.contains("soft limit of 3"),
         "{ev}"
     );
     let mi = message(r, "fork: retry: Resource temporarily unavailable");
     assert_finding(r, i, "nproc-exhausted", "rlimit-nproc", Some(mi));
     assert_no_wrong_layer(r, &["rlimit-nproc"]);
 }
+
+/// A system user no process on this host runs as (Debian's base-passwd `irc`).
+const NPROC_USER: &str = "irc";
 
 #[test]
 fn catalog_pids_max_fork_loop() {

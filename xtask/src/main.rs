@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask setup | test | demo`.
 
 mod setup;
+mod soak;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -22,6 +23,12 @@ enum Task {
     Test,
     /// Run the bundled seed scenario under diag and print the diagnosis.
     Demo,
+    /// A long fork-and-fail loop under diag, sampling its memory (not part of CI).
+    Soak {
+        /// How long the loop runs.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -29,6 +36,7 @@ fn main() -> Result<()> {
         Task::Setup => setup::run(),
         Task::Test => test(),
         Task::Demo => demo(),
+        Task::Soak { seconds } => soak::run(seconds),
     }
 }
 

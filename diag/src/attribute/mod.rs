@@ -42,6 +42,8 @@ pub struct Attribution {
     pub candidates: Vec<Layer>,
     /// Set when the failure is benign noise that did not change the outcome.
     pub noise: Option<String>,
+    /// The access the call needed, for file failures (drives policy suggestions).
+    pub needed: Option<access::Needed>,
 }
 
 impl Attribution {
@@ -53,6 +55,7 @@ impl Attribution {
             ruled_out: vec![],
             candidates: vec![],
             noise: None,
+            needed: None,
         }
     }
 
@@ -273,10 +276,11 @@ impl Attributor<'_> {
         let exists = facts.kind != FileKind::Missing;
         let is_dir = facts.kind == FileKind::Directory;
         let needed = access::needed(f, &resolved, exists, is_dir);
+        a.needed = needed.clone();
         let is_exec = syscalls::is_exec(&f.syscall) || is_prot_exec(f);
 
-        // Checks made in diag's own view measure nothing about a private namespace: they may
-        // confirm a kernel record, never exclude a layer.
+        // Checks made in diag's own view say little about a private namespace: they may
+        // confirm a kernel record, never carry an inference or an elimination.
         let measured = facts.view != View::Host;
         if !measured && is_exec {
             a.candidates.push(Layer::MountNoexec);
@@ -345,11 +349,17 @@ impl Attributor<'_> {
                             format!("DAC: {}", v.why),
                         )
                     }
-                    (true, _, true) => {
-                        a.exclude("dac", format!("DAC: {}", v.why));
-                        dac_excluded = true;
+                    (true, _, _) => {
+                        let caveat = if measured {
+                            ""
+                        } else {
+                            " (checked in diag's own view of the host: the process had exited)"
+                        };
+                        a.exclude("dac", format!("DAC: {}{caveat}", v.why));
+                        // Only a check in the process's own view can carry an elimination.
+                        dac_excluded = measured;
                     }
-                    (_, _, false) => a.candidates.push(Layer::Dac),
+                    (false, None, false) => a.candidates.push(Layer::Dac),
                 }
             }
             _ => a.candidates.push(Layer::Dac),
@@ -387,6 +397,12 @@ impl Attributor<'_> {
                         n.what,
                         n.path.display()
                     ),
+                );
+                landlock_excluded = true;
+            } else if self.trace.traced_from_start {
+                a.exclude(
+                    "landlock",
+                    "no Landlock domain was created in the traced tree, which was traced from its start (only a domain diag itself runs in could confine it)",
                 );
                 landlock_excluded = true;
             }

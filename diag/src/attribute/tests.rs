@@ -321,7 +321,7 @@ fn unknown_lists_the_candidates_when_two_lsms_remain() {
 }
 
 #[test]
-fn a_view_from_outside_the_process_namespace_excludes_nothing() {
+fn a_view_from_outside_the_process_namespace_carries_no_elimination() {
     // The process and its relatives exited: diag's own view cannot speak for a private mount.
     let g = group(
         failure("execve", libc::EACCES, Some("/scratch/mnt/true")),
@@ -333,9 +333,20 @@ fn a_view_from_outside_the_process_namespace_excludes_nothing() {
         (a.layer, a.confidence),
         (Layer::Unknown, Confidence::Unknown)
     );
-    for l in [Layer::Dac, Layer::Landlock, Layer::MountNoexec] {
+    for l in [Layer::Landlock, Layer::MountNoexec] {
         assert!(a.candidates.contains(&l), "{l} missing: {:?}", a.candidates);
     }
+    let dac = a.ruled_out.iter().find(|r| r.suspect == "dac").unwrap();
+    assert!(dac.why.contains("diag's own view"), "{}", dac.why);
+    // A refusal seen only from outside is no verdict either.
+    let g = group(
+        failure("openat", libc::EACCES, Some("/srv/secret")),
+        Some(user(1000)),
+        Some(file("/srv/secret", 0o600, "ext4", View::Host)),
+    );
+    let a = attribute(&g, LSMS, NO_FEXIT);
+    assert_eq!(a.layer, Layer::Unknown);
+    assert!(a.candidates.contains(&Layer::Dac), "{:?}", a.candidates);
 }
 
 #[test]

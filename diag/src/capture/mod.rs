@@ -7,6 +7,18 @@ pub mod targets;
 use crate::model::{errno::ErrnoSelection, syscalls};
 use diag_ebpf::{MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_PATH_ARG};
 
+pub const DEFAULT_RING_BYTES: u32 = 8 << 20;
+
+/// Checks a `--ring-buffer-kib` value: a power of two of at least 4 KiB (one page).
+pub fn ring_bytes(kib: u32) -> Result<u32, String> {
+    match kib.checked_mul(1024) {
+        Some(b) if b >= 4096 && b.is_power_of_two() => Ok(b),
+        _ => Err(format!(
+            "--ring-buffer-kib {kib}: must be a power of two of at least 4"
+        )),
+    }
+}
+
 /// What to capture: the same for every live backend.
 #[derive(Clone, Debug)]
 pub struct CaptureConfig {
@@ -15,6 +27,8 @@ pub struct CaptureConfig {
     pub syscalls: Vec<u32>,
     /// Messages per process before its writes to fd 1/2 are only counted.
     pub message_burst: u32,
+    /// Ring buffer size in bytes (a power of two, at least one page).
+    pub ring_bytes: u32,
 }
 
 impl Default for CaptureConfig {
@@ -23,6 +37,7 @@ impl Default for CaptureConfig {
             errnos: ErrnoSelection::default(),
             syscalls: syscalls::all_numbers().collect(),
             message_burst: 64,
+            ring_bytes: DEFAULT_RING_BYTES,
         }
     }
 }

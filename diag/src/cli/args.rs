@@ -16,6 +16,9 @@ pub enum Command {
     Run(RunArgs),
     /// Trace a running sandbox from the host: by pid (with its descendants) or by cgroup.
     Attach(AttachArgs),
+    /// Sandbox policy tools.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// List the causes diag knows and the messages each one explains.
     Catalog(CatalogArgs),
     /// Run a command inside an OpenShell-style sandbox policy (Landlock, limits, identity).
@@ -52,6 +55,9 @@ pub struct FilterArgs {
     /// syscall names.
     #[arg(long, value_name = "GROUP|LIST", default_value = "all")]
     pub syscalls: String,
+    /// Kernel ring buffer size in KiB (a power of two); lost events are counted and reported.
+    #[arg(long, value_name = "KIB", default_value_t = crate::capture::DEFAULT_RING_BYTES / 1024)]
+    pub ring_buffer_kib: u32,
 }
 
 #[derive(Args, Debug)]
@@ -68,6 +74,13 @@ pub struct RunArgs {
     /// Apply this OpenShell-style sandbox policy to the command before exec.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Run twice: under --policy, then under the policy patched with diag's suggested grants;
+    /// report both and exit with the second run's status.
+    #[arg(long, requires = "policy")]
+    pub verify_fix: bool,
+    /// A policy to suggest patches against, without applying it (the sandbox applies it).
+    #[arg(long, value_name = "FILE", conflicts_with = "policy")]
+    pub policy_file_for_suggestions: Option<PathBuf>,
     /// Keep tracing until every process of the tree has exited, not just the command.
     #[arg(long)]
     pub wait_tree: bool,
@@ -107,4 +120,10 @@ pub struct SandboxArgs {
     pub policy: PathBuf,
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Warn when the permissive policy lacks a path the base policy grants.
+    Check { base: PathBuf, permissive: PathBuf },
 }

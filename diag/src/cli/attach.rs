@@ -16,7 +16,7 @@ use std::time::Instant;
 
 pub fn attach(args: AttachArgs) -> Result<i32> {
     output::check(&args.report)?;
-    let config = capture_config(&args.filter.errno, &args.filter.syscalls)?;
+    let config = capture_config(&args.filter)?;
     let duration = args
         .duration
         .as_deref()

@@ -10,13 +10,17 @@ use std::time::Duration;
 
 const POLL: Duration = Duration::from_millis(50);
 
-/// Set by SIGINT/SIGTERM.
+/// Set by SIGINT, SIGTERM or SIGPIPE: stop tracing and still write the report, marked partial.
 pub struct Interrupt(Arc<AtomicBool>);
 
 impl Interrupt {
     pub fn install() -> Result<Self> {
         let flag = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGPIPE,
+        ] {
             signal_hook::flag::register(sig, Arc::clone(&flag))?;
         }
         Ok(Interrupt(flag))

@@ -5,6 +5,7 @@ pub mod attach;
 pub mod catalog;
 pub mod live;
 pub mod output;
+pub mod policy;
 pub mod run;
 pub mod sandbox;
 pub mod status;

@@ -1,31 +1,110 @@
 //! `diag run`: launch a command under tracing, explain its failures, exit with its status.
+//! With `--verify-fix`, run it twice (policy, then patched policy) and report both.
 
-use super::args::{Backend, RunArgs};
+use super::args::{Backend, FilterArgs, RunArgs};
 use super::live::{self, Interrupt};
 use super::{output, usage};
 use crate::capture::{ebpf::EbpfCapture, launch, CaptureConfig};
 use crate::context::HostFacts;
 use crate::correlate::Trace;
 use crate::model::{errno, syscalls, Text};
-use crate::pipeline;
+use crate::pipeline::{self, PolicySource};
 use crate::report::build::Session;
+use crate::report::model::{FailureEntry, RunSummary, Verification};
+use crate::report::{human, Report};
+use crate::sandbox::patch::{self, Grant};
 use crate::sandbox::{identity::Identity, Plan, Policy};
 use anyhow::{Context, Result};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
 
-pub fn capture_config(errno_spec: &str, syscall_spec: &str) -> Result<CaptureConfig> {
+pub fn capture_config(filter: &FilterArgs) -> Result<CaptureConfig> {
     Ok(CaptureConfig {
-        errnos: errno::parse_selection(errno_spec).map_err(|e| usage(format!("--errno: {e}")))?,
-        syscalls: syscalls::parse_selection(syscall_spec)
+        errnos: errno::parse_selection(&filter.errno)
+            .map_err(|e| usage(format!("--errno: {e}")))?,
+        syscalls: syscalls::parse_selection(&filter.syscalls)
             .map_err(|e| usage(format!("--syscalls: {e}")))?,
+        ring_bytes: crate::capture::ring_bytes(filter.ring_buffer_kib).map_err(usage)?,
         ..CaptureConfig::default()
     })
 }
 
+/// A policy file read for suggestions (and maybe applied).
+pub struct PolicyFile {
+    pub path: PathBuf,
+    pub text: String,
+    pub name: String,
+}
+
+impl PolicyFile {
+    pub fn read(path: &Path) -> Result<Self> {
+        // Parsed here so a bad policy fails before anything runs.
+        Policy::load(path).map_err(|e| usage(format!("{e:#}")))?;
+        Ok(PolicyFile {
+            path: path.to_path_buf(),
+            text: std::fs::read_to_string(path)?,
+            name: path.file_name().map_or_else(
+                || "policy.yaml".into(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+        })
+    }
+
+    pub fn source(&self) -> PolicySource<'_> {
+        PolicySource {
+            text: &self.text,
+            file_name: &self.name,
+        }
+    }
+}
+
+/// One traced execution of the command.
+struct Outcome {
+    report: Report,
+    grants: Vec<Grant>,
+    exit_code: i32,
+    /// exec itself failed: one line was printed instead of a report.
+    exec_failed: bool,
+}
+
+pub fn run(args: RunArgs) -> Result<i32> {
+    output::check(&args.report)?;
+    let config = capture_config(&args.filter)?;
+    if args.backend == Backend::Ptrace {
+        return Err(usage(
+            "--backend ptrace is not available in this build yet; use --backend ebpf as root",
+        ));
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err(usage("diag run needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN) for the eBPF backend: run it with sudo"));
+    }
+    let applied = args.policy.as_deref().map(PolicyFile::read).transpose()?;
+    let suggest = match (&applied, &args.policy_file_for_suggestions) {
+        (Some(p), _) => Some(PolicyFile::read(&p.path)?),
+        (None, Some(path)) => Some(PolicyFile::read(path)?),
+        (None, None) => None,
+    };
+    if args.verify_fix {
+        let policy = applied.ok_or_else(|| {
+            usage("--verify-fix needs --policy FILE: the policy to patch and run under")
+        })?;
+        return verify_fix(&args, &config, &policy);
+    }
+    let out = trace_once(&args, &config, args.policy.as_deref(), suggest.as_ref())?;
+    emit(&out, &args)?;
+    Ok(out.exit_code)
+}
+
+fn emit(out: &Outcome, args: &RunArgs) -> Result<()> {
+    let mut report_args = args.report.clone();
+    report_args.quiet |= out.exec_failed;
+    output::emit(&out.report, &report_args).context("writing the report")
+}
+
 /// Work for the child before exec: the policy, then `--user`.
-fn prepare_child(args: &RunArgs) -> Result<(launch::PreExec, Vec<String>)> {
-    let plan = match &args.policy {
+fn prepare_child(args: &RunArgs, policy: Option<&Path>) -> Result<(launch::PreExec, Vec<String>)> {
+    let plan = match policy {
         Some(p) => Some(
             Plan::new(&Policy::load(p).map_err(|e| usage(format!("{e:#}")))?)
                 .map_err(|e| usage(format!("--policy: {e:#}")))?,
@@ -34,7 +113,14 @@ fn prepare_child(args: &RunArgs) -> Result<(launch::PreExec, Vec<String>)> {
     };
     let user = Identity::resolve(args.user.as_deref(), None)
         .map_err(|e| usage(format!("--user: {e:#}")))?;
-    let notes = plan.as_ref().map(|p| p.notes.clone()).unwrap_or_default();
+    let mut notes = plan.as_ref().map(|p| p.notes.clone()).unwrap_or_default();
+    let runs_as_someone = user.is_some() || plan.as_ref().is_some_and(|p| p.identity.is_some());
+    if let (Ok(sudo_user), false) = (std::env::var("SUDO_USER"), runs_as_someone) {
+        notes.push(format!(
+            "the workload ran as root: diag was started with sudo by {}; pass --user {0} to run it as that user",
+            crate::model::text::escape(&sudo_user)
+        ));
+    }
     let pre_exec: launch::PreExec = Box::new(move || {
         if let Some(plan) = &plan {
             plan.apply()?;
@@ -47,23 +133,17 @@ fn prepare_child(args: &RunArgs) -> Result<(launch::PreExec, Vec<String>)> {
     Ok((pre_exec, notes))
 }
 
-pub fn run(args: RunArgs) -> Result<i32> {
-    output::check(&args.report)?;
-    let config = capture_config(&args.filter.errno, &args.filter.syscalls)?;
-    if args.backend == Backend::Ptrace {
-        return Err(usage(
-            "--backend ptrace is not available in this build yet; use --backend ebpf as root",
-        ));
-    }
-    if !nix::unistd::geteuid().is_root() {
-        return Err(usage("diag run needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN) for the eBPF backend: run it with sudo"));
-    }
-    let (pre_exec, mut warnings) = prepare_child(&args)?;
-
+fn trace_once(
+    args: &RunArgs,
+    config: &CaptureConfig,
+    policy: Option<&Path>,
+    suggest: Option<&PolicyFile>,
+) -> Result<Outcome> {
+    let (pre_exec, mut warnings) = prepare_child(args, policy)?;
     // Fork before any thread exists; the child waits until tracing is ready.
     let held = launch::spawn_held(&args.command, pre_exec)?;
     let root = held.pid;
-    let mut cap = match EbpfCapture::load(&config, None) {
+    let mut cap = match EbpfCapture::load(config, None) {
         Ok(c) => c,
         Err(e) => {
             held.abandon();
@@ -73,6 +153,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     cap.track(root.as_raw() as u32)?;
     let host = HostFacts::read();
     let mut trace = Trace::new();
+    trace.traced_from_start = true;
     trace.add_process(
         root.as_raw() as u32,
         Some(std::process::id()),
@@ -81,10 +162,10 @@ pub fn run(args: RunArgs) -> Result<i32> {
     );
     let interrupt = Interrupt::install()?;
 
-    let mut exec_failure = None;
-    if let launch::Started::ExecFailed { errno, message, .. } = held.release()? {
-        exec_failure = Some((errno, message));
-    }
+    let exec_failure = match held.release()? {
+        launch::Started::ExecFailed { errno, message, .. } => Some((errno, message)),
+        launch::Started::Running(_) => None,
+    };
     let mut status = None;
     let partial = live::pump(&mut cap, &mut trace, &interrupt, |_, _| {
         status = reap(root);
@@ -109,7 +190,6 @@ pub fn run(args: RunArgs) -> Result<i32> {
     live::drain(&mut cap, &mut trace)?;
     trace.finish(cap.stats()?);
 
-    let mut report_args = args.report.clone();
     if let Some((e, msg)) = &exec_failure {
         // One clear line instead of a report about the failed exec's PATH search.
         let line = format!(
@@ -119,29 +199,107 @@ pub fn run(args: RunArgs) -> Result<i32> {
         );
         eprintln!("diag: {line}");
         warnings.push(line);
-        report_args.quiet = true;
     }
     let exit_status = status.and_then(launch::exit_code);
-    let report = pipeline::report(
-        &trace,
-        Session {
-            backend: "ebpf",
-            mode: "run",
-            command: args
-                .command
-                .iter()
-                .map(|a| Text::from(a.as_str()))
-                .collect(),
-            root_pids: vec![root.as_raw() as u32],
-            exit_status,
-            partial,
-            host: &host,
-            probes: &cap.probes,
-            warnings,
+    let session = Session {
+        backend: "ebpf",
+        mode: "run",
+        command: args
+            .command
+            .iter()
+            .map(|a| Text::from(a.as_str()))
+            .collect(),
+        root_pids: vec![root.as_raw() as u32],
+        exit_status,
+        partial,
+        host: &host,
+        probes: &cap.probes,
+        warnings,
+    };
+    let source = suggest.map(PolicyFile::source);
+    let (report, grants) = pipeline::diagnose(&trace, session, source.as_ref());
+    Ok(Outcome {
+        report,
+        grants,
+        exit_code: exit_status.unwrap_or(if partial { 130 } else { 1 }),
+        exec_failed: exec_failure.is_some(),
+    })
+}
+
+/// Runs under the policy, patches it with the suggested grants, runs again, reports both.
+fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Result<i32> {
+    let before = trace_once(args, config, Some(&policy.path), Some(policy))?;
+    let patched = patch::apply(&policy.text, &before.grants, &policy.name)?;
+    let Some(patched) = patched else {
+        let mut out = before;
+        out.report.warnings.push("--verify-fix: no finding here is a Landlock denial the policy could fix; nothing to verify".into());
+        emit(&out, args)?;
+        return Ok(out.exit_code);
+    };
+    let tmp = tempfile_for(&policy.name);
+    crate::report::write::write_output(&tmp, &patched.text)?;
+    let after = trace_once(args, config, Some(&tmp), None);
+    let _ = std::fs::remove_file(&tmp);
+    let after = after?;
+    let key = |f: &FailureEntry| {
+        format!(
+            "{} {} {} ({})",
+            f.syscall,
+            f.path.as_ref().map(|p| p.lossy()).unwrap_or_default(),
+            f.errno,
+            f.comm.lossy()
+        )
+    };
+    let meaningful = |r: &Report| -> Vec<FailureEntry> {
+        r.failures
+            .iter()
+            .filter(|f| f.noise.is_none())
+            .cloned()
+            .collect()
+    };
+    let (b, a) = (meaningful(&before.report), meaningful(&after.report));
+    let after_keys: Vec<String> = a.iter().map(key).collect();
+    let before_keys: Vec<String> = b.iter().map(key).collect();
+    let verification = Verification {
+        patch: patched.diff,
+        disappeared: b
+            .iter()
+            .map(key)
+            .filter(|k| !after_keys.contains(k))
+            .collect(),
+        remained: b
+            .iter()
+            .map(key)
+            .filter(|k| after_keys.contains(k))
+            .collect(),
+        appeared: after_keys
+            .iter()
+            .filter(|k| !before_keys.contains(k))
+            .cloned()
+            .collect(),
+        before: RunSummary {
+            exit_status: before.report.exit_status,
+            failures: b,
         },
-    );
-    output::emit(&report, &report_args).context("writing the report")?;
-    Ok(exit_status.unwrap_or(if partial { 130 } else { 1 }))
+        after: RunSummary {
+            exit_status: after.report.exit_status,
+            failures: a,
+        },
+    };
+    let mut out = before;
+    out.report.verification = Some(verification);
+    emit(&out, args)?;
+    if !args.report.quiet {
+        eprint!(
+            "{}",
+            human::render_verification(out.report.verification.as_ref().expect("set above"))
+        );
+    }
+    Ok(after.exit_code)
+}
+
+fn tempfile_for(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("diag-verify-{}-{name}", std::process::id()))
 }
 
 fn reap(pid: Pid) -> Option<WaitStatus> {

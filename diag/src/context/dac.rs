@@ -44,13 +44,12 @@ pub fn check(facts: &PathFacts, access: Access, p: &ProcessContext) -> DacVerdic
             };
         }
     }
-    // Search permission on the way is checked first: a missing file behind an unsearchable
-    // directory is EACCES, not ENOENT.
+    // Search permission on the ancestors decides first, even for a file that does not exist.
     if facts.kind == FileKind::Missing {
         return DacVerdict {
             allowed: true,
             why: format!(
-                "{} does not exist, and its directories are searchable for {who}",
+                "{} does not exist; its directories are searchable for {who}",
                 facts.path.display()
             ),
         };
@@ -146,6 +145,22 @@ mod tests {
         };
         assert!(!check(&f, x, &user(0, 1 << CAP_DAC_OVERRIDE)).allowed);
         assert!(check(&facts(0o744, 1, 1), x, &user(0, 1 << CAP_DAC_OVERRIDE)).allowed);
+    }
+
+    #[test]
+    fn a_missing_file_under_an_unsearchable_directory_is_refused() {
+        let mut f = facts(0, 0, 0);
+        f.kind = FileKind::Missing;
+        f.ancestors = vec![(PathBuf::from("/root"), 0o700, 0, 0)];
+        let v = check(
+            &f,
+            Access {
+                read: true,
+                ..Default::default()
+            },
+            &user(65534, 0),
+        );
+        assert!(!v.allowed && v.why.contains("/root"), "{}", v.why);
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub struct Trace {
     pub messages_dropped: u64,
     /// Time of the first event, for relative times.
     pub start_ns: Option<u64>,
+    /// The tree was traced from its first instruction (`run`): every Landlock domain created in it
+    /// was seen, so a process without one can only be confined by a domain diag itself is in.
+    pub traced_from_start: bool,
     index: HashMap<FailureKey, usize>,
     partial_lines: HashMap<(u32, i32), Message>,
 }

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod docs;
+pub mod policy;
 
 use crate::attribute::{Attribution, Suspects};
 use crate::context::path::FileKind;
@@ -306,21 +307,25 @@ fn fix_text(cause: &Cause, layer: Layer, g: &FailureGroup, trace: &Trace) -> Str
         .replace("{pty_grant}", &pty_grant(trace))
 }
 
-/// What to grant for PTYs, from how /dev/ptmx looks to the failing process on this host.
-pub fn pty_grant(trace: &Trace) -> String {
-    let ptmx = trace.failures.iter().find_map(|g| {
+/// How /dev/ptmx looks to the failing process (else on this host): a node or a symlink.
+pub fn ptmx_kind(trace: &Trace) -> Option<FileKind> {
+    let seen = trace.failures.iter().find_map(|g| {
         let facts = g.context.as_ref()?.path.as_ref()?;
         (facts.path == std::path::Path::new("/dev/ptmx")).then(|| facts.kind.clone())
     });
-    let kind = ptmx.or_else(|| {
+    seen.or_else(|| {
         let m = std::fs::symlink_metadata("/dev/ptmx").ok()?;
         Some(if m.file_type().is_symlink() {
             FileKind::Symlink(String::new())
         } else {
             FileKind::CharDevice
         })
-    });
-    match kind {
+    })
+}
+
+/// What to grant for PTYs, in words.
+pub fn pty_grant(trace: &Trace) -> String {
+    match ptmx_kind(trace) {
         Some(FileKind::Symlink(_)) => "/dev/pts (/dev/ptmx is a symlink to pts/ptmx here, so the directory grant covers it)".into(),
         Some(FileKind::CharDevice) => "/dev/pts and /dev/ptmx (/dev/ptmx is a character device node here, not a symlink into /dev/pts, so the directory grant alone does not cover it)".into(),
         _ => "/dev/pts, and /dev/ptmx where it is a device node rather than a symlink to pts/ptmx".into(),

@@ -22,6 +22,7 @@ fn attribution(layer: Layer, confidence: Confidence) -> Attribution {
         ruled_out: vec![],
         candidates: vec![],
         noise: None,
+        needed: None,
     }
 }
 

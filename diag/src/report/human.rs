@@ -1,7 +1,7 @@
 //! The human report on stderr: the verdict first, then the tables. Every untrusted string is
 //! escaped before it reaches the terminal.
 
-use super::model::{Finding, Report};
+use super::model::{Finding, Report, Verification};
 use crate::model::text::escape;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, ContentArrangement, Table};
 
@@ -21,6 +21,12 @@ pub fn render(r: &Report) -> String {
                 out.push_str("  Ruled out:\n");
                 for ro in &top.ruled_out {
                     out.push_str(&format!("    - {}\n", escape(&ro.why)));
+                }
+            }
+            if let Some(patch) = &top.policy_patch {
+                out.push_str("  Policy patch:\n");
+                for line in patch.lines() {
+                    out.push_str(&format!("    {}\n", escape(line)));
                 }
             }
             for other in r.findings.iter().skip(1) {
@@ -105,6 +111,36 @@ pub fn render(r: &Report) -> String {
             "\nnote: {} kernel-function probes unavailable here ({}); attribution used tracepoints and context.\n",
             r.probes.missing.len(),
             r.probes.missing.iter().map(|m| m.probe.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    out
+}
+
+/// The before/after comparison of `--verify-fix`.
+pub fn render_verification(v: &Verification) -> String {
+    let status = |s: Option<i32>| s.map_or_else(|| "none".to_string(), |c| c.to_string());
+    let mut t = table(["", "before (policy)", "after (patched policy)"]);
+    t.add_row(vec![
+        "exit status".to_string(),
+        status(v.before.exit_status),
+        status(v.after.exit_status),
+    ]);
+    t.add_row(vec![
+        "failures".to_string(),
+        v.before.failures.len().to_string(),
+        v.after.failures.len().to_string(),
+    ]);
+    let mut out = format!("\nVerification of the suggested patch:\n{t}\n");
+    for d in &v.disappeared {
+        out.push_str(&format!("  fixed:     {}\n", escape(d)));
+    }
+    for r in &v.remained {
+        out.push_str(&format!("  remaining: {}\n", escape(r)));
+    }
+    for r in &v.appeared {
+        out.push_str(&format!(
+            "  new:       {} (the command got further)\n",
+            escape(r)
         ));
     }
     out

@@ -34,7 +34,28 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verification: Option<serde_json::Value>,
+    pub verification: Option<Verification>,
+}
+
+/// `--verify-fix`: the command run under the policy and under the patched policy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Verification {
+    /// The unified diff applied to the policy.
+    pub patch: String,
+    pub before: RunSummary,
+    pub after: RunSummary,
+    /// "openat /dev/ptmx EACCES (tmux: server)" for failures gone after the patch.
+    pub disappeared: Vec<String>,
+    /// Failures still there after the patch.
+    pub remained: Vec<String>,
+    /// Failures seen only after the patch (the command got further).
+    pub appeared: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub exit_status: Option<i32>,
+    pub failures: Vec<FailureEntry>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

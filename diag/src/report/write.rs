@@ -44,5 +44,14 @@ pub fn check_writable(path: &Path) -> Result<()> {
     if path.is_dir() {
         anyhow::bail!("cannot write {}: it is a directory", path.display());
     }
+    if path
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        anyhow::bail!(
+            "cannot write {}: it is a symlink, which diag does not follow",
+            path.display()
+        );
+    }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Applies a policy to the current process before exec: RLIMIT_NPROC, Landlock (with the
 //! `landlock` crate: read-only paths get read/execute, read-write paths every right, as
-//! OpenShell does), then the credentials.
+//! OpenShell does), the credentials, then the optional seccomp blocklist.
 
 use super::identity::Identity;
 use super::policy::{Compatibility, Policy};
@@ -16,9 +16,12 @@ use std::path::PathBuf;
 pub struct Plan {
     pub read_only: Vec<PathBuf>,
     pub read_write: Vec<PathBuf>,
+    /// Whether the policy has a filesystem section (and so a Landlock domain).
+    pub landlock: bool,
     pub hard: bool,
     pub nproc: Option<u64>,
     pub identity: Option<Identity>,
+    pub seccomp: Option<seccompiler::BpfProgram>,
     /// What was skipped or ignored, for the report.
     pub notes: Vec<String>,
 }
@@ -43,9 +46,10 @@ impl Plan {
             }
             Ok(out)
         };
-        let read_only = keep(&policy.filesystem_policy.read_only)?;
-        let mut read_write = keep(&policy.filesystem_policy.read_write)?;
-        if policy.filesystem_policy.include_workdir {
+        let fs = policy.filesystem();
+        let read_only = keep(&fs.read_only)?;
+        let mut read_write = keep(&fs.read_write)?;
+        if fs.include_workdir {
             read_write
                 .push(std::env::current_dir().context("include_workdir: no working directory")?);
         }
@@ -53,12 +57,15 @@ impl Plan {
             policy.process.run_as_user.as_deref(),
             policy.process.run_as_group.as_deref(),
         )?;
+        let seccomp = policy.seccomp.as_ref().map(|s| s.compile()).transpose()?;
         Ok(Plan {
             read_only,
             read_write,
+            landlock: policy.filesystem_policy.is_some(),
             hard,
             nproc: policy.process.nproc,
             identity,
+            seccomp,
             notes,
         })
     }
@@ -69,9 +76,15 @@ impl Plan {
             nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NPROC, n, n)
                 .context("setting RLIMIT_NPROC")?;
         }
-        restrict(&self.read_only, &self.read_write, self.hard)?;
+        if self.landlock {
+            restrict(&self.read_only, &self.read_write, self.hard)?;
+        }
         if let Some(id) = &self.identity {
             id.become_()?;
+        }
+        // Last: the filter may refuse calls the steps above need (setuid, prctl).
+        if let Some(program) = &self.seccomp {
+            super::seccomp::install(program)?;
         }
         Ok(())
     }

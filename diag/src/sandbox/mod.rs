@@ -2,7 +2,9 @@
 
 pub mod apply;
 pub mod identity;
+pub mod patch;
 pub mod policy;
+pub mod seccomp;
 
 pub use apply::Plan;
 pub use policy::Policy;

@@ -9,12 +9,16 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     pub version: u32,
+    /// Absent: no Landlock domain at all. Present (even empty): deny by default, as OpenShell.
     #[serde(default)]
-    pub filesystem_policy: FilesystemPolicy,
+    pub filesystem_policy: Option<FilesystemPolicy>,
     #[serde(default)]
     pub landlock: LandlockSettings,
     #[serde(default)]
     pub process: ProcessPolicy,
+    /// Off by default: an OpenShell-like seccomp blocklist.
+    #[serde(default)]
+    pub seccomp: Option<super::seccomp::SeccompPolicy>,
     /// Accepted and ignored: diag is not a network proxy.
     #[serde(default)]
     pub network_policies: Option<serde_yaml_ng::Value>,
@@ -82,6 +86,16 @@ impl Policy {
         Ok(p)
     }
 
+    /// The filesystem section, empty when absent.
+    pub fn filesystem(&self) -> &FilesystemPolicy {
+        static NONE: FilesystemPolicy = FilesystemPolicy {
+            read_only: Vec::new(),
+            read_write: Vec::new(),
+            include_workdir: false,
+        };
+        self.filesystem_policy.as_ref().unwrap_or(&NONE)
+    }
+
     /// Notes for the report about parts of the policy diag does not enforce.
     pub fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
@@ -105,7 +119,7 @@ mod tests {
             "version: 1\nfilesystem_policy:\n  read_only: [/usr, /etc]\n  read_write: [/tmp]\n  include_workdir: false\nlandlock:\n  compatibility: hard_requirement\nprocess:\n  run_as_user: nobody\n  nproc: 512\nnetwork_policies:\n  x: 1\n",
         )
         .unwrap();
-        assert_eq!(p.filesystem_policy.read_write, vec![PathBuf::from("/tmp")]);
+        assert_eq!(p.filesystem().read_write, vec![PathBuf::from("/tmp")]);
         assert_eq!(p.landlock.compatibility, Compatibility::HardRequirement);
         assert_eq!(p.process.nproc, Some(512));
         assert_eq!(p.notes().len(), 1);

@@ -116,6 +116,7 @@ impl EbpfCapture {
             .override_global(globals::CAP_CAP_OFF, &cap_cap, true)
             .override_global(globals::CAP_RET_OFF, &cap_ret, true)
             .override_global(globals::AVC_DENIED_OFF, &avc_denied, true)
+            .map_max_entries("EVENTS", config.ring_bytes)
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("loading the eBPF object: {e}"))?;
 

@@ -1,0 +1,70 @@
+//! The bad-input table of docs/reliability.md: each row gets one clear line, exit 2, and no
+//! partial output file.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+#[test]
+fn every_bad_input_gets_one_line_and_exit_2() {
+    let scratch = Scratch::new("badinput");
+    let json = scratch.path("out.json");
+    let j = json.to_str().unwrap();
+    let dir = scratch.0.to_str().unwrap();
+    let rows: Vec<(&str, Vec<&str>)> = vec![
+        ("unknown flag", vec!["run", "--bogus", "--", "true"]),
+        ("unknown subcommand", vec!["frobnicate"]),
+        (
+            "--errno with an unknown name",
+            vec!["run", "--json", j, "--errno", "EBOGUS", "--", "true"],
+        ),
+        (
+            "--syscalls with an unknown name",
+            vec![
+                "run",
+                "--json",
+                j,
+                "--syscalls",
+                "openat,frobnicate",
+                "--",
+                "true",
+            ],
+        ),
+        (
+            "--json into a missing directory",
+            vec!["run", "--json", "/nonexistent/dir/r.json", "--", "true"],
+        ),
+        (
+            "--json onto a directory",
+            vec!["run", "--json", dir, "--", "true"],
+        ),
+        ("--pid 0", vec!["attach", "--json", j, "--pid", "0"]),
+        ("a negative pid", vec!["attach", "--json", j, "--pid", "-3"]),
+        ("a kernel thread", vec!["attach", "--json", j, "--pid", "2"]),
+        (
+            "--cgroup on a file",
+            vec!["attach", "--json", j, "--cgroup", "/etc/hostname"],
+        ),
+        (
+            "--policy on a directory",
+            vec!["run", "--json", j, "--policy", dir, "--", "true"],
+        ),
+        (
+            "--ring-buffer-kib not a power of two",
+            vec!["run", "--json", j, "--ring-buffer-kib", "3", "--", "true"],
+        ),
+        (
+            "--duration that is not a duration",
+            vec!["attach", "--json", j, "--duration", "soon", "--pid", "1"],
+        ),
+        ("run without a command", vec!["run"]),
+    ];
+    for (what, args) in rows {
+        let out = Command::new(diag_bin()).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert_eq!(err.lines().count(), 1, "{what}: not one line:\n{err}");
+        assert!(err.starts_with("diag: error: "), "{what}: {err}");
+        assert!(!json.exists(), "{what}: left a partial report");
+    }
+}
