@@ -9,13 +9,19 @@
 //! candidates listed.
 
 pub mod access;
+mod noise;
 mod process_limits;
 mod suspects;
 
 pub use suspects::Suspects;
 
 use crate::capture::ProbeReport;
-use crate::context::{dac, path::FileKind, process::cap_name, FailureContext, HostFacts};
+use crate::context::{
+    dac,
+    path::{FileKind, View},
+    process::cap_name,
+    FailureContext, HostFacts, PathFacts, ProcessContext,
+};
 use crate::correlate::{landlock::access_names, FailureGroup, Trace};
 use crate::model::{syscalls, Confidence, EvidenceSource, Failure, Layer};
 
@@ -115,7 +121,7 @@ impl Attributor<'_> {
         let empty = FailureContext::default();
         let ctx = g.context.as_ref().unwrap_or(&empty);
         let mut a = Attribution::new();
-        a.noise = noise(f, self.trace);
+        a.noise = noise::label(f, self.trace);
 
         if let Some(v) = &f.evidence.audit {
             let layer = Layer::parse(&v.layer).unwrap_or(Layer::Lsm);
@@ -149,6 +155,9 @@ impl Attributor<'_> {
                 "fexit on pids_can_fork returned an error during the call",
             );
         }
+        if let Some(a) = fexit_file_verdict(f, self.probes, a.clone()) {
+            return a;
+        }
         if syscalls::is_clone(&f.syscall) && f.errno == libc::EAGAIN {
             return process_limits::attribute(f, ctx, a);
         }
@@ -176,8 +185,12 @@ impl Attributor<'_> {
             );
             return a.decide(Layer::Unknown, Confidence::Inferred, why);
         }
+        // cap_capable also reports noaudit probes (the overcommit reserve asks for CAP_SYS_ADMIN
+        // on every new mapping, execve's included): a refusal is the verdict only for an EPERM
+        // outside exec, and DAC capabilities are weighed with the file's mode below.
         if let Some(cap) = f.evidence.denied_capability {
-            if !is_dac_cap(cap) || f.path.is_none() {
+            let decisive = f.errno == libc::EPERM && !syscalls::is_exec(&f.syscall);
+            if decisive && (!is_dac_cap(cap) || f.path.is_none()) {
                 let why = format!("cap_capable refused {} during the call", cap_name(cap));
                 return a.decide(Layer::Capability, Confidence::Direct, why);
             }
@@ -258,6 +271,17 @@ impl Attributor<'_> {
             a.candidates = vec![Layer::Dac, Layer::Landlock, Layer::Lsm];
             return a;
         };
+        match facts.view {
+            View::Own => {}
+            View::Relative(r) => a.evidence.push(format!(
+                "{} exited before diag could look: its path was examined through pid {r}, its nearest living relative in the traced tree",
+                f.origin.pid
+            )),
+            View::Host => a.evidence.push(format!(
+                "{} and its relatives exited before diag could look: the path was examined in diag's own view of the host",
+                f.origin.pid
+            )),
+        }
         let resolved = facts.resolved.clone().unwrap_or_else(|| facts.path.clone());
         let exists = facts.kind != FileKind::Missing;
         let is_dir = facts.kind == FileKind::Directory;
@@ -265,7 +289,13 @@ impl Attributor<'_> {
         a.needed = needed.clone();
         let is_exec = syscalls::is_exec(&f.syscall) || is_prot_exec(f);
 
-        if let Some(m) = &facts.mount {
+        // Checks made in diag's own view say little about a private namespace: they may
+        // confirm a kernel record, never carry an inference or an elimination.
+        let measured = facts.view != View::Host;
+        if !measured && is_exec {
+            a.candidates.push(Layer::MountNoexec);
+        }
+        if let Some(m) = facts.mount.as_ref().filter(|_| measured) {
             if is_exec && m.noexec {
                 let why = format!(
                     "{} is on {} ({}), mounted noexec",
@@ -283,6 +313,12 @@ impl Attributor<'_> {
             }
         }
 
+        if is_exec && f.errno == libc::EPERM {
+            if let Some(why) = unobtainable_file_caps(facts, ctx.process.as_ref()) {
+                return a.decide(Layer::Capability, Confidence::Inferred, why);
+            }
+        }
+
         // DAC, checked as the process would make it.
         let mut dac_excluded = false;
         // Root's capabilities are unknown once it exited: its DAC verdict cannot be measured.
@@ -297,6 +333,7 @@ impl Attributor<'_> {
                 } else {
                     crate::context::PathFacts::read(
                         f.origin.pid,
+                        &facts.view_pids(),
                         n.path.as_os_str().as_encoded_bytes(),
                     )
                     .unwrap_or_else(|_| facts.clone())
@@ -305,18 +342,35 @@ impl Attributor<'_> {
                 if p.from_event {
                     v.why.push_str(" (credentials from the kernel event: the process had exited; supplementary groups and capabilities assumed empty)");
                 }
-                if !v.allowed {
-                    let (conf, extra) = match f.evidence.denied_capability {
-                        Some(cap) => (
-                            Confidence::Direct,
-                            format!("; cap_capable refused {} during the call", cap_name(cap)),
-                        ),
-                        None => (Confidence::Inferred, String::new()),
-                    };
-                    return a.decide(Layer::Dac, conf, format!("DAC: {}{extra}", v.why));
+                let dac_cap = f.evidence.denied_capability.filter(|&c| is_dac_cap(c));
+                match (v.allowed, dac_cap, measured) {
+                    (false, Some(cap), _) => {
+                        let why = format!(
+                            "DAC: {}; cap_capable refused {} during the call",
+                            v.why,
+                            cap_name(cap)
+                        );
+                        return a.decide(Layer::Dac, Confidence::Direct, why);
+                    }
+                    (false, None, true) => {
+                        return a.decide(
+                            Layer::Dac,
+                            Confidence::Inferred,
+                            format!("DAC: {}", v.why),
+                        )
+                    }
+                    (true, _, _) => {
+                        let caveat = if measured {
+                            ""
+                        } else {
+                            " (checked in diag's own view of the host: the process had exited)"
+                        };
+                        a.exclude("dac", format!("DAC: {}{caveat}", v.why));
+                        // Only a check in the process's own view can carry an elimination.
+                        dac_excluded = measured;
+                    }
+                    (false, None, false) => a.candidates.push(Layer::Dac),
                 }
-                a.exclude("dac", format!("DAC: {}", v.why));
-                dac_excluded = true;
             }
             _ => a.candidates.push(Layer::Dac),
         }
@@ -324,7 +378,16 @@ impl Attributor<'_> {
         // Landlock domains traced in the tree: direct evidence either way.
         let domains = self.trace.landlock.domains_of(f.origin.pid);
         let mut landlock_excluded = false;
-        if let Some(n) = needed.as_ref().filter(|n| n.landlock != 0) {
+        if f.errno != libc::EACCES {
+            a.exclude(
+                "landlock",
+                format!(
+                    "Landlock refuses file access with EACCES, never {}",
+                    crate::model::errno::name(f.errno)
+                ),
+            );
+            landlock_excluded = true;
+        } else if let Some(n) = needed.as_ref().filter(|n| n.landlock != 0) {
             for d in &domains {
                 let missing = d.missing_rights(&n.path, n.landlock);
                 if missing != 0 {
@@ -362,11 +425,12 @@ impl Attributor<'_> {
         }
 
         // Elimination over the layers that remain.
-        let fs_local = facts
-            .mount
-            .as_ref()
-            .is_some_and(|m| LOCAL_FS.contains(&m.fs_type.as_str()));
-        if let Some(m) = &facts.mount {
+        let fs_local = measured
+            && facts
+                .mount
+                .as_ref()
+                .is_some_and(|m| LOCAL_FS.contains(&m.fs_type.as_str()));
+        if let Some(m) = facts.mount.as_ref().filter(|_| measured) {
             if fs_local {
                 a.exclude(
                     "filesystem",
@@ -493,49 +557,53 @@ fn userns(f: &Failure, a: Attribution, host: &HostFacts) -> Option<Attribution> 
     None
 }
 
-/// Failures that did not change the outcome, labelled rather than hidden.
-fn noise(f: &Failure, trace: &Trace) -> Option<String> {
-    if f.errno == libc::EAGAIN
-        && !syscalls::is_clone(&f.syscall)
-        && !matches!(
-            f.syscall.as_str(),
-            "execve" | "execveat" | "setuid" | "setresuid" | "setreuid"
-        )
-    {
-        return Some("EAGAIN here means the call would block on a non-blocking descriptor".into());
-    }
-    if matches!(
-        f.syscall.as_str(),
-        "access"
-            | "faccessat"
-            | "faccessat2"
-            | "stat"
-            | "lstat"
-            | "newfstatat"
-            | "statx"
-            | "readlink"
-            | "readlinkat"
-    ) {
-        return Some(format!(
-            "{} is a probe: the program checks and carries on",
-            f.syscall
+/// Kernel-function probes on the file path (where fexit loads). Landlock's hook runs only after
+/// DAC allowed the open, so its verdict wins; `generic_permission` is the DAC check itself.
+fn fexit_file_verdict(f: &Failure, probes: ProbesLive, a: Attribution) -> Option<Attribution> {
+    let e = &f.evidence;
+    if e.dac_denied && f.errno == libc::EACCES {
+        return Some(a.decide(
+            Layer::Dac,
+            Confidence::Direct,
+            "fexit on generic_permission returned an error during the call",
         ));
     }
-    if f.syscall == "clone3"
-        && f.errno == libc::ENOSYS
-        && trace.stats.process_forks + trace.stats.thread_forks > 0
-    {
-        return Some("glibc falls back to clone when clone3 returns ENOSYS".into());
-    }
-    let exec_later = trace
-        .processes
-        .get(&f.origin.pid)
-        .and_then(|p| p.exec_ns)
-        .is_some_and(|t| t > f.origin.time_ns);
-    if syscalls::is_exec(&f.syscall) && exec_later {
-        return Some("a PATH search: the command was found and executed elsewhere".into());
+    // security_file_open runs Landlock's hook too: it names another LSM only when that hook
+    // was watched and stayed silent.
+    if e.lsm_file_open_denied && probes.fexit_landlock {
+        return Some(a.decide(
+            Layer::Lsm,
+            Confidence::Direct,
+            "fexit on security_file_open returned an error during the call, and Landlock's hook did not",
+        ));
     }
     None
+}
+
+/// execve of a file whose capabilities the process cannot receive fails with EPERM
+/// (capabilities(7), "Safety checking for capability-dumb binaries").
+fn unobtainable_file_caps(facts: &PathFacts, p: Option<&ProcessContext>) -> Option<String> {
+    let caps = facts.file_caps.filter(|c| c.effective)?;
+    let p = p.filter(|p| !p.from_event)?;
+    let missing = caps.unobtainable(p.cap_bounding, p.cap_inheritable);
+    (missing != 0).then(|| {
+        format!(
+            "{} carries file capabilities {} with the effective bit; the process's bounding set ({:#x}) and inheritable set ({:#x}) cannot grant {}, so execve refuses it with EPERM",
+            facts.path.display(),
+            cap_names(caps.permitted),
+            p.cap_bounding,
+            p.cap_inheritable,
+            cap_names(missing)
+        )
+    })
+}
+
+fn cap_names(bits: u64) -> String {
+    (0..64)
+        .filter(|c| bits & (1 << c) != 0)
+        .map(cap_name)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]

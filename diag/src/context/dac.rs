@@ -107,7 +107,8 @@ mod tests {
             resolved: None,
             mount: None,
             ancestors: vec![(PathBuf::from("/srv"), 0o755, 0, 0)],
-            own_view: true,
+            view: super::super::path::View::Own,
+            file_caps: None,
         }
     }
 
@@ -175,5 +176,20 @@ mod tests {
             &user(1000, 0),
         );
         assert!(!v.allowed && v.why.contains("search"), "{}", v.why);
+        // A PATH search through /root as nobody: the file is not there, the directory refuses.
+        f.kind = FileKind::Missing;
+        let v = check(
+            &f,
+            Access {
+                exec: true,
+                ..Default::default()
+            },
+            &user(65534, 0),
+        );
+        assert!(
+            !v.allowed && v.why.contains("/srv has mode 700"),
+            "{}",
+            v.why
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod cgroup;
 pub mod dac;
+pub mod filecaps;
 pub mod host;
 pub mod path;
 pub mod process;
@@ -21,10 +22,12 @@ pub struct FailureContext {
 }
 
 /// Reads the context of a failure of `pid` on `path` (if any), right now. `ids` are the real
-/// uid/gid the kernel reported with the failure, used when the process has already exited.
+/// uid/gid the kernel reported with the failure, used when the process has already exited;
+/// `relatives` (nearest first) lend their view of the filesystem in that case.
 pub fn snapshot(
     pid: u32,
     ids: Option<(u32, u32)>,
+    relatives: &[u32],
     path: Option<&[u8]>,
     want_process_counts: bool,
 ) -> FailureContext {
@@ -40,8 +43,13 @@ pub fn snapshot(
         (Err(e), None) => ctx.notes.push(format!("process {pid}: {e}")),
     }
     if let Some(path) = path {
-        match PathFacts::read(pid, path) {
-            Ok(f) => ctx.path = Some(f),
+        match PathFacts::read(pid, relatives, path) {
+            Ok(f) => {
+                if let path::View::Relative(r) = f.view {
+                    ctx.notes.push(format!("process {pid} exited before its view of the filesystem could be read: read through pid {r}, its nearest living relative in the traced tree"));
+                }
+                ctx.path = Some(f)
+            }
             Err(e) => ctx.notes.push(format!("path: {e}")),
         }
     }

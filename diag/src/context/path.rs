@@ -1,5 +1,6 @@
 //! A path as the failing process sees it: through `/proc/PID/root`, in its mount namespace.
 
+use super::filecaps::FileCaps;
 use anyhow::{Context, Result};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -29,8 +30,22 @@ pub struct PathFacts {
     pub mount: Option<MountFacts>,
     /// Ancestor directories with their mode/uid/gid, outermost first (for search permission).
     pub ancestors: Vec<(PathBuf, u32, u32, u32)>,
-    /// False when the process had exited and the host's view was used instead.
-    pub own_view: bool,
+    /// Whose view of the filesystem these facts were read in.
+    pub view: View,
+    /// File capabilities (`security.capability`) of a regular file.
+    pub file_caps: Option<FileCaps>,
+}
+
+/// Whose mount namespace and root a path was examined in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// The failing process's own `/proc/PID/root`.
+    Own,
+    /// The process had exited: a living relative in the traced tree (forked from the same
+    /// ancestors, so it most likely shares the mount namespace).
+    Relative(u32),
+    /// Nobody left to look through: diag's own view of the host.
+    Host,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,19 +58,32 @@ pub struct MountFacts {
 }
 
 impl PathFacts {
-    pub fn read(pid: u32, path: &[u8]) -> Result<Self> {
+    /// `path` as `pid` sees it; when `pid` has exited, as the first living of `relatives` sees it.
+    pub fn read(pid: u32, relatives: &[u32], path: &[u8]) -> Result<Self> {
         let raw = Path::new(std::ffi::OsStr::from_bytes_compat(path));
-        let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-        let own_view = proc_dir.join("root").exists();
-        let root = if own_view {
-            proc_dir.join("root")
+        let alive = |p: u32| Path::new(&format!("/proc/{p}/root")).exists();
+        let view = if alive(pid) {
+            View::Own
         } else {
-            PathBuf::from("/")
+            relatives
+                .iter()
+                .copied()
+                .find(|&r| alive(r))
+                .map_or(View::Host, View::Relative)
         };
+        let proc_dir = match view {
+            View::Own => Some(PathBuf::from(format!("/proc/{pid}"))),
+            View::Relative(r) => Some(PathBuf::from(format!("/proc/{r}"))),
+            View::Host => None,
+        };
+        let root = proc_dir
+            .as_ref()
+            .map_or_else(|| PathBuf::from("/"), |d| d.join("root"));
         let path = if raw.is_absolute() {
             raw.to_path_buf()
         } else {
-            let cwd = std::fs::read_link(proc_dir.join("cwd")).context("relative path, no cwd")?;
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .context("relative path, and the process's cwd is gone")?;
             cwd.join(raw)
         };
         let inside = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
@@ -69,11 +97,13 @@ impl PathFacts {
             Err(_) => (FileKind::Missing, 0, 0, 0),
         };
         let resolved = resolve_in_root(&root, &path);
-        let mounts_path = if own_view {
-            proc_dir.join("mountinfo")
-        } else {
-            "/proc/self/mountinfo".into()
-        };
+        let mounts_path = proc_dir.as_ref().map_or_else(
+            || PathBuf::from("/proc/self/mountinfo"),
+            |d| d.join("mountinfo"),
+        );
+        let file_caps = (kind == FileKind::Regular)
+            .then(|| super::filecaps::read(&inside(&path)))
+            .flatten();
         let mount = std::fs::read_to_string(mounts_path)
             .ok()
             .and_then(|t| mount_for(&t, resolved.as_deref().unwrap_or(&path)));
@@ -97,8 +127,17 @@ impl PathFacts {
             resolved,
             mount,
             ancestors,
-            own_view,
+            view,
+            file_caps,
         })
+    }
+
+    /// The relatives to pass to [`PathFacts::read`] so another path is examined in the same view.
+    pub fn view_pids(&self) -> Vec<u32> {
+        match self.view {
+            View::Relative(r) => vec![r],
+            View::Own | View::Host => vec![],
+        }
     }
 
     /// `crw-rw-rw-`-style text.

@@ -14,6 +14,9 @@ pub struct ProcessContext {
     pub fsgid: u32,
     pub groups: Vec<u32>,
     pub cap_effective: u64,
+    /// The bounding and inheritable sets: what an execve of a file with capabilities can grant.
+    pub cap_bounding: u64,
+    pub cap_inheritable: u64,
     /// 0 none, 1 strict, 2 filter.
     pub seccomp_mode: Option<u32>,
     pub no_new_privs: Option<bool>,
@@ -49,6 +52,8 @@ impl ProcessContext {
             fsgid: status.fgid,
             groups: status.groups.iter().map(|&g| g as u32).collect(),
             cap_effective: status.capeff,
+            cap_bounding: status.capbnd.unwrap_or(u64::MAX),
+            cap_inheritable: status.capinh,
             seccomp_mode: status.seccomp,
             no_new_privs: status.nonewprivs.map(|v| v != 0),
             nproc_limit,

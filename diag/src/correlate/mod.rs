@@ -37,7 +37,9 @@ pub struct FailureGroup {
 
 /// Reads live state for the correlator; offline backends use [`Offline`].
 pub trait LiveView {
-    fn snapshot(&self, failure: &Failure) -> Option<FailureContext>;
+    /// `relatives`: living candidates (nearest first) to read the filesystem through when the
+    /// failing process has already exited.
+    fn snapshot(&self, failure: &Failure, relatives: &[u32]) -> Option<FailureContext>;
     fn fd_path(&self, pid: u32, fd: i32) -> Option<Text>;
     fn exe(&self, pid: u32) -> Option<Text>;
 }
@@ -46,7 +48,7 @@ pub trait LiveView {
 pub struct Offline;
 
 impl LiveView for Offline {
-    fn snapshot(&self, _: &Failure) -> Option<FailureContext> {
+    fn snapshot(&self, _: &Failure, _: &[u32]) -> Option<FailureContext> {
         None
     }
     fn fd_path(&self, _: u32, _: i32) -> Option<Text> {
@@ -61,12 +63,13 @@ impl LiveView for Offline {
 pub struct Procfs;
 
 impl LiveView for Procfs {
-    fn snapshot(&self, f: &Failure) -> Option<FailureContext> {
+    fn snapshot(&self, f: &Failure, relatives: &[u32]) -> Option<FailureContext> {
         // Counting the uid's tasks scans /proc; it runs once per distinct failure, not per call.
         let ids = f.origin.uid.zip(f.origin.gid);
         Some(context::snapshot(
             f.origin.pid,
             ids,
+            relatives,
             f.path.as_ref().map(Text::as_bytes),
             true,
         ))
@@ -209,7 +212,7 @@ impl Trace {
             self.failures_dropped += 1;
             return;
         }
-        let context = live.snapshot(&f);
+        let context = live.snapshot(&f, &self.relatives(f.origin.pid));
         self.index.insert(key, self.failures.len());
         self.failures.push(FailureGroup {
             failure: f,
@@ -293,6 +296,34 @@ impl Trace {
             cur = pp;
         }
         out
+    }
+
+    /// The traced processes closest to `pid`: its own descendants, then each ancestor, nearest
+    /// first, followed by that ancestor's other descendants. When `pid` has exited, the first
+    /// living one most likely shares its mount namespace (namespaces are inherited down the tree).
+    pub fn relatives(&self, pid: u32) -> Vec<u32> {
+        let mut out: Vec<u32> = Vec::new();
+        self.push_descendants(pid, pid, &mut out);
+        for a in self.ancestors(pid) {
+            if !self.processes.contains_key(&a) {
+                break; // outside the traced tree (diag itself)
+            }
+            out.push(a);
+            self.push_descendants(a, pid, &mut out);
+        }
+        out
+    }
+
+    fn push_descendants(&self, of: u32, except: u32, out: &mut Vec<u32>) {
+        let mut frontier = vec![of];
+        while let Some(p) = frontier.pop() {
+            for c in self.processes.values().filter(|c| c.ppid == Some(p)) {
+                if c.pid != except && !out.contains(&c.pid) {
+                    out.push(c.pid);
+                    frontier.push(c.pid);
+                }
+            }
+        }
     }
 
     /// Processes still running, as far as the events tell.
@@ -388,5 +419,18 @@ mod tests {
             );
         }
         assert_eq!(tr.ancestors(3), vec![2, 1]);
+        // 1 ─ 2 ─ 3, 1 ─ 4, 3 ─ 5: own children first, then outwards.
+        for (p, c) in [(1, 4), (3, 5)] {
+            tr.on_event(
+                Event::Fork(Fork {
+                    time_ns: 2,
+                    parent_pid: p,
+                    child_pid: c,
+                    comm: Text::from("c"),
+                }),
+                &Offline,
+            );
+        }
+        assert_eq!(tr.relatives(3), vec![5, 2, 1, 4]);
     }
 }

@@ -5,6 +5,8 @@ use diag::report::Report;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod fixtures;
+
 pub fn diag_bin() -> &'static str {
     env!("CARGO_BIN_EXE_diag")
 }
@@ -105,6 +107,9 @@ impl DiagRun {
 pub fn diag_json(scratch: &Scratch, subcommand: &str, args: &[&str]) -> DiagRun {
     let json = scratch.path(&format!("report-{}.json", rand_tag()));
     let output = Command::new(diag_bin())
+        // cargo points LD_LIBRARY_PATH into /root/.rustup; a workload run as another user would
+        // probe it (EACCES) before finding its libraries.
+        .env_remove("LD_LIBRARY_PATH")
         .arg(subcommand)
         .arg("--json")
         .arg(&json)

@@ -1,0 +1,77 @@
+//! Failures that did not change the outcome, labelled rather than hidden.
+
+use crate::correlate::Trace;
+use crate::model::{errno, syscalls, Failure};
+
+pub(super) fn label(f: &Failure, trace: &Trace) -> Option<String> {
+    if f.errno == libc::EAGAIN
+        && !syscalls::is_clone(&f.syscall)
+        && !matches!(
+            f.syscall.as_str(),
+            "execve" | "execveat" | "setuid" | "setresuid" | "setreuid"
+        )
+    {
+        return Some("EAGAIN here means the call would block on a non-blocking descriptor".into());
+    }
+    if matches!(
+        f.syscall.as_str(),
+        "access"
+            | "faccessat"
+            | "faccessat2"
+            | "stat"
+            | "lstat"
+            | "newfstatat"
+            | "statx"
+            | "readlink"
+            | "readlinkat"
+    ) {
+        return Some(format!(
+            "{} is a probe: the program checks and carries on",
+            f.syscall
+        ));
+    }
+    if f.syscall == "clone3" && f.errno == libc::ENOSYS {
+        return clone3_fallback(f, trace);
+    }
+    // A PATH search tries each directory for the same name, then runs the one it finds.
+    let same_name_ran_later = trace.processes.get(&f.origin.pid).is_some_and(|p| {
+        p.exec_ns.is_some_and(|t| t > f.origin.time_ns)
+            && p.exe.as_ref().map(|e| file_name(&e.lossy()))
+                == f.path.as_ref().map(|x| file_name(&x.lossy()))
+    });
+    if syscalls::is_exec(&f.syscall) && same_name_ran_later {
+        return Some("a PATH search: the command was found and executed elsewhere".into());
+    }
+    None
+}
+
+/// glibc answers clone3's ENOSYS by retrying with clone. That fallback ran when the process
+/// created a child afterwards, or when the tree created threads (threads are counted, not
+/// attributed to a process) and the process did not report ENOSYS itself.
+fn clone3_fallback(f: &Failure, trace: &Trace) -> Option<String> {
+    let t = f.origin.time_ns;
+    let pid = f.origin.pid;
+    let later_child = trace
+        .processes
+        .values()
+        .find(|p| p.ppid == Some(pid) && p.first_seen_ns > t);
+    if let Some(child) = later_child {
+        return Some(format!(
+            "glibc fell back to clone when clone3 returned ENOSYS: pid {pid} then created pid {}",
+            child.pid
+        ));
+    }
+    let enosys_text = errno::message(libc::ENOSYS);
+    let reported = trace
+        .messages
+        .iter()
+        .any(|m| m.origin.pid == pid && m.origin.time_ns >= t && m.text.contains(&enosys_text));
+    let threads = trace.stats.thread_forks;
+    (threads > 0 && !reported).then(|| {
+        format!("glibc falls back to clone when clone3 returns ENOSYS: the tree created {threads} thread(s) and pid {pid} reported no ENOSYS")
+    })
+}
+
+fn file_name(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or_default().to_string()
+}
