@@ -74,7 +74,7 @@ fn wait_go(go: &std::path::Path) -> String {
 
 /// Runs `diag attach ARGS --json`, calls `ready` once diag says it is attached, and returns the
 /// finished run. Gating workloads on this line keeps the tests free of timing guesses.
-fn attach_with(scratch: &Scratch, args: &[&str], ready: impl FnOnce()) -> DiagRun {
+fn attach_with(scratch: &Scratch, args: &[&str], ready: impl FnOnce(u32)) -> DiagRun {
     use std::io::{BufRead, Read};
     let json = scratch.path(&format!("attach-{}.json", args.join("_").replace('/', "_")));
     let mut child = Command::new(diag_bin())
@@ -92,7 +92,7 @@ fn attach_with(scratch: &Scratch, args: &[&str], ready: impl FnOnce()) -> DiagRu
         first.starts_with("diag: attached to"),
         "diag did not attach: {first}"
     );
-    ready();
+    ready(child.id());
     let mut rest = String::new();
     err.read_to_string(&mut rest).unwrap();
     let status = child.wait().unwrap();
@@ -146,7 +146,7 @@ fn attach_by_pid_finds_the_seed_failure_in_a_later_child() {
     let go = scratch.path("go");
     let parent = sh(&format!("{}{}", wait_go(&go), quoted.join(" ")));
     let pid = parent.0.id().to_string();
-    let run = attach_with(&scratch, &["--duration", "60s", "--pid", &pid], || {
+    let run = attach_with(&scratch, &["--duration", "60s", "--pid", &pid], |_| {
         touch(&go)
     });
     assert_eq!(run.code(), 0, "{}", run.stderr());
@@ -226,7 +226,7 @@ fn cgroup_isolation(mount: &str, tag: &str) {
     let run = attach_with(
         &scratch,
         &["--duration", "3s", "--cgroup", cg.dir.to_str().unwrap()],
-        || touch(&go),
+        |_| touch(&go),
     );
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let r = run.report();
@@ -298,27 +298,12 @@ fn sigint_and_sigterm_still_write_a_partial_report() {
         let scratch = Scratch::new(&format!("attach-sig{sig}"));
         let idle = sh("sleep 60");
         let pid = idle.0.id().to_string();
-        let diag_pid = std::sync::Arc::new(std::sync::Mutex::new(None::<u32>));
-        let run = attach_with(&scratch, &["--pid", &pid], || {
-            // diag is the only child of this test named diag: find it through /proc.
-            let me = std::process::id();
-            let out = Command::new("pgrep")
-                .args(["-P", &me.to_string(), "-x", "diag"])
-                .output()
-                .unwrap();
-            let p = String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or("")
-                .to_string();
-            *diag_pid.lock().unwrap() = p.parse().ok();
+        let run = attach_with(&scratch, &["--pid", &pid], |diag| {
             Command::new("kill")
-                .args([&format!("-{sig}"), &p])
+                .args([&format!("-{sig}"), &diag.to_string()])
                 .status()
                 .unwrap();
         });
-        assert!(diag_pid.lock().unwrap().is_some());
         assert_eq!(run.code(), 0, "SIG{sig}: {}", run.stderr());
         assert!(run.report().partial, "SIG{sig}: report not marked partial");
     }
@@ -342,9 +327,9 @@ fn two_instances_attached_at_once_both_work() {
     // The second instance attaches while the first is attached; the workload starts after both.
     let b_ready = scratch.path("b-ready");
     let run_a = std::thread::scope(|s| {
-        let a = s.spawn(|| attach_with(&scratch, &["--pid", &pid], || touch(&b_ready)));
+        let a = s.spawn(|| attach_with(&scratch, &["--pid", &pid], |_| touch(&b_ready)));
         wait_for(&b_ready);
-        let run_b = attach_with(&scratch, &["--duration", "30s", "--pid", &pid], || {
+        let run_b = attach_with(&scratch, &["--duration", "30s", "--pid", &pid], |_| {
             touch(&go)
         });
         (a.join().unwrap(), run_b)
