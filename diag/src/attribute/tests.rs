@@ -85,6 +85,7 @@ fn group(f: Failure, process: Option<ProcessContext>, path: Option<PathFacts>) -
         last_ns: f.origin.time_ns,
         failure: f,
         count: 1,
+        other_pids: 0,
         context: Some(FailureContext {
             process,
             path,

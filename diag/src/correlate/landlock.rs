@@ -150,6 +150,15 @@ impl LandlockTracker {
         }
     }
 
+    /// Forgets the domain stacks of processes no longer in the table; a domain's process list
+    /// keeps its first members only.
+    pub fn retain_processes(&mut self, keep: impl Fn(u32) -> bool) {
+        self.stacks.retain(|&pid, _| keep(pid));
+        for d in &mut self.domains {
+            d.processes.retain(|&pid| keep(pid));
+        }
+    }
+
     /// The domains `pid` runs in, innermost last.
     pub fn domains_of(&self, pid: u32) -> Vec<&Domain> {
         self.stacks

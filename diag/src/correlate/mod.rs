@@ -29,7 +29,10 @@ pub struct ProcessInfo {
 #[derive(Clone, Debug)]
 pub struct FailureGroup {
     pub failure: Failure,
+    /// Calls, across the group's own process and any folded ones.
     pub count: u64,
+    /// Other processes whose identical failure was folded into this group.
+    pub other_pids: u64,
     pub first_ns: u64,
     pub last_ns: u64,
     pub context: Option<FailureContext>,
@@ -89,6 +92,12 @@ impl LiveView for Procfs {
 }
 
 type FailureKey = (u32, String, i32, Option<Text>, bool, Option<u32>);
+/// The same failure regardless of the process: (syscall, errno, path, no_enter, cap, comm).
+type Signature = (String, i32, Option<Text>, bool, Option<u32>, Text);
+/// Distinct processes a signature keeps its own group for, before further ones fold.
+const FOLD_AFTER: usize = 8;
+/// Process-table size above which exited processes nothing refers to are pruned.
+const PROCESS_TABLE_SOFT_LIMIT: usize = 4096;
 
 #[derive(Default)]
 pub struct Trace {
@@ -105,7 +114,11 @@ pub struct Trace {
     /// The tree was traced from its first instruction (`run`): every Landlock domain created in it
     /// was seen, so a process without one can only be confined by a domain diag itself is in.
     pub traced_from_start: bool,
+    /// Exited processes removed from the table because nothing in the report refers to them.
+    pub processes_pruned: u64,
     index: HashMap<FailureKey, usize>,
+    signatures: HashMap<Signature, (usize, usize)>,
+    prune_at: usize,
     partial_lines: HashMap<(u32, i32), Message>,
 }
 
@@ -167,6 +180,7 @@ impl Trace {
                 if let Some(p) = self.processes.get_mut(&e.pid) {
                     p.exited = true;
                 }
+                self.prune_processes();
             }
             Event::Landlock(call) => {
                 self.note_comm(call.origin.pid, &call.origin.comm, call.origin.time_ns);
@@ -208,19 +222,66 @@ impl Trace {
             g.last_ns = g.last_ns.max(t);
             return;
         }
+        let sig: Signature = (
+            key.1.clone(),
+            key.2,
+            key.3.clone(),
+            key.4,
+            key.5,
+            f.origin.comm.clone(),
+        );
+        if let Some(&(groups, last)) = self.signatures.get(&sig) {
+            if groups >= FOLD_AFTER {
+                // A fork loop failing the same way in each child: count it, keep one group.
+                let g = &mut self.failures[last];
+                g.count += 1;
+                g.other_pids += 1;
+                g.last_ns = g.last_ns.max(t);
+                self.index.insert(key, last);
+                return;
+            }
+        }
         if self.failures.len() >= MAX_FAILURE_GROUPS {
             self.failures_dropped += 1;
             return;
         }
         let context = live.snapshot(&f, &self.relatives(f.origin.pid));
-        self.index.insert(key, self.failures.len());
+        let at = self.failures.len();
+        self.index.insert(key, at);
+        let entry = self.signatures.entry(sig).or_insert((0, at));
+        *entry = (entry.0 + 1, at);
         self.failures.push(FailureGroup {
             failure: f,
             count: 1,
+            other_pids: 0,
             first_ns: t,
             last_ns: t,
             context,
         });
+    }
+
+    /// Keeps the table bounded under fork loops: exited processes that no failure or message
+    /// refers to, and that are no ancestor of one, are dropped (and counted).
+    fn prune_processes(&mut self) {
+        if self.processes.len() < self.prune_at.max(PROCESS_TABLE_SOFT_LIMIT) {
+            return;
+        }
+        let mut keep: std::collections::HashSet<u32> = self
+            .failures
+            .iter()
+            .map(|g| g.failure.origin.pid)
+            .chain(self.messages.iter().map(|m| m.origin.pid))
+            .collect();
+        for pid in keep.clone() {
+            keep.extend(self.ancestors(pid));
+        }
+        let before = self.processes.len();
+        self.processes
+            .retain(|pid, p| !p.exited || p.ppid.is_none() || keep.contains(pid));
+        self.processes_pruned += (before - self.processes.len()) as u64;
+        self.landlock
+            .retain_processes(|pid| self.processes.contains_key(&pid));
+        self.prune_at = 2 * self.processes.len();
     }
 
     /// Splits writes into lines per (pid, fd); a line may span several writes.
@@ -432,5 +493,68 @@ mod tests {
             );
         }
         assert_eq!(tr.relatives(3), vec![5, 2, 1, 4]);
+    }
+
+    #[test]
+    fn a_fork_loop_folds_into_bounded_groups_and_prunes_the_table() {
+        let mut tr = Trace::new();
+        tr.add_process(1, None, Text::from("sh"), None);
+        for child in 2..10_000u32 {
+            tr.on_event(
+                Event::Fork(Fork {
+                    time_ns: child as u64,
+                    parent_pid: 1,
+                    child_pid: child,
+                    comm: Text::from("sh"),
+                }),
+                &Offline,
+            );
+            tr.on_event(
+                Event::Failure(Failure {
+                    origin: Origin {
+                        pid: child,
+                        tid: child,
+                        time_ns: child as u64,
+                        comm: Text::from("cat"),
+                        ..Default::default()
+                    },
+                    syscall: "openat".into(),
+                    errno: 13,
+                    path: Some(Text::from("/secret")),
+                    ..Default::default()
+                }),
+                &Offline,
+            );
+            tr.on_event(
+                Event::Exit(crate::model::Exit {
+                    time_ns: child as u64,
+                    pid: child,
+                    status: None,
+                }),
+                &Offline,
+            );
+        }
+        assert_eq!(
+            tr.failures.len(),
+            FOLD_AFTER,
+            "one group per process up to the fold point"
+        );
+        let total: u64 = tr.failures.iter().map(|g| g.count).sum();
+        assert_eq!(total, 9_998, "every call is counted");
+        assert_eq!(
+            tr.failures.last().unwrap().other_pids,
+            9_998 - FOLD_AFTER as u64
+        );
+        assert!(
+            tr.processes.len() <= 2 * PROCESS_TABLE_SOFT_LIMIT,
+            "table bounded: {}",
+            tr.processes.len()
+        );
+        assert!(tr.processes_pruned > 0);
+        // Processes a kept failure refers to stay, with their ancestry.
+        for g in &tr.failures[..FOLD_AFTER - 1] {
+            assert!(tr.processes.contains_key(&g.failure.origin.pid));
+        }
+        assert!(tr.processes.contains_key(&1));
     }
 }

@@ -58,6 +58,7 @@ fn fail(tr: &mut Trace, pid: u32, t: u64, syscall: &str, errno: i32, path: Optio
             ..Default::default()
         },
         count: 1,
+        other_pids: 0,
         first_ns: t,
         last_ns: t,
         context: None,

@@ -84,6 +84,7 @@ pub fn build(
                 candidates: a.candidates.clone(),
                 noise: a.noise.clone(),
                 count: g.count,
+                other_pids: g.other_pids,
                 first_ns: rel(g.first_ns),
             }
         })
@@ -192,6 +193,7 @@ pub fn build(
             messages_dropped: st.messages_dropped + trace.messages_dropped,
             failures_dropped: trace.failures_dropped,
             untracked_tasks: st.untracked_tasks,
+            processes_pruned: trace.processes_pruned,
         },
         warnings,
         verification: None,

@@ -80,7 +80,10 @@ pub fn render(r: &Report) -> String {
                 Cell::new(f.flags.as_deref().unwrap_or("")),
                 Cell::new(layer),
                 Cell::new(f.confidence.as_str()),
-                Cell::new(f.count),
+                Cell::new(match f.other_pids {
+                    0 => f.count.to_string(),
+                    n => format!("{} (+{n} processes)", f.count),
+                }),
             ]);
         }
         out.push_str(&format!("\nFailed syscalls ({}):\n{t}\n", r.failures.len()));

@@ -107,7 +107,14 @@ pub struct FailureEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<String>,
     pub count: u64,
+    /// Other processes whose identical failure was folded into this entry (fork loops).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub other_pids: u64,
     pub first_ns: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -178,4 +185,7 @@ pub struct Stats {
     pub messages_dropped: u64,
     pub failures_dropped: u64,
     pub untracked_tasks: u64,
+    /// Exited processes left out of `processes` because nothing in the report refers to them.
+    #[serde(default)]
+    pub processes_pruned: u64,
 }
