@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask setup | test | demo`.
+//! Project tasks: `cargo xtask setup | test | demo | dist`.
 
 mod setup;
 
@@ -22,6 +22,8 @@ enum Task {
     Test,
     /// Run the bundled seed scenario under diag and print the diagnosis.
     Demo,
+    /// Release build, shell completions and man pages, all in target/dist/.
+    Dist,
 }
 
 fn main() -> Result<()> {
@@ -29,6 +31,7 @@ fn main() -> Result<()> {
         Task::Setup => setup::run(),
         Task::Test => test(),
         Task::Demo => demo(),
+        Task::Dist => dist(),
     }
 }
 
@@ -122,6 +125,26 @@ fn demo() -> Result<()> {
     let _ = Command::new("tmux")
         .args(["-L", &socket, "kill-server"])
         .status();
+    Ok(())
+}
+
+/// target/dist/: the diag binary, completions/ (bash, zsh, fish, elvish, powershell) and man/.
+fn dist() -> Result<()> {
+    setup::run()?;
+    let dist = workspace_root().join("target/dist");
+    run_cmd(cargo().args(["build", "--release", "-p", "diag"]))?;
+    run_cmd(
+        cargo()
+            .args(["run", "--quiet", "--release", "-p", "diag"])
+            .args(["--example", "dist_assets", "--"])
+            .arg(&dist),
+    )?;
+    std::fs::copy(
+        workspace_root().join("target/release/diag"),
+        dist.join("diag"),
+    )
+    .context("copying the diag binary into target/dist")?;
+    eprintln!("xtask: wrote {}", dist.display());
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 
 pub mod args;
 pub mod catalog;
+pub mod ci;
+pub mod doctor;
 pub mod live;
 pub mod output;
 pub mod run;

@@ -117,7 +117,10 @@ pub fn run(args: RunArgs) -> Result<i32> {
             Text::from(args.command[0].as_str()).escaped(),
             errno::name(*e)
         );
-        eprintln!("diag: {line}");
+        eprintln!(
+            "diag: {}",
+            crate::report::redact::Redactor::new(&args.report.redact).string(&line)
+        );
         warnings.push(line);
         report_args.quiet = true;
     }

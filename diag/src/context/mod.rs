@@ -6,6 +6,7 @@ pub mod dac;
 pub mod host;
 pub mod path;
 pub mod process;
+pub mod support;
 
 pub use host::HostFacts;
 pub use path::PathFacts;
