@@ -651,3 +651,16 @@ fn nothing_reads_a_process_environment() {
     }
     assert!(offenders.is_empty(), "{offenders:?}");
 }
+
+#[test]
+fn the_example_report_matches_the_schema_and_its_markdown() {
+    let json = std::fs::read_to_string(example("report.json")).unwrap();
+    assert_valid_report(&json);
+    let report: diag::report::Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(report.findings[0].cause, "pty-denied");
+    let md = std::fs::read_to_string(example("report.md")).unwrap();
+    assert!(
+        md == diag::report::markdown::render(&report),
+        "examples/report.md is stale: regenerate both files as docs/reports.md says"
+    );
+}

@@ -22,7 +22,8 @@ enum Task {
     Test,
     /// Run the bundled seed scenario under diag and print the diagnosis.
     Demo,
-    /// Release build, shell completions and man pages, all in target/dist/.
+    /// Install the eBPF toolchain if missing, then a release build, shell completions and man
+    /// pages, all in target/dist/.
     Dist,
 }
 
@@ -130,7 +131,7 @@ fn demo() -> Result<()> {
 
 /// target/dist/: the diag binary, completions/ (bash, zsh, fish, elvish, powershell) and man/.
 fn dist() -> Result<()> {
-    setup::run()?;
+    setup::toolchain()?;
     let dist = workspace_root().join("target/dist");
     run_cmd(cargo().args(["build", "--release", "-p", "diag"]))?;
     run_cmd(

@@ -420,6 +420,45 @@ mod tests {
     }
 
     #[test]
+    fn hostile_text_adds_no_structure() {
+        use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+        let md = render(&sample());
+        let (mut headings, mut rows, mut html, mut cells) = (0, 0, Vec::new(), Vec::new());
+        let mut cell = None::<String>;
+        for ev in Parser::new_ext(&md, Options::ENABLE_TABLES) {
+            match ev {
+                Event::Start(Tag::Heading { .. }) => headings += 1,
+                Event::Start(Tag::TableRow) => rows += 1,
+                Event::Html(h) | Event::InlineHtml(h) => html.push(h.trim().to_string()),
+                Event::Start(Tag::TableCell) => cell = Some(String::new()),
+                Event::Text(t) | Event::Code(t) => {
+                    if let Some(c) = cell.as_mut() {
+                        c.push_str(&t)
+                    }
+                }
+                Event::End(TagEnd::TableCell) => cells.extend(cell.take()),
+                _ => {}
+            }
+        }
+        // The verdict, Findings, two findings, Host, Command: no heading from a traced program.
+        assert_eq!(headings, 6, "{md}");
+        // Host facts (6), failures (3), messages (2): no row or cell split by a `|`.
+        assert_eq!(rows, 11, "{md}");
+        assert_eq!(
+            html,
+            [
+                "<details>",
+                "<summary>Failed syscalls (3), messages (2) and the process tree (3 processes)</summary>",
+                "</details>"
+            ]
+        );
+        assert!(
+            cells.contains(&"/tmp/evil|`x`<b>\\n## hi\\u{1b}[31m\\xff".to_string()),
+            "{cells:?}"
+        );
+    }
+
+    #[test]
     fn verdict_comes_first_and_every_section_is_there() {
         let md = render(&sample());
         assert!(
