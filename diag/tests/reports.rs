@@ -339,6 +339,26 @@ fn ci_flag_works_outside_github_with_the_artifact_in_the_working_directory() {
 }
 
 #[test]
+fn ci_mode_checks_its_artifact_path_before_running_anything() {
+    let scratch = Scratch::new("ci-bad");
+    let marker = scratch.path("ran");
+    let out = diag_command()
+        .args(["run", "--ci", "--", "touch"])
+        .arg(&marker)
+        .env("RUNNER_TEMP", scratch.path("missing"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("CI mode: cannot write") && err.contains("missing"),
+        "{err}"
+    );
+    assert!(!marker.exists(), "the command ran");
+}
+
+#[test]
 fn redact_masks_the_pattern_in_every_output() {
     require_privileged!();
     let scratch = Scratch::new("redact");

@@ -31,9 +31,14 @@ pub fn ebpf_status() -> String {
 
 /// Checks up front that every requested output can be written.
 pub fn check(args: &ReportArgs) -> Result<()> {
-    for (flag, path) in [("--json", &args.json), ("--markdown", &args.markdown)] {
+    let ci_json = ci::enabled(args).then(ci::json_artifact_path);
+    for (what, path) in [
+        ("--json", args.json.as_ref()),
+        ("--markdown", args.markdown.as_ref()),
+        ("CI mode", ci_json.as_ref()),
+    ] {
         if let Some(p) = path {
-            write::check_writable(p).map_err(|e| super::usage(format!("{flag}: {e}")))?;
+            write::check_writable(p).map_err(|e| super::usage(format!("{what}: {e}")))?;
         }
     }
     Ok(())
