@@ -26,6 +26,7 @@ fn main() -> std::io::Result<()> {
     ] {
         clap_complete::generate_to(shell, &mut cmd, "diag", &completions)?;
     }
-    clap_mangen::generate_to(cmd, &man)?;
+    // A fresh definition: completion generation built `cmd`, adding `help` pages to it.
+    clap_mangen::generate_to(diag::cli::Cli::command(), &man)?;
     Ok(())
 }

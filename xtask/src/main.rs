@@ -136,7 +136,8 @@ fn dist() -> Result<()> {
     run_cmd(cargo().args(["build", "--release", "-p", "diag"]))?;
     run_cmd(
         cargo()
-            .args(["run", "--quiet", "--release", "-p", "diag"])
+            // The dev profile: its dependencies are the tests' and are usually built already.
+            .args(["run", "--quiet", "-p", "diag"])
             .args(["--example", "dist_assets", "--"])
             .arg(&dist),
     )?;
