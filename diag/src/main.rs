@@ -27,6 +27,7 @@ fn main() {
         Command::Catalog(a) => cli::catalog::catalog(a),
         Command::Policy(c) => cli::policy::policy(c),
         Command::Sandbox(a) => cli::sandbox::sandbox(a),
+        Command::Doctor(a) => cli::doctor::doctor(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

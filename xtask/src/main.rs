@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask setup | test | demo`.
+//! Project tasks: `cargo xtask setup | test | demo | dist`.
 
 mod setup;
 mod soak;
@@ -29,6 +29,9 @@ enum Task {
         #[arg(long, default_value_t = 600)]
         seconds: u64,
     },
+    /// Install the eBPF toolchain if missing, then a release build, shell completions and man
+    /// pages, all in target/dist/.
+    Dist,
 }
 
 fn main() -> Result<()> {
@@ -37,6 +40,7 @@ fn main() -> Result<()> {
         Task::Test => test(),
         Task::Demo => demo(),
         Task::Soak { seconds } => soak::run(seconds),
+        Task::Dist => dist(),
     }
 }
 
@@ -130,6 +134,27 @@ fn demo() -> Result<()> {
     let _ = Command::new("tmux")
         .args(["-L", &socket, "kill-server"])
         .status();
+    Ok(())
+}
+
+/// target/dist/: the diag binary, completions/ (bash, zsh, fish, elvish, powershell) and man/.
+fn dist() -> Result<()> {
+    setup::toolchain()?;
+    let dist = workspace_root().join("target/dist");
+    run_cmd(cargo().args(["build", "--release", "-p", "diag"]))?;
+    run_cmd(
+        cargo()
+            // The dev profile: its dependencies are the tests' and are usually built already.
+            .args(["run", "--quiet", "-p", "diag"])
+            .args(["--example", "dist_assets", "--"])
+            .arg(&dist),
+    )?;
+    std::fs::copy(
+        workspace_root().join("target/release/diag"),
+        dist.join("diag"),
+    )
+    .context("copying the diag binary into target/dist")?;
+    eprintln!("xtask: wrote {}", dist.display());
     Ok(())
 }
 

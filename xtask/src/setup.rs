@@ -20,6 +20,11 @@ const PACKAGES: &[(&str, &str)] = &[
 
 pub fn run() -> Result<()> {
     install_packages()?;
+    toolchain()
+}
+
+/// What building diag with its eBPF backend needs (no Debian packages, no root).
+pub fn toolchain() -> Result<()> {
     install_rust_src()?;
     install_bpf_linker()?;
     Ok(())

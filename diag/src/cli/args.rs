@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "diag", version = crate::cli::output::VERSION, about = "Tells you why a sandboxed program was denied, when its own error message points the wrong way.")]
+#[command(name = "diag", version = crate::cli::output::version(), propagate_version = true, about = "Tells you why a sandboxed program was denied, when its own error message points the wrong way.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -23,6 +23,9 @@ pub enum Command {
     Catalog(CatalogArgs),
     /// Run a command inside an OpenShell-style sandbox policy (Landlock, limits, identity).
     Sandbox(SandboxArgs),
+    /// What this host supports (BTF, privileges, probes, LSMs, Landlock, cgroups) and how to fix
+    /// what is missing.
+    Doctor(DoctorArgs),
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -39,6 +42,17 @@ pub struct ReportArgs {
     /// Write the JSON report (diag.report/v1) here; `-` is stdout.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Write a Markdown report (for bug tickets and CI summaries) here; `-` is stdout.
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
+    /// CI mode (on by itself when GITHUB_ACTIONS=true): append the Markdown to
+    /// $GITHUB_STEP_SUMMARY, print one `::error` annotation per finding, and write the JSON to
+    /// $RUNNER_TEMP/diag-report.json (else ./diag-report.json).
+    #[arg(long)]
+    pub ci: bool,
+    /// Mask strings matching this regular expression in every output (repeatable).
+    #[arg(long, value_name = "PATTERN", value_parser = crate::report::redact::parse_pattern)]
+    pub redact: Vec<regex::bytes::Regex>,
     /// Do not print the human report on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -130,4 +144,11 @@ pub struct SandboxArgs {
 pub enum PolicyCommand {
     /// Warn when the permissive policy lacks a path the base policy grants.
     Check { base: PathBuf, permissive: PathBuf },
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Print the checks as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -3,6 +3,8 @@
 pub mod args;
 pub mod attach;
 pub mod catalog;
+pub mod ci;
+pub mod doctor;
 pub mod live;
 pub mod output;
 pub mod policy;

@@ -343,7 +343,10 @@ fn trace_once(
             Text::from(args.command[0].as_str()).escaped(),
             errno::name(*e)
         );
-        eprintln!("diag: {line}");
+        eprintln!(
+            "diag: {}",
+            crate::report::redact::Redactor::new(&args.report.redact).string(&line)
+        );
         warnings.push(line);
     }
     let partial = captured.partial;

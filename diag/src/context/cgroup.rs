@@ -14,21 +14,56 @@ pub struct PidsCgroup {
     pub refused: u64,
 }
 
-/// Where the v1 pids controller and the v2 hierarchy are mounted.
-pub fn mounts() -> (Option<PathBuf>, Option<PathBuf>) {
-    let mut v1 = None;
-    let mut v2 = None;
-    if let Ok(mi) = procfs::process::Process::myself().and_then(|p| p.mountinfo()) {
-        for m in mi.iter() {
-            if m.fs_type == "cgroup2" && v2.is_none() {
-                v2 = Some(m.mount_point.clone());
-            }
-            if m.fs_type == "cgroup" && m.super_options.contains_key("pids") {
-                v1 = Some(m.mount_point.clone());
+/// The cgroup hierarchies mounted in diag's mount namespace.
+#[derive(Clone, Debug, Default)]
+pub struct Mounts {
+    /// The v1 pids controller.
+    pub pids_v1: Option<PathBuf>,
+    /// The v2 (unified) hierarchy.
+    pub v2: Option<PathBuf>,
+    /// How many v1 hierarchies are mounted (any controller).
+    pub v1_hierarchies: usize,
+}
+
+impl Mounts {
+    pub fn read() -> Self {
+        let mut found = Mounts::default();
+        if let Ok(mi) = procfs::process::Process::myself().and_then(|p| p.mountinfo()) {
+            for m in mi.iter() {
+                if m.fs_type == "cgroup2" && found.v2.is_none() {
+                    found.v2 = Some(m.mount_point.clone());
+                }
+                if m.fs_type == "cgroup" {
+                    found.v1_hierarchies += 1;
+                    if m.super_options.contains_key("pids") {
+                        found.pids_v1 = Some(m.mount_point.clone());
+                    }
+                }
             }
         }
+        found
     }
-    (v1, v2)
+
+    /// `v2`, `v1` or `hybrid` (both), or `none`.
+    pub fn layout(&self) -> &'static str {
+        match (self.v1_hierarchies > 0, self.v2.is_some()) {
+            (true, true) => "hybrid",
+            (true, false) => "v1",
+            (false, true) => "v2",
+            (false, false) => "none",
+        }
+    }
+
+    /// Whether the v2 hierarchy offers the pids controller.
+    pub fn v2_has_pids(&self) -> bool {
+        self.v2.as_deref().is_some_and(controllers_include_pids)
+    }
+}
+
+/// Where the v1 pids controller and the v2 hierarchy are mounted.
+pub fn mounts() -> (Option<PathBuf>, Option<PathBuf>) {
+    let m = Mounts::read();
+    (m.pids_v1, m.v2)
 }
 
 /// The nearest cgroup, from the process's own up to the root, whose `pids.max` is set; else its

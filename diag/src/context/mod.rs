@@ -7,6 +7,7 @@ pub mod filecaps;
 pub mod host;
 pub mod path;
 pub mod process;
+pub mod support;
 
 pub use host::HostFacts;
 pub use path::PathFacts;

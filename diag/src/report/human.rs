@@ -12,6 +12,15 @@ pub fn verdict(f: &Finding) -> String {
     format!("{}\n  Fix: {}", escape(&f.summary), escape(&f.fix))
 }
 
+/// The verdict when there is no finding.
+pub fn no_finding(r: &Report) -> String {
+    if r.failures.is_empty() {
+        "no watched syscall failed".into()
+    } else {
+        format!("{} failed syscalls, all benign noise", r.failures.len())
+    }
+}
+
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
     match r.findings.first() {
@@ -38,11 +47,7 @@ pub fn render(r: &Report) -> String {
                 ));
             }
         }
-        None if r.failures.is_empty() => out.push_str("diag: no watched syscall failed.\n"),
-        None => out.push_str(&format!(
-            "diag: {} failed syscalls, all benign noise.\n",
-            r.failures.len()
-        )),
+        None => out.push_str(&format!("diag: {}.\n", no_finding(r))),
     }
     for w in &r.warnings {
         out.push_str(&format!("diag: warning: {}\n", escape(w)));
@@ -62,10 +67,7 @@ pub fn render(r: &Report) -> String {
             "confidence",
             "count",
         ]);
-        let mut order: Vec<usize> = (0..r.failures.len()).collect();
-        // Failures that matter first, noise last.
-        order.sort_by_key(|&i| r.failures[i].noise.is_some());
-        for &i in order.iter().take(MAX_ROWS) {
+        for &i in r.failures_by_relevance().iter().take(MAX_ROWS) {
             let f = &r.failures[i];
             let layer = match &f.noise {
                 Some(_) => format!("{} (noise)", f.layer),

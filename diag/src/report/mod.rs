@@ -1,8 +1,15 @@
 //! Reports: the `diag.report/v1` model, and its JSON, human and Markdown renderings.
 
 pub mod build;
+#[cfg(test)]
+mod fixture;
+pub mod github;
 pub mod human;
+pub mod markdown;
 pub mod model;
+pub mod redact;
+#[cfg(test)]
+mod tests;
 pub mod write;
 
 pub use model::Report;

@@ -58,6 +58,15 @@ pub struct RunSummary {
     pub failures: Vec<FailureEntry>,
 }
 
+impl Report {
+    /// Indices of `failures` with the ones that matter first and benign noise last.
+    pub fn failures_by_relevance(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.failures.len()).collect();
+        order.sort_by_key(|&i| self.failures[i].noise.is_some());
+        order
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Tool {
     pub name: String,

@@ -4,6 +4,7 @@
 use diag::report::Report;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 pub mod fixtures;
 
@@ -103,23 +104,70 @@ impl DiagRun {
     }
 }
 
-/// Runs `diag <args>` with `--json` added after the subcommand, and parses the report.
+/// `diag` with the CI variables of whatever runs the tests removed, so CI mode is only on where
+/// a test turns it on.
+pub fn diag_command() -> Command {
+    let mut cmd = Command::new(diag_bin());
+    // cargo points LD_LIBRARY_PATH into /root/.rustup; a workload run as another user would
+    // probe it (EACCES) before finding its libraries.
+    for var in [
+        "GITHUB_ACTIONS",
+        "GITHUB_STEP_SUMMARY",
+        "RUNNER_TEMP",
+        "DIAG_BTF_PATH",
+        "LD_LIBRARY_PATH",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Runs `diag <args>` with `--json` added after the subcommand, and parses the report (which is
+/// checked against docs/report-schema.json first).
 pub fn diag_json(scratch: &Scratch, subcommand: &str, args: &[&str]) -> DiagRun {
+    diag_json_with(scratch, subcommand, args, |_| {})
+}
+
+/// [`diag_json`] with the command adjusted first (environment, working directory).
+pub fn diag_json_with(
+    scratch: &Scratch,
+    subcommand: &str,
+    args: &[&str],
+    adjust: impl FnOnce(&mut Command),
+) -> DiagRun {
     let json = scratch.path(&format!("report-{}.json", rand_tag()));
-    let output = Command::new(diag_bin())
-        // cargo points LD_LIBRARY_PATH into /root/.rustup; a workload run as another user would
-        // probe it (EACCES) before finding its libraries.
-        .env_remove("LD_LIBRARY_PATH")
-        .arg(subcommand)
-        .arg("--json")
-        .arg(&json)
-        .args(args)
-        .output()
-        .expect("run diag");
+    let mut cmd = diag_command();
+    cmd.arg(subcommand).arg("--json").arg(&json).args(args);
+    adjust(&mut cmd);
+    let output = cmd.output().expect("run diag");
     let report = std::fs::read_to_string(&json).ok().map(|t| {
+        assert_valid_report(&t);
         serde_json::from_str(&t).unwrap_or_else(|e| panic!("invalid report JSON ({e}):\n{t}"))
     });
     DiagRun { output, report }
+}
+
+/// Checks a report against `docs/report-schema.json`, listing every violation.
+pub fn assert_valid_report(json_text: &str) {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let path = workspace().join("docs/report-schema.json");
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read the schema"))
+                .expect("the schema is JSON");
+        jsonschema::draft202012::new(&schema).expect("the schema compiles")
+    });
+    let instance: serde_json::Value = serde_json::from_str(json_text)
+        .unwrap_or_else(|e| panic!("invalid report JSON ({e}):\n{json_text}"));
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| format!("  {} (at {})", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the report violates docs/report-schema.json:\n{}\n{json_text}",
+        errors.join("\n")
+    );
 }
 
 fn rand_tag() -> String {

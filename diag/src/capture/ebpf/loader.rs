@@ -7,10 +7,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{FExit, RawTracePoint, TracePoint},
-    Btf, Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader, Endianness,
 };
 use diag_ebpf::{counter, globals, TaskState, MAX_ERRNO, MAX_SYSCALLS};
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::time::Duration;
 
 static EBPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/diag.bpf.o"));
@@ -21,37 +22,107 @@ pub fn missing_reason() -> Option<&'static str> {
     (EBPF_OBJECT.is_empty() || !reason.is_empty()).then_some(reason)
 }
 
-/// Tracepoints the capture cannot work without.
-const REQUIRED: &[(&str, Attach)] = &[
-    ("diag_sys_enter", Attach::Raw("sys_enter")),
-    ("diag_sys_exit", Attach::Raw("sys_exit")),
-    ("diag_sched_fork", Attach::Tp("sched", "sched_process_fork")),
-    ("diag_sched_exec", Attach::Tp("sched", "sched_process_exec")),
-    ("diag_sched_exit", Attach::Raw("sched_process_exit")),
+/// Where the kernel's BTF is read from (fexit probes need it); `DIAG_BTF_PATH` overrides it,
+/// for tests and for kernels that ship BTF elsewhere.
+pub fn btf_path() -> PathBuf {
+    std::env::var_os("DIAG_BTF_PATH")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/sys/kernel/btf/vmlinux"))
+}
+
+/// Tracepoints the capture cannot work without: (program, attach point, what it is for).
+const REQUIRED: &[(&str, Attach, &str)] = &[
+    (
+        "diag_sys_enter",
+        Attach::Raw("sys_enter"),
+        "marks syscalls that reached the kernel (an exit without it is a seccomp verdict)",
+    ),
+    (
+        "diag_sys_exit",
+        Attach::Raw("sys_exit"),
+        "catches failed syscalls with their arguments",
+    ),
+    (
+        "diag_sched_fork",
+        Attach::Tp("sched", "sched_process_fork"),
+        "adds every child to the traced tree",
+    ),
+    (
+        "diag_sched_exec",
+        Attach::Tp("sched", "sched_process_exec"),
+        "names processes after exec",
+    ),
+    (
+        "diag_sched_exit",
+        Attach::Raw("sched_process_exit"),
+        "records process exits",
+    ),
 ];
 
 /// Evidence probes: each one that does not load is reported under `probes.missing`.
-const OPTIONAL: &[(&str, Attach)] = &[
-    ("diag_cap_capable", Attach::Tp("capability", "cap_capable")),
-    ("diag_selinux_audited", Attach::Tp("avc", "selinux_audited")),
+const OPTIONAL: &[(&str, Attach, &str)] = &[
+    (
+        "diag_cap_capable",
+        Attach::Tp("capability", "cap_capable"),
+        "names a refused capability directly",
+    ),
+    (
+        "diag_selinux_audited",
+        Attach::Tp("avc", "selinux_audited"),
+        "reports SELinux denials directly",
+    ),
     (
         "diag_fexit_security_file_open",
         Attach::FExit("security_file_open"),
+        "direct evidence that an LSM refused an open",
     ),
     (
         "diag_fexit_landlock_file_open",
         Attach::FExit("hook_file_open"),
+        "direct evidence that Landlock refused an open",
     ),
     (
         "diag_fexit_generic_permission",
         Attach::FExit("generic_permission"),
+        "direct evidence of a DAC refusal",
     ),
     (
         "diag_fexit_secure_computing",
         Attach::FExit("__secure_computing"),
+        "direct evidence of a seccomp verdict",
     ),
-    ("diag_fexit_pids_can_fork", Attach::FExit("pids_can_fork")),
+    (
+        "diag_fexit_pids_can_fork",
+        Attach::FExit("pids_can_fork"),
+        "direct evidence of a pids cgroup refusal",
+    ),
 ];
+
+/// One probe of the capture, as `diag doctor` describes it.
+pub struct ProbeSpec {
+    /// As listed in `probes.attached` / `probes.missing`.
+    pub label: String,
+    /// Capture cannot work without it.
+    pub required: bool,
+    pub purpose: &'static str,
+}
+
+/// Every probe the capture tries to attach, required ones first.
+pub fn probe_plan() -> Vec<ProbeSpec> {
+    let spec = |required| {
+        move |&(_, how, purpose): &(&str, Attach, &'static str)| ProbeSpec {
+            label: how.label(),
+            required,
+            purpose,
+        }
+    };
+    REQUIRED
+        .iter()
+        .map(spec(true))
+        .chain(OPTIONAL.iter().map(spec(false)))
+        .collect()
+}
 
 #[derive(Clone, Copy)]
 enum Attach {
@@ -121,7 +192,7 @@ impl EbpfCapture {
             .map_err(|e| anyhow!("loading the eBPF object: {e}"))?;
 
         let mut probes = ProbeReport::default();
-        for &(prog, how) in REQUIRED {
+        for &(prog, how, _) in REQUIRED {
             attach(&mut ebpf, prog, how, &tracing, None).map_err(|e| {
                 anyhow!(
                     "attaching {}: {}",
@@ -131,8 +202,8 @@ impl EbpfCapture {
             })?;
             probes.attached.push(how.label());
         }
-        let btf = Btf::from_sys_fs().ok();
-        for &(prog, how) in OPTIONAL {
+        let btf = Btf::parse_file(btf_path(), Endianness::default()).ok();
+        for &(prog, how, _) in OPTIONAL {
             match attach(&mut ebpf, prog, how, &tracing, btf.as_ref()) {
                 Ok(()) => probes.attached.push(how.label()),
                 Err(e) => probes.missing.push((how.label(), format!("{e:#}"))),
@@ -212,7 +283,7 @@ fn attach(
             p.attach(group, event)?;
         }
         Attach::FExit(function) => {
-            let btf = btf.ok_or_else(|| anyhow!("no kernel BTF at /sys/kernel/btf/vmlinux"))?;
+            let btf = btf.ok_or_else(|| anyhow!("no kernel BTF at {}", btf_path().display()))?;
             let p: &mut FExit = program.try_into()?;
             p.load(function, btf).map_err(explain_fexit_error)?;
             p.attach()?;

@@ -4,4 +4,4 @@ mod decode;
 mod loader;
 pub mod tracefs;
 
-pub use loader::{missing_reason, EbpfCapture};
+pub use loader::{btf_path, missing_reason, probe_plan, EbpfCapture, ProbeSpec};

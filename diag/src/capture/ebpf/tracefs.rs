@@ -6,14 +6,19 @@ use std::path::{Path, PathBuf};
 
 const CANDIDATES: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
-/// The tracefs mount, mounting it at /sys/kernel/tracing when it is missing.
-pub fn tracefs_root() -> Result<PathBuf> {
-    if let Some(p) = CANDIDATES
+/// Where tracefs is mounted, if it is.
+pub fn mounted_tracefs() -> Option<PathBuf> {
+    CANDIDATES
         .iter()
         .map(Path::new)
         .find(|p| p.join("events").is_dir())
-    {
-        return Ok(p.to_path_buf());
+        .map(Path::to_path_buf)
+}
+
+/// The tracefs mount, mounting it at /sys/kernel/tracing when it is missing.
+pub fn tracefs_root() -> Result<PathBuf> {
+    if let Some(p) = mounted_tracefs() {
+        return Ok(p);
     }
     let target = Path::new(CANDIDATES[0]);
     nix::mount::mount(

@@ -1,0 +1,170 @@
+//! A report with every field filled, and hostile text where a traced process controls it, for
+//! the renderers' and the schema's unit tests.
+
+use super::model::*;
+use crate::model::{Confidence, Layer, Text};
+
+/// A comm/path/message that tries to break Markdown, tables, HTML and the terminal.
+pub const HOSTILE: &str = "evil|`x`<b>\n## hi\x1b[31m";
+
+pub fn sample() -> Report {
+    let failure = |syscall: &str, path: &[u8], noise: Option<&str>| FailureEntry {
+        pid: 11,
+        tid: 12,
+        comm: Text::from("tmux: server"),
+        uid: Some(1000),
+        syscall: syscall.into(),
+        errno: "EACCES".into(),
+        path_hex: Text::new(path).hex_if_invalid(),
+        path: Some(Text::new(path)),
+        flags: Some("O_RDWR".into()),
+        layer: Layer::Landlock,
+        confidence: Confidence::Direct,
+        evidence: vec!["Landlock domain 1 grants /tmp; /dev/ptmx needs write_file".into()],
+        ruled_out: vec![RuledOutEntry {
+            cause: "dac".into(),
+            why: "DAC: /dev/ptmx is crw-rw-rw-".into(),
+        }],
+        candidates: vec![Layer::Landlock, Layer::Lsm],
+        noise: noise.map(String::from),
+        count: 2,
+        other_pids: 3,
+        first_ns: 5,
+    };
+    Report {
+        schema: SCHEMA.into(),
+        tool: Tool {
+            name: "diag".into(),
+            version: "0.1.0".into(),
+        },
+        backend: "ebpf".into(),
+        mode: "run".into(),
+        command: vec![
+            Text::from("tmux"),
+            Text::from("new-session"),
+            Text::from("sleep 30"),
+            Text::from(HOSTILE),
+        ],
+        root_pids: vec![10],
+        exit_status: Some(1),
+        partial: false,
+        host: Host {
+            kernel: "6.18.44".into(),
+            lsms: vec!["lockdown".into(), "landlock".into()],
+            landlock_abi: Some(7),
+        },
+        processes: vec![
+            ProcessEntry {
+                pid: 10,
+                ppid: Some(1),
+                comm: Text::from("tmux"),
+                exe: Some(Text::from("/usr/bin/tmux")),
+                first_seen_ns: 0,
+            },
+            ProcessEntry {
+                pid: 11,
+                ppid: Some(10),
+                comm: Text::from("tmux: server"),
+                exe: None,
+                first_seen_ns: 3,
+            },
+            ProcessEntry {
+                pid: 12,
+                ppid: Some(11),
+                comm: Text::from(HOSTILE),
+                exe: None,
+                first_seen_ns: 4,
+            },
+        ],
+        failures: vec![
+            failure("openat", b"/dev/ptmx", None),
+            failure("openat", &[format!("/tmp/{HOSTILE}").as_bytes(), b"\xff"].concat(), None),
+            failure("faccessat", b"/usr/local/bin/tmux", Some("PATH search")),
+        ],
+        landlock_domains: vec![DomainEntry {
+            id: 1,
+            created_by: 9,
+            creator_comm: Text::from("python3"),
+            handled: vec!["read_file".into(), "write_file".into()],
+            rules: vec![RuleEntry {
+                path: Some(Text::from("/tmp")),
+                access: vec!["read_file".into()],
+            }],
+            processes: vec![10, 11],
+        }],
+        messages: vec![
+            MessageEntry {
+                pid: 10,
+                comm: Text::from("tmux"),
+                fd: 2,
+                text: Text::from("create window failed: fork failed: Permission denied"),
+                text_hex: None,
+                time_ns: 9,
+            },
+            MessageEntry {
+                pid: 12,
+                comm: Text::from("x"),
+                fd: 1,
+                text: Text::new([format!("{HOSTILE}\u{202e}").as_bytes(), b"\xfe"].concat()),
+                text_hex: Some("00".into()),
+                time_ns: 10,
+            },
+        ],
+        findings: vec![
+            Finding {
+                cause: "pty-denied".into(),
+                layer: Layer::Landlock,
+                confidence: Confidence::Direct,
+                summary: "tmux said \"create window failed: fork failed: Permission denied\". Real cause: openat /dev/ptmx was refused by Landlock".into(),
+                failures: vec![0],
+                explains: vec![0],
+                evidence: vec!["Landlock domain 1 grants /tmp; /dev/ptmx needs write_file".into()],
+                ruled_out: vec![
+                    RuledOutEntry {
+                        cause: "seccomp".into(),
+                        why: "seccomp: no filter installed (mode 0)".into(),
+                    },
+                    RuledOutEntry {
+                        cause: "nproc-exhausted".into(),
+                        why: "RLIMIT_NPROC: 83 of 96365 tasks for uid 0".into(),
+                    },
+                ],
+                fix: "Grant read_write on /dev/pts and /dev/ptmx".into(),
+                policy_patch: Some("filesystem_policy:\n  read_write:\n    - /dev/pts\n    - /dev/ptmx\n".into()),
+            },
+            Finding {
+                cause: "file-denied".into(),
+                layer: Layer::Landlock,
+                confidence: Confidence::Inferred,
+                summary: format!("opening /tmp/{HOSTILE} was refused: 100% sure, a,b:c\r\n"),
+                failures: vec![1],
+                explains: vec![1],
+                evidence: vec![format!("path /tmp/{HOSTILE}")],
+                ruled_out: vec![],
+                fix: "grant it".into(),
+                policy_patch: None,
+            },
+        ],
+        probes: Probes {
+            attached: vec!["raw_tp/sys_enter".into(), "raw_tp/sys_exit".into()],
+            missing: vec![MissingProbe {
+                probe: "fexit/security_file_open".into(),
+                why: "the kernel refused fexit programs (EPERM)".into(),
+            }],
+        },
+        lost_events: 0,
+        stats: Stats {
+            process_forks: 2,
+            ..Stats::default()
+        },
+        warnings: vec![format!("a warning about /tmp/{HOSTILE}")],
+        verification: Some(Verification {
+            patch: "--- a/p.yaml\n+++ b/p.yaml\n@@ -1 +1,2 @@\n read_write:\n+  - /dev/pts\n".into(),
+            before: RunSummary { exit_status: Some(1), failures: vec![failure("openat", b"/dev/ptmx", None)] },
+            after: RunSummary { exit_status: Some(0), failures: vec![] },
+            disappeared: vec!["openat /dev/ptmx EACCES (tmux: server)".into()],
+            remained: vec![],
+            appeared: vec![format!("openat /dev/tty EACCES ({HOSTILE})")],
+        }),
+    }
+}

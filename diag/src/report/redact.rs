@@ -1,0 +1,161 @@
+//! `--redact PATTERN`: one pass over the finished report, before any rendering, so the human,
+//! JSON, Markdown and CI outputs all show the same masked text.
+//!
+//! Masked: everything a traced process or the host supplied (argv, comm, exe, paths, messages,
+//! Landlock rule paths) and diag's prose that quotes it (evidence, ruled-out reasons, summaries,
+//! fixes, policy patches, warnings, probe errors, verification). Not masked: the vocabulary
+//! (syscall and errno names, layers, causes, flags), numbers, and the host's kernel and LSMs.
+
+use super::model::{FailureEntry, Report};
+use crate::model::Text;
+use regex::bytes::Regex;
+
+pub const MASK: &str = "[redacted]";
+
+pub struct Redactor<'a> {
+    patterns: &'a [Regex],
+}
+
+impl<'a> Redactor<'a> {
+    pub fn new(patterns: &'a [Regex]) -> Self {
+        Redactor { patterns }
+    }
+
+    /// Masks every match of every pattern, on the raw bytes (invalid UTF-8 included).
+    pub fn bytes(&self, b: &[u8]) -> Vec<u8> {
+        let mut out = b.to_vec();
+        for re in self.patterns {
+            out = re.replace_all(&out, MASK.as_bytes()).into_owned();
+        }
+        out
+    }
+
+    pub fn string(&self, s: &str) -> String {
+        String::from_utf8_lossy(&self.bytes(s.as_bytes())).into_owned()
+    }
+
+    fn text(&self, t: &mut Text) {
+        *t = Text::new(self.bytes(t.as_bytes()));
+    }
+
+    fn in_place(&self, s: &mut String) {
+        *s = self.string(s);
+    }
+
+    fn all(&self, v: &mut [String]) {
+        v.iter_mut().for_each(|s| self.in_place(s));
+    }
+
+    fn failure(&self, f: &mut FailureEntry) {
+        self.text(&mut f.comm);
+        f.path.iter_mut().for_each(|t| self.text(t));
+        f.path_hex = f.path.as_ref().and_then(Text::hex_if_invalid);
+        self.all(&mut f.evidence);
+        f.ruled_out
+            .iter_mut()
+            .for_each(|x| self.in_place(&mut x.why));
+        f.noise.iter_mut().for_each(|s| self.in_place(s));
+    }
+
+    pub fn apply(&self, r: &mut Report) {
+        if self.patterns.is_empty() {
+            return;
+        }
+        r.command.iter_mut().for_each(|t| self.text(t));
+        for p in &mut r.processes {
+            self.text(&mut p.comm);
+            p.exe.iter_mut().for_each(|t| self.text(t));
+        }
+        r.failures.iter_mut().for_each(|f| self.failure(f));
+        for d in &mut r.landlock_domains {
+            self.text(&mut d.creator_comm);
+            for rule in &mut d.rules {
+                rule.path.iter_mut().for_each(|t| self.text(t));
+            }
+        }
+        for m in &mut r.messages {
+            self.text(&mut m.comm);
+            self.text(&mut m.text);
+            m.text_hex = m.text.hex_if_invalid();
+        }
+        for f in &mut r.findings {
+            self.in_place(&mut f.summary);
+            self.all(&mut f.evidence);
+            f.ruled_out
+                .iter_mut()
+                .for_each(|x| self.in_place(&mut x.why));
+            self.in_place(&mut f.fix);
+            f.policy_patch.iter_mut().for_each(|s| self.in_place(s));
+        }
+        r.probes
+            .missing
+            .iter_mut()
+            .for_each(|m| self.in_place(&mut m.why));
+        self.all(&mut r.warnings);
+        if let Some(v) = &mut r.verification {
+            self.in_place(&mut v.patch);
+            for f in v
+                .before
+                .failures
+                .iter_mut()
+                .chain(v.after.failures.iter_mut())
+            {
+                self.failure(f);
+            }
+            self.all(&mut v.disappeared);
+            self.all(&mut v.remained);
+            self.all(&mut v.appeared);
+        }
+    }
+}
+
+/// Parses a `--redact` pattern; one that matches the empty string would mask between every
+/// character, so it is refused.
+pub fn parse_pattern(p: &str) -> Result<Regex, String> {
+    let re = Regex::new(p).map_err(|e| format!("not a regular expression: {e}"))?;
+    if re.is_match(b"") {
+        return Err(format!("'{p}' matches the empty string"));
+    }
+    Ok(re)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture::sample;
+
+    #[test]
+    fn masks_every_output_field_but_keeps_the_vocabulary() {
+        let mut r = sample();
+        let patterns = [
+            parse_pattern("ptmx").unwrap(),
+            parse_pattern("evil").unwrap(),
+            parse_pattern("/tmp").unwrap(),
+            parse_pattern("fork failed").unwrap(),
+        ];
+        Redactor::new(&patterns).apply(&mut r);
+        let json = serde_json::to_string(&r).unwrap();
+        for secret in ["ptmx", "evil", "/tmp", "fork failed"] {
+            assert!(!json.contains(secret), "{secret} left in {json}");
+        }
+        assert!(json.contains(MASK));
+        assert_eq!(r.failures[0].syscall, "openat");
+        assert_eq!(r.findings[0].cause, "pty-denied");
+        // The hex twin follows the masked bytes: the secret is not left behind in hex.
+        let f = &r.failures[1];
+        let hex = f.path_hex.as_deref().expect("invalid UTF-8 keeps its hex");
+        assert_eq!(
+            Some(hex),
+            f.path.as_ref().unwrap().hex_if_invalid().as_deref()
+        );
+        let evil_hex: String = "evil".bytes().map(|b| format!("{b:02x}")).collect();
+        assert!(!hex.contains(&evil_hex), "{hex}");
+    }
+
+    #[test]
+    fn refuses_patterns_that_match_nothing_in_particular() {
+        assert!(parse_pattern("a*").is_err());
+        assert!(parse_pattern("(").is_err());
+        assert!(parse_pattern("s3cr3t-[0-9]+").is_ok());
+    }
+}
