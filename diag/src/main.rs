@@ -7,6 +7,7 @@ fn main() {
         Command::Run(a) => cli::run::run(a),
         Command::Catalog(a) => cli::catalog::catalog(a),
         Command::Sandbox(a) => cli::sandbox::sandbox(a),
+        Command::Analyze(a) => cli::analyze::analyze(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,7 +1,10 @@
 //! Capture backends. Each one turns what it sees into [`crate::model::Event`]s.
 
+pub mod audit_log;
 pub mod ebpf;
 pub mod launch;
+pub mod offline;
+pub mod strace_log;
 
 use crate::model::{errno::ErrnoSelection, syscalls};
 use diag_ebpf::{MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_PATH_ARG};

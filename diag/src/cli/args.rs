@@ -18,6 +18,8 @@ pub enum Command {
     Catalog(CatalogArgs),
     /// Run a command inside an OpenShell-style sandbox policy (Landlock, limits, identity).
     Sandbox(SandboxArgs),
+    /// Explain failures after the fact, from strace logs or kernel audit records.
+    Analyze(AnalyzeArgs),
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -88,4 +90,20 @@ pub struct SandboxArgs {
     pub policy: PathBuf,
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    #[command(flatten)]
+    pub report: ReportArgs,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// The files are kernel audit records (audit.log, dmesg or `journalctl -k` output), not
+    /// strace logs.
+    #[arg(long)]
+    pub audit: bool,
+    /// strace logs (`strace -f -o FILE`; for `-ff`, FILE stands for its FILE.<pid> files), or
+    /// audit records with --audit.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }

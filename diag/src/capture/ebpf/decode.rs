@@ -66,7 +66,7 @@ fn failure(ev: &SyscallEvent, origin: Origin, name: String) -> Failure {
         origin,
         errno: (-ev.ret) as i32,
         path,
-        flags: flag_arg(&name).map(|i| ev.args[i]),
+        flags: syscalls::flag_arg(&name).map(|i| ev.args[i]),
         flags_text: None,
         args: Some(ev.args),
         evidence: KernelEvidence {
@@ -82,19 +82,6 @@ fn failure(ev: &SyscallEvent, origin: Origin, name: String) -> Failure {
             ..KernelEvidence::default()
         },
         syscall: name,
-    }
-}
-
-/// Which argument holds the flags worth showing for this syscall.
-pub fn flag_arg(name: &str) -> Option<usize> {
-    match name {
-        "open" => Some(1),
-        "openat" => Some(2),
-        "clone" => Some(0),
-        "mmap" | "mprotect" | "pkey_mprotect" => Some(2),
-        "unshare" => Some(0),
-        "socket" => Some(1),
-        _ => None,
     }
 }
 
