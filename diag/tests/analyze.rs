@@ -16,7 +16,14 @@ fn analyze_seed(tag: &str, flags: &[&str]) -> (DiagRun, Scratch) {
     let seed = sandboxed(
         &example("openclaw-sandbox.yaml"),
         &[
-            "tmux", "-L", &tmux.0, "new-session", "-d", "-s", "t", "sleep 30",
+            "tmux",
+            "-L",
+            &tmux.0,
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "sleep 30",
         ],
     );
     let status = Command::new("strace")
@@ -51,12 +58,20 @@ fn assert_seed_diagnosis(r: &Report) {
         (r.schema.as_str(), r.backend.as_str(), r.mode.as_str()),
         ("diag.report/v1", "strace-log", "analyze")
     );
-    assert_eq!(r.exit_status, Some(1), "tmux's own status, from `+++ exited`");
+    assert_eq!(
+        r.exit_status,
+        Some(1),
+        "tmux's own status, from `+++ exited`"
+    );
     let root = r.root_pids[0];
     let (i, f) = ptmx_failure(r);
     assert_eq!(f.flags.as_deref(), Some("O_RDWR"));
     assert_ne!(f.pid, root, "the failure is in the daemonized server");
-    assert!(is_descendant(r, f.pid, root), "pid {} not below {root}", f.pid);
+    assert!(
+        is_descendant(r, f.pid, root),
+        "pid {} not below {root}",
+        f.pid
+    );
     // strace logs carry no comm: it comes from execve and prctl(PR_SET_NAME).
     assert_eq!(f.comm.lossy(), "tmux: server");
     let server = r.processes.iter().find(|p| p.pid == f.pid).unwrap();
@@ -65,9 +80,15 @@ fn assert_seed_diagnosis(r: &Report) {
         Some("/usr/bin/tmux")
     );
     // The traced landlock_* calls are in the log: the evidence is direct.
-    assert_eq!((f.layer.as_str(), f.confidence.as_str()), ("landlock", "direct"));
+    assert_eq!(
+        (f.layer.as_str(), f.confidence.as_str()),
+        ("landlock", "direct")
+    );
     let ev = f.evidence.join("\n");
-    assert!(ev.contains("Landlock domain 1") && ev.contains("/dev/ptmx needs"), "{ev}");
+    assert!(
+        ev.contains("Landlock domain 1") && ev.contains("/dev/ptmx needs"),
+        "{ev}"
+    );
     let rules: Vec<String> = r.landlock_domains[0]
         .rules
         .iter()
@@ -77,7 +98,10 @@ fn assert_seed_diagnosis(r: &Report) {
     assert!(!rules.iter().any(|p| p.starts_with("/dev/pt")), "{rules:?}");
 
     let top = &r.findings[0];
-    assert_eq!((top.cause.as_str(), top.layer.as_str()), ("pty-denied", "landlock"));
+    assert_eq!(
+        (top.cause.as_str(), top.layer.as_str()),
+        ("pty-denied", "landlock")
+    );
     assert!(top.failures.contains(&i), "{top:#?}");
     // The client's message, cut at strace's string limit unless recorded with a larger -s.
     let m = r
@@ -142,7 +166,10 @@ fn strace_f_truncated_strings() {
     let (run, _s) = analyze_seed("s16", &["-f", "-s", "16"]);
     let r = run.report();
     assert_seed_diagnosis(r);
-    assert!(r.messages.iter().any(|m| m.text.lossy() == "create window fa"));
+    assert!(r
+        .messages
+        .iter()
+        .any(|m| m.text.lossy() == "create window fa"));
 }
 
 #[test]
@@ -156,7 +183,11 @@ fn strace_f_whole_strings_link_the_message() {
         .position(|m| m.text.lossy() == TMUX_FAIL)
         .unwrap_or_else(|| panic!("{:#?}", r.messages));
     assert!(r.findings[0].explains.contains(&mi), "{:#?}", r.findings[0]);
-    assert!(r.findings[0].summary.starts_with("tmux said"), "{}", r.findings[0].summary);
+    assert!(
+        r.findings[0].summary.starts_with("tmux said"),
+        "{}",
+        r.findings[0].summary
+    );
 }
 
 #[test]
@@ -197,11 +228,17 @@ fn assert_audit_diagnosis(r: &Report, pid: u32) {
     let (i, f) = ptmx_failure(r);
     assert_eq!((f.pid, f.comm.lossy().as_str()), (pid, "python3"));
     assert_eq!(f.flags.as_deref(), Some("O_RDWR"));
-    assert_eq!((f.layer.as_str(), f.confidence.as_str()), ("landlock", "direct"));
+    assert_eq!(
+        (f.layer.as_str(), f.confidence.as_str()),
+        ("landlock", "direct")
+    );
     let ev = f.evidence.join("\n");
     assert!(ev.contains("blockers=fs.write_file,fs.read_file"), "{ev}");
     let top = &r.findings[0];
-    assert_eq!((top.cause.as_str(), top.layer.as_str()), ("pty-denied", "landlock"));
+    assert_eq!(
+        (top.cause.as_str(), top.layer.as_str()),
+        ("pty-denied", "landlock")
+    );
     assert!(top.failures.contains(&i));
 }
 
@@ -227,11 +264,19 @@ fn live_landlock_audit_record_yields_layer_landlock() {
         .spawn()
         .expect("python3");
     let pid = child.id();
-    assert_eq!(child.wait().unwrap().code(), Some(1), "openpty must be denied");
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(1),
+        "openpty must be denied"
+    );
     let lines = listener.records_until_syscall_of(pid);
     let log = scratch.path("audit.log");
     std::fs::write(&log, lines.join("\n")).unwrap();
-    let run = diag_json(&scratch, "analyze", &["--quiet", "--audit", log.to_str().unwrap()]);
+    let run = diag_json(
+        &scratch,
+        "analyze",
+        &["--quiet", "--audit", log.to_str().unwrap()],
+    );
     assert_eq!(run.code(), 0, "{}", run.stderr());
     assert_audit_diagnosis(run.report(), pid);
 }
@@ -261,7 +306,10 @@ mod audit {
 
     impl Enabled {
         pub fn on() -> Self {
-            let status = Command::new("auditctl").arg("-s").output().expect("auditctl");
+            let status = Command::new("auditctl")
+                .arg("-s")
+                .output()
+                .expect("auditctl");
             let was_on = String::from_utf8_lossy(&status.stdout)
                 .lines()
                 .any(|l| l.trim() == "enabled 1" || l.trim() == "enabled 2");
@@ -327,7 +375,10 @@ mod audit {
                 let n = unsafe {
                     libc::recv(self.0, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0)
                 };
-                assert!(n > 0, "no audit record for pid {pid} (audit disabled or rate-limited?)");
+                assert!(
+                    n > 0,
+                    "no audit record for pid {pid} (audit disabled or rate-limited?)"
+                );
                 let msg = &buf[..n as usize];
                 let kind = u16::from_ne_bytes([msg[4], msg[5]]);
                 let text = String::from_utf8_lossy(&msg[16..]);
@@ -372,7 +423,11 @@ fn bad_input_gives_one_line_and_exit_2() {
     let cases: [(&str, &[u8], &str); 4] = [
         ("empty.log", b"", "is empty"),
         ("binary.log", &binary, "binary"),
-        ("prose.log", b"hello\nthis is not strace\n", "no strace lines"),
+        (
+            "prose.log",
+            b"hello\nthis is not strace\n",
+            "no strace lines",
+        ),
         ("blank.log", b"\n\n  \n", "is empty"),
     ];
     for audit in [false, true] {
@@ -394,5 +449,8 @@ fn bad_input_gives_one_line_and_exit_2() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     let err = String::from_utf8_lossy(&missing.stderr);
-    assert!(err.contains("no such file") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("no such file") && err.lines().count() == 1,
+        "{err}"
+    );
 }

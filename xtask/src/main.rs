@@ -1,5 +1,6 @@
-//! Project tasks: `cargo xtask setup | test | demo`.
+//! Project tasks: `cargo xtask setup | test | demo | fuzz`.
 
+mod fuzz;
 mod setup;
 
 use anyhow::{bail, Context, Result};
@@ -22,6 +23,12 @@ enum Task {
     Test,
     /// Run the bundled seed scenario under diag and print the diagnosis.
     Demo,
+    /// Fuzz the strace-log and audit-log parsers (nightly, cargo-fuzz) for a bounded time each.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -29,6 +36,7 @@ fn main() -> Result<()> {
         Task::Setup => setup::run(),
         Task::Test => test(),
         Task::Demo => demo(),
+        Task::Fuzz { seconds } => fuzz::run(seconds),
     }
 }
 

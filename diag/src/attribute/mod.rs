@@ -243,14 +243,20 @@ impl Attributor<'_> {
 
     /// A traced Landlock domain of the process that lacks a right the call needed.
     fn landlock_denial(&self, f: &Failure, n: &access::Needed) -> Option<String> {
-        self.trace.landlock.domains_of(f.origin.pid).into_iter().find_map(|d| {
-            let missing = d.missing_rights(&n.path, n.landlock);
-            (missing != 0).then(|| format!(
+        self.trace
+            .landlock
+            .domains_of(f.origin.pid)
+            .into_iter()
+            .find_map(|d| {
+                let missing = d.missing_rights(&n.path, n.landlock);
+                (missing != 0).then(|| {
+                    format!(
                 "Landlock domain {} (created by pid {}, {}) grants {}; {} needs {}: not granted",
                 d.id, d.created_by, d.creator_comm.escaped(), d.grants_summary(),
                 n.path.display(), access_names(missing).join("+")
-            ))
-        })
+            )
+                })
+            })
     }
 
     /// Without a live process (a log read offline) the path cannot be resolved; as logged, an
@@ -263,7 +269,9 @@ impl Attributor<'_> {
         }
         let n = access::needed(f, &path, true, fl & O_DIRECTORY != 0)?;
         let why = self.landlock_denial(f, &n)?;
-        Some(format!("{why} (the path as logged, not resolved: no live process to look at)"))
+        Some(format!(
+            "{why} (the path as logged, not resolved: no live process to look at)"
+        ))
     }
 
     fn file_access(&self, f: &Failure, ctx: &FailureContext, mut a: Attribution) -> Attribution {

@@ -168,7 +168,10 @@ mod tests {
     #[test]
     fn parses_flag_text_back_into_bits() {
         assert_eq!(parse("O_RDWR"), Some(2));
-        assert_eq!(parse("O_RDWR|O_NOCTTY|O_CLOEXEC"), Some(0o2 | 0o400 | 0o2000000));
+        assert_eq!(
+            parse("O_RDWR|O_NOCTTY|O_CLOEXEC"),
+            Some(0o2 | 0o400 | 0o2000000)
+        );
         assert_eq!(
             parse("CLONE_VM|CLONE_THREAD|SIGCHLD"),
             Some(0x100 | CLONE_THREAD | 17)

@@ -19,7 +19,7 @@ const SECCOMP_KILLS: &[(u64, &str)] = &[
 
 /// What one audit event says.
 pub enum Verdict {
-    Failure(Failure, Option<u32>),
+    Failure(Box<Failure>, Option<u32>),
     /// A denial that is not a failed call (seccomp killed the process): a note for the report.
     Note(String),
 }
@@ -104,7 +104,7 @@ pub fn verdict(group: &[Record]) -> Option<Verdict> {
         },
     };
     let ppid = sys.and_then(|s| s.get("ppid")).and_then(number);
-    Some(Verdict::Failure(failure, ppid))
+    Some(Verdict::Failure(Box::new(failure), ppid))
 }
 
 fn number(v: &[u8]) -> Option<u32> {
@@ -133,7 +133,11 @@ fn implied_syscall(denial: &Record, layer: &str) -> &'static str {
     let blockers = denial.text("blockers").unwrap_or_default();
     let rights: Vec<&str> = blockers.split(',').collect();
     match layer {
-        "landlock" if rights.iter().all(|r| matches!(*r, "fs.read_file" | "fs.write_file")) => {
+        "landlock"
+            if rights
+                .iter()
+                .all(|r| matches!(*r, "fs.read_file" | "fs.write_file")) =>
+        {
             "open"
         }
         "landlock" if rights == ["fs.execute"] => "execve",
@@ -153,8 +157,14 @@ fn implied_syscall(denial: &Record, layer: &str) -> &'static str {
 /// The full path the denial is about: Landlock's and SELinux's `path=`, AppArmor's `name=`,
 /// the first PATH record (joined to CWD when relative), or SELinux's bare `name=` last.
 fn path(group: &[Record], denial: &Record) -> Option<Text> {
-    let item = group.iter().find(|r| r.kind == rec::PATH).and_then(|r| r.get("name"));
-    let cwd = group.iter().find(|r| r.kind == rec::CWD).and_then(|r| r.get("cwd"));
+    let item = group
+        .iter()
+        .find(|r| r.kind == rec::PATH)
+        .and_then(|r| r.get("name"));
+    let cwd = group
+        .iter()
+        .find(|r| r.kind == rec::CWD)
+        .and_then(|r| r.get("cwd"));
     let apparmor = (denial.get("apparmor").is_some() || denial.kind == rec::APPARMOR_DENIED)
         .then(|| denial.get("name"))
         .flatten();

@@ -29,7 +29,15 @@ const TYPE_NAMES: &[(&str, u32)] = &[
 /// Fields that hold untrusted strings: audit writes them quoted, or hex-encoded unquoted when
 /// they contain spaces, quotes or control characters.
 const STRING_FIELDS: &[&str] = &[
-    "path", "name", "comm", "exe", "cwd", "proctitle", "cmd", "profile", "operation",
+    "path",
+    "name",
+    "comm",
+    "exe",
+    "cwd",
+    "proctitle",
+    "cmd",
+    "profile",
+    "operation",
 ];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,8 +54,10 @@ pub struct Record {
 }
 
 static HEAD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"type=(?:UNKNOWN\[(\d+)\]|(\d+)|([A-Z_]+))\s+(?:msg=)?audit\((\d+)\.(\d+):(\d+)\):\s?")
-        .expect("valid regex")
+    Regex::new(
+        r"type=(?:UNKNOWN\[(\d+)\]|(\d+)|([A-Z_]+))\s+(?:msg=)?audit\((\d+)\.(\d+):(\d+)\):\s?",
+    )
+    .expect("valid regex")
 });
 
 pub fn parse(line: &str) -> Option<Record> {
@@ -59,10 +69,15 @@ pub fn parse(line: &str) -> Option<Record> {
     };
     let secs: u64 = c[4].parse().ok()?;
     let frac = &c[5];
-    let frac_ns: u64 = frac.parse::<u64>().ok()? * 10u64.checked_pow(9u32.checked_sub(frac.len() as u32)?)?;
+    let frac_ns: u64 =
+        frac.parse::<u64>().ok()? * 10u64.checked_pow(9u32.checked_sub(frac.len() as u32)?)?;
     let serial = c[6].parse().ok()?;
     // auditd's enriched format puts interpreted fields after a GS byte.
-    let body = line[c.get(0)?.end()..].split('\x1d').next().unwrap_or("").trim_end();
+    let body = line[c.get(0)?.end()..]
+        .split('\x1d')
+        .next()
+        .unwrap_or("")
+        .trim_end();
     let (fields, perms) = fields(body);
     Some(Record {
         kind,
@@ -83,7 +98,8 @@ impl Record {
     }
 
     pub fn text(&self, key: &str) -> Option<String> {
-        self.get(key).map(|v| String::from_utf8_lossy(v).into_owned())
+        self.get(key)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     pub fn number(&self, key: &str) -> Option<i64> {
@@ -133,7 +149,7 @@ fn fields(body: &str) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
 }
 
 fn hex(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || s.len() % 2 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -157,7 +173,10 @@ mod tests {
         let journal = parse(r#"Nov 28 20:56:39 vm kernel: audit: type=1300 audit(1795899399.921:9): arch=c000003e syscall=257 success=no exit=-13 pid=31384 comm="python3""#).unwrap();
         assert_eq!((journal.kind, journal.number("exit")), (SYSCALL, Some(-13)));
         let unknown = parse("type=UNKNOWN[1423] msg=audit(1.5:3): blockers=fs.read_file").unwrap();
-        assert_eq!((unknown.kind, unknown.time_ns), (LANDLOCK_ACCESS, 1_500_000_000));
+        assert_eq!(
+            (unknown.kind, unknown.time_ns),
+            (LANDLOCK_ACCESS, 1_500_000_000)
+        );
         assert_eq!(parse("random text"), None);
     }
 

@@ -6,7 +6,7 @@ use super::records::{Call, Kind, Record};
 use super::syntax::{self, Ret, Str};
 use crate::capture::CaptureConfig;
 use crate::model::{
-    flags, syscalls, CaptureStats, EvidenceSource, Event, Exec, Exit, Failure, Fork,
+    flags, syscalls, CaptureStats, Event, EvidenceSource, Exec, Exit, Failure, Fork,
     KernelEvidence, LandlockCall, LandlockOp, Message, Origin, Text,
 };
 use std::collections::{HashMap, HashSet};
@@ -38,13 +38,11 @@ impl Builder {
         let pid = self.pid_of(r.tid);
         self.root.get_or_insert(pid);
         match &r.kind {
-            Kind::Call(c) => {
-                match c.ret {
-                    Ret::Ok(v, ref note) => self.success(r, pid, c, v, note.as_deref()),
-                    Ret::Err(errno) => self.failure(r, pid, c, errno, config),
-                    Ret::Unknown => {}
-                }
-            }
+            Kind::Call(c) => match c.ret {
+                Ret::Ok(v, ref note) => self.success(r, pid, c, v, note.as_deref()),
+                Ret::Err(errno) => self.failure(r, pid, c, errno, config),
+                Ret::Unknown => {}
+            },
             Kind::Exited(code) => self.exit(r, pid, *code),
             Kind::Killed(sig) => self.exit(r, pid, 128 + sig),
         }
@@ -188,7 +186,8 @@ impl Builder {
         let Some(filename) = path_arg(c) else { return };
         let base = filename.rsplit(|&b| b == b'/').next().unwrap_or_default();
         self.comm.insert(pid, comm(base));
-        self.streams.retain(|(p, _), (_, cloexec)| *p != pid || !*cloexec);
+        self.streams
+            .retain(|(p, _), (_, cloexec)| *p != pid || !*cloexec);
         if self.root == Some(pid) && self.command.is_empty() {
             let argv = c.args.get(if c.name == "execveat" { 2 } else { 1 });
             self.command = argv
@@ -324,7 +323,11 @@ fn path_arg(c: &Call) -> Option<Vec<u8>> {
     if path.starts_with(b"/") || i == 0 {
         return Some(path);
     }
-    let dir = c.args.get(i - 1).and_then(|a| syntax::fd(a)).and_then(|(_, d)| d);
+    let dir = c
+        .args
+        .get(i - 1)
+        .and_then(|a| syntax::fd(a))
+        .and_then(|(_, d)| d);
     Some(match dir {
         Some(mut d) if !path.is_empty() => {
             d.push(b'/');
@@ -400,5 +403,99 @@ mod tests {
         );
         assert_eq!(landlock_bits(Some("0")), 0);
         assert_eq!(landlock_bits(None), 0);
+    }
+}
+
+#[cfg(test)]
+mod builder_tests {
+    use super::super::{parse, Input};
+    use crate::capture::CaptureConfig;
+    use crate::model::Event;
+
+    fn events(log: &'static str) -> Vec<Event> {
+        let input = Input {
+            name: "t".into(),
+            pid: None,
+            reader: Box::new(log.as_bytes()),
+        };
+        parse(vec![input], &CaptureConfig::default())
+            .unwrap()
+            .events
+    }
+
+    #[test]
+    fn threads_belong_to_their_process_and_dup_of_stderr_is_a_message() {
+        let ev = events(concat!(
+            "10 execve(\"/usr/bin/tmux\", [\"tmux\"], 0x7ffc /* 3 vars */) = 0\n",
+            "10 clone(child_stack=0x7f, flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM) = 11\n",
+            "11 openat(AT_FDCWD, \"/dev/ptmx\", O_RDWR|O_NOCTTY) = -1 EACCES (Permission denied)\n",
+            "10 dup(2) = 5\n",
+            "10 writev(5, [{iov_base=\"fork failed: \", iov_len=13}, {iov_base=\"\\33[1mno\\n\", iov_len=8}], 2) = 21\n",
+            "10 close(5) = 0\n",
+            "10 write(5, \"not stderr any more\", 19) = 19\n",
+            "11 +++ exited with 0 +++\n",
+            "10 +++ killed by SIGKILL +++\n",
+        ));
+        let f = ev
+            .iter()
+            .find_map(|e| match e {
+                Event::Failure(f) => Some(f),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!((f.origin.pid, f.origin.tid), (10, 11));
+        assert_eq!(f.origin.comm.lossy(), "tmux");
+        assert_eq!(f.flags, Some(0o2 | 0o400));
+        assert_eq!(f.flags_text.as_deref(), Some("O_RDWR|O_NOCTTY"));
+        let msgs: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message(m) => Some((m.fd, m.text.as_bytes().to_vec())),
+                _ => None,
+            })
+            .collect();
+        // Escapes are raw bytes again; the write after close(5) is not a message.
+        assert_eq!(msgs, vec![(2, b"fork failed: \x1b[1mno\n".to_vec())]);
+        let exits: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Exit(x) => Some((x.pid, x.status)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            exits,
+            vec![(10, Some(137))],
+            "a thread's exit is not the process's"
+        );
+        assert!(
+            !ev.iter().any(|e| matches!(e, Event::Fork(_))),
+            "a thread is no fork"
+        );
+    }
+
+    #[test]
+    fn landlock_calls_with_fd_paths() {
+        let ev = events(concat!(
+            "7 landlock_create_ruleset({handled_access_fs=LANDLOCK_ACCESS_FS_READ_FILE|LANDLOCK_ACCESS_FS_WRITE_FILE, ...}, 48, 0) = 3<anon_inode:[landlock-ruleset]>\n",
+            "7 landlock_add_rule(3<anon_inode:[landlock-ruleset]>, LANDLOCK_RULE_PATH_BENEATH, {allowed_access=LANDLOCK_ACCESS_FS_READ_FILE, parent_fd=4</usr>}, 0) = 0\n",
+            "7 landlock_restrict_self(3<anon_inode:[landlock-ruleset]>, 0) = 0\n",
+        ));
+        let ops: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Landlock(l) => Some(format!("{:?}", l.op)),
+                Event::FdOpened { fd, path, .. } => Some(format!("fd {fd} {}", path.lossy())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ops.len(), 4, "{ops:?}");
+        assert!(
+            ops[0].starts_with("CreateRuleset { fd: 3, handled_fs: 6"),
+            "{ops:?}"
+        );
+        assert_eq!(ops[1], "fd 4 /usr");
+        assert!(ops[2].starts_with("AddPathRule { ruleset_fd: 3, parent_fd: 4, allowed: 4"));
+        assert!(ops[3].starts_with("RestrictSelf { ruleset_fd: 3"));
     }
 }

@@ -53,9 +53,30 @@ pub struct Reading {
 /// Successful calls diag reads (process tree, names, messages, fds, Landlock); failed calls
 /// are all kept, the errno filter comes later.
 const USEFUL_ON_SUCCESS: &[&str] = &[
-    "clone", "clone3", "fork", "vfork", "execve", "execveat", "prctl", "write", "writev",
-    "pwrite64", "pwritev", "pwritev2", "dup", "dup2", "dup3", "fcntl", "close", "open", "openat",
-    "openat2", "creat", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
+    "clone",
+    "clone3",
+    "fork",
+    "vfork",
+    "execve",
+    "execveat",
+    "prctl",
+    "write",
+    "writev",
+    "pwrite64",
+    "pwritev",
+    "pwritev2",
+    "dup",
+    "dup2",
+    "dup3",
+    "fcntl",
+    "close",
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "landlock_create_ruleset",
+    "landlock_add_rule",
+    "landlock_restrict_self",
 ];
 
 /// A record before ordering: where it came from, and its time if the log has one.
@@ -91,8 +112,7 @@ fn read_one(
     loop {
         buf.clear();
         let reader: &mut dyn BufRead = &mut input.reader;
-        if std::io::Read::take(reader, MAX_LINE as u64).read_until(b'\n', &mut buf)? == 0
-        {
+        if std::io::Read::take(reader, MAX_LINE as u64).read_until(b'\n', &mut buf)? == 0 {
             break;
         }
         if buf.len() >= MAX_LINE && buf.last() != Some(&b'\n') {
@@ -282,14 +302,10 @@ fn causal(raws: Vec<Raw>, pids: &[Option<u32>]) -> Vec<Record> {
 /// The pid or tid a successful clone/fork/vfork/clone3 returned.
 pub fn created_child(r: &Record) -> Option<u32> {
     match &r.kind {
-        Kind::Call(c)
-            if crate::model::syscalls::is_clone(&c.name) =>
-        {
-            match c.ret {
-                Ret::Ok(v, _) if v > 0 => u32::try_from(v).ok(),
-                _ => None,
-            }
-        }
+        Kind::Call(c) if crate::model::syscalls::is_clone(&c.name) => match c.ret {
+            Ret::Ok(v, _) if v > 0 => u32::try_from(v).ok(),
+            _ => None,
+        },
         _ => None,
     }
 }

@@ -31,7 +31,9 @@ pub fn split_call(rest: &str) -> Option<(Vec<&str>, &str)> {
 /// Index of the `)` that closes the argument list; `angles` false retries for logs where a
 /// `<` stands alone.
 fn closing_paren(s: &str, angles: bool) -> Option<usize> {
-    top_level(s, angles).find(|&(_, b)| b == b')').map(|(i, _)| i)
+    top_level(s, angles)
+        .find(|&(_, b)| b == b')')
+        .map(|(i, _)| i)
 }
 
 /// Splits on commas outside strings, brackets and annotations; trims each part.
@@ -208,9 +210,7 @@ pub fn ret(after: &str) -> Option<Ret> {
         Some(hex) => u64::from_str_radix(hex, 16).ok().map(|u| u as i64),
         None => token.parse::<i64>().ok(),
     }?;
-    let note = v[token.len()..]
-        .strip_prefix('<')
-        .and_then(annotation_path);
+    let note = v[token.len()..].strip_prefix('<').and_then(annotation_path);
     Some(Ret::Ok(value, note))
 }
 
