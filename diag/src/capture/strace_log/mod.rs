@@ -63,6 +63,13 @@ pub fn parse(inputs: Vec<Input>, config: &CaptureConfig) -> Result<OfflineLog, S
             b.truncated_messages
         ));
     }
+    if reading.unknown_pid_lines > 0 {
+        notes.push(format!(
+            "{} lines had no pid (strace without -f, or before a second process): they are shown as pid {}",
+            reading.unknown_pid_lines,
+            records::UNKNOWN_PID
+        ));
+    }
     if reading.skipped_lines > 0 {
         notes.push(format!(
             "{} of {} lines were not strace call lines and were skipped",

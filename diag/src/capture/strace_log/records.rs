@@ -48,7 +48,12 @@ pub struct Reading {
     pub lines: u64,
     pub skipped_lines: u64,
     pub successful_calls: u64,
+    /// Lines of a log without pid prefixes and without a pid in its file name.
+    pub unknown_pid_lines: u64,
 }
+
+/// Stands for the traced command when strace printed no pid for it.
+pub const UNKNOWN_PID: u32 = 0;
 
 /// Successful calls diag reads (process tree, names, messages, fds, Landlock); failed calls
 /// are all kept, the errno filter comes later.
@@ -116,9 +121,7 @@ fn read_one(
             break;
         }
         if buf.len() >= MAX_LINE && buf.last() != Some(&b'\n') {
-            // Skip the rest of an overlong line.
-            let mut sink = Vec::new();
-            input.reader.read_until(b'\n', &mut sink)?;
+            input.reader.skip_until(b'\n')?; // the rest of an overlong line
         }
         seq += 1;
         reading.lines += 1;
@@ -127,10 +130,11 @@ fn read_one(
             reading.skipped_lines += (!text.trim().is_empty()) as u64;
             continue;
         };
-        let Some(tid) = l.pid.or(input.pid) else {
-            reading.skipped_lines += 1;
-            continue;
-        };
+        // Without -f, or before strace saw a second process, lines carry no pid.
+        let tid = l.pid.or(input.pid).unwrap_or_else(|| {
+            reading.unknown_pid_lines += 1;
+            UNKNOWN_PID
+        });
         let time = l.stamp.map(|s| day.ns(s));
         let kind = match l.body {
             Body::Call { name, rest } => call(name, rest),
@@ -341,6 +345,16 @@ mod tests {
         assert_eq!(names, vec![(10, "clone".into()), (11, "openat".into())]);
         assert_eq!(created_child(&r.records[0]), Some(11));
         assert_eq!(r.successful_calls, 2);
+    }
+
+    #[test]
+    fn lines_without_a_pid_are_the_traced_command() {
+        let log = "openat(AT_FDCWD, \"/dev/ptmx\", O_RDWR) = -1 EACCES (Permission denied)\n\
+                   [pid  12] close(1) = 0\n";
+        let r = read(vec![input(None, log)]).unwrap();
+        let tids: Vec<u32> = r.records.iter().map(|r| r.tid).collect();
+        assert_eq!(tids, vec![UNKNOWN_PID, 12]);
+        assert_eq!(r.unknown_pid_lines, 1);
     }
 
     #[test]
