@@ -304,7 +304,7 @@ fn causal(raws: Vec<Raw>, pids: &[Option<u32>]) -> Vec<Record> {
 }
 
 /// The pid or tid a successful clone/fork/vfork/clone3 returned.
-pub fn created_child(r: &Record) -> Option<u32> {
+fn created_child(r: &Record) -> Option<u32> {
     match &r.kind {
         Kind::Call(c) if crate::model::syscalls::is_clone(&c.name) => match c.ret {
             Ret::Ok(v, _) if v > 0 => u32::try_from(v).ok(),
