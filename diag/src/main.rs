@@ -28,6 +28,7 @@ fn main() {
         Command::Policy(c) => cli::policy::policy(c),
         Command::Sandbox(a) => cli::sandbox::sandbox(a),
         Command::Doctor(a) => cli::doctor::doctor(a),
+        Command::Analyze(a) => cli::analyze::analyze(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

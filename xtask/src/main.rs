@@ -1,5 +1,6 @@
-//! Project tasks: `cargo xtask setup | test | demo | dist`.
+//! Project tasks: `cargo xtask setup | test | demo | dist | fuzz | soak`.
 
+mod fuzz;
 mod setup;
 mod soak;
 
@@ -32,6 +33,12 @@ enum Task {
     /// Install the eBPF toolchain if missing, then a release build, shell completions and man
     /// pages, all in target/dist/.
     Dist,
+    /// Fuzz the strace-log and audit-log parsers (nightly, cargo-fuzz) for a bounded time each.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -41,6 +48,7 @@ fn main() -> Result<()> {
         Task::Demo => demo(),
         Task::Soak { seconds } => soak::run(seconds),
         Task::Dist => dist(),
+        Task::Fuzz { seconds } => fuzz::run(seconds),
     }
 }
 

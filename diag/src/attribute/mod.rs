@@ -100,6 +100,9 @@ pub struct Attributor<'a> {
     pub trace: &'a Trace,
 }
 
+const O_CREAT: u64 = 0o100;
+const O_DIRECTORY: u64 = 0o200000;
+
 /// LSMs able to refuse file access when active.
 const DENYING_LSMS: &[(&str, Layer)] = &[
     ("landlock", Layer::Landlock),
@@ -264,8 +267,44 @@ impl Attributor<'_> {
         None
     }
 
+    /// A traced Landlock domain of the process that lacks a right the call needed.
+    fn landlock_denial(&self, f: &Failure, n: &access::Needed) -> Option<String> {
+        self.trace
+            .landlock
+            .domains_of(f.origin.pid)
+            .into_iter()
+            .find_map(|d| {
+                let missing = d.missing_rights(&n.path, n.landlock);
+                (missing != 0).then(|| {
+                    format!(
+                "Landlock domain {} (created by pid {}, {}) grants {}; {} needs {}: not granted",
+                d.id, d.created_by, d.creator_comm.escaped(), d.grants_summary(),
+                n.path.display(), access_names(missing).join("+")
+            )
+                })
+            })
+    }
+
+    /// Without a live process (a log read offline) the path cannot be resolved; as logged, an
+    /// absolute path that the call does not create can still be held against the traced rules.
+    fn unresolved_landlock_denial(&self, f: &Failure) -> Option<String> {
+        let path = std::path::PathBuf::from(f.path.as_ref()?.lossy());
+        let fl = f.flags.unwrap_or(0);
+        if !path.is_absolute() || (syscalls::is_open(&f.syscall) && fl & O_CREAT != 0) {
+            return None;
+        }
+        let n = access::needed(f, &path, true, fl & O_DIRECTORY != 0)?;
+        let why = self.landlock_denial(f, &n)?;
+        Some(format!(
+            "{why} (the path as logged, not resolved: no live process to look at)"
+        ))
+    }
+
     fn file_access(&self, f: &Failure, ctx: &FailureContext, mut a: Attribution) -> Attribution {
         let Some(facts) = ctx.path.as_ref() else {
+            if let Some(why) = self.unresolved_landlock_denial(f) {
+                return a.decide(Layer::Landlock, Confidence::Direct, why);
+            }
             a.evidence
                 .push("the path could not be examined (the process had exited)".into());
             a.candidates = vec![Layer::Dac, Layer::Landlock, Layer::Lsm];
@@ -388,16 +427,8 @@ impl Attributor<'_> {
             );
             landlock_excluded = true;
         } else if let Some(n) = needed.as_ref().filter(|n| n.landlock != 0) {
-            for d in &domains {
-                let missing = d.missing_rights(&n.path, n.landlock);
-                if missing != 0 {
-                    let why = format!(
-                        "Landlock domain {} (created by pid {}, {}) grants {}; {} needs {}: not granted",
-                        d.id, d.created_by, d.creator_comm.escaped(), d.grants_summary(),
-                        n.path.display(), access_names(missing).join("+")
-                    );
-                    return a.decide(Layer::Landlock, Confidence::Direct, why);
-                }
+            if let Some(why) = self.landlock_denial(f, n) {
+                return a.decide(Layer::Landlock, Confidence::Direct, why);
             }
             if !domains.is_empty() {
                 a.exclude(

@@ -1,8 +1,11 @@
 //! Capture backends. Each one turns what it sees into [`crate::model::Event`]s.
 
+pub mod audit_log;
 pub mod ebpf;
 pub mod launch;
+pub mod offline;
 pub mod ptrace;
+pub mod strace_log;
 pub mod syscall_args;
 pub mod targets;
 

@@ -1,5 +1,5 @@
-//! Decoding of syscall arguments shared by the live backends (eBPF, ptrace): which argument holds
-//! the flags worth showing, and what a successful Landlock call did.
+//! Decoding of syscall arguments shared by the live backends (eBPF, ptrace): what a successful
+//! Landlock call did. (Which argument holds the flags is `model::syscalls::flag_arg`.)
 
 use crate::model::LandlockOp;
 
@@ -7,19 +7,6 @@ use crate::model::LandlockOp;
 const LANDLOCK_CREATE_RULESET_QUERY: u64 = 0b11;
 const LANDLOCK_RULE_PATH_BENEATH: u64 = 1;
 const LANDLOCK_RULE_NET_PORT: u64 = 2;
-
-/// Which argument holds the flags worth showing for this syscall.
-pub fn flag_arg(name: &str) -> Option<usize> {
-    match name {
-        "open" => Some(1),
-        "openat" => Some(2),
-        "clone" => Some(0),
-        "mmap" | "mprotect" | "pkey_mprotect" => Some(2),
-        "unshare" => Some(0),
-        "socket" => Some(1),
-        _ => None,
-    }
-}
 
 /// Where a successful Landlock call keeps its attribute struct, and how many bytes of it matter.
 pub fn landlock_attr(name: &str, args: &[u64; 6]) -> Option<(u64, usize)> {

@@ -26,6 +26,8 @@ pub enum Command {
     /// What this host supports (BTF, privileges, probes, LSMs, Landlock, cgroups) and how to fix
     /// what is missing.
     Doctor(DoctorArgs),
+    /// Explain failures after the fact, from strace logs or kernel audit records.
+    Analyze(AnalyzeArgs),
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -151,4 +153,20 @@ pub struct DoctorArgs {
     /// Print the checks as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    #[command(flatten)]
+    pub report: ReportArgs,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// The files are kernel audit records (audit.log, dmesg or `journalctl -k` output), not
+    /// strace logs.
+    #[arg(long)]
+    pub audit: bool,
+    /// strace logs (`strace -f -o FILE`; for `-ff`, FILE stands for its FILE.<pid> files), or
+    /// audit records with --audit.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }

@@ -1,5 +1,6 @@
 //! Command-line interface (design.md §1).
 
+pub mod analyze;
 pub mod args;
 pub mod attach;
 pub mod catalog;

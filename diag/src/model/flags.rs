@@ -114,9 +114,72 @@ pub fn clone_flags(flags: u64) -> String {
     }
 }
 
+/// Names strace prints that the decoding tables above do not carry.
+const OTHER_NAMES: &[(u64, &str)] = &[
+    (0, "O_RDONLY"),
+    (1, "O_WRONLY"),
+    (2, "O_RDWR"),
+    (0o100000, "O_LARGEFILE"),
+    (0o4010000, "O_SYNC"),
+    (0o4000, "O_NDELAY"),
+    (0, "PROT_NONE"),
+    (1, "PROT_READ"),
+    (2, "PROT_WRITE"),
+    (4, "PROT_EXEC"),
+    (17, "SIGCHLD"),
+];
+
+/// Turns flag text as strace prints it (`O_RDWR|O_CLOEXEC`, `CLONE_VM|SIGCHLD`, `0x800`) back
+/// into bits. Names it does not know are skipped; None when nothing was recognised.
+pub fn parse(text: &str) -> Option<u64> {
+    let mut bits = 0;
+    let mut any = false;
+    for part in text.split('|').map(str::trim) {
+        let known = OPEN_FLAGS
+            .iter()
+            .chain(CLONE_FLAGS)
+            .chain(OTHER_NAMES)
+            .find(|(_, n)| *n == part)
+            .map(|(b, _)| *b);
+        let value = known.or_else(|| parse_number(part));
+        if let Some(v) = value {
+            bits |= v;
+            any = true;
+        }
+    }
+    any.then_some(bits)
+}
+
+/// `0x1f`, `0755` (octal) or `42`.
+pub fn parse_number(s: &str) -> Option<u64> {
+    if let Some(hex) = s.strip_prefix("0x") {
+        u64::from_str_radix(hex, 16).ok()
+    } else if s.len() > 1 && s.starts_with('0') {
+        u64::from_str_radix(&s[1..], 8).ok()
+    } else {
+        s.parse().ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_flag_text_back_into_bits() {
+        assert_eq!(parse("O_RDWR"), Some(2));
+        assert_eq!(
+            parse("O_RDWR|O_NOCTTY|O_CLOEXEC"),
+            Some(0o2 | 0o400 | 0o2000000)
+        );
+        assert_eq!(
+            parse("CLONE_VM|CLONE_THREAD|SIGCHLD"),
+            Some(0x100 | CLONE_THREAD | 17)
+        );
+        assert_eq!(parse("PROT_READ|PROT_EXEC"), Some(5));
+        assert_eq!(parse("O_WRONLY|0x200000"), Some(1 | 0x200000));
+        assert_eq!(parse("AT_FDCWD"), None);
+    }
 
     #[test]
     fn open_flags_text() {

@@ -45,6 +45,19 @@ pub fn path_arg(name: &str) -> Option<u8> {
     })
 }
 
+/// Which argument (0-based) holds the flags worth showing for this syscall.
+pub fn flag_arg(name: &str) -> Option<usize> {
+    match name {
+        "open" => Some(1),
+        "openat" => Some(2),
+        "clone" => Some(0),
+        "mmap" | "mprotect" | "pkey_mprotect" => Some(2),
+        "unshare" => Some(0),
+        "socket" => Some(1),
+        _ => None,
+    }
+}
+
 /// Named groups for `--syscalls`.
 pub const GROUPS: &[(&str, &[&str])] = &[
     ("file", &[]), // every syscall with a path argument, plus the fd-based opens below

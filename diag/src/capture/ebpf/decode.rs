@@ -1,6 +1,6 @@
 //! Turns ring buffer records (the ABI in `diag-ebpf`) into model events.
 
-use crate::capture::syscall_args::{self, flag_arg};
+use crate::capture::syscall_args;
 use crate::model::{
     syscalls, Event, Exec, Exit, Failure, Fork, KernelEvidence, LandlockCall, Message, Origin, Text,
 };
@@ -61,7 +61,7 @@ fn failure(ev: &SyscallEvent, origin: Origin, name: String) -> Failure {
         origin,
         errno: (-ev.ret) as i32,
         path,
-        flags: flag_arg(&name).map(|i| ev.args[i]),
+        flags: syscalls::flag_arg(&name).map(|i| ev.args[i]),
         flags_text: None,
         args: Some(ev.args),
         evidence: KernelEvidence {

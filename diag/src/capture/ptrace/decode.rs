@@ -3,8 +3,9 @@
 //! Memory is read only for calls that produce an event, never for ordinary successes.
 
 use super::memory;
-use crate::capture::syscall_args::{flag_arg, landlock_attr, landlock_op};
+use crate::capture::syscall_args::{landlock_attr, landlock_op};
 use crate::capture::CaptureConfig;
+use crate::model::syscalls::flag_arg;
 use crate::model::{
     errno::ErrnoSelection, syscalls, CaptureStats, Event, EvidenceSource, Failure, KernelEvidence,
     LandlockCall, Message, Origin, Text,

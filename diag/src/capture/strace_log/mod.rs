@@ -1,0 +1,133 @@
+//! Offline backend: strace output (`strace -f -o trace.log`, `-ff` per-pid files, `-tt`/`-ttt`
+//! /`-T` timestamps, `-y`/`-yy` fd paths, `-Z`, `-s N`) turned into model events.
+//!
+//! Reading is in three steps: `line` classifies a line, `records` joins `<unfinished ...>`
+//! halves and merges the inputs in time order, `events` rebuilds the process tree, names and
+//! stdio fds and emits the events.
+
+mod events;
+mod line;
+mod records;
+mod syntax;
+
+pub use records::Input;
+
+use super::offline::{self, OfflineLog};
+use super::CaptureConfig;
+use std::path::{Path, PathBuf};
+
+/// Reads strace logs. A name that does not exist but has `-ff` siblings (`trace.log.1234`)
+/// stands for all of them. Errors are one line, for the operator.
+pub fn read_files(paths: &[PathBuf], config: &CaptureConfig) -> Result<OfflineLog, String> {
+    let mut inputs = Vec::new();
+    for path in paths {
+        for (file, pid) in expand(path)? {
+            offline::check_text_file(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let f = std::fs::File::open(&file)
+                .map_err(|e| format!("{}: cannot read it: {e}", file.display()))?;
+            inputs.push(Input {
+                name: file.display().to_string(),
+                pid,
+                reader: Box::new(std::io::BufReader::new(f)),
+            });
+        }
+    }
+    parse(inputs, config)
+}
+
+/// Parses inputs already opened (the fuzz target feeds bytes here).
+pub fn parse(inputs: Vec<Input>, config: &CaptureConfig) -> Result<OfflineLog, String> {
+    let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
+    let per_pid_files = inputs.len() > 1 && inputs.iter().all(|i| i.pid.is_some());
+    let reading = records::read(inputs).map_err(|e| format!("reading the log: {e}"))?;
+    if reading.records.is_empty() && reading.skipped_lines == reading.lines {
+        return Err(format!(
+            "{}: no strace lines found (expected lines like `1234 openat(AT_FDCWD, \"/dev/ptmx\", O_RDWR) = -1 EACCES (Permission denied)`)",
+            names.join(", ")
+        ));
+    }
+    let mut b = events::Builder::default();
+    for r in &reading.records {
+        b.record(r, config);
+    }
+    let mut notes = Vec::new();
+    if reading.successful_calls == 0 {
+        notes.push("the log shows no successful call (recorded with -Z?): the process tree, names, messages and Landlock rules cannot be rebuilt from it".into());
+    }
+    if !reading.timed && per_pid_files {
+        notes.push("per-pid files without timestamps: events are in causal order only; record with -ttt for times".into());
+    }
+    if b.truncated_messages > 0 {
+        notes.push(format!(
+            "{} writes were cut by strace's string limit: messages may be incomplete; record with -s 4096",
+            b.truncated_messages
+        ));
+    }
+    if reading.unknown_pid_lines > 0 {
+        notes.push(format!(
+            "{} lines had no pid (strace without -f, or before a second process): they are shown as pid {}",
+            reading.unknown_pid_lines,
+            records::UNKNOWN_PID
+        ));
+    }
+    if reading.skipped_lines > 0 {
+        notes.push(format!(
+            "{} of {} lines were not strace call lines and were skipped",
+            reading.skipped_lines, reading.lines
+        ));
+    }
+    Ok(OfflineLog {
+        events: b.events,
+        processes: Vec::new(),
+        root_pids: b.root.into_iter().collect(),
+        command: b.command,
+        exit_status: b.root_status,
+        stats: b.stats,
+        notes,
+    })
+}
+
+/// `trace.log` → itself, or its `-ff` files `trace.log.<pid>` when it does not exist.
+fn expand(path: &Path) -> Result<Vec<(PathBuf, Option<u32>)>, String> {
+    let pid_of = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .and_then(|e| e.parse::<u32>().ok())
+    };
+    if path.exists() {
+        return Ok(vec![(path.to_path_buf(), pid_of(path))]);
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let stem = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let mut found: Vec<(PathBuf, Option<u32>)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            match (name, &stem) {
+                (Some(n), Some(s)) => n
+                    .strip_prefix(s.as_str())
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|pid| pid.parse::<u32>().is_ok()),
+                _ => false,
+            }
+        })
+        .map(|p| {
+            let pid = pid_of(&p);
+            (p, pid)
+        })
+        .collect();
+    if found.is_empty() {
+        return Err(format!(
+            "{}: no such file (nor per-pid files {0}.<pid> from strace -ff)",
+            path.display()
+        ));
+    }
+    found.sort();
+    Ok(found)
+}

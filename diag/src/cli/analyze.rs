@@ -1,0 +1,48 @@
+//! `diag analyze`: the same diagnosis from a strace log or kernel audit records, after the fact.
+
+use super::args::AnalyzeArgs;
+use super::{output, run::capture_config, usage};
+use crate::capture::{audit_log, strace_log, ProbeReport};
+use crate::context::HostFacts;
+use crate::correlate::{Offline, Trace};
+use crate::pipeline;
+use crate::report::build::Session;
+use anyhow::{Context, Result};
+
+pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
+    output::check(&args.report)?;
+    let config = capture_config(&args.filter)?;
+    let (backend, log) = if args.audit {
+        ("audit-log", audit_log::read_files(&args.files, &config))
+    } else {
+        ("strace-log", strace_log::read_files(&args.files, &config))
+    };
+    let log = log.map_err(usage)?;
+
+    let mut trace = Trace::new();
+    for (pid, ppid, comm, exe) in &log.processes {
+        trace.add_process(*pid, *ppid, comm.clone(), exe.clone());
+    }
+    for ev in log.events {
+        trace.on_event(ev, &Offline);
+    }
+    trace.finish(log.stats);
+    // The log's host is not this one: no host facts are assumed.
+    let host = HostFacts::default();
+    let report = pipeline::report(
+        &trace,
+        Session {
+            backend,
+            mode: "analyze",
+            command: log.command,
+            root_pids: log.root_pids,
+            exit_status: log.exit_status,
+            partial: false,
+            host: &host,
+            probes: &ProbeReport::default(),
+            warnings: log.notes,
+        },
+    );
+    output::emit(&report, &args.report).context("writing the report")?;
+    Ok(0)
+}
