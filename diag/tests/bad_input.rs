@@ -11,7 +11,16 @@ fn every_bad_input_gets_one_line_and_exit_2() {
     let json = scratch.path("out.json");
     let j = json.to_str().unwrap();
     let dir = scratch.0.to_str().unwrap();
+    let empty = scratch.path("empty.log");
+    std::fs::write(&empty, "").unwrap();
+    let binary = scratch.path("binary.log");
+    std::fs::write(&binary, [0u8, 159, 146, 150, 0, 1, 2, 255, 0]).unwrap();
+    let (empty, binary) = (empty.to_str().unwrap(), binary.to_str().unwrap());
     let rows: Vec<(&str, Vec<&str>)> = vec![
+        ("analyze on an empty file", vec!["analyze", "--json", j, empty]),
+        ("analyze on a binary file", vec!["analyze", "--json", j, binary]),
+        ("analyze --audit on a binary file", vec!["analyze", "--audit", "--json", j, binary]),
+        ("analyze on a missing file", vec!["analyze", "--json", j, "/nonexistent/trace.log"]),
         ("unknown flag", vec!["run", "--bogus", "--", "true"]),
         ("unknown subcommand", vec!["frobnicate"]),
         (
