@@ -17,10 +17,22 @@ fn every_bad_input_gets_one_line_and_exit_2() {
     std::fs::write(&binary, [0u8, 159, 146, 150, 0, 1, 2, 255, 0]).unwrap();
     let (empty, binary) = (empty.to_str().unwrap(), binary.to_str().unwrap());
     let rows: Vec<(&str, Vec<&str>)> = vec![
-        ("analyze on an empty file", vec!["analyze", "--json", j, empty]),
-        ("analyze on a binary file", vec!["analyze", "--json", j, binary]),
-        ("analyze --audit on a binary file", vec!["analyze", "--audit", "--json", j, binary]),
-        ("analyze on a missing file", vec!["analyze", "--json", j, "/nonexistent/trace.log"]),
+        (
+            "analyze on an empty file",
+            vec!["analyze", "--json", j, empty],
+        ),
+        (
+            "analyze on a binary file",
+            vec!["analyze", "--json", j, binary],
+        ),
+        (
+            "analyze --audit on a binary file",
+            vec!["analyze", "--audit", "--json", j, binary],
+        ),
+        (
+            "analyze on a missing file",
+            vec!["analyze", "--json", j, "/nonexistent/trace.log"],
+        ),
         ("unknown flag", vec!["run", "--bogus", "--", "true"]),
         ("unknown subcommand", vec!["frobnicate"]),
         (

@@ -117,7 +117,8 @@ pub struct Trace {
     /// Exited processes removed from the table because nothing in the report refers to them.
     pub processes_pruned: u64,
     index: HashMap<FailureKey, usize>,
-    signatures: HashMap<Signature, (usize, usize)>,
+    /// Per signature: groups made, the last group, the last process folded into it.
+    signatures: HashMap<Signature, (usize, usize, u32)>,
     prune_at: usize,
     partial_lines: HashMap<(u32, i32), Message>,
 }
@@ -230,14 +231,17 @@ impl Trace {
             key.5,
             f.origin.comm.clone(),
         );
-        if let Some(&(groups, last)) = self.signatures.get(&sig) {
-            if groups >= FOLD_AFTER {
-                // A fork loop failing the same way in each child: count it, keep one group.
-                let g = &mut self.failures[last];
+        if let Some((groups, last, folded_pid)) = self.signatures.get_mut(&sig) {
+            if *groups >= FOLD_AFTER {
+                // A fork loop failing the same way in each child: count it, keep one group, and
+                // remember no per-process key, so memory stays flat however many children come.
+                let g = &mut self.failures[*last];
                 g.count += 1;
-                g.other_pids += 1;
+                if *folded_pid != key.0 {
+                    g.other_pids += 1;
+                    *folded_pid = key.0;
+                }
                 g.last_ns = g.last_ns.max(t);
-                self.index.insert(key, last);
                 return;
             }
         }
@@ -248,8 +252,8 @@ impl Trace {
         let context = live.snapshot(&f, &self.relatives(f.origin.pid));
         let at = self.failures.len();
         self.index.insert(key, at);
-        let entry = self.signatures.entry(sig).or_insert((0, at));
-        *entry = (entry.0 + 1, at);
+        let entry = self.signatures.entry(sig).or_insert((0, at, 0));
+        *entry = (entry.0 + 1, at, 0);
         self.failures.push(FailureGroup {
             failure: f,
             count: 1,
