@@ -13,19 +13,7 @@ fn analyze_seed(tag: &str, flags: &[&str]) -> (DiagRun, Scratch) {
     let scratch = Scratch::new(&format!("analyze-{tag}"));
     let tmux = TmuxSocket::new(&format!("an-{tag}"));
     let log = scratch.path("trace.log");
-    let seed = sandboxed(
-        &example("openclaw-sandbox.yaml"),
-        &[
-            "tmux",
-            "-L",
-            &tmux.0,
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "sleep 30",
-        ],
-    );
+    let seed = seed_command(&tmux);
     let status = Command::new("strace")
         .args(flags)
         .arg("-o")
@@ -40,16 +28,8 @@ fn analyze_seed(tag: &str, flags: &[&str]) -> (DiagRun, Scratch) {
     (run, scratch)
 }
 
-fn ptmx_failure(r: &Report) -> (usize, &FailureEntry) {
-    r.failures
-        .iter()
-        .enumerate()
-        .find(|(_, f)| {
-            f.syscall == "openat"
-                && f.errno == "EACCES"
-                && f.path.as_ref().is_some_and(|p| p.lossy() == "/dev/ptmx")
-        })
-        .unwrap_or_else(|| panic!("no openat /dev/ptmx EACCES in {:#?}", r.failures))
+fn seed_failure(r: &Report) -> (usize, &FailureEntry) {
+    ptmx_failure(r).unwrap_or_else(|| panic!("no openat /dev/ptmx EACCES in {:#?}", r.failures))
 }
 
 /// What every strace log that shows successful calls must give: the eBPF diagnosis.
@@ -64,7 +44,7 @@ fn assert_seed_diagnosis(r: &Report) {
         "tmux's own status, from `+++ exited`"
     );
     let root = r.root_pids[0];
-    let (i, f) = ptmx_failure(r);
+    let (i, f) = seed_failure(r);
     assert_eq!(f.flags.as_deref(), Some("O_RDWR"));
     assert_ne!(f.pid, root, "the failure is in the daemonized server");
     assert!(
@@ -137,7 +117,7 @@ fn strace_f_tt() {
     let (run, _s) = analyze_seed("tt", &["-f", "-tt"]);
     let r = run.report();
     assert_seed_diagnosis(r);
-    let (_, f) = ptmx_failure(r);
+    let (_, f) = seed_failure(r);
     assert!(f.first_ns > 0, "times come from the timestamps");
 }
 
@@ -196,7 +176,7 @@ fn strace_f_z_only_failing_calls() {
     let r = run.report();
     // Only failed calls: no clone, execve, prctl, write or landlock_* line. The failure and
     // its cause are still found; the layer honestly cannot be.
-    let (i, f) = ptmx_failure(r);
+    let (i, f) = seed_failure(r);
     assert_eq!(f.flags.as_deref(), Some("O_RDWR"));
     assert_eq!(f.layer.as_str(), "unknown");
     assert_eq!(r.findings[0].cause, "pty-denied");
@@ -225,7 +205,7 @@ fn landlock_audit_record_yields_layer_landlock() {
 }
 
 fn assert_audit_diagnosis(r: &Report, pid: u32) {
-    let (i, f) = ptmx_failure(r);
+    let (i, f) = seed_failure(r);
     assert_eq!((f.pid, f.comm.lossy().as_str()), (pid, "python3"));
     assert_eq!(f.flags.as_deref(), Some("O_RDWR"));
     assert_eq!(

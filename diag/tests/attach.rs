@@ -129,19 +129,7 @@ fn attach_by_pid_finds_the_seed_failure_in_a_later_child() {
     require_privileged!();
     let scratch = Scratch::new("attach-pid");
     let tmux = TmuxSocket::new("attach-pid");
-    let cmd = sandboxed(
-        &example("openclaw-sandbox.yaml"),
-        &[
-            "tmux",
-            "-L",
-            &tmux.0,
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "sleep 30",
-        ],
-    );
+    let cmd = seed_command(&tmux);
     let quoted: Vec<String> = cmd.iter().map(|a| format!("'{a}'")).collect();
     let go = scratch.path("go");
     let parent = sh(&format!("{}{}", wait_go(&go), quoted.join(" ")));

@@ -43,21 +43,8 @@ fn seed_case_under_ptrace_finds_the_ptmx_denial_and_its_message() {
     require_ptrace!();
     let scratch = Scratch::new("ptrace-seed");
     let tmux = TmuxSocket::new("ptrace-seed");
-    let cmd = sandboxed(
-        &example("openclaw-sandbox.yaml"),
-        &[
-            "tmux",
-            "-L",
-            &tmux.0,
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "sleep 30",
-        ],
-    );
-    let mut args = vec!["--"];
-    args.extend(cmd.iter().map(String::as_str));
+    let cmd = seed_command(&tmux);
+    let args = after_dashes(&cmd);
     let run = run_ptrace(&scratch, &args);
     assert_eq!(
         run.code(),
@@ -69,15 +56,7 @@ fn seed_case_under_ptrace_finds_the_ptmx_denial_and_its_message() {
     assert_eq!((r.backend.as_str(), r.mode.as_str()), ("ptrace", "run"));
     assert_eq!(r.exit_status, Some(1));
 
-    let (i, f) = r
-        .failures
-        .iter()
-        .enumerate()
-        .find(|(_, f)| {
-            f.syscall == "openat"
-                && f.errno == "EACCES"
-                && f.path.as_ref().is_some_and(|p| p.lossy() == "/dev/ptmx")
-        })
+    let (i, f) = ptmx_failure(r)
         .unwrap_or_else(|| panic!("no openat /dev/ptmx EACCES in {:#?}", r.failures));
     let root = r.root_pids[0];
     assert_ne!(f.pid, root, "the failure is in a descendant");

@@ -14,22 +14,10 @@ use std::process::Command;
 const TMUX_FAIL: &str = "create window failed: fork failed: Permission denied";
 
 /// `-- diag sandbox --policy <seed policy> -- tmux -L <socket> new-session -d -s t 'sleep 30'`.
-fn seed_command(tmux: &TmuxSocket) -> Vec<String> {
-    let mut args = vec!["--".to_string()];
-    args.extend(sandboxed(
-        &example("openclaw-sandbox.yaml"),
-        &[
-            "tmux",
-            "-L",
-            &tmux.0,
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "sleep 30",
-        ],
-    ));
-    args
+fn seed_tail(tmux: &TmuxSocket) -> Vec<String> {
+    std::iter::once("--".to_string())
+        .chain(seed_command(tmux))
+        .collect()
 }
 
 fn with<'a>(options: &[&'a str], command: &'a [String]) -> Vec<&'a str> {
@@ -123,7 +111,7 @@ fn seed_report_matches_the_schema_and_its_markdown_reads_as_a_ticket() {
     let scratch = Scratch::new("md");
     let tmux = TmuxSocket::new("md");
     let md_path = scratch.path("report.md");
-    let cmd = seed_command(&tmux);
+    let cmd = seed_tail(&tmux);
     // diag_json checks the JSON against docs/report-schema.json before parsing it.
     let run = diag_json(
         &scratch,
@@ -270,7 +258,7 @@ fn github_actions_gets_a_step_summary_annotations_and_a_json_artifact() {
     let runner_temp = scratch.path("runner-temp");
     std::fs::create_dir(&runner_temp).unwrap();
     let md_path = scratch.path("report.md");
-    let cmd = seed_command(&tmux);
+    let cmd = seed_tail(&tmux);
     let run = diag_json_with(
         &scratch,
         "run",
@@ -365,7 +353,7 @@ fn redact_masks_the_pattern_in_every_output() {
     let tmux = TmuxSocket::new("redact");
     let md_path = scratch.path("report.md");
     let summary = scratch.path("summary.md");
-    let cmd = seed_command(&tmux);
+    let cmd = seed_tail(&tmux);
     let secrets = ["ptmx", "fork failed", tmux.0.as_str()];
     let run = diag_json_with(
         &scratch,

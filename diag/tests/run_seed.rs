@@ -11,21 +11,8 @@ fn seed_case_pty_denied_by_landlock() {
     require_privileged!();
     let scratch = Scratch::new("seed");
     let tmux = TmuxSocket::new("seed");
-    let cmd = sandboxed(
-        &example("openclaw-sandbox.yaml"),
-        &[
-            "tmux",
-            "-L",
-            &tmux.0,
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "sleep 30",
-        ],
-    );
-    let mut args = vec!["--"];
-    args.extend(cmd.iter().map(String::as_str));
+    let cmd = seed_command(&tmux);
+    let args = after_dashes(&cmd);
     let run = diag_json(&scratch, "run", &args);
     assert_eq!(
         run.code(),
@@ -39,15 +26,7 @@ fn seed_case_pty_denied_by_landlock() {
     assert_eq!(r.exit_status, Some(1));
     assert_eq!(r.lost_events, 0);
 
-    let (i, f) = r
-        .failures
-        .iter()
-        .enumerate()
-        .find(|(_, f)| {
-            f.syscall == "openat"
-                && f.errno == "EACCES"
-                && f.path.as_ref().is_some_and(|p| p.lossy() == "/dev/ptmx")
-        })
+    let (i, f) = ptmx_failure(r)
         .unwrap_or_else(|| panic!("no openat /dev/ptmx EACCES in {:#?}", r.failures));
     let root = r.root_pids[0];
     assert_ne!(
@@ -156,8 +135,7 @@ fn granting_dev_pts_and_ptmx_makes_tmux_succeed() {
             "sleep 30",
         ],
     );
-    let mut args = vec!["--"];
-    args.extend(cmd.iter().map(String::as_str));
+    let args = after_dashes(&cmd);
     let run = diag_json(&scratch, "run", &args);
     assert_eq!(run.code(), 0, "stderr:\n{}", run.stderr());
     let r = run.report();

@@ -58,6 +58,31 @@ pub fn flag_arg(name: &str) -> Option<usize> {
     }
 }
 
+/// Successful calls every backend must see to follow the tree's state: messages (writes to
+/// stdout/stderr and their dups), fds (opens, dups, closes: a Landlock rule names its directory by
+/// fd), Landlock rulesets, and process names (prctl). Backends add what they need beyond it.
+pub const STATE_ON_SUCCESS: &[&str] = &[
+    "write",
+    "writev",
+    "dup",
+    "dup2",
+    "dup3",
+    "fcntl",
+    "close",
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "landlock_create_ruleset",
+    "landlock_add_rule",
+    "landlock_restrict_self",
+    "prctl",
+];
+
+pub fn state_on_success(name: &str) -> bool {
+    STATE_ON_SUCCESS.contains(&name)
+}
+
 /// Named groups for `--syscalls`.
 pub const GROUPS: &[(&str, &[&str])] = &[
     ("file", &[]), // every syscall with a path argument, plus the fd-based opens below

@@ -176,6 +176,40 @@ fn rand_tag() -> String {
     format!("{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The seed case: tmux's `new-session -d` (on `tmux`'s own socket) inside the bundled sandbox,
+/// which does not grant /dev/pts.
+pub fn seed_command(tmux: &TmuxSocket) -> Vec<String> {
+    sandboxed(
+        &example("openclaw-sandbox.yaml"),
+        &[
+            "tmux",
+            "-L",
+            &tmux.0,
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "sleep 30",
+        ],
+    )
+}
+
+/// `--` followed by `cmd`: the tail of a `diag run` command line.
+pub fn after_dashes(cmd: &[String]) -> Vec<&str> {
+    std::iter::once("--")
+        .chain(cmd.iter().map(String::as_str))
+        .collect()
+}
+
+/// The seed failure: openat("/dev/ptmx") = -EACCES, with its index in `failures`.
+pub fn ptmx_failure(r: &Report) -> Option<(usize, &diag::report::model::FailureEntry)> {
+    r.failures.iter().enumerate().find(|(_, f)| {
+        f.syscall == "openat"
+            && f.errno == "EACCES"
+            && f.path.as_ref().is_some_and(|p| p.lossy() == "/dev/ptmx")
+    })
+}
+
 /// The seed sandbox command: `diag sandbox --policy <policy> -- <cmd...>`.
 pub fn sandboxed(policy: &Path, cmd: &[&str]) -> Vec<String> {
     let mut v = vec![

@@ -16,25 +16,9 @@ pub enum Mode {
     EveryStop,
 }
 
-/// Syscalls whose success diag must see too: messages (writes to stdout/stderr and the fds
-/// dup'd from them), Landlock calls, and the opens that name a Landlock rule's directory.
-const BOOKKEEPING: &[&str] = &[
-    "write",
-    "writev",
-    "dup",
-    "dup2",
-    "dup3",
-    "fcntl",
-    "close",
-    "open",
-    "openat",
-    "openat2",
-    "creat",
-    "landlock_create_ruleset",
-    "landlock_add_rule",
-    "landlock_restrict_self",
-    // They change the name or ids diag caches per thread.
-    "prctl",
+/// Syscalls whose success diag must see too: `syscalls::STATE_ON_SUCCESS`, plus the id changes
+/// diag caches per thread.
+const ID_CHANGES: &[&str] = &[
     "setuid",
     "setgid",
     "setreuid",
@@ -44,6 +28,10 @@ const BOOKKEEPING: &[&str] = &[
     "setfsuid",
     "setfsgid",
 ];
+
+fn bookkeeping(name: &str) -> bool {
+    syscalls::state_on_success(name) || ID_CHANGES.contains(&name)
+}
 
 /// Hot syscalls that make no access decision of their own: with `--syscalls all` their failures
 /// are flow control (EAGAIN, EINTR) or bad arguments, so the prefilter lets them run without a
@@ -117,7 +105,7 @@ impl Prefilter {
                 .copied()
                 .filter(|&n| {
                     let name = syscalls::name(n);
-                    (config.syscalls.contains(&n) || BOOKKEEPING.contains(&name.as_str()))
+                    (config.syscalls.contains(&n) || bookkeeping(&name))
                         && !unstopped.contains(&name.as_str())
                 })
                 .collect(),
@@ -192,6 +180,9 @@ mod tests {
         };
         let n = Prefilter::build(&narrow, Mode::Prefilter).unwrap();
         assert!(n.unstopped.is_empty(), "an explicit read is traced");
-        assert_eq!(n.traced, 2 + BOOKKEEPING.len());
+        assert_eq!(
+            n.traced,
+            2 + syscalls::STATE_ON_SUCCESS.len() + ID_CHANGES.len()
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 use super::line::{self, Body, Stamp};
 use super::syntax::{self, Ret};
+use crate::model::syscalls;
 use std::collections::HashMap;
 use std::io::BufRead;
 
@@ -55,33 +56,11 @@ pub struct Reading {
 /// Stands for the traced command when strace printed no pid for it.
 pub const UNKNOWN_PID: u32 = 0;
 
-/// Successful calls diag reads (process tree, names, messages, fds, Landlock); failed calls
-/// are all kept, the errno filter comes later.
-const USEFUL_ON_SUCCESS: &[&str] = &[
-    "clone",
-    "clone3",
-    "fork",
-    "vfork",
-    "execve",
-    "execveat",
-    "prctl",
-    "write",
-    "writev",
-    "pwrite64",
-    "pwritev",
-    "pwritev2",
-    "dup",
-    "dup2",
-    "dup3",
-    "fcntl",
-    "close",
-    "open",
-    "openat",
-    "openat2",
-    "creat",
-    "landlock_create_ruleset",
-    "landlock_add_rule",
-    "landlock_restrict_self",
+/// Beyond `syscalls::STATE_ON_SUCCESS`, the successful calls a log rebuilds the tree from, and
+/// the positional writes that may carry messages; failed calls are all kept (the errno filter
+/// comes later).
+const TREE_AND_WRITES: &[&str] = &[
+    "clone", "clone3", "fork", "vfork", "execve", "execveat", "pwrite64", "pwritev", "pwritev2",
 ];
 
 /// A record before ordering: where it came from, and its time if the log has one.
@@ -175,7 +154,7 @@ fn push(
     if let Kind::Call(c) = &kind {
         if matches!(c.ret, Ret::Ok(..)) {
             reading.successful_calls += 1;
-            if !USEFUL_ON_SUCCESS.contains(&c.name.as_str()) {
+            if !syscalls::state_on_success(&c.name) && !TREE_AND_WRITES.contains(&c.name.as_str()) {
                 return;
             }
         } else if c.ret == Ret::Unknown {
