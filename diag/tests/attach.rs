@@ -357,3 +357,55 @@ fn bad_targets_get_one_line_and_exit_2() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn landlock_by_elimination_when_the_domain_predates_the_attach() {
+    require_privileged!();
+    let scratch = Scratch::new("attach-elim");
+    let go = scratch.path("go");
+    // The sandbox (and its Landlock domain) exists before diag attaches; only the PTY open after
+    // `go` is traced, so no landlock_* call is seen and the layer must come from elimination.
+    // The shell outlives python briefly, so the sandbox's view of the filesystem can be read.
+    let script = format!(
+        "{}/usr/bin/python3 -c 'import os; os.openpty()'; sleep 1",
+        wait_go(&go)
+    );
+    let sandbox = sandboxed(&example("openclaw-sandbox.yaml"), &["sh", "-c", &script]);
+    let parent = Reaped(
+        Command::new(&sandbox[0])
+            .args(&sandbox[1..])
+            .env_remove("LD_LIBRARY_PATH")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = parent.0.id().to_string();
+    let run = attach_with(&scratch, &["--duration", "60s", "--pid", &pid], |_| {
+        touch(&go)
+    });
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let r = run.report();
+    assert!(
+        r.landlock_domains.is_empty(),
+        "the domain was created before the attach"
+    );
+    let (_, f) = ptmx_failure(r).unwrap_or_else(|| panic!("{:#?}", r.failures));
+    assert_eq!(
+        (f.layer.as_str(), f.confidence.as_str()),
+        ("landlock", "inferred"),
+        "{:#?}",
+        f.evidence
+    );
+    let ev = f.evidence.join("\n");
+    assert!(ev.contains("by elimination"), "{ev}");
+    let ruled: Vec<&str> = f.ruled_out.iter().map(|x| x.cause.as_str()).collect();
+    for suspect in ["seccomp", "dac"] {
+        assert!(
+            ruled.contains(&suspect),
+            "{suspect} not excluded: {:#?}",
+            f.ruled_out
+        );
+    }
+}

@@ -360,12 +360,7 @@ impl Attributor<'_> {
 
         // DAC, checked as the process would make it.
         let mut dac_excluded = false;
-        // Root's capabilities are unknown once it exited: its DAC verdict cannot be measured.
-        let usable = ctx
-            .process
-            .as_ref()
-            .filter(|p| !(p.from_event && p.fsuid == 0));
-        match (usable, needed.as_ref()) {
+        match (ctx.process.as_ref(), needed.as_ref()) {
             (Some(p), Some(n)) => {
                 let target = if n.path == resolved {
                     facts.clone()
@@ -382,7 +377,11 @@ impl Attributor<'_> {
                     v.why.push_str(" (credentials from the kernel event: the process had exited; supplementary groups and capabilities assumed empty)");
                 }
                 let dac_cap = f.evidence.denied_capability.filter(|&c| is_dac_cap(c));
+                // An exited root's capabilities are unknown: the check above assumed none, so an
+                // "allowed" holds whatever they were, but a "refused" proves nothing.
+                let caps_unknown = p.from_event && p.fsuid == 0;
                 match (v.allowed, dac_cap, measured) {
+                    (false, None, _) if caps_unknown => a.candidates.push(Layer::Dac),
                     (false, Some(cap), _) => {
                         let why = format!(
                             "DAC: {}; cap_capable refused {} during the call",
