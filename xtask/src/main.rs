@@ -3,6 +3,7 @@
 mod fuzz;
 mod setup;
 mod soak;
+mod tally;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -96,7 +97,12 @@ fn test() -> Result<()> {
         "warnings",
     ]))?;
     // Privileged end-to-end tests load eBPF programs and start sandboxes: they run as root here.
-    run_cmd(cargo().args(["test", "--workspace", "--all-targets"]))?;
+    let tally = tally::cargo_test(cargo().args(["test", "--workspace", "--all-targets"]))?;
+    // The last line CI reads: how many tests really ran.
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        tally.passed, tally.failed, tally.skipped
+    );
     Ok(())
 }
 
