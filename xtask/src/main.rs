@@ -147,6 +147,7 @@ fn demo() -> Result<()> {
     );
     let _ = Command::new("tmux")
         .args(["-L", &socket, "kill-server"])
+        .stderr(std::process::Stdio::null())
         .status();
     Ok(())
 }
