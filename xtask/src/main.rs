@@ -1,5 +1,6 @@
-//! Project tasks: `cargo xtask setup | test | demo`.
+//! Project tasks: `cargo xtask setup | test | demo | bench`.
 
+mod bench;
 mod setup;
 
 use anyhow::{bail, Context, Result};
@@ -22,6 +23,8 @@ enum Task {
     Test,
     /// Run the bundled seed scenario under diag and print the diagnosis.
     Demo,
+    /// diag against strace, strace --seccomp-bpf and bpftrace, interleaved in one run.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> Result<()> {
@@ -29,6 +32,7 @@ fn main() -> Result<()> {
         Task::Setup => setup::run(),
         Task::Test => test(),
         Task::Demo => demo(),
+        Task::Bench(args) => bench::run(args),
     }
 }
 
@@ -77,6 +81,8 @@ fn test() -> Result<()> {
     ]))?;
     // Privileged end-to-end tests load eBPF programs and start sandboxes: they run as root here.
     run_cmd(cargo().args(["test", "--workspace", "--all-targets"]))?;
+    // A smoke run of the benchmark: every tracer runs and counts every denial (no timings).
+    run_cmd(cargo().args(["xtask", "bench", "--quick"]))?;
     Ok(())
 }
 
