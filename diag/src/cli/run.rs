@@ -4,7 +4,10 @@
 use super::args::{Backend, FilterArgs, RunArgs};
 use super::live::{self, Interrupt};
 use super::{output, usage};
-use crate::capture::{ebpf::EbpfCapture, launch, CaptureConfig};
+use crate::capture::{
+    ebpf::{Closing, EbpfCapture},
+    launch, CaptureConfig,
+};
 use crate::context::HostFacts;
 use crate::correlate::Trace;
 use crate::model::{errno, syscalls, Text};
@@ -66,6 +69,8 @@ struct Outcome {
     exit_code: i32,
     /// exec itself failed: one line was printed instead of a report.
     exec_failed: bool,
+    /// The capture's teardown, joined when the outcome is dropped (after the report is out).
+    _closing: Closing,
 }
 
 pub fn run(args: RunArgs) -> Result<i32> {
@@ -161,6 +166,12 @@ fn trace_once(
         None,
     );
     let interrupt = Interrupt::install()?;
+    // A handled SIGCHLD interrupts the pump's poll(): the command's exit ends tracing at once
+    // instead of at the next poll tick (half of `diag run -- true`'s wall time otherwise).
+    let sigchld = signal_hook::flag::register(
+        signal_hook::consts::SIGCHLD,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    )?;
 
     let exec_failure = match held.release()? {
         launch::Started::ExecFailed { errno, message, .. } => Some((errno, message)),
@@ -187,8 +198,11 @@ fn trace_once(
             t.live_pids().iter().all(|&p| !live::alive(p))
         })?;
     }
+    signal_hook::low_level::unregister(sigchld);
     live::drain(&mut cap, &mut trace)?;
     trace.finish(cap.stats()?);
+    let probes = std::mem::take(&mut cap.probes);
+    let closing = cap.close_in_background();
 
     if let Some((e, msg)) = &exec_failure {
         // One clear line instead of a report about the failed exec's PATH search.
@@ -213,7 +227,7 @@ fn trace_once(
         exit_status,
         partial,
         host: &host,
-        probes: &cap.probes,
+        probes: &probes,
         warnings,
     };
     let source = suggest.map(PolicyFile::source);
@@ -223,6 +237,7 @@ fn trace_once(
         grants,
         exit_code: exit_status.unwrap_or(if partial { 130 } else { 1 }),
         exec_failed: exec_failure.is_some(),
+        _closing: closing,
     })
 }
 

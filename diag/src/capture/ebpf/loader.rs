@@ -1,6 +1,6 @@
 //! Loads diag's eBPF object, configures it, attaches what this kernel allows, and reads events.
 
-use super::{decode, tracefs};
+use super::{decode, tracefs, tracing_probe};
 use crate::capture::{CaptureConfig, ProbeReport};
 use crate::model::{CaptureStats, Event};
 use anyhow::{anyhow, bail, Context, Result};
@@ -76,6 +76,17 @@ pub struct EbpfCapture {
     pub probes: ProbeReport,
 }
 
+/// Joins the background detach of an [`EbpfCapture`] when dropped.
+pub struct Closing(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 impl EbpfCapture {
     /// Loads and attaches. `cgroup_id` (v2) makes every task of that cgroup traced as well.
     pub fn load(config: &CaptureConfig, cgroup_id: Option<u64>) -> Result<Self> {
@@ -102,7 +113,10 @@ impl EbpfCapture {
         let cgroup = cgroup_id.unwrap_or(0);
         let burst = config.message_burst;
 
+        // The programs take no CO-RE relocations (offsets come from tracefs), so the loader
+        // needs no kernel BTF: only the fexit probes do, and only where the kernel allows them.
         let mut ebpf = EbpfLoader::new()
+            .btf(None)
             .override_global(globals::ERRNO_MASK, &errno_mask, true)
             .override_global(globals::SYSCALL_MASK, &syscall_mask, true)
             .override_global(globals::PATH_ARG, &path_args, true)
@@ -120,9 +134,10 @@ impl EbpfCapture {
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("loading the eBPF object: {e}"))?;
 
+        let btf = kernel_btf_for_fexit();
         let mut probes = ProbeReport::default();
         for &(prog, how) in REQUIRED {
-            attach(&mut ebpf, prog, how, &tracing, None).map_err(|e| {
+            attach(&mut ebpf, prog, how, &tracing, &btf).map_err(|e| {
                 anyhow!(
                     "attaching {}: {}",
                     how.label(),
@@ -131,9 +146,8 @@ impl EbpfCapture {
             })?;
             probes.attached.push(how.label());
         }
-        let btf = Btf::from_sys_fs().ok();
         for &(prog, how) in OPTIONAL {
-            match attach(&mut ebpf, prog, how, &tracing, btf.as_ref()) {
+            match attach(&mut ebpf, prog, how, &tracing, &btf) {
                 Ok(()) => probes.attached.push(how.label()),
                 Err(e) => probes.missing.push((how.label(), format!("{e:#}"))),
             }
@@ -172,6 +186,13 @@ impl EbpfCapture {
         Ok(n)
     }
 
+    /// Detaches and unloads on another thread. Detaching a perf-event tracepoint waits for RCU
+    /// grace periods (20-50 ms each on this host, serialised by the kernel): half of
+    /// `diag run -- true`. That wait overlaps with building the report; the guard joins it.
+    pub fn close_in_background(self) -> Closing {
+        Closing(Some(std::thread::spawn(move || drop(self))))
+    }
+
     /// The kernel-side counters, summed over CPUs.
     pub fn stats(&self) -> Result<CaptureStats> {
         let counters: PerCpuArray<_, u64> =
@@ -192,7 +213,7 @@ fn attach(
     prog: &str,
     how: Attach,
     tracing: &std::path::Path,
-    btf: Option<&Btf>,
+    btf: &Result<Btf, String>,
 ) -> Result<()> {
     let program = ebpf
         .program_mut(prog)
@@ -207,12 +228,19 @@ fn attach(
             if !tracefs::has_event(tracing, group, event) {
                 bail!("this kernel has no {group}:{event} tracepoint");
             }
+            // Each perf-event tracepoint costs a grace period at detach; SELinux's only fires
+            // where SELinux is active.
+            if group == "avc"
+                && !tracefs::active_lsms().is_ok_and(|l| l.iter().any(|l| l == "selinux"))
+            {
+                bail!("SELinux is not an active LSM on this host");
+            }
             let p: &mut TracePoint = program.try_into()?;
             p.load()?;
             p.attach(group, event)?;
         }
         Attach::FExit(function) => {
-            let btf = btf.ok_or_else(|| anyhow!("no kernel BTF at /sys/kernel/btf/vmlinux"))?;
+            let btf = btf.as_ref().map_err(|why| anyhow!("{why}"))?;
             let p: &mut FExit = program.try_into()?;
             p.load(function, btf).map_err(explain_fexit_error)?;
             p.attach()?;
@@ -221,11 +249,23 @@ fn attach(
     Ok(())
 }
 
+const FEXIT_REFUSED: &str =
+    "the kernel refused fexit programs (EPERM): kernel-function probes are not allowed here";
+
+/// The kernel's BTF, which fexit programs need to name their function; parsed only when the
+/// kernel may accept them at all (see `tracing_probe`).
+fn kernel_btf_for_fexit() -> Result<Btf, String> {
+    if tracing_probe::refused() {
+        return Err(FEXIT_REFUSED.into());
+    }
+    Btf::from_sys_fs().map_err(|e| format!("no kernel BTF at /sys/kernel/btf/vmlinux: {e}"))
+}
+
 /// This kernel refuses fentry/fexit with EPERM and an empty verifier log: say so plainly.
 fn explain_fexit_error(e: aya::programs::ProgramError) -> anyhow::Error {
     let text = format!("{e}");
     if text.contains("Operation not permitted") || text.contains("EPERM") {
-        anyhow!("the kernel refused fexit programs (EPERM): kernel-function probes are not allowed here")
+        anyhow!(FEXIT_REFUSED)
     } else {
         anyhow!("{text}")
     }

@@ -3,5 +3,6 @@
 mod decode;
 mod loader;
 pub mod tracefs;
+mod tracing_probe;
 
-pub use loader::{missing_reason, EbpfCapture};
+pub use loader::{missing_reason, Closing, EbpfCapture};
