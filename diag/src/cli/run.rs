@@ -166,6 +166,7 @@ fn trace_once(
         None,
     );
     let interrupt = Interrupt::install()?;
+    live::prioritise_reader();
     // A handled SIGCHLD interrupts the pump's poll(): the command's exit ends tracing at once
     // instead of at the next poll tick (half of `diag run -- true`'s wall time otherwise).
     let sigchld = signal_hook::flag::register(

@@ -7,6 +7,7 @@ use crate::context::{self, FailureContext};
 use crate::model::{CaptureStats, Event, Failure, Message, Text};
 use landlock::LandlockTracker;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
 
 /// Bound on kept message lines; the rest are counted.
 const MAX_MESSAGES: usize = 2000;
@@ -85,7 +86,19 @@ impl LiveView for Procfs {
     }
 }
 
-type FailureKey = (u32, String, i32, Option<Text>, bool, Option<u32>);
+/// What makes two failures the same group: (pid, syscall, errno, path, kernel evidence).
+type Identity<'a> = (u32, &'a str, i32, Option<&'a [u8]>, bool, Option<u32>);
+
+fn identity(f: &Failure) -> Identity<'_> {
+    (
+        f.origin.pid,
+        &f.syscall,
+        f.errno,
+        f.path.as_ref().map(Text::as_bytes),
+        f.evidence.no_enter,
+        f.evidence.denied_capability,
+    )
+}
 
 #[derive(Default)]
 pub struct Trace {
@@ -102,7 +115,10 @@ pub struct Trace {
     /// The tree was traced from its first instruction (`run`): every Landlock domain created in it
     /// was seen, so a process without one can only be confined by a domain diag itself is in.
     pub traced_from_start: bool,
-    index: HashMap<FailureKey, usize>,
+    /// Groups by the hash of their identity; a hit is confirmed field by field. Looking up a
+    /// failure borrows it: the per-event key no longer clones the syscall name and the path.
+    index: HashMap<u64, Vec<usize>>,
+    hasher: RandomState,
     partial_lines: HashMap<(u32, i32), Message>,
 }
 
@@ -183,23 +199,28 @@ impl Trace {
 
     /// Processes rename themselves (tmux's server calls itself "tmux: server").
     fn note_comm(&mut self, pid: u32, comm: &Text, time_ns: u64) {
-        if !comm.is_empty() {
-            self.process_mut(pid, time_ns).comm = comm.clone();
+        if comm.is_empty() {
+            return;
+        }
+        // Compared first: this runs for every event, and a process rarely renames itself.
+        let p = self.process_mut(pid, time_ns);
+        if p.comm != *comm {
+            p.comm = comm.clone();
         }
     }
 
     fn on_failure(&mut self, f: Failure, live: &dyn LiveView) {
         self.note_comm(f.origin.pid, &f.origin.comm, f.origin.time_ns);
-        let key: FailureKey = (
-            f.origin.pid,
-            f.syscall.clone(),
-            f.errno,
-            f.path.clone(),
-            f.evidence.no_enter,
-            f.evidence.denied_capability,
-        );
+        let id = identity(&f);
+        let hash = self.hasher.hash_one(id);
         let t = f.origin.time_ns;
-        if let Some(&i) = self.index.get(&key) {
+        let known = self.index.get(&hash).and_then(|group| {
+            group
+                .iter()
+                .copied()
+                .find(|&i| identity(&self.failures[i].failure) == id)
+        });
+        if let Some(i) = known {
             let g = &mut self.failures[i];
             g.count += 1;
             g.last_ns = g.last_ns.max(t);
@@ -210,7 +231,10 @@ impl Trace {
             return;
         }
         let context = live.snapshot(&f);
-        self.index.insert(key, self.failures.len());
+        self.index
+            .entry(hash)
+            .or_default()
+            .push(self.failures.len());
         self.failures.push(FailureGroup {
             failure: f,
             count: 1,

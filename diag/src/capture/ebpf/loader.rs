@@ -112,6 +112,8 @@ impl EbpfCapture {
         let dev_enoent = u8::from(config.errnos.dev_enoent);
         let cgroup = cgroup_id.unwrap_or(0);
         let burst = config.message_burst;
+        // Records wake the reader once an eighth of the ring is used; the poll tick reads the rest.
+        let wakeup_bytes = u64::from(config.ring_bytes / 8);
 
         // The programs take no CO-RE relocations (offsets come from tracefs), so the loader
         // needs no kernel BTF: only the fexit probes do, and only where the kernel allows them.
@@ -123,6 +125,7 @@ impl EbpfCapture {
             .override_global(globals::DEV_ENOENT, &dev_enoent, true)
             .override_global(globals::CGROUP_ID, &cgroup, true)
             .override_global(globals::MESSAGE_BURST, &burst, true)
+            .override_global(globals::WAKEUP_BYTES, &wakeup_bytes, true)
             .override_global(globals::FORK_PARENT_PID_OFF, &fork_parent, true)
             .override_global(globals::FORK_CHILD_PID_OFF, &fork_child, true)
             .override_global(globals::EXEC_FILENAME_OFF, &exec_filename, true)
