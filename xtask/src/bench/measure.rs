@@ -93,12 +93,21 @@ pub fn run(mut cmd: Command, scratch: &Path, limit: Duration) -> Result<(Sample,
     ))
 }
 
+/// The command line as a shell would take it (arguments with spaces or quotes single-quoted).
 pub fn describe(cmd: &mut Command) -> String {
     std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
-        .map(|s| s.to_string_lossy().into_owned())
+        .map(|s| quote(&s.to_string_lossy()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./,=:$%+@".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        return arg.to_string();
+    }
+    format!("'{}'", arg.replace('\'', r"'\''"))
 }
 
 /// Finds `denied=N elapsed_ms=MS` in the workload's stdout.
@@ -141,6 +150,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn described_commands_quote_what_a_shell_would_split() {
+        let mut cmd = Command::new("bpftrace");
+        cmd.args(["-e", "a { b; }", "it's", "--plain=1"]);
+        assert_eq!(
+            describe(&mut cmd),
+            r"bpftrace -e 'a { b; }' 'it'\''s' --plain=1"
+        );
+    }
 
     #[test]
     fn workload_line_is_found_after_other_output() {

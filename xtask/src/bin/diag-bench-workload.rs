@@ -45,16 +45,16 @@ enum Mode {
     /// The mixed workload (defaults: about 2 s untraced on the reference machine).
     Mix {
         /// Successful open+close pairs (of --readable).
-        #[arg(long, default_value_t = 60_000)]
+        #[arg(long, default_value_t = 100_000)]
         opens: u64,
         /// Denied opens of --secret.
-        #[arg(long, default_value_t = 60_000)]
+        #[arg(long, default_value_t = 100_000)]
         denied: u64,
         /// fork + _exit + wait.
-        #[arg(long, default_value_t = 4_000)]
+        #[arg(long, default_value_t = 3_000)]
         forks: u64,
         /// fork + exec /bin/true + wait.
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = 300)]
         execs: u64,
         #[arg(long, default_value = "/etc/passwd")]
         readable: PathBuf,
