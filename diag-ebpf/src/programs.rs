@@ -244,10 +244,18 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
     };
     let regs: *const u8 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
-    let nr = regs_word(regs, REGS_ORIG_AX) as u32;
+    // SAFETY: map value pointer, written only by this task.
+    let inflight = unsafe { (*state).inflight_nr };
+    // Syscalls do not nest: an exit after an enter is that enter's syscall, so pt_regs is read
+    // only for an exit whose enter never ran (a read less on every traced syscall).
+    let entered = inflight != 0;
+    let nr = if entered {
+        inflight - 1
+    } else {
+        regs_word(regs, REGS_ORIG_AX) as u32
+    };
     // SAFETY: map value pointer, written only by this task.
     let (ev_bits, denied_cap) = unsafe {
-        let entered = (*state).inflight_nr == nr + 1;
         let seen = (*state).evidence;
         (*state).inflight_nr = 0;
         (*state).evidence = 0;
