@@ -120,7 +120,7 @@ pub fn render(r: &Results) -> String {
         "{} interleaved round(s): in each round every tracer runs the workload once, then `CMD = true` once, in an order rotated per round. Ratios are per round against the untraced run of the same round; the table gives the median and (min–max).\n",
         r.rounds
     );
-    out.push_str("| tracer | workload slowdown (workload's own clock) | end-to-end wall (startup + run + report) | startup, `CMD = true` | peak RSS | denials seen |\n");
+    out.push_str("| tracer | workload slowdown (workload's own clock) | end-to-end wall (startup + run + report) | startup, `CMD = true` | peak RSS, median (max) | denials seen |\n");
     out.push_str("|---|---|---|---|---|---|\n");
     let base_startup = startup_ms(base).map(|s| s.0);
     for col in r.columns {
@@ -134,13 +134,16 @@ pub fn render(r: &Results) -> String {
             Some(b) if col.tracer != Tracer::Untraced => format!("{m:.0} ms ({:.0}×)", m / b),
             _ => format!("{m:.1} ms"),
         });
-        let rss = col
-            .runs
-            .iter()
-            .flatten()
-            .map(|r| r.sample.peak_rss_kib)
-            .max()
-            .map_or("–".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+        let rss = spread(
+            col.runs
+                .iter()
+                .flatten()
+                .map(|r| r.sample.peak_rss_kib as f64 / 1024.0)
+                .collect(),
+        )
+        .map_or("–".into(), |(m, _, hi)| {
+            format!("{m:.1} MiB (max {hi:.1})")
+        });
         let (clock, wall) = if col.tracer == Tracer::Untraced {
             let ms = spread(
                 col.runs
