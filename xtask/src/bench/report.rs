@@ -114,7 +114,13 @@ pub fn render(r: &Results) -> String {
             ""
         }
     );
-    let _ = writeln!(out, "{}\n", machine());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let _ = writeln!(
+        out,
+        "{}\n- produced by: `cargo xtask {}`\n",
+        machine(),
+        args.join(" ")
+    );
     let _ = writeln!(
         out,
         "{} interleaved round(s): in each round every tracer runs the workload once, then `CMD = true` once, in an order rotated per round. Ratios are per round against the untraced run of the same round; the table gives the median and (min–max).\n",
