@@ -9,6 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+const CLEAN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// What one run measured.
 #[derive(Clone, Debug)]
 pub struct Sample {
@@ -41,7 +43,12 @@ pub fn run(mut cmd: Command, scratch: &Path, limit: Duration) -> Result<(Sample,
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0);
+        .process_group(0)
+        // A fixed environment: cargo's LD_LIBRARY_PATH (under /root) made every exec of the
+        // dropped-privilege workload fail EACCES in ld.so's library search.
+        .env_clear()
+        .env("PATH", CLEAN_PATH)
+        .env("LC_ALL", "C");
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => timed.env(k, v),
