@@ -138,6 +138,7 @@ pub mod globals {
     pub const DEV_ENOENT: &str = "DIAG_DEV_ENOENT";
     pub const CGROUP_ID: &str = "DIAG_CGROUP_ID";
     pub const MESSAGE_BURST: &str = "DIAG_MESSAGE_BURST";
+    pub const WAKEUP_BYTES: &str = "DIAG_WAKEUP_BYTES";
     pub const FORK_PARENT_PID_OFF: &str = "DIAG_FORK_PARENT_PID_OFF";
     pub const FORK_CHILD_PID_OFF: &str = "DIAG_FORK_CHILD_PID_OFF";
     pub const EXEC_FILENAME_OFF: &str = "DIAG_EXEC_FILENAME_OFF";

@@ -4,6 +4,7 @@
 //! Per syscall of a traced task the cost is one hash lookup at enter and one at exit; only a
 //! failed call with a watched errno (or a message write, or a Landlock call) reaches userspace.
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
         bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_buf,
@@ -36,6 +37,10 @@ static DIAG_DEV_ENOENT: u8 = 0;
 /// Non-zero: also trace every task whose cgroup (v2) id is this.
 #[no_mangle]
 static DIAG_CGROUP_ID: u64 = 0;
+/// Ring buffer backlog (bytes) from which a submit wakes the reader; below it the reader finds
+/// the records on its next poll tick.
+#[no_mangle]
+static DIAG_WAKEUP_BYTES: u64 = 0;
 /// Messages a process may emit before its budget is spent.
 #[no_mangle]
 static DIAG_MESSAGE_BURST: u32 = 64;
@@ -91,6 +96,18 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
 
+/// Wakes the reader only once a backlog builds up. A wakeup per record cost more than the
+/// record itself (an irq_work and a context switch each): under a burst of failures the reader
+/// woke for every event, and the traced task paid for it.
+#[inline(always)]
+fn wakeup_flags() -> u64 {
+    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= cfg(&DIAG_WAKEUP_BYTES) {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
+
 // ---- x86_64 syscall ABI --------------------------------------------------------------------
 
 const SYS_WRITE: u32 = 1;
@@ -121,6 +138,10 @@ const ENOENT: i64 = 2;
 /// `struct pt_regs` offsets on x86_64 (uapi layout: stable).
 const REGS_ORIG_AX: usize = 15 * 8;
 const REGS_ARGS: [usize; 6] = [14 * 8, 13 * 8, 12 * 8, 7 * 8, 9 * 8, 8 * 8];
+/// The syscall arguments sit in words 7..=14 (r10, r9, r8, ..., di): one read covers them.
+const REGS_ARGS_FIRST_WORD: usize = 7;
+/// Each argument's word in that window.
+const ARGS_IN_WINDOW: [usize; 6] = [7, 6, 5, 0, 2, 1];
 
 #[inline(always)]
 fn regs_word(regs: *const u8, off: usize) -> u64 {
@@ -234,10 +255,18 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
     };
     let regs: *const u8 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
-    let nr = regs_word(regs, REGS_ORIG_AX) as u32;
+    // SAFETY: map value pointer, written only by this task.
+    let inflight = unsafe { (*state).inflight_nr };
+    // Syscalls do not nest: an exit after an enter is that enter's syscall, so pt_regs is read
+    // only for an exit whose enter never ran (a read less on every traced syscall).
+    let entered = inflight != 0;
+    let nr = if entered {
+        inflight - 1
+    } else {
+        regs_word(regs, REGS_ORIG_AX) as u32
+    };
     // SAFETY: map value pointer, written only by this task.
     let (ev_bits, denied_cap) = unsafe {
-        let entered = (*state).inflight_nr == nr + 1;
         let seen = (*state).evidence;
         (*state).inflight_nr = 0;
         (*state).evidence = 0;
@@ -282,7 +311,7 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
         entry.discard(0);
         return 0;
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
     0
 }
 
@@ -300,9 +329,15 @@ fn fill_syscall_event(
     ev.nr = nr;
     ev.reason = why;
     ev.ret = ret;
+    // One probe_read for all six arguments instead of six.
+    // SAFETY: regs is the kernel's pt_regs for this syscall; probe_read checks the access.
+    let window: [u64; 8] = unsafe {
+        bpf_probe_read_kernel(regs.add(REGS_ARGS_FIRST_WORD * 8).cast::<[u64; 8]>())
+            .unwrap_or([0; 8])
+    };
     let mut i = 0;
     while i < 6 {
-        ev.args[i] = regs_word(regs, REGS_ARGS[i]);
+        ev.args[i] = window[ARGS_IN_WINDOW[i]];
         i += 1;
     }
     ev.evidence = ev_bits;
@@ -360,7 +395,8 @@ fn on_success(regs: *const u8, nr: u32, ret: i64, tgid: u32, path_arg: u8) {
         SYS_DUP | SYS_DUP2 | SYS_DUP3 | SYS_FCNTL => on_dup(regs, nr, ret, tgid),
         SYS_CLOSE => {
             let fd = regs_word(regs, REGS_ARGS[0]);
-            if fd > 2 {
+            // A lock-free lookup first: a delete takes the bucket lock, on every close.
+            if fd > 2 && message_stream(tgid, fd).is_some() {
                 let _ = MESSAGE_FDS.remove(fd_key(tgid, fd));
             }
         }
@@ -483,7 +519,7 @@ fn emit_with(regs: *const u8, nr: u32, ret: i64, why: u32, fill: impl FnOnce(&mu
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     fill_syscall_event(ev, regs, nr, ret, why, 0, -1);
     fill(ev);
-    entry.submit(0);
+    entry.submit(wakeup_flags());
 }
 
 // ---- process tree ------------------------------------------------------------------------------
@@ -520,7 +556,7 @@ pub fn diag_sched_fork(ctx: TracePointContext) -> u32 {
     ev.parent_tgid = ev.header.tgid;
     ev.child_tid = child;
     ev.filename_len = 0;
-    entry.submit(0);
+    entry.submit(wakeup_flags());
     0
 }
 
@@ -555,7 +591,7 @@ pub fn diag_sched_exec(ctx: TracePointContext) -> u32 {
             .map(|s| s.len() as u32)
             .unwrap_or(0)
     };
-    entry.submit(0);
+    entry.submit(wakeup_flags());
     0
 }
 
@@ -582,7 +618,7 @@ pub fn diag_sched_exit(_ctx: RawTracePointContext) -> i32 {
     ev.parent_tgid = 0;
     ev.child_tid = 0;
     ev.filename_len = 0;
-    entry.submit(0);
+    entry.submit(wakeup_flags());
     0
 }
 

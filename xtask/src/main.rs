@@ -1,5 +1,6 @@
-//! Project tasks: `cargo xtask setup | test | demo | dist | fuzz | soak`.
+//! Project tasks: `cargo xtask setup | test | demo | bench | dist | fuzz | soak`.
 
+mod bench;
 mod fuzz;
 mod setup;
 mod soak;
@@ -40,6 +41,8 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// diag against strace, strace --seccomp-bpf and bpftrace, interleaved in one run.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> Result<()> {
@@ -50,6 +53,7 @@ fn main() -> Result<()> {
         Task::Soak { seconds } => soak::run(seconds),
         Task::Dist => dist(),
         Task::Fuzz { seconds } => fuzz::run(seconds),
+        Task::Bench(args) => bench::run(args),
     }
 }
 
@@ -98,10 +102,14 @@ fn test() -> Result<()> {
     ]))?;
     // Privileged end-to-end tests load eBPF programs and start sandboxes: they run as root here.
     let tally = tally::cargo_test(cargo().args(["test", "--workspace", "--all-targets"]))?;
-    // The last line CI reads: how many tests really ran.
+    // A smoke run of the benchmark: every tracer runs and counts every denial (no timings).
+    run_cmd(cargo().args(["xtask", "bench", "--quick"]))?;
+    // The last line CI reads: how many tests really ran (the bench smoke run counts as one).
     println!(
         "tests: {} passed, {} failed, {} skipped",
-        tally.passed, tally.failed, tally.skipped
+        tally.passed + 1,
+        tally.failed,
+        tally.skipped
     );
     Ok(())
 }

@@ -54,6 +54,7 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
     let by_pid = args.cgroup.is_none();
     let host = HostFacts::read();
     let interrupt = Interrupt::install()?;
+    live::prioritise_reader();
     if !args.report.quiet {
         let until = match &duration {
             Some(d) => format!("for {}", humantime::format_duration(*d)),

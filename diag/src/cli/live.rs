@@ -46,6 +46,17 @@ impl Interrupt {
     }
 }
 
+/// diag's reader runs at this nice value, set after the command was forked (so the command
+/// keeps its own): with more busy threads than CPUs, a traced burst of failures otherwise
+/// starves the reader at equal priority and the ring buffer overflows.
+const READER_NICE: i32 = -10;
+
+/// Raises the calling (reader) thread's priority; best-effort, as only root may do it.
+pub fn prioritise_reader() {
+    // SAFETY: plain syscall on the calling thread (who = 0).
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, READER_NICE) };
+}
+
 /// Feeds events into `trace` until `done()` says stop; returns early when interrupted.
 pub fn pump(
     cap: &mut EbpfCapture,

@@ -7,6 +7,7 @@ use crate::context::{self, FailureContext};
 use crate::model::{CaptureStats, Event, Failure, Message, Text};
 use landlock::LandlockTracker;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
 
 /// Bound on kept message lines; the rest are counted.
 const MAX_MESSAGES: usize = 2000;
@@ -91,13 +92,26 @@ impl LiveView for Procfs {
     }
 }
 
-type FailureKey = (u32, String, i32, Option<Text>, bool, Option<u32>);
 /// The same failure regardless of the process: (syscall, errno, path, no_enter, cap, comm).
 type Signature = (String, i32, Option<Text>, bool, Option<u32>, Text);
 /// Distinct processes a signature keeps its own group for, before further ones fold.
 const FOLD_AFTER: usize = 8;
 /// Process-table size above which exited processes nothing refers to are pruned.
 const PROCESS_TABLE_SOFT_LIMIT: usize = 4096;
+
+/// What makes two failures the same group: (pid, syscall, errno, path, kernel evidence).
+type Identity<'a> = (u32, &'a str, i32, Option<&'a [u8]>, bool, Option<u32>);
+
+fn identity(f: &Failure) -> Identity<'_> {
+    (
+        f.origin.pid,
+        &f.syscall,
+        f.errno,
+        f.path.as_ref().map(Text::as_bytes),
+        f.evidence.no_enter,
+        f.evidence.denied_capability,
+    )
+}
 
 #[derive(Default)]
 pub struct Trace {
@@ -116,10 +130,13 @@ pub struct Trace {
     pub traced_from_start: bool,
     /// Exited processes removed from the table because nothing in the report refers to them.
     pub processes_pruned: u64,
-    index: HashMap<FailureKey, usize>,
     /// Per signature: groups made, the last group, the last process folded into it.
     signatures: HashMap<Signature, (usize, usize, u32)>,
     prune_at: usize,
+    /// Groups by the hash of their identity; a hit is confirmed field by field. Looking up a
+    /// failure borrows it: the per-event key no longer clones the syscall name and the path.
+    index: HashMap<u64, Vec<usize>>,
+    hasher: RandomState,
     partial_lines: HashMap<(u32, i32), Message>,
 }
 
@@ -201,34 +218,39 @@ impl Trace {
 
     /// Processes rename themselves (tmux's server calls itself "tmux: server").
     fn note_comm(&mut self, pid: u32, comm: &Text, time_ns: u64) {
-        if !comm.is_empty() {
-            self.process_mut(pid, time_ns).comm = comm.clone();
+        if comm.is_empty() {
+            return;
+        }
+        // Compared first: this runs for every event, and a process rarely renames itself.
+        let p = self.process_mut(pid, time_ns);
+        if p.comm != *comm {
+            p.comm = comm.clone();
         }
     }
 
     fn on_failure(&mut self, f: Failure, live: &dyn LiveView) {
         self.note_comm(f.origin.pid, &f.origin.comm, f.origin.time_ns);
-        let key: FailureKey = (
-            f.origin.pid,
-            f.syscall.clone(),
-            f.errno,
-            f.path.clone(),
-            f.evidence.no_enter,
-            f.evidence.denied_capability,
-        );
+        let id = identity(&f);
+        let hash = self.hasher.hash_one(id);
         let t = f.origin.time_ns;
-        if let Some(&i) = self.index.get(&key) {
+        let known = self.index.get(&hash).and_then(|group| {
+            group
+                .iter()
+                .copied()
+                .find(|&i| identity(&self.failures[i].failure) == id)
+        });
+        if let Some(i) = known {
             let g = &mut self.failures[i];
             g.count += 1;
             g.last_ns = g.last_ns.max(t);
             return;
         }
         let sig: Signature = (
-            key.1.clone(),
-            key.2,
-            key.3.clone(),
-            key.4,
-            key.5,
+            f.syscall.clone(),
+            f.errno,
+            f.path.clone(),
+            f.evidence.no_enter,
+            f.evidence.denied_capability,
             f.origin.comm.clone(),
         );
         if let Some((groups, last, folded_pid)) = self.signatures.get_mut(&sig) {
@@ -237,9 +259,9 @@ impl Trace {
                 // remember no per-process key, so memory stays flat however many children come.
                 let g = &mut self.failures[*last];
                 g.count += 1;
-                if *folded_pid != key.0 {
+                if *folded_pid != f.origin.pid {
                     g.other_pids += 1;
-                    *folded_pid = key.0;
+                    *folded_pid = f.origin.pid;
                 }
                 g.last_ns = g.last_ns.max(t);
                 return;
@@ -251,7 +273,7 @@ impl Trace {
         }
         let context = live.snapshot(&f, &self.relatives(f.origin.pid));
         let at = self.failures.len();
-        self.index.insert(key, at);
+        self.index.entry(hash).or_default().push(at);
         let entry = self.signatures.entry(sig).or_insert((0, at, 0));
         *entry = (entry.0 + 1, at, 0);
         self.failures.push(FailureGroup {

@@ -1,6 +1,6 @@
 //! Loads diag's eBPF object, configures it, attaches what this kernel allows, and reads events.
 
-use super::{decode, tracefs};
+use super::{decode, tracefs, tracing_probe};
 use crate::capture::{CaptureConfig, ProbeReport};
 use crate::model::{CaptureStats, Event};
 use anyhow::{anyhow, bail, Context, Result};
@@ -147,6 +147,17 @@ pub struct EbpfCapture {
     pub probes: ProbeReport,
 }
 
+/// Joins the background detach of an [`EbpfCapture`] when dropped.
+pub struct Closing(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 impl EbpfCapture {
     /// Loads and attaches. `cgroup_id` (v2) makes every task of that cgroup traced as well.
     pub fn load(config: &CaptureConfig, cgroup_id: Option<u64>) -> Result<Self> {
@@ -172,14 +183,20 @@ impl EbpfCapture {
         let dev_enoent = u8::from(config.errnos.dev_enoent);
         let cgroup = cgroup_id.unwrap_or(0);
         let burst = config.message_burst;
+        // Records wake the reader once an eighth of the ring is used; the poll tick reads the rest.
+        let wakeup_bytes = u64::from(config.ring_bytes / 8);
 
+        // The programs take no CO-RE relocations (offsets come from tracefs), so the loader
+        // needs no kernel BTF: only the fexit probes do, and only where the kernel allows them.
         let mut ebpf = EbpfLoader::new()
+            .btf(None)
             .override_global(globals::ERRNO_MASK, &errno_mask, true)
             .override_global(globals::SYSCALL_MASK, &syscall_mask, true)
             .override_global(globals::PATH_ARG, &path_args, true)
             .override_global(globals::DEV_ENOENT, &dev_enoent, true)
             .override_global(globals::CGROUP_ID, &cgroup, true)
             .override_global(globals::MESSAGE_BURST, &burst, true)
+            .override_global(globals::WAKEUP_BYTES, &wakeup_bytes, true)
             .override_global(globals::FORK_PARENT_PID_OFF, &fork_parent, true)
             .override_global(globals::FORK_CHILD_PID_OFF, &fork_child, true)
             .override_global(globals::EXEC_FILENAME_OFF, &exec_filename, true)
@@ -191,9 +208,10 @@ impl EbpfCapture {
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("loading the eBPF object: {e}"))?;
 
+        let btf = kernel_btf_for_fexit();
         let mut probes = ProbeReport::default();
         for &(prog, how, _) in REQUIRED {
-            attach(&mut ebpf, prog, how, &tracing, None).map_err(|e| {
+            attach(&mut ebpf, prog, how, &tracing, &btf).map_err(|e| {
                 anyhow!(
                     "attaching {}: {}",
                     how.label(),
@@ -202,9 +220,8 @@ impl EbpfCapture {
             })?;
             probes.attached.push(how.label());
         }
-        let btf = Btf::parse_file(btf_path(), Endianness::default()).ok();
         for &(prog, how, _) in OPTIONAL {
-            match attach(&mut ebpf, prog, how, &tracing, btf.as_ref()) {
+            match attach(&mut ebpf, prog, how, &tracing, &btf) {
                 Ok(()) => probes.attached.push(how.label()),
                 Err(e) => probes.missing.push((how.label(), format!("{e:#}"))),
             }
@@ -243,6 +260,13 @@ impl EbpfCapture {
         Ok(n)
     }
 
+    /// Detaches and unloads on another thread. Detaching a perf-event tracepoint waits for RCU
+    /// grace periods (20-50 ms each on this host, serialised by the kernel): half of
+    /// `diag run -- true`. That wait overlaps with building the report; the guard joins it.
+    pub fn close_in_background(self) -> Closing {
+        Closing(Some(std::thread::spawn(move || drop(self))))
+    }
+
     /// The kernel-side counters, summed over CPUs.
     pub fn stats(&self) -> Result<CaptureStats> {
         let counters: PerCpuArray<_, u64> =
@@ -263,7 +287,7 @@ fn attach(
     prog: &str,
     how: Attach,
     tracing: &std::path::Path,
-    btf: Option<&Btf>,
+    btf: &Result<Btf, String>,
 ) -> Result<()> {
     let program = ebpf
         .program_mut(prog)
@@ -278,12 +302,19 @@ fn attach(
             if !tracefs::has_event(tracing, group, event) {
                 bail!("this kernel has no {group}:{event} tracepoint");
             }
+            // Each perf-event tracepoint costs a grace period at detach; SELinux's only fires
+            // where SELinux is active.
+            if group == "avc"
+                && !tracefs::active_lsms().is_ok_and(|l| l.iter().any(|l| l == "selinux"))
+            {
+                bail!("SELinux is not an active LSM on this host");
+            }
             let p: &mut TracePoint = program.try_into()?;
             p.load()?;
             p.attach(group, event)?;
         }
         Attach::FExit(function) => {
-            let btf = btf.ok_or_else(|| anyhow!("no kernel BTF at {}", btf_path().display()))?;
+            let btf = btf.as_ref().map_err(|why| anyhow!("{why}"))?;
             let p: &mut FExit = program.try_into()?;
             p.load(function, btf).map_err(explain_fexit_error)?;
             p.attach()?;
@@ -292,11 +323,25 @@ fn attach(
     Ok(())
 }
 
+const FEXIT_REFUSED: &str =
+    "the kernel refused fexit programs (EPERM): kernel-function probes are not allowed here";
+
+/// The kernel's BTF, which fexit programs need to name their function; parsed only when the
+/// kernel may accept them at all (see `tracing_probe`).
+fn kernel_btf_for_fexit() -> Result<Btf, String> {
+    if tracing_probe::refused() {
+        return Err(FEXIT_REFUSED.into());
+    }
+    let path = btf_path();
+    Btf::parse_file(&path, Endianness::default())
+        .map_err(|e| format!("no kernel BTF at {}: {e}", path.display()))
+}
+
 /// This kernel refuses fentry/fexit with EPERM and an empty verifier log: say so plainly.
 fn explain_fexit_error(e: aya::programs::ProgramError) -> anyhow::Error {
     let text = format!("{e}");
     if text.contains("Operation not permitted") || text.contains("EPERM") {
-        anyhow!("the kernel refused fexit programs (EPERM): kernel-function probes are not allowed here")
+        anyhow!(FEXIT_REFUSED)
     } else {
         anyhow!("{text}")
     }

@@ -3,5 +3,6 @@
 mod decode;
 mod loader;
 pub mod tracefs;
+mod tracing_probe;
 
-pub use loader::{btf_path, missing_reason, probe_plan, EbpfCapture, ProbeSpec};
+pub use loader::{btf_path, missing_reason, probe_plan, Closing, EbpfCapture, ProbeSpec};
