@@ -347,27 +347,61 @@ fn user_gets_the_users_identity_groups_and_home_and_sudo_is_noted() {
     );
 }
 
+/// bpffs mounted at /sys/fs/bpf for the test when the host has none, unmounted after: without
+/// it, "nothing new is pinned" would hold whatever diag did.
+struct Bpffs {
+    mounted_here: bool,
+}
+
+impl Bpffs {
+    fn ensure() -> Self {
+        let mounted = std::fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .lines()
+            .any(|l| {
+                l.split(' ').nth(1) == Some("/sys/fs/bpf") && l.split(' ').nth(2) == Some("bpf")
+            });
+        if mounted {
+            return Bpffs {
+                mounted_here: false,
+            };
+        }
+        let ok = Command::new("mount")
+            .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot mount bpffs at /sys/fs/bpf");
+        Bpffs { mounted_here: true }
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        if self.mounted_here {
+            let _ = Command::new("umount").arg("/sys/fs/bpf").status();
+        }
+    }
+}
+
 #[test]
 fn no_maps_are_pinned() {
     require_privileged!();
-    let pinned = |dir: &str| -> Vec<String> {
-        std::fs::read_dir(dir)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
+    let _bpffs = Bpffs::ensure();
+    let pinned = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir("/sys/fs/bpf")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     };
-    let before = pinned("/sys/fs/bpf");
+    let before = pinned();
     let scratch = Scratch::new("pins");
     let run = diag_json(&scratch, "run", &["--quiet", "--", "true"]);
     assert_eq!(run.code(), 0);
-    assert_eq!(
-        pinned("/sys/fs/bpf"),
-        before,
-        "diag pinned something in bpffs"
-    );
+    assert_eq!(pinned(), before, "diag pinned something in bpffs");
 }
 
 #[test]

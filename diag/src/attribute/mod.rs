@@ -80,7 +80,6 @@ impl Attribution {
 pub struct ProbesLive {
     pub cap_capable: bool,
     pub fexit_landlock: bool,
-    pub fexit_lsm: bool,
 }
 
 impl ProbesLive {
@@ -89,7 +88,6 @@ impl ProbesLive {
         ProbesLive {
             cap_capable: has("cap_capable"),
             fexit_landlock: has("hook_file_open"),
-            fexit_lsm: has("security_file_open"),
         }
     }
 }

@@ -11,12 +11,10 @@ use std::path::PathBuf;
 const NO_FEXIT: ProbesLive = ProbesLive {
     cap_capable: true,
     fexit_landlock: false,
-    fexit_lsm: false,
 };
 const WITH_FEXIT: ProbesLive = ProbesLive {
     cap_capable: true,
     fexit_landlock: true,
-    fexit_lsm: true,
 };
 
 fn host(lsms: &[&str]) -> HostFacts {
