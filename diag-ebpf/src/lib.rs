@@ -15,7 +15,10 @@ pub const MAX_ERRNO: usize = 192;
 pub mod kind {
     /// A [`super::SyscallEvent`].
     pub const SYSCALL: u32 = 1;
-    /// A [`super::ProcEvent`] for a new process (threads are only counted).
+    /// A [`super::ProcEvent`] for a new process (threads are only counted): `child_tid` is
+    /// its pid and `parent_tgid` its parent's. Sent twice per process, by the parent when its
+    /// clone returns and by the child when it first runs, whichever comes first: a parent can act
+    /// before its child runs, and a vfork parent resumes only after its child exec'd or exited.
     pub const FORK: u32 = 2;
     /// A [`super::ProcEvent`] for an exec.
     pub const EXEC: u32 = 3;
@@ -73,6 +76,27 @@ pub mod counter {
     pub const COUNT: u32 = 5;
 }
 
+/// A child forked by a traced task that has not run yet, keyed by its `task_struct` address.
+/// The child adopts it on its first return to user space (`sys_exit` of the clone), where its
+/// own pid is at hand: a raw tracepoint gives `sched_process_fork` only task pointers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Newborn {
+    pub parent_tgid: u32,
+    pub _pad: u32,
+    pub fork_ns: u64,
+}
+
+/// The filename a traced task passed to `execve`, kept from `sys_enter` to `sched_process_exec`
+/// (where the caller's memory is gone).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecPath {
+    pub len: u32,
+    pub _pad: u32,
+    pub bytes: [u8; DATA_LEN],
+}
+
 /// Common prefix of every ring buffer record.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -108,10 +132,12 @@ pub struct SyscallEvent {
 #[derive(Clone, Copy, Debug)]
 pub struct ProcEvent {
     pub header: EventHeader,
-    pub parent_tid: u32,
+    /// Fork: the parent process.
     pub parent_tgid: u32,
+    /// Fork: the new process. Exec: the pid the task had before (a thread that exec'd).
     pub child_tid: u32,
     pub filename_len: u32,
+    pub _pad: u32,
     /// The exec'd filename (exec only).
     pub filename: [u8; DATA_LEN],
 }
@@ -124,13 +150,46 @@ pub struct TaskState {
     /// The syscall entered and not yet exited, plus one (0 = none in flight).
     pub inflight_nr: u32,
     pub evidence: u32,
-    pub clone_flags: u64,
     pub denied_cap: i32,
     pub _pad: u32,
+    /// When the kernel started tracking the task: a recycled tid is a new task.
+    pub since_ns: u64,
 }
 
-/// `kernel_tracing` symbol names of the globals the loader overrides before load. Field offsets
-/// come from tracefs at load time, never hard-coded: layouts change between kernels.
+/// What makes two failed calls the same failure: the kernel reports the first one and counts
+/// the rest in its `REPEATS` map (a denial in a retry loop costs no ring buffer record), and
+/// userspace adds those counts when the capture ends. At least as fine as the report's own
+/// grouping (pid, syscall, errno, path, evidence), so no two groups ever merge.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FailureKey {
+    pub tid: u32,
+    pub tgid: u32,
+    /// The task's `TaskState::since_ns`.
+    pub since_ns: u64,
+    pub nr: u32,
+    pub errno: u32,
+    pub evidence: u32,
+    pub denied_cap: i32,
+    pub path_len: u32,
+    pub _pad: u32,
+    /// In the key so that a repeat can be folded like its first report (by command name).
+    pub comm: [u8; COMM_LEN],
+    /// The path argument, zero-padded so equal paths make equal keys.
+    pub path: [u8; DATA_LEN],
+}
+
+/// Repeats of a reported failure (not counting the reported one).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Repeats {
+    pub count: u64,
+    pub last_ns: u64,
+}
+
+/// Symbol names of the globals the loader overrides before load. Tracepoint field offsets and
+/// argument positions come from tracefs at load time, never hard-coded: layouts change between
+/// kernels.
 pub mod globals {
     pub const ERRNO_MASK: &str = "DIAG_ERRNO_MASK";
     pub const SYSCALL_MASK: &str = "DIAG_SYSCALL_MASK";
@@ -139,12 +198,10 @@ pub mod globals {
     pub const CGROUP_ID: &str = "DIAG_CGROUP_ID";
     pub const MESSAGE_BURST: &str = "DIAG_MESSAGE_BURST";
     pub const WAKEUP_BYTES: &str = "DIAG_WAKEUP_BYTES";
-    pub const FORK_PARENT_PID_OFF: &str = "DIAG_FORK_PARENT_PID_OFF";
-    pub const FORK_CHILD_PID_OFF: &str = "DIAG_FORK_CHILD_PID_OFF";
-    pub const EXEC_FILENAME_OFF: &str = "DIAG_EXEC_FILENAME_OFF";
-    pub const EXEC_OLD_PID_OFF: &str = "DIAG_EXEC_OLD_PID_OFF";
-    pub const CAP_CAP_OFF: &str = "DIAG_CAP_CAP_OFF";
-    pub const CAP_RET_OFF: &str = "DIAG_CAP_RET_OFF";
+    pub const PIDNS_DEV: &str = "DIAG_PIDNS_DEV";
+    pub const PIDNS_INO: &str = "DIAG_PIDNS_INO";
+    pub const CAP_CAP_ARG: &str = "DIAG_CAP_CAP_ARG";
+    pub const CAP_RET_ARG: &str = "DIAG_CAP_RET_ARG";
     pub const AVC_DENIED_OFF: &str = "DIAG_AVC_DENIED_OFF";
 }
 
@@ -163,6 +220,8 @@ mod pod {
     unsafe impl aya::Pod for super::SyscallEvent {}
     unsafe impl aya::Pod for super::ProcEvent {}
     unsafe impl aya::Pod for super::TaskState {}
+    unsafe impl aya::Pod for super::FailureKey {}
+    unsafe impl aya::Pod for super::Repeats {}
 }
 
 /// Reads a `T` from the front of `bytes` (a ring buffer record), or `None` when too short.

@@ -1,23 +1,29 @@
 //! diag's kernel side (built for bpfel only): follow a process tree and report its failed syscalls, filtered in the
 //! kernel, plus the evidence of which layer refused them.
 //!
-//! Per syscall of a traced task the cost is one hash lookup at enter and one at exit; only a
-//! failed call with a watched errno (or a message write, or a Landlock call) reaches userspace.
+//! Every syscall on the host runs `sys_enter` and `sys_exit`; a map lookup is paid only for
+//! watched syscalls and the few whose success diag follows. Only the first of identical failures
+//! with a watched errno (or a message write, a Landlock call, a new process) reaches userspace.
 use aya_ebpf::{
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{
+        BPF_F_NO_PREALLOC, BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,
+    },
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_ns,
         bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_buf,
-        bpf_probe_read_user_str_bytes, generated::bpf_get_current_cgroup_id,
+        bpf_probe_read_user_str_bytes,
+        generated::{bpf_get_current_cgroup_id, bpf_get_current_comm},
     },
     macros::{fexit, map, raw_tracepoint, tracepoint},
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::{FExitContext, RawTracePointContext, TracePointContext},
     EbpfContext,
 };
+use core::intrinsics::{atomic_xadd, AtomicOrdering};
 use diag_ebpf::{
-    counter, evidence, kind, reason, EventHeader, ProcEvent, SyscallEvent, TaskState, DATA_LEN,
-    MAX_ERRNO, MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_PATH_ARG,
+    counter, evidence, kind, reason, EventHeader, ExecPath, FailureKey, Newborn, ProcEvent,
+    Repeats, SyscallEvent, TaskState, COMM_LEN, DATA_LEN, MAX_ERRNO, MAX_SYSCALLS, MESSAGE_WRITE,
+    MESSAGE_WRITEV, NO_PATH_ARG,
 };
 
 // ---- configuration, overridden by the loader before load ----------------------------------
@@ -44,18 +50,17 @@ static DIAG_WAKEUP_BYTES: u64 = 0;
 /// Messages a process may emit before its budget is spent.
 #[no_mangle]
 static DIAG_MESSAGE_BURST: u32 = 64;
+/// diag's own pid namespace (`st_dev`, `st_ino` of /proc/self/ns/pid): a clone returns the
+/// child's pid as seen from the caller's namespace, which is diag's pid only in this one.
 #[no_mangle]
-static DIAG_FORK_PARENT_PID_OFF: u32 = 0;
+static DIAG_PIDNS_DEV: u64 = 0;
 #[no_mangle]
-static DIAG_FORK_CHILD_PID_OFF: u32 = 0;
+static DIAG_PIDNS_INO: u64 = 0;
+/// Positions of `cap` and `ret` among `cap_capable`'s raw tracepoint arguments.
 #[no_mangle]
-static DIAG_EXEC_FILENAME_OFF: u32 = 0;
+static DIAG_CAP_CAP_ARG: u32 = 3;
 #[no_mangle]
-static DIAG_EXEC_OLD_PID_OFF: u32 = 0;
-#[no_mangle]
-static DIAG_CAP_CAP_OFF: u32 = 0;
-#[no_mangle]
-static DIAG_CAP_RET_OFF: u32 = 0;
+static DIAG_CAP_RET_ARG: u32 = 4;
 #[no_mangle]
 static DIAG_AVC_DENIED_OFF: u32 = 0;
 
@@ -91,6 +96,45 @@ static MESSAGE_FDS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(8192, 0)
 /// tgids that created a Landlock ruleset: their successful opens are reported as FD_PATH.
 #[map]
 static RULESET_BUILDERS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+/// Per map, set once it gets its first entry: until then, the lookups that every successful
+/// open (RULESET_BUILDERS) and every close or write (MESSAGE_FDS) would make are skipped.
+#[map]
+static IN_USE: Array<u32> = Array::with_max_entries(2, 0);
+const RULESET_BUILDERS_IN_USE: u32 = 0;
+const MESSAGE_FDS_IN_USE: u32 = 1;
+
+#[inline(always)]
+fn in_use(map: u32) -> bool {
+    // SAFETY: plain value read from the array.
+    IN_USE.get(map).is_some_and(|v| *v != 0)
+}
+
+#[inline(always)]
+fn mark_in_use(map: u32) {
+    if let Some(p) = IN_USE.get_ptr_mut(map) {
+        // SAFETY: array value pointer; every writer stores the same value.
+        unsafe { *p = 1 };
+    }
+}
+/// Children of traced tasks that have not run yet (see [`Newborn`]).
+#[map]
+static NEWBORNS: HashMap<u64, Newborn> = HashMap::with_max_entries(4096, 0);
+/// How many NEWBORNS wait: an untraced task looks there only while some do.
+#[map]
+static NEWBORNS_WAITING: Array<u64> = Array::with_max_entries(1, 0);
+/// tid -> the filename it passed to a pending exec. LRU: a task killed mid-exec is evicted.
+#[map]
+static EXEC_PATHS: LruHashMap<u32, ExecPath> = LruHashMap::with_max_entries(1024, 0);
+/// Per-CPU scratch to build an [`ExecPath`] in (too big for the BPF stack next to the rest).
+#[map]
+static EXEC_PATH_SCRATCH: PerCpuArray<ExecPath> = PerCpuArray::with_max_entries(1, 0);
+/// Failures already reported -> how often they happened again. Allocated on demand; when it is
+/// full, failures are reported one record each, as before it existed.
+#[map]
+static REPEATS: HashMap<FailureKey, Repeats> = HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
+/// Per-CPU scratch to build a [`FailureKey`] in (too big for the BPF stack).
+#[map]
+static FAILURE_KEY_SCRATCH: PerCpuArray<FailureKey> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 #[map]
@@ -123,16 +167,16 @@ const SYS_WRITEV: u32 = 20;
 const SYS_CLONE: u32 = 56;
 const SYS_FORK: u32 = 57;
 const SYS_VFORK: u32 = 58;
+const SYS_CLONE3: u32 = 435;
+const CLONE_THREAD: u64 = 0x10000;
+const SYS_EXECVE: u32 = 59;
+const SYS_EXECVEAT: u32 = 322;
 const SYS_CREAT: u32 = 85;
 const SYS_OPENAT: u32 = 257;
-const SYS_CLONE3: u32 = 435;
 const SYS_OPENAT2: u32 = 437;
 const SYS_LANDLOCK_CREATE_RULESET: u32 = 444;
 const SYS_LANDLOCK_ADD_RULE: u32 = 445;
 const SYS_LANDLOCK_RESTRICT_SELF: u32 = 446;
-const CLONE_VM: u64 = 0x100;
-const CLONE_VFORK: u64 = 0x4000;
-const CLONE_THREAD: u64 = 0x10000;
 const ENOENT: i64 = 2;
 
 /// `struct pt_regs` offsets on x86_64 (uapi layout: stable).
@@ -189,6 +233,9 @@ fn task_state(tid: u32) -> Option<*mut TaskState> {
     if let Some(p) = TASKS.get_ptr_mut(tid) {
         return Some(p);
     }
+    if adopt_newborn(tid) {
+        return TASKS.get_ptr_mut(tid);
+    }
     let cg = cfg(&DIAG_CGROUP_ID);
     // SAFETY: helper without arguments.
     if cg == 0 || unsafe { bpf_get_current_cgroup_id() } != cg {
@@ -200,9 +247,21 @@ fn task_state(tid: u32) -> Option<*mut TaskState> {
 
 #[inline(always)]
 fn track(tid: u32) {
-    if TASKS.insert(tid, TaskState::default(), 0).is_err() {
+    let state = TaskState {
+        // SAFETY: helper without arguments.
+        since_ns: unsafe { bpf_ktime_get_ns() },
+        ..TaskState::default()
+    };
+    if TASKS.insert(tid, state, 0).is_err() {
         bump(counter::UNTRACKED_TASKS);
     }
+}
+
+/// The task's command name, written in place (the wrapper's zeroed copy costs a byte loop).
+#[inline(always)]
+fn current_comm(dst: &mut [u8; COMM_LEN]) {
+    // SAFETY: the helper writes at most COMM_LEN bytes, NUL-padded.
+    unsafe { bpf_get_current_comm(dst.as_mut_ptr().cast(), COMM_LEN as u32) };
 }
 
 #[inline(always)]
@@ -214,57 +273,60 @@ fn fill_header(h: &mut EventHeader, kind: u32) {
     h.uid = bpf_get_current_uid_gid() as u32;
     // SAFETY: helper without arguments.
     h.ktime_ns = unsafe { bpf_ktime_get_ns() };
-    h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    current_comm(&mut h.comm);
 }
 
 // ---- syscalls --------------------------------------------------------------------------------
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn diag_sys_enter(ctx: RawTracePointContext) -> i32 {
+    let nr: u64 = ctx.arg(1);
+    let nr = nr as u32;
+    // Only a watched syscall's entry matters (its failure is reported with what happened
+    // during the call, and an exit without an entry is a seccomp verdict), and exec's, for its
+    // filename: every other syscall leaves without a map lookup.
+    let exec = nr == SYS_EXECVE || nr == SYS_EXECVEAT;
+    if !exec && !bit_set(&cfg(&DIAG_SYSCALL_MASK), nr as usize) {
+        return 0;
+    }
     let (tid, _) = current_ids();
     let Some(state) = task_state(tid) else {
         return 0;
     };
-    let nr: u64 = ctx.arg(1);
-    let regs: *const u8 = ctx.arg(0);
-    let nr = nr as u32;
-    let clone_flags = match nr {
-        SYS_CLONE => regs_word(regs, REGS_ARGS[0]),
-        // SAFETY: user pointer to struct clone_args, whose first field is flags; probe_read checks.
-        SYS_CLONE3 => unsafe {
-            bpf_probe_read_user(regs_word(regs, REGS_ARGS[0]) as *const u64).unwrap_or(0)
-        },
-        SYS_VFORK => CLONE_VM | CLONE_VFORK,
-        _ => 0,
-    };
+    if exec {
+        let regs: *const u8 = ctx.arg(0);
+        let path = if nr == SYS_EXECVE { 0 } else { 1 };
+        keep_exec_path(tid, regs_word(regs, REGS_ARGS[path]));
+    }
     // SAFETY: map value pointer, written only by this task.
     unsafe {
         (*state).inflight_nr = nr + 1;
         (*state).evidence = 0;
         (*state).denied_cap = -1;
-        (*state).clone_flags = clone_flags;
     }
     0
 }
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
+    let regs: *const u8 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let nr = regs_word(regs, REGS_ORIG_AX) as u32;
+    if (nr as usize) >= MAX_SYSCALLS {
+        return 0;
+    }
+    // Decided before the task lookup: most syscalls of a traced tree are neither watched nor
+    // needed to follow its state, and leave here.
+    let watched = bit_set(&cfg(&DIAG_SYSCALL_MASK), nr as usize);
+    if !watched && !(ret >= 0 && matters_on_success(regs, nr, ret)) {
+        return 0;
+    }
     let (tid, tgid) = current_ids();
     let Some(state) = task_state(tid) else {
         return 0;
     };
-    let regs: *const u8 = ctx.arg(0);
-    let ret: i64 = ctx.arg(1);
     // SAFETY: map value pointer, written only by this task.
-    let inflight = unsafe { (*state).inflight_nr };
-    // Syscalls do not nest: an exit after an enter is that enter's syscall, so pt_regs is read
-    // only for an exit whose enter never ran (a read less on every traced syscall).
-    let entered = inflight != 0;
-    let nr = if entered {
-        inflight - 1
-    } else {
-        regs_word(regs, REGS_ORIG_AX) as u32
-    };
+    let entered = unsafe { (*state).inflight_nr } == nr + 1;
     // SAFETY: map value pointer, written only by this task.
     let (ev_bits, denied_cap) = unsafe {
         let seen = (*state).evidence;
@@ -278,17 +340,17 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
         };
         (bits, (*state).denied_cap)
     };
-    if (nr as usize) >= MAX_SYSCALLS {
-        return 0;
-    }
     let path_arg = cfg(&DIAG_PATH_ARG[nr as usize]);
 
     if ret >= 0 {
         on_success(regs, nr, ret, tgid, path_arg);
         return 0;
     }
+    if nr == SYS_EXECVE || nr == SYS_EXECVEAT {
+        let _ = EXEC_PATHS.remove(tid);
+    }
     let errno = -ret;
-    if errno as usize >= MAX_ERRNO || !bit_set(&cfg(&DIAG_SYSCALL_MASK), nr as usize) {
+    if errno as usize >= MAX_ERRNO || !watched {
         return 0;
     }
     let watched = bit_set(&cfg(&DIAG_ERRNO_MASK), errno as usize);
@@ -297,22 +359,95 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
     if !watched && !dev_only {
         return 0;
     }
+    let Some(key) = FAILURE_KEY_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: per-CPU scratch, no other user on this CPU until this program returns.
+    let key = unsafe { &mut *key };
+    key.tid = tid;
+    key.tgid = tgid;
+    // SAFETY: map value pointer, this task's own entry.
+    key.since_ns = unsafe { (*state).since_ns };
+    key.nr = nr;
+    key.errno = errno as u32;
+    key.evidence = ev_bits;
+    key.denied_cap = denied_cap;
+    key._pad = 0;
+    current_comm(&mut key.comm);
+    zero_data(&mut key.path);
+    key.path_len = match syscall_arg(regs, path_arg) {
+        Some(ptr) => read_user_str(&mut key.path, ptr),
+        None => 0,
+    };
+    if dev_only && !(key.path_len >= 5 && key.path[..5] == *b"/dev/") {
+        return 0;
+    }
+    if let Some(seen) = REPEATS.get_ptr_mut(&*key) {
+        // SAFETY: map value pointer; the key names this task, the only writer.
+        unsafe {
+            (*seen).count += 1;
+            (*seen).last_ns = bpf_ktime_get_ns();
+        }
+        return 0;
+    }
+    // Full: this failure's repeats are reported one by one instead.
+    let _ = REPEATS.insert(&*key, &Repeats::default(), BPF_NOEXIST as u64);
     let Some(mut entry) = EVENTS.reserve::<SyscallEvent>(0) else {
         bump(counter::LOST_EVENTS);
         return 0;
     };
-    // SAFETY: the reservation is exclusively ours until submit/discard.
+    // SAFETY: the reservation is exclusively ours until submit.
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     fill_syscall_event(ev, regs, nr, ret, reason::FAILED, ev_bits, denied_cap);
-    if let Some(ptr) = arg_at(&ev.args, path_arg) {
-        read_user_str(ev, ptr);
-    }
-    if dev_only && !(ev.data_len >= 5 && ev.data[..5] == *b"/dev/") {
-        entry.discard(0);
-        return 0;
+    copy_data(&mut ev.data, &key.path);
+    ev.data_len = key.path_len;
+    if key.path_len as usize >= DATA_LEN - 1 {
+        ev.evidence |= evidence::DATA_TRUNCATED;
     }
     entry.submit(wakeup_flags());
     0
+}
+
+/// `DATA_LEN` buffers are cleared and copied a word at a time: the bpf target's `memset` and
+/// `memcpy` go byte by byte (1 280 instructions for 256 bytes), and volatile accesses keep the
+/// compiler from turning these loops back into those calls.
+const DATA_WORDS: usize = DATA_LEN / 8;
+
+#[inline(always)]
+fn zero_data(buf: &mut [u8; DATA_LEN]) {
+    let words = buf.as_mut_ptr().cast::<u64>();
+    let mut i = 0;
+    while i < DATA_WORDS {
+        // SAFETY: i < DATA_WORDS, inside buf; map values are 8-byte aligned and so is the field.
+        unsafe { core::ptr::write_volatile(words.add(i), 0) };
+        i += 1;
+    }
+}
+
+#[inline(always)]
+fn copy_data(dst: &mut [u8; DATA_LEN], src: &[u8; DATA_LEN]) {
+    let (d, s) = (dst.as_mut_ptr().cast::<u64>(), src.as_ptr().cast::<u64>());
+    let mut i = 0;
+    while i < DATA_WORDS {
+        // SAFETY: i < DATA_WORDS, inside both buffers; both are 8-byte aligned (see zero_data).
+        unsafe { core::ptr::write_volatile(d.add(i), core::ptr::read_volatile(s.add(i))) };
+        i += 1;
+    }
+}
+
+/// Syscall argument `i` (0..6) of the call whose registers are `regs`.
+#[inline(always)]
+fn syscall_arg(regs: *const u8, i: u8) -> Option<u64> {
+    let off = match i {
+        0 => REGS_ARGS[0],
+        1 => REGS_ARGS[1],
+        2 => REGS_ARGS[2],
+        3 => REGS_ARGS[3],
+        4 => REGS_ARGS[4],
+        5 => REGS_ARGS[5],
+        _ => return None,
+    };
+    Some(regs_word(regs, off))
 }
 
 #[inline(always)]
@@ -348,14 +483,20 @@ fn fill_syscall_event(
     ev.data_len = 0;
 }
 
+/// Reads a user string into `buf`; returns its length with the NUL (0 when unreadable).
 #[inline(always)]
-fn read_user_str(ev: &mut SyscallEvent, ptr: u64) {
+fn read_user_str(buf: &mut [u8; DATA_LEN], ptr: u64) -> u32 {
     // SAFETY: user pointer; the helper checks the access and bounds by the slice.
-    let n = unsafe { bpf_probe_read_user_str_bytes(ptr as *const u8, &mut ev.data) }
-        .map(|s| s.len())
-        .unwrap_or(0);
-    ev.data_len = n as u32;
-    if n >= DATA_LEN - 1 {
+    unsafe { bpf_probe_read_user_str_bytes(ptr as *const u8, buf) }
+        .map(|s| s.len() as u32)
+        .unwrap_or(0)
+}
+
+/// [`read_user_str`] into an event's data, marking truncation.
+#[inline(always)]
+fn read_user_str_into(ev: &mut SyscallEvent, ptr: u64) {
+    ev.data_len = read_user_str(&mut ev.data, ptr);
+    if ev.data_len as usize >= DATA_LEN - 1 {
         ev.evidence |= evidence::DATA_TRUNCATED;
     }
 }
@@ -383,16 +524,17 @@ fn on_success(regs: *const u8, nr: u32, ret: i64, tgid: u32, path_arg: u8) {
             on_landlock(regs, nr, ret, tgid)
         }
         SYS_OPEN | SYS_OPENAT | SYS_OPENAT2 | SYS_CREAT => {
-            if RULESET_BUILDERS.get_ptr(tgid).is_some() {
+            if in_use(RULESET_BUILDERS_IN_USE) && RULESET_BUILDERS.get_ptr(tgid).is_some() {
                 emit_with(regs, nr, ret, reason::FD_PATH, |ev| {
                     if let Some(ptr) = arg_at(&ev.args, path_arg) {
-                        read_user_str(ev, ptr);
+                        read_user_str_into(ev, ptr);
                     }
                 });
             }
         }
         SYS_WRITE | SYS_WRITEV if ret > 0 => on_write(regs, nr, ret, tgid, path_arg),
         SYS_DUP | SYS_DUP2 | SYS_DUP3 | SYS_FCNTL => on_dup(regs, nr, ret, tgid),
+        SYS_CLONE | SYS_CLONE3 | SYS_FORK | SYS_VFORK if ret > 0 => on_forked(regs, nr, ret, tgid),
         SYS_CLOSE => {
             let fd = regs_word(regs, REGS_ARGS[0]);
             // A lock-free lookup first: a delete takes the bucket lock, on every close.
@@ -401,6 +543,25 @@ fn on_success(regs: *const u8, nr: u32, ret: i64, tgid: u32, path_arg: u8) {
             }
         }
         _ => {}
+    }
+}
+
+/// Whether a successful call changes what diag follows: a Landlock call, a dup (of stdout or
+/// stderr, maybe), a message write, a close or open once their maps are in use, or a child's
+/// first return from clone (where it joins the traced tree).
+#[inline(always)]
+fn matters_on_success(regs: *const u8, nr: u32, ret: i64) -> bool {
+    match nr {
+        SYS_LANDLOCK_CREATE_RULESET | SYS_LANDLOCK_ADD_RULE | SYS_LANDLOCK_RESTRICT_SELF => true,
+        SYS_DUP | SYS_DUP2 | SYS_DUP3 | SYS_FCNTL => true,
+        SYS_CLONE | SYS_CLONE3 | SYS_FORK | SYS_VFORK => true,
+        SYS_OPEN | SYS_OPENAT | SYS_OPENAT2 | SYS_CREAT => in_use(RULESET_BUILDERS_IN_USE),
+        SYS_CLOSE => in_use(MESSAGE_FDS_IN_USE),
+        SYS_WRITE | SYS_WRITEV if ret > 0 => {
+            let fd = regs_word(regs, REGS_ARGS[0]);
+            fd == 1 || fd == 2 || in_use(MESSAGE_FDS_IN_USE)
+        }
+        _ => false,
     }
 }
 
@@ -414,6 +575,9 @@ fn fd_key(tgid: u32, fd: u64) -> u64 {
 fn message_stream(tgid: u32, fd: u64) -> Option<u32> {
     if fd == 1 || fd == 2 {
         return Some(fd as u32);
+    }
+    if !in_use(MESSAGE_FDS_IN_USE) {
+        return None;
     }
     // SAFETY: plain value read from the map.
     unsafe { MESSAGE_FDS.get(fd_key(tgid, fd)).copied() }
@@ -431,10 +595,11 @@ fn on_dup(regs: *const u8, nr: u32, ret: i64, tgid: u32) {
     let new = ret as u64;
     match message_stream(tgid, old) {
         Some(stream) if new > 2 => {
+            mark_in_use(MESSAGE_FDS_IN_USE);
             let _ = MESSAGE_FDS.insert(fd_key(tgid, new), stream, 0);
         }
         // dup2 of something else over a tracked fd replaces it.
-        None if new > 2 => {
+        None if new > 2 && in_use(MESSAGE_FDS_IN_USE) => {
             let _ = MESSAGE_FDS.remove(fd_key(tgid, new));
         }
         _ => {}
@@ -444,6 +609,7 @@ fn on_dup(regs: *const u8, nr: u32, ret: i64, tgid: u32) {
 #[inline(always)]
 fn on_landlock(regs: *const u8, nr: u32, ret: i64, tgid: u32) {
     if nr == SYS_LANDLOCK_CREATE_RULESET {
+        mark_in_use(RULESET_BUILDERS_IN_USE);
         let _ = RULESET_BUILDERS.insert(tgid, 1, 0);
     }
     emit_with(regs, nr, ret, reason::LANDLOCK, |ev| match nr {
@@ -523,47 +689,148 @@ fn emit_with(regs: *const u8, nr: u32, ret: i64, why: u32, fill: impl FnOnce(&mu
 }
 
 // ---- process tree ------------------------------------------------------------------------------
+//
+// Raw tracepoints only: detaching a perf-event tracepoint waits for RCU grace periods (tens of
+// ms each), which was most of `diag run -- true`; a raw tracepoint's detach does not wait.
 
 #[inline(always)]
-fn tp_u32(ctx: &TracePointContext, off: u32) -> u32 {
-    // SAFETY: offset read from tracefs for this kernel; read_at checks the access.
-    unsafe { ctx.read_at::<u32>(off as usize).unwrap_or(0) }
+fn newborns_waiting() -> Option<*mut u64> {
+    NEWBORNS_WAITING.get_ptr_mut(0)
 }
 
-#[tracepoint(category = "sched", name = "sched_process_fork")]
-pub fn diag_sched_fork(ctx: TracePointContext) -> u32 {
-    let parent = tp_u32(&ctx, cfg(&DIAG_FORK_PARENT_PID_OFF));
-    let Some(state) = TASKS.get_ptr(parent) else {
-        return 0;
-    };
-    let child = tp_u32(&ctx, cfg(&DIAG_FORK_CHILD_PID_OFF));
-    track(child);
-    // SAFETY: map value pointer of the forking task.
-    let flags = unsafe { (*state).clone_flags };
-    if flags & CLONE_THREAD != 0 {
-        bump(counter::THREAD_FORKS);
+/// Adds `delta` (wrapping) to the NEWBORNS count, atomically: parents and children run on
+/// different CPUs.
+#[inline(always)]
+fn count_newborns(delta: u64) {
+    if let Some(p) = newborns_waiting() {
+        // SAFETY: map value pointer, 8-byte aligned; updated only atomically. The bpf target has
+        // no `AtomicU64::fetch_add`; the intrinsic compiles to the BPF atomic add.
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, delta) };
+    }
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn diag_sched_fork(ctx: RawTracePointContext) -> i32 {
+    let (parent_tid, parent_tgid) = current_ids();
+    if TASKS.get_ptr(parent_tid).is_none() {
         return 0;
     }
-    bump(counter::PROCESS_FORKS);
+    // TP_PROTO(struct task_struct *parent, struct task_struct *child): the child's address is
+    // only a key here, never dereferenced.
+    let child: u64 = ctx.arg(1);
+    let newborn = Newborn {
+        parent_tgid,
+        _pad: 0,
+        // SAFETY: helper without arguments.
+        fork_ns: unsafe { bpf_ktime_get_ns() },
+    };
+    if NEWBORNS.insert(child, newborn, 0).is_err() {
+        bump(counter::UNTRACKED_TASKS);
+        return 0;
+    }
+    count_newborns(1);
+    0
+}
+
+/// The parent's report of a new process, as soon as its clone returns (see `kind::FORK`).
+#[inline(always)]
+fn on_forked(regs: *const u8, nr: u32, child: i64, tgid: u32) {
+    let flags = match nr {
+        SYS_CLONE => regs_word(regs, REGS_ARGS[0]),
+        // SAFETY: user pointer to struct clone_args, whose first field is flags; probe_read checks.
+        SYS_CLONE3 => unsafe {
+            bpf_probe_read_user(regs_word(regs, REGS_ARGS[0]) as *const u64).unwrap_or(0)
+        },
+        _ => 0,
+    };
+    if flags & CLONE_THREAD != 0 || !in_diags_pid_namespace() {
+        return;
+    }
+    emit_fork(tgid, child as u32, None);
+}
+
+#[inline(always)]
+fn in_diags_pid_namespace() -> bool {
+    let mut ids = aya_ebpf::bindings::bpf_pidns_info { pid: 0, tgid: 0 };
+    // SAFETY: `ids` is a local of the size given.
+    let rc = unsafe {
+        aya_ebpf::helpers::generated::bpf_get_ns_current_pid_tgid(
+            cfg(&DIAG_PIDNS_DEV),
+            cfg(&DIAG_PIDNS_INO),
+            &mut ids,
+            core::mem::size_of::<aya_ebpf::bindings::bpf_pidns_info>() as u32,
+        )
+    };
+    rc == 0
+}
+
+#[inline(always)]
+fn emit_fork(parent_tgid: u32, child: u32, fork_ns: Option<u64>) {
     let Some(mut entry) = EVENTS.reserve::<ProcEvent>(0) else {
         bump(counter::LOST_EVENTS);
-        return 0;
+        return;
     };
     // SAFETY: the reservation is exclusively ours until submit.
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     fill_header(&mut ev.header, kind::FORK);
-    ev.parent_tid = parent;
-    ev.parent_tgid = ev.header.tgid;
+    if let Some(t) = fork_ns {
+        ev.header.ktime_ns = t;
+    }
+    ev.parent_tgid = parent_tgid;
     ev.child_tid = child;
     ev.filename_len = 0;
     entry.submit(wakeup_flags());
-    0
 }
 
-#[tracepoint(category = "sched", name = "sched_process_exec")]
-pub fn diag_sched_exec(ctx: TracePointContext) -> u32 {
+/// Makes the current task traced if a traced parent forked it and it has not run until now.
+/// The kernel fires `sched_process_fork` before it wakes the child, so the entry is there.
+#[inline(always)]
+fn adopt_newborn(tid: u32) -> bool {
+    // SAFETY: map value pointer; a plain read of the count.
+    if newborns_waiting().is_none_or(|p| unsafe { *p } == 0) {
+        return false;
+    }
+    // SAFETY: helper without arguments.
+    let me = unsafe { bpf_get_current_task() };
+    // SAFETY: plain value read from the map.
+    let Some(newborn) = (unsafe { NEWBORNS.get(me) }).copied() else {
+        return false;
+    };
+    if NEWBORNS.remove(me).is_err() {
+        return false;
+    }
+    count_newborns(u64::MAX);
+    track(tid);
+    // A thread (CLONE_THREAD) joined its parent's thread group: counted, not reported.
+    let (_, tgid) = current_ids();
+    if tid != tgid {
+        bump(counter::THREAD_FORKS);
+        return true;
+    }
+    bump(counter::PROCESS_FORKS);
+    emit_fork(newborn.parent_tgid, tid, Some(newborn.fork_ns));
+    true
+}
+
+/// Keeps the filename a traced task passes to exec, for `sched_process_exec`.
+#[inline(always)]
+fn keep_exec_path(tid: u32, ptr: u64) {
+    let Some(scratch) = EXEC_PATH_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU scratch, no concurrent user on this CPU; the helper checks the user read.
+    unsafe {
+        (*scratch).len = read_user_str(&mut (*scratch).bytes, ptr);
+        let _ = EXEC_PATHS.insert(tid, &*scratch, 0);
+    }
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn diag_sched_exec(ctx: RawTracePointContext) -> i32 {
     let (tid, _) = current_ids();
-    let old = tp_u32(&ctx, cfg(&DIAG_EXEC_OLD_PID_OFF));
+    // TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm).
+    let old: u64 = ctx.arg(1);
+    let old = old as u32;
     if TASKS.get_ptr(tid).is_none() && TASKS.get_ptr(old).is_none() {
         return 0;
     }
@@ -579,26 +846,24 @@ pub fn diag_sched_exec(ctx: TracePointContext) -> u32 {
     // SAFETY: the reservation is exclusively ours until submit.
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     fill_header(&mut ev.header, kind::EXEC);
-    ev.parent_tid = 0;
     ev.parent_tgid = 0;
     ev.child_tid = old;
-    // __data_loc: low 16 bits offset from the record start, high 16 bits length.
-    let loc = tp_u32(&ctx, cfg(&DIAG_EXEC_FILENAME_OFF));
-    let src = (ctx.as_ptr() as usize + (loc & 0xffff) as usize) as *const u8;
-    // SAFETY: points into this tracepoint's record; the helper checks the access.
-    ev.filename_len = unsafe {
-        aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes(src, &mut ev.filename)
-            .map(|s| s.len() as u32)
-            .unwrap_or(0)
-    };
+    ev.filename_len = 0;
+    // SAFETY: map value pointer, this task's own entry.
+    if let Some(kept) = unsafe { EXEC_PATHS.get(old) } {
+        ev.filename_len = kept.len;
+        copy_data(&mut ev.filename, &kept.bytes);
+    }
     entry.submit(wakeup_flags());
+    let _ = EXEC_PATHS.remove(old);
     0
 }
 
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn diag_sched_exit(_ctx: RawTracePointContext) -> i32 {
     let (tid, tgid) = current_ids();
-    if TASKS.get_ptr(tid).is_none() {
+    // A child killed before it ever ran is adopted here, so its fork and exit are both seen.
+    if TASKS.get_ptr(tid).is_none() && !adopt_newborn(tid) {
         return 0;
     }
     let _ = TASKS.remove(tid);
@@ -614,7 +879,6 @@ pub fn diag_sched_exit(_ctx: RawTracePointContext) -> i32 {
     // SAFETY: the reservation is exclusively ours until submit.
     let ev = unsafe { &mut *entry.as_mut_ptr() };
     fill_header(&mut ev.header, kind::EXIT);
-    ev.parent_tid = 0;
     ev.parent_tgid = 0;
     ev.child_tid = 0;
     ev.filename_len = 0;
@@ -642,16 +906,43 @@ fn mark_inflight(bits: u32, cap: i32) {
     }
 }
 
-#[tracepoint(category = "capability", name = "cap_capable")]
-pub fn diag_cap_capable(ctx: TracePointContext) -> u32 {
-    let ret = tp_u32(&ctx, cfg(&DIAG_CAP_RET_OFF)) as i32;
+/// `cap_capable`'s five raw arguments. Each is a volatile load at a constant offset: the
+/// verifier rejects a context load at an offset computed from the argument's index.
+#[inline(always)]
+fn cap_capable_args(ctx: &RawTracePointContext) -> [u64; 5] {
+    let base = ctx.as_ptr() as *const u64;
+    // SAFETY: the tracepoint has five u64 argument slots; the verifier checks each offset.
+    unsafe {
+        [
+            core::ptr::read_volatile(base),
+            core::ptr::read_volatile(base.add(1)),
+            core::ptr::read_volatile(base.add(2)),
+            core::ptr::read_volatile(base.add(3)),
+            core::ptr::read_volatile(base.add(4)),
+        ]
+    }
+}
+
+#[raw_tracepoint(tracepoint = "cap_capable")]
+pub fn diag_cap_capable(ctx: RawTracePointContext) -> i32 {
+    let args = cap_capable_args(&ctx);
+    let pick = |i: u32| args.get(i as usize).copied().unwrap_or(0) as i32;
+    let ret = pick(cfg(&DIAG_CAP_RET_ARG));
     if ret != 0 {
-        let cap = tp_u32(&ctx, cfg(&DIAG_CAP_CAP_OFF)) as i32;
+        let cap = pick(cfg(&DIAG_CAP_CAP_ARG));
         mark_inflight(evidence::CAP_DENIED, cap);
     }
     0
 }
 
+#[inline(always)]
+fn tp_u32(ctx: &TracePointContext, off: u32) -> u32 {
+    // SAFETY: offset read from tracefs for this kernel; read_at checks the access.
+    unsafe { ctx.read_at::<u32>(off as usize).unwrap_or(0) }
+}
+
+/// A perf-event tracepoint (its `denied` flag is a record field); attached only where SELinux
+/// is active, since its detach costs a grace period.
 #[tracepoint(category = "avc", name = "selinux_audited")]
 pub fn diag_selinux_audited(ctx: TracePointContext) -> u32 {
     if tp_u32(&ctx, cfg(&DIAG_AVC_DENIED_OFF)) != 0 {

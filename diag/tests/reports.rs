@@ -484,10 +484,10 @@ fn probes_with(doc: &serde_json::Value, status: &str) -> BTreeSet<String> {
 const TRACEPOINTS: [&str; 6] = [
     "raw_tp/sys_enter",
     "raw_tp/sys_exit",
-    "tracepoint/sched/sched_process_fork",
-    "tracepoint/sched/sched_process_exec",
+    "raw_tp/sched_process_fork",
+    "raw_tp/sched_process_exec",
     "raw_tp/sched_process_exit",
-    "tracepoint/capability/cap_capable",
+    "raw_tp/cap_capable",
 ];
 /// Attached only where SELinux is an active LSM (not on this host).
 const SELINUX: &str = "tracepoint/avc/selinux_audited";

@@ -75,7 +75,8 @@ pub fn pump(
     }
 }
 
-/// Reads what the kernel has already queued (events of processes that just exited).
+/// Reads what the kernel has already queued (events of processes that just exited), then the
+/// repeat counts of the failures it reported.
 pub fn drain(cap: &mut EbpfCapture, trace: &mut Trace) -> Result<()> {
     let mut idle = 0;
     while idle < 2 {
@@ -84,7 +85,7 @@ pub fn drain(cap: &mut EbpfCapture, trace: &mut Trace) -> Result<()> {
         })?;
         idle = if n == 0 { idle + 1 } else { 0 };
     }
-    Ok(())
+    cap.repeats(&mut |ev| trace.on_event(ev, &Procfs))
 }
 
 /// Whether `pid` still exists (a zombie counts as gone).

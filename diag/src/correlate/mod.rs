@@ -164,8 +164,14 @@ impl Trace {
             self.start_ns = Some(t);
         }
         match ev {
-            Event::Failure(f) => self.on_failure(f, live),
+            Event::Failure(f) => {
+                self.note_comm(f.origin.pid, &f.origin.comm, f.origin.time_ns);
+                self.count_failure(f, 1, live)
+            }
+            Event::Repeated { failure, times } => self.count_failure(failure, times, live),
             Event::Message(m) => self.on_message(m),
+            // Each process is reported twice (by its parent and by itself): the first counts.
+            Event::Fork(f) if self.processes.contains_key(&f.child_pid) => {}
             Event::Fork(f) => {
                 let comm = f.comm.clone();
                 let exe = self
@@ -228,8 +234,8 @@ impl Trace {
         }
     }
 
-    fn on_failure(&mut self, f: Failure, live: &dyn LiveView) {
-        self.note_comm(f.origin.pid, &f.origin.comm, f.origin.time_ns);
+    /// Adds `times` calls of failure `f` (the last at `f`'s time) to its group.
+    fn count_failure(&mut self, f: Failure, times: u64, live: &dyn LiveView) {
         let id = identity(&f);
         let hash = self.hasher.hash_one(id);
         let t = f.origin.time_ns;
@@ -241,7 +247,7 @@ impl Trace {
         });
         if let Some(i) = known {
             let g = &mut self.failures[i];
-            g.count += 1;
+            g.count += times;
             g.last_ns = g.last_ns.max(t);
             return;
         }
@@ -258,7 +264,7 @@ impl Trace {
                 // A fork loop failing the same way in each child: count it, keep one group, and
                 // remember no per-process key, so memory stays flat however many children come.
                 let g = &mut self.failures[*last];
-                g.count += 1;
+                g.count += times;
                 if *folded_pid != f.origin.pid {
                     g.other_pids += 1;
                     *folded_pid = f.origin.pid;
@@ -268,7 +274,7 @@ impl Trace {
             }
         }
         if self.failures.len() >= MAX_FAILURE_GROUPS {
-            self.failures_dropped += 1;
+            self.failures_dropped += times;
             return;
         }
         let context = live.snapshot(&f, &self.relatives(f.origin.pid));
@@ -278,7 +284,7 @@ impl Trace {
         *entry = (entry.0 + 1, at, 0);
         self.failures.push(FailureGroup {
             failure: f,
-            count: 1,
+            count: times,
             other_pids: 0,
             first_ns: t,
             last_ns: t,
@@ -433,7 +439,7 @@ impl Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Fork, Origin};
+    use crate::model::{Exec, Fork, Origin};
 
     fn origin(pid: u32, t: u64) -> Origin {
         Origin {
@@ -468,6 +474,19 @@ mod tests {
             ),
             (2, 10, 20)
         );
+        // The kernel's count of further identical calls lands in the same group.
+        let Event::Failure(again) = fail(90) else {
+            unreachable!()
+        };
+        tr.on_event(
+            Event::Repeated {
+                failure: again,
+                times: 40,
+            },
+            &Offline,
+        );
+        assert_eq!(tr.failures.len(), 1);
+        assert_eq!((tr.failures[0].count, tr.failures[0].last_ns), (42, 90));
 
         let msg = |text: &str, t| {
             Event::Message(Message {
@@ -519,6 +538,31 @@ mod tests {
             );
         }
         assert_eq!(tr.relatives(3), vec![5, 2, 1, 4]);
+    }
+
+    #[test]
+    fn a_process_reported_twice_keeps_its_first_fork() {
+        let mut tr = Trace::new();
+        let fork = |parent, t| {
+            Event::Fork(Fork {
+                time_ns: t,
+                parent_pid: parent,
+                child_pid: 7,
+                comm: Text::from("c"),
+            })
+        };
+        tr.on_event(fork(1, 5), &Offline);
+        tr.on_event(
+            Event::Exec(Exec {
+                origin: origin(7, 6),
+                filename: Text::from("/bin/true"),
+            }),
+            &Offline,
+        );
+        tr.on_event(fork(1, 9), &Offline);
+        let p = &tr.processes[&7];
+        assert_eq!((p.ppid, p.first_seen_ns, p.exec_ns), (Some(1), 5, Some(6)));
+        assert_eq!(p.comm.lossy(), "x", "the exec's name, not the late fork's");
     }
 
     #[test]

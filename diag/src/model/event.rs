@@ -6,6 +6,12 @@ use super::text::Text;
 #[derive(Clone, Debug)]
 pub enum Event {
     Failure(Failure),
+    /// More calls identical to a failure already sent (the kernel counts repeats rather than
+    /// sending each): `failure.origin.time_ns` is the last one's time.
+    Repeated {
+        failure: Failure,
+        times: u64,
+    },
     Message(Message),
     Fork(Fork),
     Exec(Exec),
@@ -162,6 +168,7 @@ impl Event {
     pub fn time_ns(&self) -> u64 {
         match self {
             Event::Failure(f) => f.origin.time_ns,
+            Event::Repeated { failure, .. } => failure.origin.time_ns,
             Event::Message(m) => m.origin.time_ns,
             Event::Fork(f) => f.time_ns,
             Event::Exec(e) => e.origin.time_ns,

@@ -258,7 +258,7 @@ fn check_counts(columns: &[Column], bursts: &[burst::Outcome]) -> Result<()> {
         problems.extend(col.errors.iter().map(|e| format!("{name}: {e}")));
         for run in col.runs.iter().flatten() {
             let made = run.sample.workload.map_or(0, |w: WorkloadLine| w.denied);
-            if col.tracer != Tracer::Untraced && run.seen.denied != made {
+            if col.tracer.counts_denials() && run.seen.denied != made {
                 problems.push(format!(
                     "{name}: saw {} denials, the workload made {made}",
                     run.seen.denied

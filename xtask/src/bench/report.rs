@@ -76,6 +76,9 @@ fn counts_cell(col: &Column) -> String {
             .collect();
         return made.first().map_or("–".into(), |n| format!("made {n}"));
     }
+    if !col.tracer.counts_denials() {
+        return "none watched (by design)".into();
+    }
     let runs: Vec<&Run> = col.runs.iter().flatten().collect();
     let short: Vec<String> = runs
         .iter()
@@ -225,6 +228,15 @@ fn targets(r: &Results, base: &Column) -> String {
                 "| eBPF backend ≤ 1.03× untraced wall on the workload | {m:.3}× (median) | {} |",
                 verdict(m <= 1.03)
             );
+        }
+        if let Some(floor) = column(r, Tracer::DiagAttached) {
+            if let Some((m, _, _)) = spread(paired_ratios(floor, base, workload_clock)) {
+                let _ = writeln!(
+                    out,
+                    "| (its floor: the same programs attached, watching nothing) | {m:.3}× (median) | {} |",
+                    if m > 1.03 { "the target is below the floor" } else { "" }
+                );
+            }
         }
         if let Some((m, _, _)) = startup_ms(ebpf) {
             let _ = writeln!(

@@ -29,6 +29,10 @@ const EACCES: u32 = 13;
 pub enum Tracer {
     Untraced,
     DiagEbpf,
+    /// diag's eBPF backend watching one syscall the workload never makes: the cost of its
+    /// programs being attached (every syscall still runs `sys_enter`/`sys_exit`), with no
+    /// failure to report. The floor under the `DiagEbpf` row.
+    DiagAttached,
     DiagPtrace,
     Strace,
     StraceSeccomp,
@@ -38,6 +42,7 @@ pub enum Tracer {
 pub const ALL: &[Tracer] = &[
     Tracer::Untraced,
     Tracer::DiagEbpf,
+    Tracer::DiagAttached,
     Tracer::DiagPtrace,
     Tracer::Strace,
     Tracer::StraceSeccomp,
@@ -64,11 +69,19 @@ impl Tracer {
         match self {
             Tracer::Untraced => "untraced",
             Tracer::DiagEbpf => "diag --backend ebpf",
+            Tracer::DiagAttached => {
+                "diag --backend ebpf --syscalls kexec_load (attached, watching nothing)"
+            }
             Tracer::DiagPtrace => "diag --backend ptrace",
             Tracer::Strace => "strace -f -Z",
             Tracer::StraceSeccomp => "strace -f -Z --seccomp-bpf",
             Tracer::Bpftrace => "bpftrace",
         }
+    }
+
+    /// Whether it watches the workload's denials (the attach-cost row does not, by design).
+    pub fn counts_denials(self) -> bool {
+        !matches!(self, Tracer::Untraced | Tracer::DiagAttached)
     }
 
     /// The command that runs `cmd` under this tracer, writing what it saw to `out`.
@@ -80,11 +93,16 @@ impl Tracer {
                 c.args(&cmd[1..]);
                 return c;
             }
-            Tracer::DiagEbpf | Tracer::DiagPtrace => {
-                let backend = if self == Tracer::DiagEbpf {
-                    "ebpf"
-                } else {
+            Tracer::DiagEbpf | Tracer::DiagAttached | Tracer::DiagPtrace => {
+                let backend = if self == Tracer::DiagPtrace {
                     "ptrace"
+                } else {
+                    "ebpf"
+                };
+                let watched = if self == Tracer::DiagAttached {
+                    "kexec_load"
+                } else {
+                    &syscalls
                 };
                 let mut c = Command::new(&setup.diag);
                 c.args([
@@ -93,7 +111,7 @@ impl Tracer {
                     "--backend",
                     backend,
                     "--syscalls",
-                    &syscalls,
+                    watched,
                 ])
                 .arg("--json")
                 .arg(out)
@@ -134,7 +152,9 @@ impl Tracer {
         let secret = secret.to_string_lossy();
         match self {
             Tracer::Untraced => unreachable!("handled above"),
-            Tracer::DiagEbpf | Tracer::DiagPtrace => diag_seen(&text, &secret),
+            Tracer::DiagEbpf | Tracer::DiagAttached | Tracer::DiagPtrace => {
+                diag_seen(&text, &secret)
+            }
             Tracer::Strace | Tracer::StraceSeccomp => Ok(Seen {
                 denied: text
                     .lines()

@@ -4,7 +4,9 @@ use crate::capture::syscall_args;
 use crate::model::{
     syscalls, Event, Exec, Exit, Failure, Fork, KernelEvidence, LandlockCall, Message, Origin, Text,
 };
-use diag_ebpf::{evidence, kind, read_record, reason, EventHeader, ProcEvent, SyscallEvent};
+use diag_ebpf::{
+    evidence, kind, read_record, reason, EventHeader, FailureKey, ProcEvent, Repeats, SyscallEvent,
+};
 
 pub fn record(bytes: &[u8]) -> Option<Event> {
     let header: EventHeader = read_record(bytes)?;
@@ -53,21 +55,48 @@ fn syscall(ev: &SyscallEvent) -> Option<Event> {
 }
 
 fn failure(ev: &SyscallEvent, origin: Origin, name: String) -> Failure {
-    let path = syscalls::path_arg(&name)
-        .filter(|_| ev.data_len > 0)
-        .map(|_| Text::from_c(data(ev)));
-    let bits = ev.evidence;
+    Failure {
+        errno: (-ev.ret) as i32,
+        flags: syscalls::flag_arg(&name).map(|i| ev.args[i]),
+        args: Some(ev.args),
+        ..failure_of(origin, name, data(ev), ev.evidence, ev.denied_cap)
+    }
+}
+
+/// The kernel's count of calls identical to a failure it reported (a `REPEATS` entry). It
+/// carries what identifies the failure; the reported record carries the rest.
+pub fn repeated(key: &FailureKey, repeats: &Repeats) -> Option<Event> {
+    if repeats.count == 0 {
+        return None;
+    }
+    let origin = Origin {
+        time_ns: repeats.last_ns,
+        pid: key.tgid,
+        tid: key.tid,
+        comm: Text::from_c(&key.comm),
+        ..Origin::default()
+    };
+    let path = &key.path[..(key.path_len as usize).min(key.path.len())];
+    let name = syscalls::name(key.nr);
+    Some(Event::Repeated {
+        failure: Failure {
+            errno: key.errno as i32,
+            ..failure_of(origin, name, path, key.evidence, key.denied_cap)
+        },
+        times: repeats.count,
+    })
+}
+
+fn failure_of(origin: Origin, name: String, path: &[u8], bits: u32, denied_cap: i32) -> Failure {
     Failure {
         origin,
-        errno: (-ev.ret) as i32,
-        path,
-        flags: syscalls::flag_arg(&name).map(|i| ev.args[i]),
-        flags_text: None,
-        args: Some(ev.args),
+        path: syscalls::path_arg(&name)
+            .filter(|_| !path.is_empty())
+            .map(|_| Text::from_c(path)),
         evidence: KernelEvidence {
             no_enter: bits & evidence::NO_ENTER != 0,
-            denied_capability: (bits & evidence::CAP_DENIED != 0 && ev.denied_cap >= 0)
-                .then_some(ev.denied_cap as u32),
+            denied_capability: (bits & evidence::CAP_DENIED != 0 && denied_cap >= 0)
+                .then_some(denied_cap as u32),
             selinux_denied: bits & evidence::SELINUX_DENIED != 0,
             lsm_file_open_denied: bits & evidence::LSM_FILE_OPEN_DENIED != 0,
             dac_denied: bits & evidence::DAC_DENIED != 0,
@@ -77,6 +106,7 @@ fn failure(ev: &SyscallEvent, origin: Origin, name: String) -> Failure {
             ..KernelEvidence::default()
         },
         syscall: name,
+        ..Failure::default()
     }
 }
 
@@ -88,6 +118,7 @@ fn landlock(ev: &SyscallEvent, origin: Origin, name: &str) -> Option<Event> {
 fn process(ev: &ProcEvent) -> Option<Event> {
     let h = &ev.header;
     match h.kind {
+        // Sent by the parent and by the child (see `kind::FORK`); the correlator keeps the first.
         kind::FORK => Some(Event::Fork(Fork {
             time_ns: h.ktime_ns,
             parent_pid: ev.parent_tgid,

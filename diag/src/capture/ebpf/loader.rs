@@ -9,7 +9,7 @@ use aya::{
     programs::{FExit, RawTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader, Endianness,
 };
-use diag_ebpf::{counter, globals, TaskState, MAX_ERRNO, MAX_SYSCALLS};
+use diag_ebpf::{counter, globals, FailureKey, Repeats, TaskState, MAX_ERRNO, MAX_SYSCALLS};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,12 +45,12 @@ const REQUIRED: &[(&str, Attach, &str)] = &[
     ),
     (
         "diag_sched_fork",
-        Attach::Tp("sched", "sched_process_fork"),
+        Attach::Raw("sched_process_fork"),
         "adds every child to the traced tree",
     ),
     (
         "diag_sched_exec",
-        Attach::Tp("sched", "sched_process_exec"),
+        Attach::Raw("sched_process_exec"),
         "names processes after exec",
     ),
     (
@@ -64,7 +64,7 @@ const REQUIRED: &[(&str, Attach, &str)] = &[
 const OPTIONAL: &[(&str, Attach, &str)] = &[
     (
         "diag_cap_capable",
-        Attach::Tp("capability", "cap_capable"),
+        Attach::Raw("cap_capable"),
         "names a refused capability directly",
     ),
     (
@@ -166,14 +166,11 @@ impl EbpfCapture {
         }
         raise_memlock();
         let tracing = tracefs::tracefs_root()?;
-        let off = |g, e, f| tracefs::field_offset(&tracing, g, e, f);
-        let fork_parent = off("sched", "sched_process_fork", "parent_pid")?;
-        let fork_child = off("sched", "sched_process_fork", "child_pid")?;
-        let exec_filename = off("sched", "sched_process_exec", "filename")?;
-        let exec_old_pid = off("sched", "sched_process_exec", "old_pid")?;
-        let cap_cap = off("capability", "cap_capable", "cap").unwrap_or(0);
-        let cap_ret = off("capability", "cap_capable", "ret").unwrap_or(0);
-        let avc_denied = off("avc", "selinux_audited", "denied").unwrap_or(0);
+        let (pidns_dev, pidns_ino) = own_pid_namespace()?;
+        let cap_arg = |f| tracefs::field_position(&tracing, "capability", "cap_capable", f);
+        let (cap_cap, cap_ret) = (cap_arg("cap").unwrap_or(3), cap_arg("ret").unwrap_or(4));
+        let avc_denied =
+            tracefs::field_offset(&tracing, "avc", "selinux_audited", "denied").unwrap_or(0);
 
         let errno_mask =
             bitmask::<{ MAX_ERRNO / 64 }>(config.errnos.errnos.iter().map(|&e| e as usize));
@@ -197,12 +194,10 @@ impl EbpfCapture {
             .override_global(globals::CGROUP_ID, &cgroup, true)
             .override_global(globals::MESSAGE_BURST, &burst, true)
             .override_global(globals::WAKEUP_BYTES, &wakeup_bytes, true)
-            .override_global(globals::FORK_PARENT_PID_OFF, &fork_parent, true)
-            .override_global(globals::FORK_CHILD_PID_OFF, &fork_child, true)
-            .override_global(globals::EXEC_FILENAME_OFF, &exec_filename, true)
-            .override_global(globals::EXEC_OLD_PID_OFF, &exec_old_pid, true)
-            .override_global(globals::CAP_CAP_OFF, &cap_cap, true)
-            .override_global(globals::CAP_RET_OFF, &cap_ret, true)
+            .override_global(globals::PIDNS_DEV, &pidns_dev, true)
+            .override_global(globals::PIDNS_INO, &pidns_ino, true)
+            .override_global(globals::CAP_CAP_ARG, &cap_cap, true)
+            .override_global(globals::CAP_RET_ARG, &cap_ret, true)
             .override_global(globals::AVC_DENIED_OFF, &avc_denied, true)
             .map_max_entries("EVENTS", config.ring_bytes)
             .load(EBPF_OBJECT)
@@ -260,9 +255,23 @@ impl EbpfCapture {
         Ok(n)
     }
 
-    /// Detaches and unloads on another thread. Detaching a perf-event tracepoint waits for RCU
-    /// grace periods (20-50 ms each on this host, serialised by the kernel): half of
-    /// `diag run -- true`. That wait overlaps with building the report; the guard joins it.
+    /// Hands `sink` the kernel's counts of repeated failures (see `FailureKey`). Call it once,
+    /// after the last `poll`: the counts are cumulative.
+    pub fn repeats(&self, sink: &mut dyn FnMut(Event)) -> Result<()> {
+        let map: HashMap<_, FailureKey, Repeats> =
+            HashMap::try_from(self.ebpf.map("REPEATS").context("REPEATS map")?)?;
+        for entry in map.iter() {
+            let (key, repeats) = entry.context("reading the REPEATS map")?;
+            if let Some(ev) = decode::repeated(&key, &repeats) {
+                sink(ev);
+            }
+        }
+        Ok(())
+    }
+
+    /// Detaches and unloads on another thread, overlapping with building the report; the guard
+    /// joins it. Raw tracepoints detach without waiting; a perf-event tracepoint (SELinux's,
+    /// where it is attached) waits for RCU grace periods, tens of ms each.
     pub fn close_in_background(self) -> Closing {
         Closing(Some(std::thread::spawn(move || drop(self))))
     }
@@ -302,8 +311,8 @@ fn attach(
             if !tracefs::has_event(tracing, group, event) {
                 bail!("this kernel has no {group}:{event} tracepoint");
             }
-            // Each perf-event tracepoint costs a grace period at detach; SELinux's only fires
-            // where SELinux is active.
+            // A perf-event tracepoint costs grace periods at detach; SELinux's only fires where
+            // SELinux is active.
             if group == "avc"
                 && !tracefs::active_lsms().is_ok_and(|l| l.iter().any(|l| l == "selinux"))
             {
@@ -368,6 +377,13 @@ fn bitmask<const N: usize>(bits: impl Iterator<Item = usize>) -> [u64; N] {
         words[b / 64] |= 1 << (b % 64);
     }
     words
+}
+
+/// `(st_dev, st_ino)` of diag's pid namespace, as `bpf_get_ns_current_pid_tgid` names it.
+fn own_pid_namespace() -> Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/self/ns/pid").context("reading /proc/self/ns/pid")?;
+    Ok((ns.dev(), ns.ino()))
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.

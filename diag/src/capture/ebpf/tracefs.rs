@@ -46,30 +46,44 @@ pub fn has_event(root: &Path, group: &str, event: &str) -> bool {
         .is_file()
 }
 
+fn read_format(root: &Path, group: &str, event: &str) -> Result<String> {
+    let path = root.join("events").join(group).join(event).join("format");
+    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+}
+
 /// The byte offset of `field` in the tracepoint `group/event`.
 pub fn field_offset(root: &Path, group: &str, event: &str, field: &str) -> Result<u32> {
-    let path = root.join("events").join(group).join(event).join("format");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = read_format(root, group, event)?;
     parse_offset(&text, field).ok_or_else(|| anyhow!("{group}:{event} has no field '{field}'"))
 }
 
-/// Finds `field:<type> <field>;\toffset:N;` in a tracefs `format` file.
-fn parse_offset(format: &str, field: &str) -> Option<u32> {
-    for line in format.lines() {
-        let line = line.trim();
-        let Some(decl) = line.strip_prefix("field:") else {
-            continue;
-        };
+/// The position of `field` among the tracepoint's own (non-`common_`) fields. Where the record
+/// mirrors `TP_PROTO` (as `cap_capable`'s does), that is the raw tracepoint argument's index.
+pub fn field_position(root: &Path, group: &str, event: &str, field: &str) -> Result<u32> {
+    let text = read_format(root, group, event)?;
+    parse_position(&text, field).ok_or_else(|| anyhow!("{group}:{event} has no field '{field}'"))
+}
+
+/// `(name, offset)` of each `field:<type> <name>;\toffset:N;` line of a tracefs `format` file.
+fn fields(format: &str) -> impl Iterator<Item = (&str, Option<u32>)> {
+    format.lines().filter_map(|line| {
+        let decl = line.trim().strip_prefix("field:")?;
         let (decl, rest) = decl.split_once(';')?;
         let name = decl.rsplit([' ', '*']).next()?.split('[').next()?;
-        if name != field {
-            continue;
-        }
         let off = rest.trim().strip_prefix("offset:")?.split(';').next()?;
-        return off.parse().ok();
-    }
-    None
+        Some((name, off.parse().ok()))
+    })
+}
+
+fn parse_offset(format: &str, field: &str) -> Option<u32> {
+    fields(format).find(|&(name, _)| name == field)?.1
+}
+
+fn parse_position(format: &str, field: &str) -> Option<u32> {
+    fields(format)
+        .filter(|(name, _)| !name.starts_with("common_"))
+        .position(|(name, _)| name == field)
+        .map(|i| i as u32)
 }
 
 /// Reads a `/sys/kernel/security/lsm`-style file, mounting securityfs if needed.
@@ -112,5 +126,16 @@ mod tests {
         assert_eq!(parse_offset(FORK_OLD, "child_pid"), Some(44));
         assert_eq!(parse_offset(FORK_OLD, "child_comm"), Some(28));
         assert_eq!(parse_offset(FORK_OLD, "nope"), None);
+    }
+
+    const CAP_6_18: &str = "\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:const struct cred * cred;\toffset:8;\tsize:8;\tsigned:0;\n\tfield:struct user_namespace * target_ns;\toffset:16;\tsize:8;\tsigned:0;\n\tfield:const struct user_namespace * capable_ns;\toffset:24;\tsize:8;\tsigned:0;\n\tfield:int cap;\toffset:32;\tsize:4;\tsigned:1;\n\tfield:int ret;\toffset:36;\tsize:4;\tsigned:1;\n";
+
+    #[test]
+    fn positions_skip_the_common_fields() {
+        assert_eq!(parse_position(CAP_6_18, "cred"), Some(0));
+        assert_eq!(parse_position(CAP_6_18, "cap"), Some(3));
+        assert_eq!(parse_position(CAP_6_18, "ret"), Some(4));
+        assert_eq!(parse_position(CAP_6_18, "common_pid"), None);
+        assert_eq!(parse_offset(CAP_6_18, "ret"), Some(36));
     }
 }
