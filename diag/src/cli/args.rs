@@ -104,6 +104,12 @@ pub struct RunArgs {
     /// so calls a sandbox's own seccomp filter refuses are seen (and named as seccomp's).
     #[arg(long)]
     pub no_prefilter: bool,
+    /// ptrace backend: do not hold the CPUs' wake-up latency at zero while tracing. By default
+    /// idle CPUs poll instead of sleeping between stops (a PM QoS request on
+    /// /dev/cpu_dma_latency, dropped when diag exits): on virtual machines a stop that has to
+    /// wake a sleeping CPU costs several times the stop itself.
+    #[arg(long)]
+    pub let_cpus_sleep: bool,
     /// The command and its arguments.
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -162,7 +162,11 @@ fn choose_backend(
         } else {
             ptrace::Mode::Prefilter
         };
-        Ok(Chosen::Ptrace(PtraceCapture::new(config, mode)?))
+        Ok(Chosen::Ptrace(PtraceCapture::new(
+            config,
+            mode,
+            args.let_cpus_sleep,
+        )?))
     };
     match args.backend {
         Backend::Ptrace => ptrace(),

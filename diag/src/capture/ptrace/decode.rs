@@ -144,6 +144,11 @@ impl Decoder {
     }
 
     /// After exec the thread has a new name (and maybe new ids).
+    /// A `close(fd)` seen at its seccomp stop: the fd is released whatever the call returns.
+    pub fn closed(&mut self, pid: u32, fd: u64) {
+        self.forget_fd(pid, fd);
+    }
+
     pub fn exec(&mut self, tid: Pid) {
         self.identities.remove(&tid.as_raw());
     }

@@ -6,12 +6,14 @@
 //! - `prefilter`: the filter the child installs before exec;
 //! - `tracer`: the waitpid loop and the per-task stop state;
 //! - `decode`: exit stops to events (failures, messages, Landlock calls);
-//! - `memory`: reads of the tracee's memory.
+//! - `memory`: reads of the tracee's memory;
+//! - `wake_latency`: keeps idle CPUs polling while the tree is traced.
 
 mod decode;
 mod memory;
 mod prefilter;
 mod tracer;
+mod wake_latency;
 
 pub use prefilter::Mode;
 pub use tracer::Step;
@@ -23,20 +25,37 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 use prefilter::Prefilter;
 use tracer::Tracer;
+use wake_latency::WakeLatencyHold;
 
 pub struct PtraceCapture {
     prefilter: Prefilter,
     tracer: Tracer,
+    _wake_latency: Option<WakeLatencyHold>,
     pub probes: ProbeReport,
 }
 
 impl PtraceCapture {
-    pub fn new(config: &CaptureConfig, mode: Mode) -> Result<Self> {
+    /// `let_cpus_sleep`: leave the CPUs' idle states alone (see `wake_latency`).
+    pub fn new(config: &CaptureConfig, mode: Mode, let_cpus_sleep: bool) -> Result<Self> {
         let prefilter = Prefilter::build(config, mode)?;
-        let probes = probes(&prefilter, mode);
+        let mut probes = probes(&prefilter, mode);
+        let hold = if let_cpus_sleep {
+            Err("--let-cpus-sleep".to_string())
+        } else {
+            WakeLatencyHold::acquire()
+        };
+        const HOLD: &str = "pm_qos/cpu_dma_latency=0: idle CPUs poll between stops";
+        match &hold {
+            Ok(_) => probes.attached.push(HOLD.into()),
+            Err(why) => probes.missing.push((
+                HOLD.into(),
+                format!("not held ({why}): on a virtual machine each stop may then wait for a CPU to wake"),
+            )),
+        }
         Ok(PtraceCapture {
             tracer: Tracer::new(mode, decode::Decoder::new(config)),
             prefilter,
+            _wake_latency: hold.ok(),
             probes,
         })
     }

@@ -80,10 +80,17 @@ pub const UNSTOPPED: &[&str] = &[
     "getrandom",
 ];
 
+/// `SECCOMP_RET_DATA` of the stop for a call settled at its seccomp stop, without an exit stop:
+/// an unwatched `close()`, which releases its fd whatever it returns.
+pub const SETTLED_AT_ENTRY: u64 = 1;
+
 /// A compiled filter, ready to install in the child.
 #[derive(Clone)]
 pub struct Prefilter {
     program: BpfProgram,
+    /// Stacked on `program`: marks `close()` with [`SETTLED_AT_ENTRY`]. Of two TRACE verdicts the
+    /// kernel reports the data of the filter installed last.
+    settle_at_entry: Option<BpfProgram>,
     /// How many syscalls stop, for the report.
     pub traced: usize,
     /// Watched syscalls that do not stop.
@@ -118,15 +125,20 @@ impl Prefilter {
         } else {
             (traced.clone(), trace, SeccompAction::Allow)
         };
-        let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
-            listed.into_iter().map(|n| (n as i64, vec![])).collect();
-        let filter = SeccompFilter::new(rules, otherwise, on_match, TargetArch::x86_64)
-            .map_err(|e| anyhow!("building the seccomp prefilter: {e}"))?;
-        let program: BpfProgram = filter
-            .try_into()
-            .map_err(|e| anyhow!("compiling the seccomp prefilter: {e}"))?;
+        let program = compile(listed, on_match, otherwise)?;
+        let close = libc::SYS_close as u32;
+        let settle_at_entry = (mode == Mode::Prefilter && !config.syscalls.contains(&close))
+            .then(|| {
+                compile(
+                    vec![close],
+                    SeccompAction::Trace(SETTLED_AT_ENTRY as u32),
+                    SeccompAction::Allow,
+                )
+            })
+            .transpose()?;
         Ok(Prefilter {
             program,
+            settle_at_entry,
             traced: traced.len(),
             unstopped,
         })
@@ -135,29 +147,47 @@ impl Prefilter {
     /// Installs the filter in the calling (child) process. Privileged callers keep their
     /// no_new_privs bit as it was; others must set it, as seccomp requires.
     pub fn install(&self) -> Result<()> {
-        let prog = libc::sock_fprog {
-            len: self.program.len() as u16,
-            filter: self.program.as_ptr() as *mut libc::sock_filter,
-        };
-        // SAFETY: `prog` points at a valid filter that outlives the call; the kernel copies it.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                0,
-                &prog as *const libc::sock_fprog,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EACCES) {
-            return Err(anyhow!("installing the seccomp prefilter: {err}"));
-        }
-        seccompiler::apply_filter(&self.program)
-            .map_err(|e| anyhow!("installing the seccomp prefilter: {e}"))
+        install(&self.program)?;
+        self.settle_at_entry.as_ref().map_or(Ok(()), install)
     }
+}
+
+fn compile(
+    listed: Vec<u32>,
+    on_match: SeccompAction,
+    otherwise: SeccompAction,
+) -> Result<BpfProgram> {
+    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
+        listed.into_iter().map(|n| (n as i64, vec![])).collect();
+    let filter = SeccompFilter::new(rules, otherwise, on_match, TargetArch::x86_64)
+        .map_err(|e| anyhow!("building the seccomp prefilter: {e}"))?;
+    filter
+        .try_into()
+        .map_err(|e| anyhow!("compiling the seccomp prefilter: {e}"))
+}
+
+fn install(program: &BpfProgram) -> Result<()> {
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at a valid filter that outlives the call; the kernel copies it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::EACCES) {
+        return Err(anyhow!("installing the seccomp prefilter: {err}"));
+    }
+    seccompiler::apply_filter(program).map_err(|e| anyhow!("installing the seccomp prefilter: {e}"))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! for `attach` later) or as auto-attached children of fork, vfork and clone.
 
 use super::decode::{self, Decoder, Stops, Syscall};
-use super::prefilter::Mode;
+use super::prefilter::{Mode, SETTLED_AT_ENTRY};
 use crate::model::{CaptureStats, Event, Exec, Exit, Fork, Text};
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -169,6 +169,14 @@ impl Tracer {
     fn event_stop(&mut self, tid: Pid, sig: Signal, event: i32, sink: &mut dyn FnMut(Event)) {
         match event {
             libc::PTRACE_EVENT_SECCOMP => {
+                if ptrace::getevent(tid).is_ok_and(|d| d as u64 == SETTLED_AT_ENTRY) {
+                    // A close: its effect is known now, so it runs on without an exit stop.
+                    if let Ok(regs) = ptrace::getregs(tid) {
+                        let pid = self.pid_of(tid);
+                        self.decoder.closed(pid, regs.rdi);
+                    }
+                    return self.resume(tid, None);
+                }
                 let t = self.task(tid);
                 t.in_syscall = true;
                 t.stops.seccomp = true;
