@@ -29,6 +29,21 @@ pub struct WorkloadLine {
     pub elapsed: Duration,
 }
 
+/// For a tracer that runs with the CPUs held awake: a zero wake-up latency request on
+/// /dev/cpu_dma_latency, kept while the returned file is open (as diag's ptrace backend does).
+pub fn cpus_awake(tracer: super::Tracer) -> Result<Option<std::fs::File>> {
+    if !tracer.holds_cpus_awake() {
+        return Ok(None);
+    }
+    let mut f = std::fs::File::options()
+        .write(true)
+        .open("/dev/cpu_dma_latency")
+        .context("opening /dev/cpu_dma_latency")?;
+    std::io::Write::write_all(&mut f, &0i32.to_ne_bytes())
+        .context("writing /dev/cpu_dma_latency")?;
+    Ok(Some(f))
+}
+
 /// Runs `cmd` under `/usr/bin/time`, killing its process group after `limit`.
 pub fn run(mut cmd: Command, scratch: &Path, limit: Duration) -> Result<(Sample, Output)> {
     let time_file = scratch.join("time.out");

@@ -145,7 +145,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let commands: Vec<String> = columns
         .iter()
         .map(|c| {
-            measure::describe(&mut c.tracer.command(&setup, &mix, &scratch.file("OUT")))
+            let awake = if c.tracer.holds_cpus_awake() {
+                "# with /dev/cpu_dma_latency held at 0: "
+            } else {
+                ""
+            };
+            let line = measure::describe(&mut c.tracer.command(&setup, &mix, &scratch.file("OUT")));
+            format!("{awake}{line}")
                 .replace(&scratch.dir.display().to_string(), "$SCRATCH")
                 .replace(&scratch.cgroup.display().to_string(), "$CGROUP")
                 .replace(&root, "")
@@ -175,7 +181,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let out = scratch.file("out");
             let _ = std::fs::remove_file(&out);
             let cmd = t.tracer.command(&setup, &true_cmd, &out);
-            match measure::run(cmd, &scratch.dir, plan.limit) {
+            let awake = measure::cpus_awake(t.tracer);
+            match awake.and_then(|_hold| measure::run(cmd, &scratch.dir, plan.limit)) {
                 Ok((s, o)) if o.status.success() => t.startup.push(s),
                 Ok((_, o)) => t
                     .errors
@@ -215,6 +222,7 @@ fn measure_run(
     scratch: &Scratch,
     plan: &Plan,
 ) -> Result<Run> {
+    let _hold = measure::cpus_awake(tracer)?;
     let (sample, output) = measure::run(tracer.command(setup, cmd, out), &scratch.dir, plan.limit)?;
     ensure!(
         output.status.success(),

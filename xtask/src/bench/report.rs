@@ -67,7 +67,7 @@ fn startup_ms(col: &Column) -> Option<(f64, f64, f64)> {
 }
 
 fn counts_cell(col: &Column) -> String {
-    if col.tracer == Tracer::Untraced {
+    if matches!(col.tracer, Tracer::Untraced | Tracer::UntracedAwake) {
         let made: Vec<u64> = col
             .runs
             .iter()
@@ -276,6 +276,14 @@ fn targets(r: &Results, base: &Column) -> String {
                     out,
                     "| ptrace backend ≤ 3× untraced | {m:.2}× (median) | {} |",
                     verdict(m <= 3.0)
+                );
+            }
+            let awake = column(r, Tracer::UntracedAwake)
+                .and_then(|a| spread(paired_ratios(pt, a, workload_clock)));
+            if let Some((m, _, _)) = awake {
+                let _ = writeln!(
+                    out,
+                    "| (ptrace against the workload alone with CPUs held awake, as during its run) | {m:.2}× (median) | |"
                 );
             }
         }

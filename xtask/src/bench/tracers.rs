@@ -28,6 +28,9 @@ const EACCES: u32 = 13;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tracer {
     Untraced,
+    /// The workload alone while the bench holds /dev/cpu_dma_latency at 0, as diag's ptrace
+    /// backend does: what keeping CPUs awake does for the workload by itself.
+    UntracedAwake,
     DiagEbpf,
     /// diag's eBPF backend watching one syscall the workload never makes: the cost of its
     /// programs being attached (every syscall still runs `sys_enter`/`sys_exit`), with no
@@ -36,16 +39,20 @@ pub enum Tracer {
     DiagPtrace,
     Strace,
     StraceSeccomp,
+    /// `strace --seccomp-bpf` with the CPUs held awake, like diag's ptrace backend.
+    StraceSeccompAwake,
     Bpftrace,
 }
 
 pub const ALL: &[Tracer] = &[
     Tracer::Untraced,
+    Tracer::UntracedAwake,
     Tracer::DiagEbpf,
     Tracer::DiagAttached,
     Tracer::DiagPtrace,
     Tracer::Strace,
     Tracer::StraceSeccomp,
+    Tracer::StraceSeccompAwake,
     Tracer::Bpftrace,
 ];
 
@@ -68,6 +75,7 @@ impl Tracer {
     pub fn label(self) -> &'static str {
         match self {
             Tracer::Untraced => "untraced",
+            Tracer::UntracedAwake => "untraced, CPUs held awake",
             Tracer::DiagEbpf => "diag --backend ebpf",
             Tracer::DiagAttached => {
                 "diag --backend ebpf --syscalls kexec_load (attached, watching nothing)"
@@ -75,20 +83,30 @@ impl Tracer {
             Tracer::DiagPtrace => "diag --backend ptrace",
             Tracer::Strace => "strace -f -Z",
             Tracer::StraceSeccomp => "strace -f -Z --seccomp-bpf",
+            Tracer::StraceSeccompAwake => "strace -f -Z --seccomp-bpf, CPUs held awake",
             Tracer::Bpftrace => "bpftrace",
         }
     }
 
     /// Whether it watches the workload's denials (the attach-cost row does not, by design).
     pub fn counts_denials(self) -> bool {
-        !matches!(self, Tracer::Untraced | Tracer::DiagAttached)
+        !matches!(
+            self,
+            Tracer::Untraced | Tracer::UntracedAwake | Tracer::DiagAttached
+        )
+    }
+
+    /// Whether the bench holds the CPUs' wake-up latency at zero around the run (diag's ptrace
+    /// backend holds it itself).
+    pub fn holds_cpus_awake(self) -> bool {
+        matches!(self, Tracer::UntracedAwake | Tracer::StraceSeccompAwake)
     }
 
     /// The command that runs `cmd` under this tracer, writing what it saw to `out`.
     pub fn command(self, setup: &Setup, cmd: &[OsString], out: &Path) -> Command {
         let syscalls = syscall_list();
         let mut c = match self {
-            Tracer::Untraced => {
+            Tracer::Untraced | Tracer::UntracedAwake => {
                 let mut c = Command::new(&cmd[0]);
                 c.args(&cmd[1..]);
                 return c;
@@ -118,10 +136,10 @@ impl Tracer {
                 .arg("--");
                 c
             }
-            Tracer::Strace | Tracer::StraceSeccomp => {
+            Tracer::Strace | Tracer::StraceSeccomp | Tracer::StraceSeccompAwake => {
                 let mut c = Command::new("strace");
                 c.args(["-f", "-Z"]);
-                if self == Tracer::StraceSeccomp {
+                if self != Tracer::Strace {
                     c.arg("--seccomp-bpf");
                 }
                 c.arg("-e").arg(format!("trace={syscalls}"));
@@ -144,18 +162,18 @@ impl Tracer {
 
     /// Counts the denials of `secret` in what the tracer wrote to `out`.
     pub fn seen(self, out: &Path, secret: &Path) -> Result<Seen> {
-        if self == Tracer::Untraced {
+        if !self.counts_denials() && self != Tracer::DiagAttached {
             return Ok(Seen::default());
         }
         let text = std::fs::read_to_string(out)
             .with_context(|| format!("{} wrote no output to {}", self.label(), out.display()))?;
         let secret = secret.to_string_lossy();
         match self {
-            Tracer::Untraced => unreachable!("handled above"),
+            Tracer::Untraced | Tracer::UntracedAwake => unreachable!("handled above"),
             Tracer::DiagEbpf | Tracer::DiagAttached | Tracer::DiagPtrace => {
                 diag_seen(&text, &secret)
             }
-            Tracer::Strace | Tracer::StraceSeccomp => Ok(Seen {
+            Tracer::Strace | Tracer::StraceSeccomp | Tracer::StraceSeccompAwake => Ok(Seen {
                 denied: text
                     .lines()
                     .filter(|l| l.contains(&format!("\"{secret}\"")) && l.contains("= -1 EACCES"))
