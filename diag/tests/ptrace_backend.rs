@@ -280,3 +280,41 @@ fn no_prefilter_sees_and_names_a_seccomp_refusal() {
     assert_eq!(r.findings[0].cause, "seccomp-denied", "{:#?}", r.findings);
     assert!(!std::path::Path::new(target).exists());
 }
+
+#[test]
+fn a_closed_dup_of_stderr_stops_being_a_message_stream() {
+    require_ptrace!();
+    let scratch = Scratch::new("ptrace-close");
+    // The unwatched close() is settled at its seccomp stop, without an exit stop: the fd number
+    // it frees, reused by a memfd (not an open, which would reset the number anyway), must no
+    // longer count as stderr.
+    let script = "import os\nd = os.dup(2)\nos.write(d, b'via the dup\\n')\nos.close(d)\nm = os.memfd_create('x')\nassert m == d, (m, d)\nos.write(m, b'into a memfd\\n')\n";
+    // close is not among the watched syscalls (by default every syscall is).
+    let args = [
+        "--quiet",
+        "--syscalls",
+        "openat",
+        "--",
+        "/usr/bin/python3",
+        "-c",
+        script,
+    ];
+    let run = run_ptrace(&scratch, &args);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let r = run.report();
+    let texts: Vec<String> = r.messages.iter().map(|m| m.text.lossy()).collect();
+    assert!(texts.iter().any(|t| t.contains("via the dup")), "{texts:?}");
+    assert!(
+        !texts.iter().any(|t| t.contains("into a memfd")),
+        "{texts:?}"
+    );
+    // As root the CPUs are held awake while tracing (the report says whether they were).
+    let hold = "pm_qos/cpu_dma_latency=0: idle CPUs poll between stops";
+    let held = r.probes.attached.iter().any(|p| p == hold);
+    let declined = r.probes.missing.iter().any(|m| m.probe == hold);
+    assert!(held || declined, "{:?}", r.probes);
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(held, "root may write /dev/cpu_dma_latency: {:?}", r.probes);
+    }
+}
