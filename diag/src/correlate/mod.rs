@@ -93,7 +93,27 @@ impl LiveView for Procfs {
 }
 
 /// The same failure regardless of the process: (syscall, errno, path, no_enter, cap, comm).
-type Signature = (String, i32, Option<Text>, bool, Option<u32>, Text);
+type Signature<'a> = (&'a str, i32, Option<&'a [u8]>, bool, Option<u32>, &'a [u8]);
+
+fn signature(f: &Failure) -> Signature<'_> {
+    (
+        &f.syscall,
+        f.errno,
+        f.path.as_ref().map(Text::as_bytes),
+        f.evidence.no_enter,
+        f.evidence.denied_capability,
+        f.origin.comm.as_bytes(),
+    )
+}
+
+/// The groups one signature made: the first (whose failure is the signature), how many, the
+/// last, and the last process folded into it.
+struct Fold {
+    first: usize,
+    groups: usize,
+    last: usize,
+    folded_pid: u32,
+}
 /// Distinct processes a signature keeps its own group for, before further ones fold.
 const FOLD_AFTER: usize = 8;
 /// Process-table size above which exited processes nothing refers to are pruned.
@@ -130,8 +150,9 @@ pub struct Trace {
     pub traced_from_start: bool,
     /// Exited processes removed from the table because nothing in the report refers to them.
     pub processes_pruned: u64,
-    /// Per signature: groups made, the last group, the last process folded into it.
-    signatures: HashMap<Signature, (usize, usize, u32)>,
+    /// Folds by the hash of their signature; a hit is confirmed against the first group's
+    /// failure, so a lookup borrows the failure (a fork loop brings a new pid per event).
+    signatures: HashMap<u64, Vec<Fold>>,
     prune_at: usize,
     /// Groups by the hash of their identity; a hit is confirmed field by field. Looking up a
     /// failure borrows it: the per-event key no longer clones the syscall name and the path.
@@ -251,27 +272,25 @@ impl Trace {
             g.last_ns = g.last_ns.max(t);
             return;
         }
-        let sig: Signature = (
-            f.syscall.clone(),
-            f.errno,
-            f.path.clone(),
-            f.evidence.no_enter,
-            f.evidence.denied_capability,
-            f.origin.comm.clone(),
-        );
-        if let Some((groups, last, folded_pid)) = self.signatures.get_mut(&sig) {
-            if *groups >= FOLD_AFTER {
-                // A fork loop failing the same way in each child: count it, keep one group, and
-                // remember no per-process key, so memory stays flat however many children come.
-                let g = &mut self.failures[*last];
-                g.count += times;
-                if *folded_pid != f.origin.pid {
-                    g.other_pids += 1;
-                    *folded_pid = f.origin.pid;
-                }
-                g.last_ns = g.last_ns.max(t);
-                return;
+        let sig = signature(&f);
+        let sig_hash = self.hasher.hash_one(sig);
+        let failures = &self.failures;
+        let fold = self.signatures.get_mut(&sig_hash).and_then(|folds| {
+            folds
+                .iter_mut()
+                .find(|k| signature(&failures[k.first].failure) == sig)
+        });
+        if let Some(k) = fold.filter(|k| k.groups >= FOLD_AFTER) {
+            // A fork loop failing the same way in each child: count it, keep one group, and
+            // remember no per-process key, so memory stays flat however many children come.
+            let g = &mut self.failures[k.last];
+            g.count += times;
+            if k.folded_pid != f.origin.pid {
+                g.other_pids += 1;
+                k.folded_pid = f.origin.pid;
             }
+            g.last_ns = g.last_ns.max(t);
+            return;
         }
         if self.failures.len() >= MAX_FAILURE_GROUPS {
             self.failures_dropped += times;
@@ -280,8 +299,23 @@ impl Trace {
         let context = live.snapshot(&f, &self.relatives(f.origin.pid));
         let at = self.failures.len();
         self.index.entry(hash).or_default().push(at);
-        let entry = self.signatures.entry(sig).or_insert((0, at, 0));
-        *entry = (entry.0 + 1, at, 0);
+        let folds = self.signatures.entry(sig_hash).or_default();
+        match folds
+            .iter_mut()
+            .find(|k| signature(&self.failures[k.first].failure) == signature(&f))
+        {
+            Some(k) => {
+                k.groups += 1;
+                k.last = at;
+                k.folded_pid = 0;
+            }
+            None => folds.push(Fold {
+                first: at,
+                groups: 1,
+                last: at,
+                folded_pid: 0,
+            }),
+        }
         self.failures.push(FailureGroup {
             failure: f,
             count: times,
