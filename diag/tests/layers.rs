@@ -80,24 +80,28 @@ if libc.syscall(435, 0, 0) < 0:
     print('clone3: ' + os.strerror(ctypes.get_errno()), file=sys.stderr)
     sys.exit(1)";
 
+/// `python3 -c CODE` under diag, behind a seccomp filter that answers clone3 with ENOSYS (as
+/// OpenShell's does).
+fn python_with_clone3_enosys(scratch: &Scratch, code: &str) -> DiagRun {
+    let tool = seccomp_deny_tool(scratch);
+    let (nr, errno) = (libc::SYS_clone3.to_string(), libc::ENOSYS.to_string());
+    let cmd = [
+        tool.to_str().unwrap(),
+        &nr,
+        &errno,
+        "/usr/bin/python3",
+        "-c",
+        code,
+    ];
+    diag_run(scratch, &[], &cmd)
+}
+
 /// OpenShell's filter answers clone3 with ENOSYS; a program without a fallback fails on it.
 #[test]
 fn catalog_clone3_enosys() {
     require_privileged!();
     let scratch = Scratch::new("clone3");
-    let tool = seccomp_deny_tool(&scratch);
-    let run = diag_run(
-        &scratch,
-        &[],
-        &[
-            tool.to_str().unwrap(),
-            &libc::SYS_clone3.to_string(),
-            &libc::ENOSYS.to_string(),
-            "/usr/bin/python3",
-            "-c",
-            CLONE3_NO_FALLBACK,
-        ],
-    );
+    let run = python_with_clone3_enosys(&scratch, CLONE3_NO_FALLBACK);
     assert_eq!(run.code(), 1, "{}", run.stderr());
     let r = run.report();
     let (i, f) = failure(r, "clone3 ENOSYS", |f| {
@@ -119,18 +123,9 @@ fn catalog_clone3_enosys() {
 fn layer_seccomp_clone3_fallback_is_noise() {
     require_privileged!();
     let scratch = Scratch::new("clone3-fallback");
-    let tool = seccomp_deny_tool(&scratch);
-    let run = diag_run(
+    let run = python_with_clone3_enosys(
         &scratch,
-        &[],
-        &[
-            tool.to_str().unwrap(),
-            &libc::SYS_clone3.to_string(),
-            &libc::ENOSYS.to_string(),
-            "/usr/bin/python3",
-            "-c",
-            "import threading; t = threading.Thread(target=print, args=('thread ran',)); t.start(); t.join()",
-        ],
+        "import threading; t = threading.Thread(target=print, args=('thread ran',)); t.start(); t.join()",
     );
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let r = run.report();

@@ -117,19 +117,7 @@ fn seed_case_under_ptrace_finds_the_ptmx_denial_and_its_message() {
 #[test]
 fn exit_status_is_the_commands_own() {
     require_ptrace!();
-    let scratch = Scratch::new("ptrace-status");
-    for (cmd, code) in [
-        (&["true"][..], 0),
-        (&["sh", "-c", "exit 7"][..], 7),
-        (&["sh", "-c", "kill -9 $$"][..], 137),
-    ] {
-        let mut args = vec!["--quiet", "--"];
-        args.extend(cmd);
-        let run = run_ptrace(&scratch, &args);
-        assert_eq!(run.code(), code, "{cmd:?}: {}", run.stderr());
-        let r = run.report();
-        assert_eq!((r.backend.as_str(), r.exit_status), ("ptrace", Some(code)));
-    }
+    assert_exit_statuses_are_the_commands_own(&Scratch::new("ptrace-status"), "ptrace");
 }
 
 #[test]

@@ -240,3 +240,20 @@ pub fn is_descendant(r: &Report, pid: u32, ancestor: u32) -> bool {
     }
     false
 }
+
+/// `diag run --backend BACKEND` exits with the command's own status (0, 7, and 128+9 for a
+/// SIGKILL), and the report carries it.
+pub fn assert_exit_statuses_are_the_commands_own(scratch: &Scratch, backend: &str) {
+    for (cmd, code) in [
+        (&["true"][..], 0),
+        (&["sh", "-c", "exit 7"][..], 7),
+        (&["sh", "-c", "kill -9 $$"][..], 137),
+    ] {
+        let mut args = vec!["--backend", backend, "--quiet", "--"];
+        args.extend(cmd);
+        let run = diag_json(scratch, "run", &args);
+        assert_eq!(run.code(), code, "{backend} {cmd:?}: {}", run.stderr());
+        let r = run.report();
+        assert_eq!((r.backend.as_str(), r.exit_status), (backend, Some(code)));
+    }
+}
