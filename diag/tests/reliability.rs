@@ -261,19 +261,21 @@ fn hostile_paths_comm_and_output_never_reach_the_terminal_raw() {
 fn report_files_are_0600_and_never_written_through_a_symlink() {
     require_privileged!();
     let scratch = Scratch::new("files");
+    let report_true_into = |path: &std::path::Path| {
+        Command::new(diag_bin())
+            .args([
+                "run",
+                "--quiet",
+                "--json",
+                path.to_str().unwrap(),
+                "--",
+                "true",
+            ])
+            .output()
+            .unwrap()
+    };
     let json = scratch.path("r.json");
-    let out = Command::new(diag_bin())
-        .args([
-            "run",
-            "--quiet",
-            "--json",
-            json.to_str().unwrap(),
-            "--",
-            "true",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    assert!(report_true_into(&json).status.success());
     assert_eq!(
         std::fs::metadata(&json).unwrap().permissions().mode() & 0o777,
         0o600
@@ -282,17 +284,7 @@ fn report_files_are_0600_and_never_written_through_a_symlink() {
     std::fs::write(&target, "keep").unwrap();
     let link = scratch.path("link.json");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let out = Command::new(diag_bin())
-        .args([
-            "run",
-            "--quiet",
-            "--json",
-            link.to_str().unwrap(),
-            "--",
-            "true",
-        ])
-        .output()
-        .unwrap();
+    let out = report_true_into(&link);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
