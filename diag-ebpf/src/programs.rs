@@ -4,6 +4,9 @@
 //! Every syscall on the host runs `sys_enter` and `sys_exit`; a map lookup is paid only for
 //! watched syscalls and the few whose success diag follows. Only the first of identical failures
 //! with a watched errno (or a message write, a Landlock call, a new process) reaches userspace.
+// Map keys and values are passed by reference on purpose: a by-value `FailureKey` (336 bytes)
+// or `ExecPath` would be copied onto the 512-byte BPF stack.
+#![allow(clippy::needless_borrows_for_generic_args)]
 use aya_ebpf::{
     bindings::{
         BPF_F_NO_PREALLOC, BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,

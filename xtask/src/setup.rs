@@ -25,7 +25,7 @@ pub fn run() -> Result<()> {
 
 /// What building diag with its eBPF backend needs (no Debian packages, no root).
 pub fn toolchain() -> Result<()> {
-    install_rust_src()?;
+    install_nightly_components()?;
     install_bpf_linker()?;
     Ok(())
 }
@@ -67,18 +67,22 @@ fn install_packages() -> Result<()> {
     Ok(())
 }
 
-fn nightly_has_rust_src() -> bool {
+/// Nightly components the eBPF programs need: the core sources to build them, clippy to lint
+/// them (`cargo xtask test`).
+const NIGHTLY_COMPONENTS: &[&str] = &["rust-src", "clippy"];
+
+fn nightly_has(component: &str) -> bool {
     Command::new("rustup")
         .args(["component", "list", "--toolchain", "nightly", "--installed"])
         .output()
         .is_ok_and(|o| {
             String::from_utf8_lossy(&o.stdout)
                 .lines()
-                .any(|l| l.starts_with("rust-src"))
+                .any(|l| l.starts_with(component))
         })
 }
 
-fn install_rust_src() -> Result<()> {
+fn install_nightly_components() -> Result<()> {
     let has_nightly = Command::new("rustup")
         .args(["run", "nightly", "rustc", "--version"])
         .output()
@@ -86,11 +90,20 @@ fn install_rust_src() -> Result<()> {
     if !has_nightly {
         bail!("no nightly Rust toolchain: the eBPF programs need one (rustup toolchain install nightly)");
     }
-    if nightly_has_rust_src() {
-        eprintln!("xtask: setup: nightly rust-src present");
-        return Ok(());
+    for &component in NIGHTLY_COMPONENTS {
+        if nightly_has(component) {
+            eprintln!("xtask: setup: nightly {component} present");
+            continue;
+        }
+        run_cmd(Command::new("rustup").args([
+            "component",
+            "add",
+            component,
+            "--toolchain",
+            "nightly",
+        ]))?;
     }
-    run_cmd(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+    Ok(())
 }
 
 fn bpf_linker_works() -> bool {
