@@ -127,19 +127,29 @@ fn sh(script: &str) -> Reaped {
 #[test]
 fn attach_by_pid_finds_the_seed_failure_in_a_later_child() {
     require_privileged!();
-    let scratch = Scratch::new("attach-pid");
-    let tmux = TmuxSocket::new("attach-pid");
+    seed_failure_in_a_later_child("ebpf");
+}
+
+/// The same through ptrace, which attaches to every thread of the running tree.
+#[test]
+fn attach_with_ptrace_finds_the_seed_failure_in_a_later_child() {
+    require_privileged!();
+    seed_failure_in_a_later_child("ptrace");
+}
+
+fn seed_failure_in_a_later_child(backend: &str) {
+    let scratch = Scratch::new(&format!("attach-pid-{backend}"));
+    let tmux = TmuxSocket::new(&format!("attach-{backend}"));
     let cmd = seed_command(&tmux);
     let quoted: Vec<String> = cmd.iter().map(|a| format!("'{a}'")).collect();
     let go = scratch.path("go");
     let parent = sh(&format!("{}{}", wait_go(&go), quoted.join(" ")));
     let pid = parent.0.id().to_string();
-    let run = attach_with(&scratch, &["--duration", "60s", "--pid", &pid], |_| {
-        touch(&go)
-    });
+    let args = ["--backend", backend, "--duration", "60s", "--pid", &pid];
+    let run = attach_with(&scratch, &args, |_| touch(&go));
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let r = run.report();
-    assert_eq!(r.mode, "attach");
+    assert_eq!((r.mode.as_str(), r.backend.as_str()), ("attach", backend));
     assert_eq!(r.root_pids, vec![parent.0.id()]);
     assert!(!r.partial);
     let f = r
@@ -334,6 +344,43 @@ fn two_instances_attached_at_once_both_work() {
             r.failures
         );
     }
+}
+
+/// ptrace attach leaves no trace behind: at `--duration`'s end the process is detached (no
+/// tracer, not stopped) and runs on to its own end, with its own status.
+#[test]
+fn ptrace_attach_lets_go_of_a_process_that_outlives_it() {
+    require_privileged!();
+    let scratch = Scratch::new("attach-ptrace-detach");
+    let done = scratch.path("done");
+    let mut p = sh(&format!("sleep 1.5; touch {}", done.display()));
+    let pid = p.0.id();
+    let args = [
+        "--backend",
+        "ptrace",
+        "--duration",
+        "300ms",
+        "--pid",
+        &pid.to_string(),
+    ];
+    let run = attach_with(&scratch, &args, |_| {});
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.report().backend, "ptrace");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap()
+    };
+    assert_eq!(field("TracerPid:"), "0", "still traced:\n{status}");
+    assert!(!field("State:").starts_with('t'), "left stopped:\n{status}");
+    assert!(
+        p.0.wait().unwrap().success(),
+        "the process was not left to finish"
+    );
+    assert!(done.exists());
 }
 
 #[test]

@@ -130,6 +130,15 @@ pub struct AttachArgs {
     /// Stop after this long (e.g. 60s, 5m); default: until the tree exits or Ctrl-C.
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,
+    /// auto: eBPF when it loads, else ptrace. ptrace attaches to every thread of the tree and
+    /// stops at each syscall's entry and exit (slow: the tree runs much slower while traced),
+    /// then lets go; with --cgroup it sees the members of the moment and their descendants only.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: Backend,
+    /// ptrace backend: do not hold the CPUs' wake-up latency at zero while tracing (see
+    /// `diag run --let-cpus-sleep`).
+    #[arg(long)]
+    pub let_cpus_sleep: bool,
 }
 
 #[derive(Args, Debug)]

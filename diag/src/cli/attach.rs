@@ -1,18 +1,57 @@
 //! `diag attach`: trace a running sandbox from the host, by pid (with its descendants) or by
-//! cgroup, until the tree exits, `--duration` elapses, or SIGINT/SIGTERM.
+//! cgroup, until the tree exits, `--duration` elapses, or SIGINT/SIGTERM. With eBPF where it
+//! loads, else (or with `--backend ptrace`) by attaching ptrace to every thread.
 
-use super::args::AttachArgs;
+use super::args::{AttachArgs, Backend};
 use super::live::{self, Interrupt};
 use super::status::StatusLine;
 use super::{output, run::capture_config, usage};
-use crate::capture::{ebpf::EbpfCapture, targets};
+use crate::capture::ptrace::{self, PtraceCapture};
+use crate::capture::targets::{self, Seed};
+use crate::capture::{ebpf::EbpfCapture, CaptureConfig, ProbeReport};
 use crate::context::HostFacts;
-use crate::correlate::Trace;
+use crate::correlate::{Procfs, Trace};
 use crate::model::Text;
 use crate::pipeline;
 use crate::report::build::Session;
 use anyhow::{Context, Result};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// When to stop tracing, besides a signal.
+struct Until {
+    duration: Option<Duration>,
+    /// Attached by pid: stop when the whole tree is gone. A cgroup can gain members: keep going.
+    tree_gone: bool,
+    started: Instant,
+}
+
+impl Until {
+    fn expired(&self) -> bool {
+        self.duration.is_some_and(|d| self.started.elapsed() >= d)
+    }
+
+    fn reached(&self, trace: &Trace) -> bool {
+        self.expired() || (self.tree_gone && trace.live_pids().iter().all(|&p| !live::alive(p)))
+    }
+}
+
+/// What either backend's capture works from.
+struct Tracing<'a> {
+    seeds: &'a [Seed],
+    interrupt: &'a Interrupt,
+    until: &'a Until,
+    /// Says "attached" (a caller may start the workload on that line).
+    announce: &'a dyn Fn(),
+    quiet: bool,
+}
+
+/// What a backend's capture leaves for the report.
+struct Captured {
+    backend: &'static str,
+    partial: bool,
+    probes: ProbeReport,
+    warnings: Vec<String>,
+}
 
 pub fn attach(args: AttachArgs) -> Result<i32> {
     output::check(&args.report)?;
@@ -34,16 +73,8 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
         ),
         _ => return Err(usage("give either --pid PID (repeatable) or --cgroup PATH")),
     };
-    if !nix::unistd::geteuid().is_root() {
-        return Err(usage("diag attach needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE) to trace other processes"));
-    }
-    let mut cap = EbpfCapture::load(&config, cgroup_id)
-        .map_err(|e| usage(format!("the eBPF backend cannot load: {e:#}")))?;
     let mut trace = Trace::new();
     for s in &seeds {
-        for &tid in &s.tids {
-            cap.track(tid)?;
-        }
         trace.add_process(
             s.pid,
             s.ppid,
@@ -54,8 +85,11 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
     let by_pid = args.cgroup.is_none();
     let host = HostFacts::read();
     let interrupt = Interrupt::install()?;
-    live::prioritise_reader();
-    if !args.report.quiet {
+    // Said once the backend is attached: a caller may start the workload on this line.
+    let announce = || {
+        if args.report.quiet {
+            return;
+        }
         let until = match &duration {
             Some(d) => format!("for {}", humantime::format_duration(*d)),
             None if by_pid => "until the tree exits".into(),
@@ -65,19 +99,23 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
             "diag: attached to {} processes; tracing {until}",
             seeds.len()
         );
-    }
-    let status = StatusLine::new(args.report.quiet);
-    let started = Instant::now();
-    let partial = live::pump(&mut cap, &mut trace, &interrupt, |t, cap| {
-        status.update(t, cap.stats().map(|s| s.lost_events).unwrap_or(0));
-        let expired = duration.is_some_and(|d| started.elapsed() >= d);
-        // Attached by pid: stop when the whole tree is gone. A cgroup can gain members: keep going.
-        let tree_gone = by_pid && t.live_pids().iter().all(|&p| !live::alive(p));
-        expired || tree_gone
-    })?;
-    status.finish();
-    live::drain(&mut cap, &mut trace)?;
-    trace.finish(cap.stats()?);
+    };
+    let until = Until {
+        duration,
+        tree_gone: by_pid,
+        started: Instant::now(),
+    };
+    let tracing = Tracing {
+        seeds: &seeds,
+        interrupt: &interrupt,
+        until: &until,
+        announce: &announce,
+        quiet: args.report.quiet,
+    };
+    let captured = match choose(&args, &config, cgroup_id)? {
+        Chosen::Ebpf(cap, warnings) => attach_ebpf(cap, &mut trace, &tracing, warnings)?,
+        Chosen::Ptrace(cap, warnings) => attach_ptrace(cap, &mut trace, &tracing, warnings)?,
+    };
 
     let command = match &args.cgroup {
         Some(p) => vec![Text::from(format!("cgroup:{}", p.display()))],
@@ -89,7 +127,7 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
     let report = pipeline::report(
         &trace,
         Session {
-            backend: "ebpf",
+            backend: captured.backend,
             mode: "attach",
             command,
             root_pids: seeds
@@ -98,12 +136,123 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
                 .map(|s| s.pid)
                 .collect(),
             exit_status: None,
-            partial,
+            partial: captured.partial,
             host: &host,
-            probes: &cap.probes,
-            warnings: vec![],
+            probes: &captured.probes,
+            warnings: captured.warnings,
         },
     );
     output::emit(&report, &args.report).context("writing the report")?;
     Ok(0)
+}
+
+enum Chosen {
+    Ebpf(EbpfCapture, Vec<String>),
+    Ptrace(PtraceCapture, Vec<String>),
+}
+
+fn choose(args: &AttachArgs, config: &CaptureConfig, cgroup_id: Option<u64>) -> Result<Chosen> {
+    let ptrace = |mut warnings: Vec<String>| -> Result<Chosen> {
+        if args.cgroup.is_some() {
+            warnings.push("ptrace follows the cgroup's members of the moment and their descendants; processes that join it later are not seen".into());
+        }
+        let cap = PtraceCapture::new(config, ptrace::Mode::Attached, args.let_cpus_sleep)?;
+        Ok(Chosen::Ptrace(cap, warnings))
+    };
+    let ebpf = || {
+        if !nix::unistd::geteuid().is_root() {
+            return Err("needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE)".to_string());
+        }
+        EbpfCapture::load(config, cgroup_id).map_err(|e| format!("cannot load: {e:#}"))
+    };
+    match args.backend {
+        Backend::Ptrace => ptrace(vec![]),
+        Backend::Ebpf => ebpf().map(|cap| Chosen::Ebpf(cap, vec![])).map_err(|why| {
+            usage(format!(
+                "the eBPF backend {why}; --backend ptrace attaches without it"
+            ))
+        }),
+        Backend::Auto => match ebpf() {
+            Ok(cap) => Ok(Chosen::Ebpf(cap, vec![])),
+            Err(why) => {
+                let note = format!("the eBPF backend {why}; using the ptrace backend");
+                eprintln!("diag: {note}");
+                ptrace(vec![note])
+            }
+        },
+    }
+}
+
+fn attach_ebpf(
+    mut cap: EbpfCapture,
+    trace: &mut Trace,
+    t: &Tracing,
+    warnings: Vec<String>,
+) -> Result<Captured> {
+    for s in t.seeds {
+        for &tid in &s.tids {
+            cap.track(tid)?;
+        }
+    }
+    (t.announce)();
+    live::prioritise_reader();
+    let status = StatusLine::new(t.quiet);
+    let partial = live::pump(&mut cap, trace, t.interrupt, |tr, cap| {
+        status.update(tr, cap.stats().map(|s| s.lost_events).unwrap_or(0));
+        t.until.reached(tr)
+    })?;
+    status.finish();
+    live::drain(&mut cap, trace)?;
+    trace.finish(cap.stats()?);
+    Ok(Captured {
+        backend: "ebpf",
+        partial,
+        probes: std::mem::take(&mut cap.probes),
+        warnings,
+    })
+}
+
+fn attach_ptrace(
+    mut cap: PtraceCapture,
+    trace: &mut Trace,
+    t: &Tracing,
+    warnings: Vec<String>,
+) -> Result<Captured> {
+    for s in t.seeds {
+        for &tid in &s.tids {
+            // A thread that ended since the seeds were read is no error.
+            if let Err(e) = cap.seize_running(tid, s.pid) {
+                if live::alive(tid) {
+                    cap.detach_all(&mut |_| {});
+                    return Err(usage(format!("{e:#}")));
+                }
+            }
+        }
+    }
+    (t.announce)();
+    t.interrupt.interrupt_blocking_calls();
+    // waitpid blocks while the tree is idle: a timer wakes it to look at the clock.
+    let _tick = live::Ticker::start(Duration::from_millis(200))?;
+    let mut partial = false;
+    loop {
+        let step = cap.step(&mut |ev| trace.on_event(ev, &Procfs))?;
+        if step == ptrace::Step::TreeGone {
+            break;
+        }
+        if t.interrupt.fired() {
+            partial = true;
+            break;
+        }
+        if t.until.expired() {
+            break;
+        }
+    }
+    cap.detach_all(&mut |ev| trace.on_event(ev, &Procfs));
+    trace.finish(cap.stats());
+    Ok(Captured {
+        backend: "ptrace",
+        partial,
+        probes: std::mem::take(&mut cap.probes),
+        warnings,
+    })
 }

@@ -34,15 +34,58 @@ impl Interrupt {
     /// SA_RESTART), so a loop blocked in waitpid notices them.
     pub fn interrupt_blocking_calls(&self) {
         for sig in [libc::SIGINT, libc::SIGTERM] {
-            // SAFETY: reads the installed action and reinstalls it with SA_RESTART cleared.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(sig, std::ptr::null(), &mut action) == 0 {
-                    action.sa_flags &= !libc::SA_RESTART;
-                    libc::sigaction(sig, &action, std::ptr::null_mut());
-                }
-            }
+            interrupts_blocking_calls(sig);
         }
+    }
+}
+
+/// Reinstalls `sig`'s handler with SA_RESTART cleared: a blocking call it lands in fails with
+/// EINTR instead of resuming.
+fn interrupts_blocking_calls(sig: libc::c_int) {
+    // SAFETY: reads the installed action and reinstalls it with SA_RESTART cleared.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(sig, std::ptr::null(), &mut action) == 0 {
+            action.sa_flags &= !libc::SA_RESTART;
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// A periodic SIGALRM that interrupts blocking calls, so a loop blocked in waitpid on an idle
+/// tree still looks at its clock. Disarmed when dropped.
+pub struct Ticker(signal_hook::SigId);
+
+impl Ticker {
+    pub fn start(every: Duration) -> Result<Self> {
+        // SAFETY: the action does nothing, which is async-signal-safe.
+        let id = unsafe { signal_hook::low_level::register(libc::SIGALRM, || {}) }?;
+        interrupts_blocking_calls(libc::SIGALRM);
+        let tick = libc::timeval {
+            tv_sec: every.as_secs() as libc::time_t,
+            tv_usec: every.subsec_micros() as libc::suseconds_t,
+        };
+        set_timer(tick);
+        Ok(Ticker(id))
+    }
+}
+
+fn set_timer(tick: libc::timeval) {
+    let timer = libc::itimerval {
+        it_interval: tick,
+        it_value: tick,
+    };
+    // SAFETY: a valid itimerval; the old value is not wanted.
+    unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) };
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        set_timer(libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        });
+        signal_hook::low_level::unregister(self.0);
     }
 }
 

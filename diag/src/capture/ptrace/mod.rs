@@ -28,7 +28,8 @@ use tracer::Tracer;
 use wake_latency::WakeLatencyHold;
 
 pub struct PtraceCapture {
-    prefilter: Prefilter,
+    /// None when attached: a running process gets no filter.
+    prefilter: Option<Prefilter>,
     tracer: Tracer,
     _wake_latency: Option<WakeLatencyHold>,
     pub probes: ProbeReport,
@@ -37,8 +38,11 @@ pub struct PtraceCapture {
 impl PtraceCapture {
     /// `let_cpus_sleep`: leave the CPUs' idle states alone (see `wake_latency`).
     pub fn new(config: &CaptureConfig, mode: Mode, let_cpus_sleep: bool) -> Result<Self> {
-        let prefilter = Prefilter::build(config, mode)?;
-        let mut probes = probes(&prefilter, mode);
+        let prefilter = match mode {
+            Mode::Attached => None,
+            _ => Some(Prefilter::build(config, mode)?),
+        };
+        let mut probes = probes(prefilter.as_ref(), mode);
         let hold = if let_cpus_sleep {
             Err("--let-cpus-sleep".to_string())
         } else {
@@ -64,7 +68,7 @@ impl PtraceCapture {
     /// tracer must already be attached, or the TRACE'd calls would fail with ENOSYS.
     pub fn child_setup(&self) -> impl FnOnce() -> Result<()> {
         let filter = self.prefilter.clone();
-        move || filter.install()
+        move || filter.map_or(Ok(()), |f| f.install())
     }
 
     /// Traces the held child `pid` (before its release, so nothing it does is missed).
@@ -72,6 +76,19 @@ impl PtraceCapture {
         self.tracer.seize(pid, pid.as_raw() as u32).map_err(|e| {
             anyhow::anyhow!("ptrace cannot attach to its own child: {e}{}", yama_hint())
         })
+    }
+
+    /// Traces thread `tid` of the running process `pid` (attach).
+    pub fn seize_running(&mut self, tid: u32, pid: u32) -> Result<()> {
+        self.tracer
+            .seize_running(Pid::from_raw(tid as i32), pid)
+            .map_err(|e| anyhow::anyhow!("ptrace cannot attach to {tid}: {e}{}", yama_hint()))
+    }
+
+    /// Lets go of every traced task (attach's end), within a second.
+    pub fn detach_all(&mut self, sink: &mut dyn FnMut(Event)) {
+        self.tracer
+            .detach_all(std::time::Duration::from_secs(1), sink)
     }
 
     /// Waits for the next stop of the tree and turns it into events.
@@ -106,19 +123,19 @@ fn yama_hint() -> String {
     }
 }
 
-fn probes(prefilter: &Prefilter, mode: Mode) -> ProbeReport {
+fn probes(prefilter: Option<&Prefilter>, mode: Mode) -> ProbeReport {
     let mut p = ProbeReport::default();
     p.attached
         .push("ptrace/seize: fork, vfork, clone and exec following".into());
+    let traced = prefilter.map_or(0, |f| f.traced);
     p.attached.push(match mode {
         Mode::Prefilter => format!(
-            "seccomp/prefilter: SECCOMP_RET_TRACE on {} syscalls, syscall-exit stops for those",
-            prefilter.traced
+            "seccomp/prefilter: SECCOMP_RET_TRACE on {traced} syscalls, syscall-exit stops for those"
         ),
         Mode::EveryStop => format!(
-            "seccomp/every-syscall: SECCOMP_RET_TRACE on all {} syscalls, with syscall-entry and exit stops",
-            prefilter.traced
+            "seccomp/every-syscall: SECCOMP_RET_TRACE on all {traced} syscalls, with syscall-entry and exit stops"
         ),
+        Mode::Attached => "ptrace/syscall: entry and exit stops on every syscall (a running process gets no filter)".into(),
     });
     p.attached
         .push("ptrace/memory: paths, messages and Landlock attributes via process_vm_readv".into());
@@ -132,10 +149,16 @@ fn probes(prefilter: &Prefilter, mode: Mode) -> ProbeReport {
             "a sandbox filter's ERRNO outranks the prefilter's TRACE, so calls it refuses never stop; --no-prefilter sees them".into(),
         ));
     }
-    if !prefilter.unstopped.is_empty() {
+    if mode == Mode::Attached {
         p.missing.push((
-            format!("seccomp/unstopped: {} hot syscalls", prefilter.unstopped.len()),
-            format!("{} make no access decision of their own and run without a stop; --no-prefilter, or naming them in --syscalls, traces them", prefilter.unstopped.join(",")),
+            "seccomp/refused calls".into(),
+            "attached without a filter of diag's, a call the process's own seccomp filter refuses looks like any failed call; layers come from procfs context".into(),
+        ));
+    }
+    if let Some(f) = prefilter.filter(|f| !f.unstopped.is_empty()) {
+        p.missing.push((
+            format!("seccomp/unstopped: {} hot syscalls", f.unstopped.len()),
+            format!("{} make no access decision of their own and run without a stop; --no-prefilter, or naming them in --syscalls, traces them", f.unstopped.join(",")),
         ));
     }
     p

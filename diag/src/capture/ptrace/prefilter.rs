@@ -9,11 +9,16 @@ use anyhow::{anyhow, Result};
 use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
 use std::collections::BTreeMap;
 
-/// Whether the filter traces only what diag needs, or every syscall.
+/// How the tree's syscalls reach diag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// `run`: the child's filter traces only what diag needs.
     Prefilter,
+    /// `run --no-prefilter`: the child's filter traces every syscall, with entry stops too.
     EveryStop,
+    /// `attach`: a running process has no filter of diag's; every syscall stops at entry and
+    /// exit (PTRACE_SYSCALL), and a missing seccomp stop means nothing.
+    Attached,
 }
 
 /// Syscalls whose success diag must see too: `syscalls::STATE_ON_SUCCESS`, plus the id changes
@@ -106,7 +111,8 @@ impl Prefilter {
             _ => vec![],
         };
         let traced: Vec<u32> = match mode {
-            Mode::EveryStop => every.clone(),
+            // `attach` installs no filter; were it built, it would trace everything.
+            Mode::EveryStop | Mode::Attached => every.clone(),
             Mode::Prefilter => every
                 .iter()
                 .copied()

@@ -57,23 +57,28 @@ impl Tracer {
         }
     }
 
-    /// The options every traced task gets. The filter cannot be removed, and a TRACE'd syscall
-    /// without a tracer fails with ENOSYS, so a tree that outlives diag is killed rather than
-    /// left broken (EXITKILL), as `strace --seccomp-bpf` does.
-    fn options() -> Options {
-        Options::PTRACE_O_TRACESYSGOOD
+    /// The options every traced task gets. For `run`: diag's filter cannot be removed, and a
+    /// TRACE'd syscall without a tracer fails with ENOSYS, so a tree that outlives diag is killed
+    /// rather than left broken (EXITKILL), as `strace --seccomp-bpf` does. An attached process
+    /// has no filter of diag's and simply runs on when diag lets go.
+    fn options(&self) -> Options {
+        let options = Options::PTRACE_O_TRACESYSGOOD
             | Options::PTRACE_O_TRACEFORK
             | Options::PTRACE_O_TRACEVFORK
             | Options::PTRACE_O_TRACECLONE
             | Options::PTRACE_O_TRACEEXEC
-            | Options::PTRACE_O_TRACESECCOMP
-            | Options::PTRACE_O_EXITKILL
+            | Options::PTRACE_O_TRACESECCOMP;
+        if self.mode == Mode::Attached {
+            options
+        } else {
+            options | Options::PTRACE_O_EXITKILL
+        }
     }
 
     /// Starts tracing thread `tid` of process `pid` without stopping it. The first task seized
     /// is the root whose exit status [`Tracer::root_status`] reports.
     pub fn seize(&mut self, tid: Pid, pid: u32) -> nix::Result<()> {
-        ptrace::seize(tid, Self::options())?;
+        ptrace::seize(tid, self.options())?;
         self.root.get_or_insert(tid);
         self.tasks.insert(
             tid.as_raw(),
@@ -84,6 +89,53 @@ impl Tracer {
             },
         );
         Ok(())
+    }
+
+    /// Starts tracing thread `tid` of a running process `pid`: seized, then interrupted, so that
+    /// its first stop resumes it with syscall stops on.
+    pub fn seize_running(&mut self, tid: Pid, pid: u32) -> nix::Result<()> {
+        ptrace::seize(tid, self.options())?;
+        self.tasks.insert(
+            tid.as_raw(),
+            Task {
+                pid,
+                started: true,
+                ..Task::default()
+            },
+        );
+        ptrace::interrupt(tid)
+    }
+
+    /// Lets every traced task go (attach's end): each is interrupted and detached at its next
+    /// stop, a pending signal passed on. Within `limit`; the kernel detaches the rest when diag
+    /// exits, since attached tasks carry no EXITKILL.
+    pub fn detach_all(&mut self, limit: std::time::Duration, sink: &mut dyn FnMut(Event)) {
+        for &tid in self.tasks.keys() {
+            let _ = ptrace::interrupt(Pid::from_raw(tid));
+        }
+        let deadline = std::time::Instant::now() + limit;
+        while !self.tasks.is_empty() && std::time::Instant::now() < deadline {
+            let status = match waitpid(None, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    continue;
+                }
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            let (tid, sig) = match status {
+                WaitStatus::Exited(tid, _) | WaitStatus::Signaled(tid, ..) => {
+                    self.gone(tid, status, sink);
+                    continue;
+                }
+                WaitStatus::Stopped(tid, sig) => (tid, Some(sig)),
+                WaitStatus::PtraceEvent(tid, ..) | WaitStatus::PtraceSyscall(tid) => (tid, None),
+                _ => continue,
+            };
+            // ESRCH: it died meanwhile; its exit is not ours to report any more.
+            let _ = ptrace::detach(tid, sig);
+            self.tasks.remove(&tid.as_raw());
+        }
     }
 
     pub fn root_status(&self) -> Option<WaitStatus> {
@@ -138,7 +190,7 @@ impl Tracer {
     fn resume(&mut self, tid: Pid, sig: Option<Signal>) {
         let in_syscall = self.task(tid).in_syscall;
         // ESRCH means the task was killed meanwhile; its exit is reported next.
-        let _ = if self.mode == Mode::EveryStop || in_syscall {
+        let _ = if self.mode != Mode::Prefilter || in_syscall {
             ptrace::syscall(tid, sig)
         } else {
             ptrace::cont(tid, sig)
@@ -146,12 +198,20 @@ impl Tracer {
     }
 
     fn syscall_stop(&mut self, tid: Pid, sink: &mut dyn FnMut(Event)) {
+        let mode = self.mode;
+        // An attached task may have been inside a syscall when diag arrived: ask the kernel
+        // which stop this is rather than count them.
+        let exit_stop = (mode == Mode::Attached).then(|| at_syscall_exit(tid));
         let t = self.task(tid);
+        if let Some(exit) = exit_stop {
+            t.in_syscall = exit;
+        }
         if !t.in_syscall {
             // Entry stop (every-stop mode): the seccomp stop, if any filter lets it, comes next.
+            // Without diag's filter (attach) a missing seccomp stop says nothing.
             t.in_syscall = true;
             t.stops = Stops {
-                entry: true,
+                entry: mode == Mode::EveryStop,
                 seccomp: false,
             };
             return self.resume(tid, None);
@@ -168,6 +228,8 @@ impl Tracer {
 
     fn event_stop(&mut self, tid: Pid, sig: Signal, event: i32, sink: &mut dyn FnMut(Event)) {
         match event {
+            // An attached process's own RET_TRACE filter: nothing of diag's, it just runs on.
+            libc::PTRACE_EVENT_SECCOMP if self.mode == Mode::Attached => {}
             libc::PTRACE_EVENT_SECCOMP => {
                 if ptrace::getevent(tid).is_ok_and(|d| d as u64 == SETTLED_AT_ENTRY) {
                     // A close: its effect is known now, so it runs on without an exit stop.
@@ -284,6 +346,22 @@ fn creates_thread(tid: Pid) -> bool {
         _ => 0,
     };
     flags & libc::CLONE_THREAD as u64 != 0
+}
+
+/// Whether `tid` is stopped at a syscall's exit (PTRACE_GET_SYSCALL_INFO); entry if unsure.
+fn at_syscall_exit(tid: Pid) -> bool {
+    // SAFETY: all-zero is a valid value of this plain C struct.
+    let mut info: libc::ptrace_syscall_info = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes at most `size` bytes into `info`.
+    let rc = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GET_SYSCALL_INFO,
+            tid.as_raw(),
+            std::mem::size_of::<libc::ptrace_syscall_info>(),
+            &mut info as *mut libc::ptrace_syscall_info,
+        )
+    };
+    rc > 0 && info.op == libc::PTRACE_SYSCALL_INFO_EXIT
 }
 
 fn read_tgid(tid: Pid) -> Option<u32> {
