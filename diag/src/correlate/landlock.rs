@@ -141,6 +141,11 @@ impl LandlockTracker {
     }
 
     /// A new process inherits its parent's domains (and, fds being copied, its fd names).
+    /// Whether `pid` is known to be in a Landlock domain.
+    pub fn has_domains(&self, pid: u32) -> bool {
+        self.stacks.contains_key(&pid)
+    }
+
     pub fn fork(&mut self, parent: u32, child: u32) {
         if let Some(stack) = self.stacks.get(&parent).cloned() {
             for &id in &stack {

@@ -4,7 +4,7 @@
 pub mod landlock;
 
 use crate::context::{self, FailureContext};
-use crate::model::{CaptureStats, Event, Failure, Message, Text};
+use crate::model::{CaptureStats, Event, Failure, Fork, Message, Text};
 use landlock::LandlockTracker;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
@@ -191,8 +191,9 @@ impl Trace {
             }
             Event::Repeated { failure, times } => self.count_failure(failure, times, live),
             Event::Message(m) => self.on_message(m),
-            // Each process is reported twice (by its parent and by itself): the first counts.
-            Event::Fork(f) if self.processes.contains_key(&f.child_pid) => {}
+            Event::Fork(f) if self.processes.get(&f.child_pid).is_some_and(|p| !p.exited) => {
+                self.on_known_child_forked(f)
+            }
             Event::Fork(f) => {
                 let comm = f.comm.clone();
                 let exe = self
@@ -232,6 +233,29 @@ impl Trace {
                 self.landlock.call(&call, &|pid, fd| live.fd_path(pid, fd));
             }
             Event::FdOpened { pid, fd, path } => self.landlock.fd_opened(pid, fd, path),
+        }
+    }
+
+    /// A fork whose child is already known: the eBPF backend reports each process twice (by
+    /// its parent and by itself), and ptrace stops arrive in no fixed order, so a child's own
+    /// events can come first. Fill in what is missing; keep what the child did since.
+    fn on_known_child_forked(&mut self, f: Fork) {
+        let parent_exe = self
+            .processes
+            .get(&f.parent_pid)
+            .and_then(|p| p.exe.clone());
+        let Some(child) = self.processes.get_mut(&f.child_pid) else {
+            return;
+        };
+        if child.ppid.is_some() {
+            return;
+        }
+        child.ppid = Some(f.parent_pid);
+        if child.exe.is_none() {
+            child.exe = parent_exe;
+        }
+        if !self.landlock.has_domains(f.child_pid) {
+            self.landlock.fork(f.parent_pid, f.child_pid);
         }
     }
 
@@ -597,6 +621,40 @@ mod tests {
         let p = &tr.processes[&7];
         assert_eq!((p.ppid, p.first_seen_ns, p.exec_ns), (Some(1), 5, Some(6)));
         assert_eq!(p.comm.lossy(), "x", "the exec's name, not the late fork's");
+
+        // A child whose own event came first (ptrace stops come in no fixed order): its fork
+        // still names the parent, and keeps what the child did.
+        tr.on_event(
+            Event::Exec(Exec {
+                origin: origin(8, 10),
+                filename: Text::from("/bin/sh"),
+            }),
+            &Offline,
+        );
+        tr.on_event(
+            Event::Fork(Fork {
+                time_ns: 9,
+                parent_pid: 1,
+                child_pid: 8,
+                comm: Text::from("c"),
+            }),
+            &Offline,
+        );
+        let p = &tr.processes[&8];
+        assert_eq!((p.ppid, p.exec_ns), (Some(1), Some(10)));
+
+        // A recycled pid: the exited process's entry gives way to the new one.
+        tr.on_event(
+            Event::Exit(crate::model::Exit {
+                time_ns: 11,
+                pid: 7,
+                status: None,
+            }),
+            &Offline,
+        );
+        tr.on_event(fork(8, 12), &Offline);
+        let p = &tr.processes[&7];
+        assert_eq!((p.ppid, p.first_seen_ns, p.exec_ns), (Some(8), 12, None));
     }
 
     #[test]
