@@ -356,10 +356,10 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
     if errno as usize >= MAX_ERRNO || !watched {
         return 0;
     }
-    let watched = bit_set(&cfg(&DIAG_ERRNO_MASK), errno as usize);
+    let errno_watched = bit_set(&cfg(&DIAG_ERRNO_MASK), errno as usize);
     // ENOENT only counts under /dev/, which needs the path: decide after reading it.
-    let dev_only = !watched && errno == ENOENT && cfg(&DIAG_DEV_ENOENT) != 0 && path_arg < 6;
-    if !watched && !dev_only {
+    let dev_only = !errno_watched && errno == ENOENT && cfg(&DIAG_DEV_ENOENT) != 0 && path_arg < 6;
+    if !errno_watched && !dev_only {
         return 0;
     }
     let Some(key) = FAILURE_KEY_SCRATCH.get_ptr_mut(0) else {
@@ -393,10 +393,12 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
         }
         return 0;
     }
-    // Full: this failure's repeats are reported one by one instead.
+    // When REPEATS is full the insert fails, and each repeat is sent as a record of its own.
     let _ = REPEATS.insert(&*key, &Repeats::default(), BPF_NOEXIST as u64);
     let Some(mut entry) = EVENTS.reserve::<SyscallEvent>(0) else {
         bump(counter::LOST_EVENTS);
+        // The next occurrence then carries the whole record (arguments, ids) in its place.
+        let _ = REPEATS.remove(&*key);
         return 0;
     };
     // SAFETY: the reservation is exclusively ours until submit.
