@@ -45,6 +45,15 @@ struct Tracing<'a> {
     quiet: bool,
 }
 
+impl Tracing<'_> {
+    /// Every thread to trace, with its process.
+    fn threads(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.seeds
+            .iter()
+            .flat_map(|s| s.tids.iter().map(move |&tid| (tid, s.pid)))
+    }
+}
+
 /// What a backend's capture leaves for the report.
 struct Captured {
     backend: &'static str,
@@ -189,10 +198,8 @@ fn attach_ebpf(
     t: &Tracing,
     warnings: Vec<String>,
 ) -> Result<Captured> {
-    for s in t.seeds {
-        for &tid in &s.tids {
-            cap.track(tid)?;
-        }
+    for (tid, _) in t.threads() {
+        cap.track(tid)?;
     }
     (t.announce)();
     live::prioritise_reader();
@@ -218,14 +225,12 @@ fn attach_ptrace(
     t: &Tracing,
     warnings: Vec<String>,
 ) -> Result<Captured> {
-    for s in t.seeds {
-        for &tid in &s.tids {
-            // A thread that ended since the seeds were read is no error.
-            if let Err(e) = cap.seize_running(tid, s.pid) {
-                if live::alive(tid) {
-                    cap.detach_all(&mut |_| {});
-                    return Err(usage(format!("{e:#}")));
-                }
+    for (tid, pid) in t.threads() {
+        // A thread that ended since the seeds were read is no error.
+        if let Err(e) = cap.seize_running(tid, pid) {
+            if live::alive(tid) {
+                cap.detach_all(&mut |_| {});
+                return Err(usage(format!("{e:#}")));
             }
         }
     }

@@ -78,8 +78,20 @@ impl Tracer {
     /// Starts tracing thread `tid` of process `pid` without stopping it. The first task seized
     /// is the root whose exit status [`Tracer::root_status`] reports.
     pub fn seize(&mut self, tid: Pid, pid: u32) -> nix::Result<()> {
-        ptrace::seize(tid, self.options())?;
+        self.seize_task(tid, pid)?;
         self.root.get_or_insert(tid);
+        Ok(())
+    }
+
+    /// Starts tracing thread `tid` of a running process `pid`: seized, then interrupted, so that
+    /// its first stop resumes it with syscall stops on.
+    pub fn seize_running(&mut self, tid: Pid, pid: u32) -> nix::Result<()> {
+        self.seize_task(tid, pid)?;
+        ptrace::interrupt(tid)
+    }
+
+    fn seize_task(&mut self, tid: Pid, pid: u32) -> nix::Result<()> {
+        ptrace::seize(tid, self.options())?;
         self.tasks.insert(
             tid.as_raw(),
             Task {
@@ -89,21 +101,6 @@ impl Tracer {
             },
         );
         Ok(())
-    }
-
-    /// Starts tracing thread `tid` of a running process `pid`: seized, then interrupted, so that
-    /// its first stop resumes it with syscall stops on.
-    pub fn seize_running(&mut self, tid: Pid, pid: u32) -> nix::Result<()> {
-        ptrace::seize(tid, self.options())?;
-        self.tasks.insert(
-            tid.as_raw(),
-            Task {
-                pid,
-                started: true,
-                ..Task::default()
-            },
-        );
-        ptrace::interrupt(tid)
     }
 
     /// Lets every traced task go (attach's end): each is interrupted and detached at its next
