@@ -6,8 +6,6 @@ use common::*;
 use diag::report::{model::FailureEntry, Report};
 use std::process::Command;
 
-const TMUX_FAIL: &str = "create window failed: fork failed: Permission denied";
-
 /// Records the seed case under `strace <flags> -o <dir>/trace.log` and analyses `trace.log`.
 fn analyze_seed(tag: &str, flags: &[&str]) -> (DiagRun, Scratch) {
     let scratch = Scratch::new(&format!("analyze-{tag}"));

@@ -10,24 +10,9 @@ fn verify_fix_proves_the_seed_patch() {
     let scratch = Scratch::new("verify");
     let tmux = TmuxSocket::new("verify");
     let policy = example("openclaw-sandbox.yaml");
-    let run = diag_json(
-        &scratch,
-        "run",
-        &[
-            "--policy",
-            policy.to_str().unwrap(),
-            "--verify-fix",
-            "--",
-            "tmux",
-            "-L",
-            &tmux.0,
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "sleep 30",
-        ],
-    );
+    let mut args = vec!["--policy", policy.to_str().unwrap(), "--verify-fix", "--"];
+    args.extend(tmux.new_session());
+    let run = diag_json(&scratch, "run", &args);
     // diag's own status is the after run's.
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let r = run.report();
@@ -83,19 +68,7 @@ fn suggestions_from_a_policy_file_that_is_not_applied() {
     let scratch = Scratch::new("suggest");
     let tmux = TmuxSocket::new("suggest");
     let policy = example("openclaw-sandbox.yaml");
-    let cmd = sandboxed(
-        &policy,
-        &[
-            "tmux",
-            "-L",
-            &tmux.0,
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "sleep 30",
-        ],
-    );
+    let cmd = sandboxed(&policy, &tmux.new_session());
     let mut args = vec![
         "--quiet",
         "--policy-file-for-suggestions",

@@ -11,8 +11,6 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-const TMUX_FAIL: &str = "create window failed: fork failed: Permission denied";
-
 /// `-- diag sandbox --policy <seed policy> -- tmux -L <socket> new-session -d -s t 'sleep 30'`.
 fn seed_tail(tmux: &TmuxSocket) -> Vec<String> {
     std::iter::once("--".to_string())

@@ -4,8 +4,6 @@
 mod common;
 use common::*;
 
-const TMUX_FAIL: &str = "create window failed: fork failed: Permission denied";
-
 #[test]
 fn seed_case_pty_denied_by_landlock() {
     require_privileged!();
@@ -61,20 +59,9 @@ fn seed_case_pty_denied_by_landlock() {
         "{rules:?}"
     );
 
-    let mi = r
-        .messages
-        .iter()
-        .position(|m| m.text.lossy() == TMUX_FAIL)
-        .unwrap_or_else(|| panic!("message missing: {:#?}", r.messages));
-
     // Issue 4: the finding explains the message.
+    assert_seed_finding(r, i);
     let top = &r.findings[0];
-    assert_eq!(
-        (top.cause.as_str(), top.layer.as_str()),
-        ("pty-denied", "landlock")
-    );
-    assert!(top.failures.contains(&i), "{top:#?}");
-    assert!(top.explains.contains(&mi), "{top:#?}");
     assert!(
         top.fix.contains("/dev/pts") && top.fix.contains("/dev/ptmx"),
         "{}",
@@ -122,19 +109,7 @@ fn granting_dev_pts_and_ptmx_makes_tmux_succeed() {
         ),
     )
     .unwrap();
-    let cmd = sandboxed(
-        &policy,
-        &[
-            "tmux",
-            "-L",
-            &tmux.0,
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "sleep 30",
-        ],
-    );
+    let cmd = sandboxed(&policy, &tmux.new_session());
     let args = after_dashes(&cmd);
     let run = diag_json(&scratch, "run", &args);
     assert_eq!(run.code(), 0, "stderr:\n{}", run.stderr());

@@ -69,11 +69,45 @@ impl Drop for Scratch {
 }
 
 /// A private tmux server (own socket) killed on drop.
+/// What tmux prints in the seed case (the misleading message).
+pub const TMUX_FAIL: &str = "create window failed: fork failed: Permission denied";
+
+/// The seed report's top finding: `pty-denied` in Landlock, naming failure `i` and explaining
+/// tmux's message.
+pub fn assert_seed_finding(r: &Report, i: usize) {
+    let mi = r
+        .messages
+        .iter()
+        .position(|m| m.text.lossy() == TMUX_FAIL)
+        .unwrap_or_else(|| panic!("message missing: {:#?}", r.messages));
+    let top = &r.findings[0];
+    assert_eq!(
+        (top.cause.as_str(), top.layer.as_str()),
+        ("pty-denied", "landlock")
+    );
+    assert!(top.failures.contains(&i), "{top:#?}");
+    assert!(top.explains.contains(&mi), "{top:#?}");
+}
+
 pub struct TmuxSocket(pub String);
 
 impl TmuxSocket {
     pub fn new(tag: &str) -> Self {
         TmuxSocket(format!("diag-{tag}-{}", std::process::id()))
+    }
+
+    /// `tmux -L SOCKET new-session -d -s t 'sleep 30'`: the seed case's command.
+    pub fn new_session(&self) -> [&str; 8] {
+        [
+            "tmux",
+            "-L",
+            &self.0,
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "sleep 30",
+        ]
     }
 }
 
@@ -179,19 +213,7 @@ fn rand_tag() -> String {
 /// The seed case: tmux's `new-session -d` (on `tmux`'s own socket) inside the bundled sandbox,
 /// which does not grant /dev/pts.
 pub fn seed_command(tmux: &TmuxSocket) -> Vec<String> {
-    sandboxed(
-        &example("openclaw-sandbox.yaml"),
-        &[
-            "tmux",
-            "-L",
-            &tmux.0,
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "sleep 30",
-        ],
-    )
+    sandboxed(&example("openclaw-sandbox.yaml"), &tmux.new_session())
 }
 
 /// `--` followed by `cmd`: the tail of a `diag run` command line.
