@@ -346,8 +346,9 @@ fn two_instances_attached_at_once_both_work() {
     }
 }
 
-/// ptrace attach leaves no trace behind: at `--duration`'s end the process is detached (no
-/// tracer, not stopped) and runs on to its own end, with its own status.
+/// ptrace attach leaves no trace behind: after `--duration` the process has no tracer, is not
+/// left stopped, and runs on to its own end with its own status (attached tasks carry no
+/// EXITKILL, which would kill it when diag exits).
 #[test]
 fn ptrace_attach_lets_go_of_a_process_that_outlives_it() {
     require_privileged!();

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 struct Until {
     duration: Option<Duration>,
     /// Attached by pid: stop when the whole tree is gone. A cgroup can gain members: keep going.
-    tree_gone: bool,
+    until_tree_gone: bool,
     started: Instant,
 }
 
@@ -31,7 +31,8 @@ impl Until {
     }
 
     fn reached(&self, trace: &Trace) -> bool {
-        self.expired() || (self.tree_gone && trace.live_pids().iter().all(|&p| !live::alive(p)))
+        self.expired()
+            || (self.until_tree_gone && trace.live_pids().iter().all(|&p| !live::alive(p)))
     }
 }
 
@@ -111,7 +112,7 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
     };
     let until = Until {
         duration,
-        tree_gone: by_pid,
+        until_tree_gone: by_pid,
         started: Instant::now(),
     };
     let tracing = Tracing {

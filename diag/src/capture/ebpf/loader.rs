@@ -183,7 +183,7 @@ impl EbpfCapture {
         // Records wake the reader once an eighth of the ring is used; the poll tick reads the rest.
         let wakeup_bytes = u64::from(config.ring_bytes / 8);
 
-        // The programs take no CO-RE relocations (offsets come from tracefs), so the loader
+        // The programs take no CO-RE relocations (tracefs gives offsets and positions), so the loader
         // needs no kernel BTF: only the fexit probes do, and only where the kernel allows them.
         let mut ebpf = EbpfLoader::new()
             .btf(None)
