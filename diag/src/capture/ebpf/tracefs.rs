@@ -21,14 +21,21 @@ pub fn tracefs_root() -> Result<PathBuf> {
         return Ok(p);
     }
     let target = Path::new(CANDIDATES[0]);
-    nix::mount::mount(
+    let mounted = nix::mount::mount(
         Some("tracefs"),
         target,
         Some("tracefs"),
         nix::mount::MsFlags::empty(),
         None::<&str>,
-    )
-    .with_context(|| {
+    );
+    // Two diag processes starting at once on a fresh host race to mount it: the loser gets
+    // EBUSY, and the winner's mount serves both.
+    if mounted == Err(nix::errno::Errno::EBUSY) {
+        if let Some(p) = mounted_tracefs() {
+            return Ok(p);
+        }
+    }
+    mounted.with_context(|| {
         format!(
             "tracefs is not mounted and mounting it at {} failed",
             target.display()
