@@ -62,6 +62,50 @@ fn verify_fix_proves_the_seed_patch() {
     assert!(run.stderr().contains("Verification of the suggested patch"));
 }
 
+/// The patched policy of `--verify-fix` never touches a shared directory: another local user
+/// could read it there, or swap in their own before the second run reads it back.
+#[test]
+fn verify_fix_keeps_the_patched_policy_off_disk() {
+    require_privileged!();
+    let scratch = Scratch::new("verify-private");
+    let tmpdir = scratch.path("tmp");
+    std::fs::create_dir(&tmpdir).unwrap();
+    let policy = example("openclaw-sandbox.yaml");
+    // Each run lists diag's temporary directory from inside the sandbox (/tmp is granted), then
+    // fails to allocate a pty, which the patch fixes.
+    let probe = "import os; print(sorted(os.listdir(os.environ['TMPDIR']))); os.openpty()";
+    let run = diag_json_with(
+        &scratch,
+        "run",
+        &[
+            "--quiet",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--verify-fix",
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            probe,
+        ],
+        |cmd| {
+            cmd.env("TMPDIR", &tmpdir);
+        },
+    );
+    let v = run.report().verification.as_ref().expect("verification");
+    assert_eq!(
+        (v.before.exit_status, v.after.exit_status),
+        (Some(1), Some(0)),
+        "{}",
+        run.stderr()
+    );
+    let listings = String::from_utf8_lossy(&run.output.stdout);
+    assert_eq!(
+        listings, "[]\n[]\n",
+        "diag left files in $TMPDIR during the runs"
+    );
+    assert_eq!(std::fs::read_dir(&tmpdir).unwrap().count(), 0);
+}
+
 #[test]
 fn suggestions_from_a_policy_file_that_is_not_applied() {
     require_privileged!();
@@ -177,6 +221,8 @@ fn bad_policies_get_one_line_and_exit_2() {
         ("unknown-key.yaml", "version: 1\nfilesystem_policy:\n  read_wrote: [/tmp]\n", "read_wrote"),
         ("malformed.yaml", "version: 1\nfilesystem_policy: [\n", "policy"),
         ("missing-path.yaml", "version: 1\nfilesystem_policy:\n  read_only: [/nonexistent/diag]\nlandlock:\n  compatibility: hard_requirement\n", "/nonexistent/diag"),
+        // The YAML parser alone takes a minute to reach its recursion limit on this one.
+        ("deep.yaml", &format!("version: 1\nnetwork_policies: {}{}\n", "[".repeat(100_000), "]".repeat(100_000)), "100000 levels"),
     ];
     for (name, text, mention) in cases {
         let p = scratch.path(name);
@@ -196,6 +242,14 @@ fn bad_policies_get_one_line_and_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("directory"));
+    // A policy is read with a bound: /dev/zero never ends.
+    let out = Command::new(diag_bin())
+        .args(["run", "--policy", "/dev/zero", "--", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("larger than"), "{err}");
 }
 
 #[test]

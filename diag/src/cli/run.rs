@@ -17,11 +17,12 @@ use crate::report::build::Session;
 use crate::report::model::{FailureEntry, RunSummary, Verification};
 use crate::report::{human, Report};
 use crate::sandbox::patch::{self, Grant};
+use crate::sandbox::policy::read_policy_text;
 use crate::sandbox::{identity::Identity, Plan, Policy};
 use anyhow::{Context, Result};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub fn capture_config(filter: &FilterArgs) -> Result<CaptureConfig> {
     Ok(CaptureConfig {
@@ -34,25 +35,30 @@ pub fn capture_config(filter: &FilterArgs) -> Result<CaptureConfig> {
     })
 }
 
-/// A policy file read for suggestions (and maybe applied).
+/// A policy file read once: its text (for suggestions and patches) and what it parses to (to
+/// apply it).
 pub struct PolicyFile {
-    pub path: PathBuf,
     pub text: String,
     pub name: String,
+    pub policy: Policy,
 }
 
 impl PolicyFile {
     pub fn read(path: &Path) -> Result<Self> {
-        // Parsed here so a bad policy fails before anything runs.
-        Policy::load(path).map_err(|e| usage(format!("{e:#}")))?;
-        Ok(PolicyFile {
-            path: path.to_path_buf(),
-            text: std::fs::read_to_string(path)?,
-            name: path.file_name().map_or_else(
-                || "policy.yaml".into(),
-                |n| n.to_string_lossy().into_owned(),
-            ),
-        })
+        let text = read_policy_text(path).map_err(|e| usage(format!("{e:#}")))?;
+        let name = path.file_name().map_or_else(
+            || "policy.yaml".into(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Self::from_text(text, name)
+            .map_err(|e| usage(format!("--policy {}: {e:#}", path.display())))
+    }
+
+    /// A policy held in memory only: `--verify-fix`'s patched copy is never written to disk,
+    /// where another local user could swap it before the second run reads it back.
+    fn from_text(text: String, name: String) -> Result<Self> {
+        let policy = Policy::parse(&text)?;
+        Ok(PolicyFile { text, name, policy })
     }
 
     pub fn source(&self) -> PolicySource<'_> {
@@ -78,18 +84,20 @@ pub fn run(args: RunArgs) -> Result<i32> {
     output::check(&args.report)?;
     let config = capture_config(&args.filter)?;
     let applied = args.policy.as_deref().map(PolicyFile::read).transpose()?;
-    let suggest = match (&applied, &args.policy_file_for_suggestions) {
-        (Some(p), _) => Some(PolicyFile::read(&p.path)?),
-        (None, Some(path)) => Some(PolicyFile::read(path)?),
-        (None, None) => None,
-    };
+    let suggest_only = args
+        .policy_file_for_suggestions
+        .as_deref()
+        .map(PolicyFile::read)
+        .transpose()?;
     if args.verify_fix {
         let policy = applied.ok_or_else(|| {
             usage("--verify-fix needs --policy FILE: the policy to patch and run under")
         })?;
         return verify_fix(&args, &config, &policy);
     }
-    let out = trace_once(&args, &config, args.policy.as_deref(), suggest.as_ref())?;
+    let suggest = applied.as_ref().or(suggest_only.as_ref());
+    let applied = applied.as_ref().map(|p| &p.policy);
+    let out = trace_once(&args, &config, applied, suggest)?;
     emit(&out, &args)?;
     Ok(out.exit_code)
 }
@@ -101,14 +109,13 @@ fn emit(out: &Outcome, args: &RunArgs) -> Result<()> {
 }
 
 /// Work for the child before exec: the policy, then `--user`.
-fn prepare_child(args: &RunArgs, policy: Option<&Path>) -> Result<(launch::PreExec, Vec<String>)> {
-    let plan = match policy {
-        Some(p) => Some(
-            Plan::new(&Policy::load(p).map_err(|e| usage(format!("{e:#}")))?)
-                .map_err(|e| usage(format!("--policy: {e:#}")))?,
-        ),
-        None => None,
-    };
+fn prepare_child(
+    args: &RunArgs,
+    policy: Option<&Policy>,
+) -> Result<(launch::PreExec, Vec<String>)> {
+    let plan = policy
+        .map(|p| Plan::new(p).map_err(|e| usage(format!("--policy: {e:#}"))))
+        .transpose()?;
     let user = Identity::resolve(args.user.as_deref(), None)
         .map_err(|e| usage(format!("--user: {e:#}")))?;
     let mut notes = plan.as_ref().map(|p| p.notes.clone()).unwrap_or_default();
@@ -347,7 +354,7 @@ fn capture_ptrace(
 fn trace_once(
     args: &RunArgs,
     config: &CaptureConfig,
-    policy: Option<&Path>,
+    policy: Option<&Policy>,
     suggest: Option<&PolicyFile>,
 ) -> Result<Outcome> {
     let (pre_exec, mut warnings) = prepare_child(args, policy)?;
@@ -402,7 +409,7 @@ fn trace_once(
 
 /// Runs under the policy, patches it with the suggested grants, runs again, reports both.
 fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Result<i32> {
-    let before = trace_once(args, config, Some(&policy.path), Some(policy))?;
+    let before = trace_once(args, config, Some(&policy.policy), Some(policy))?;
     let patched = patch::apply(&policy.text, &before.grants, &policy.name)?;
     let Some(patched) = patched else {
         let mut out = before;
@@ -410,11 +417,9 @@ fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Re
         emit(&out, args)?;
         return Ok(out.exit_code);
     };
-    let tmp = tempfile_for(&policy.name);
-    crate::report::write::write_output(&tmp, &patched.text)?;
-    let after = trace_once(args, config, Some(&tmp), None);
-    let _ = std::fs::remove_file(&tmp);
-    let after = after?;
+    let patched_policy = PolicyFile::from_text(patched.text, policy.name.clone())
+        .context("the patched policy does not parse")?;
+    let after = trace_once(args, config, Some(&patched_policy.policy), None)?;
     let key = |f: &FailureEntry| {
         format!(
             "{} {} {} ({})",
@@ -470,10 +475,6 @@ fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Re
         );
     }
     Ok(after.exit_code)
-}
-
-fn tempfile_for(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("diag-verify-{}-{name}", std::process::id()))
 }
 
 fn reap(pid: Pid) -> Option<WaitStatus> {

@@ -62,20 +62,65 @@ pub struct ProcessPolicy {
     pub nproc: Option<u64>,
 }
 
+/// A policy is a short YAML file; anything larger is not one (`/dev/zero` would never end).
+const MAX_POLICY_BYTES: u64 = 1 << 20;
+/// Far deeper than any policy nests its flow collections.
+const MAX_FLOW_DEPTH: usize = 64;
+
+/// The policy file's text, read once and bounded.
+pub fn read_policy_text(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let shown = path.display();
+    if path.is_dir() {
+        bail!("--policy {shown}: is a directory, not a policy file");
+    }
+    let file =
+        std::fs::File::open(path).with_context(|| format!("--policy {shown}: cannot read"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_POLICY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("--policy {shown}: cannot read"))?;
+    if bytes.len() as u64 > MAX_POLICY_BYTES {
+        bail!("--policy {shown}: larger than {MAX_POLICY_BYTES} bytes, not a policy file");
+    }
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("--policy {shown}: is not UTF-8 text"))
+}
+
+/// The deepest nesting of YAML flow collections (`[`, `{`), outside quotes and comments.
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for line in text.lines() {
+        let mut quote = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    deepest
+}
+
 impl Policy {
     pub fn load(path: &Path) -> Result<Self> {
-        if path.is_dir() {
-            bail!(
-                "--policy {}: is a directory, not a policy file",
-                path.display()
-            );
-        }
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("--policy {}: cannot read", path.display()))?;
+        let text = read_policy_text(path)?;
         Self::parse(&text).with_context(|| format!("--policy {}", path.display()))
     }
 
     pub fn parse(text: &str) -> Result<Self> {
+        let depth = flow_depth(text);
+        if depth > MAX_FLOW_DEPTH {
+            // The YAML parser reaches its own recursion limit only after a long, quadratic scan.
+            bail!("nests {depth} levels of [ ] or {{ }} (at most {MAX_FLOW_DEPTH})");
+        }
         let p: Policy = serde_yaml_ng::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
         if p.version != 1 {
             bail!(
