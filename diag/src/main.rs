@@ -7,19 +7,29 @@ fn fail(line: &str) -> ! {
     std::process::exit(2);
 }
 
+/// clap's message on one line: what is wrong, which arguments, and its tips; not the usage
+/// block that follows.
+fn one_line(clap_text: &str) -> String {
+    let parts: Vec<&str> = clap_text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect();
+    let text = parts.join(" ");
+    let text = text.trim_start_matches("error: ");
+    if text.is_empty() {
+        "bad arguments".into()
+    } else {
+        text.replace(" tip: ", "; tip: ")
+    }
+}
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
-        Err(e) => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ");
-            fail(&format!("{first} (see diag --help)"));
-        }
+        Err(e) => fail(&format!("{} (see diag --help)", one_line(&e.to_string()))),
     };
     let result = match cli.command {
         Command::Run(a) => cli::run::run(a),

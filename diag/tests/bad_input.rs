@@ -78,14 +78,67 @@ fn every_bad_input_gets_one_line_and_exit_2() {
             "--duration that is not a duration",
             vec!["attach", "--json", j, "--duration", "soon", "--pid", "1"],
         ),
-        ("run without a command", vec!["run"]),
     ];
-    for (what, args) in rows {
+    let fifo = scratch.path("planted.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    let log = scratch.path("trace.log");
+    std::fs::write(
+        &log,
+        "1 openat(AT_FDCWD, \"/x\", O_RDONLY) = -1 EACCES (Permission denied)\n",
+    )
+    .unwrap();
+    let (fifo, log) = (fifo.to_str().unwrap(), log.to_str().unwrap());
+    // Rows whose line must name what is wrong.
+    let named: Vec<(&str, Vec<&str>, &str)> = vec![
+        ("run without a command", vec!["run"], "<CMD>"),
+        (
+            "a flag without its value",
+            vec!["run", "--policy"],
+            "'--policy <FILE>'",
+        ),
+        (
+            "a misspelt flag",
+            vec!["run", "--jsn", j, "--", "true"],
+            "tip: a similar argument exists: '--json'",
+        ),
+        (
+            "--ring-buffer-kib above the kernel's 1 GiB",
+            vec![
+                "run",
+                "--json",
+                j,
+                "--ring-buffer-kib",
+                "4194304",
+                "--",
+                "true",
+            ],
+            "from 4 to 1048576",
+        ),
+        (
+            "--json onto a FIFO another user planted",
+            vec!["run", "--json", fifo, "--", "true"],
+            "FIFO",
+        ),
+        (
+            "analyze --json onto its own input",
+            vec!["analyze", "--json", log, log],
+            "that is an input",
+        ),
+        (
+            "--json and --markdown onto one file",
+            vec!["analyze", "--json", j, "--markdown", j, log],
+            "--json writes there too",
+        ),
+    ];
+    let rows = rows.into_iter().map(|(what, args)| (what, args, ""));
+    for (what, args, names) in rows.chain(named) {
         let out = Command::new(diag_bin()).args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{what}: {err}");
         assert_eq!(err.lines().count(), 1, "{what}: not one line:\n{err}");
         assert!(err.starts_with("diag: error: "), "{what}: {err}");
+        assert!(err.contains(names), "{what}: does not say {names:?}: {err}");
         assert!(!json.exists(), "{what}: left a partial report");
     }
+    assert!(std::fs::read_to_string(log).unwrap().contains("EACCES"));
 }

@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -288,6 +288,93 @@ fn report_files_are_0600_and_never_written_through_a_symlink() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+}
+
+/// Another user pre-creates a world-writable file at the report's path and keeps it open: the
+/// report goes to a new private file renamed over it, so the planted file receives nothing.
+#[test]
+fn a_planted_report_file_receives_nothing() {
+    require_privileged!();
+    let scratch = Scratch::new("planted");
+    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let json = scratch.path("r.json");
+    std::fs::write(&json, "planted").unwrap();
+    std::fs::set_permissions(&json, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::os::unix::fs::chown(&json, Some(65534), Some(65534)).unwrap();
+    let mut held = std::fs::File::open(&json).unwrap();
+    let out = Command::new(diag_bin())
+        .args([
+            "run",
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen = String::new();
+    std::io::Read::read_to_string(&mut held, &mut seen).unwrap();
+    assert_eq!(
+        seen, "planted",
+        "the report went into the other user's file"
+    );
+    let meta = std::fs::metadata(&json).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600));
+    assert!(std::fs::read_to_string(&json)
+        .unwrap()
+        .contains("diag.report/v1"));
+}
+
+/// In CI under sudo the reports belong to the runner's user, so its next steps can read them.
+#[test]
+fn ci_reports_belong_to_the_sudo_user() {
+    require_privileged!();
+    let scratch = Scratch::new("ci-owner");
+    let summary = scratch.path("summary.md");
+    std::fs::write(&summary, "").unwrap();
+    let out = Command::new(diag_bin())
+        .args(["run", "--quiet", "--ci", "--", "true"])
+        .env("RUNNER_TEMP", &scratch.0)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = std::fs::metadata(scratch.path("diag-report.json")).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o777),
+        (65534, 65534, 0o600)
+    );
+    assert!(std::fs::read_to_string(&summary).unwrap().contains("diag"));
+}
+
+/// A report file that cannot be written is said on stderr; diag's status stays the command's.
+#[test]
+fn a_report_write_failure_keeps_the_commands_status() {
+    require_privileged!();
+    let scratch = Scratch::new("write-fails");
+    let json = scratch.path("r.json");
+    // The directory goes away while the command runs.
+    let gone = scratch.0.to_str().unwrap().to_string();
+    let out = Command::new(diag_bin())
+        .args(["run", "--quiet", "--json", json.to_str().unwrap(), "--"])
+        .args(["sh", "-c", &format!("rm -rf '{gone}'; exit 3")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("diag: error: writing the report"), "{err}");
 }
 
 #[test]

@@ -14,15 +14,19 @@ use diag_ebpf::{MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_PATH_ARG};
 
 pub const DEFAULT_RING_BYTES: u32 = 8 << 20;
 
-/// Checks a `--ring-buffer-kib` value: a power of two of at least 4 KiB (one page).
+/// Checks a `--ring-buffer-kib` value: a power of two from 4 KiB (one page) to 1 GiB.
 pub fn ring_bytes(kib: u32) -> Result<u32, String> {
     match kib.checked_mul(1024) {
-        Some(b) if b >= 4096 && b.is_power_of_two() => Ok(b),
+        Some(b) if (4096..=MAX_RING_BYTES).contains(&b) && b.is_power_of_two() => Ok(b),
         _ => Err(format!(
-            "--ring-buffer-kib {kib}: must be a power of two of at least 4"
+            "--ring-buffer-kib {kib}: must be a power of two from 4 to {} (1 GiB, the kernel's limit)",
+            MAX_RING_BYTES / 1024
         )),
     }
 }
+
+/// The kernel refuses BPF ring buffers above 1 GiB (RINGBUF_MAX_RECORD_SZ).
+const MAX_RING_BYTES: u32 = 1 << 30;
 
 /// What to capture: the same for every live backend.
 #[derive(Clone, Debug)]

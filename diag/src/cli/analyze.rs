@@ -10,7 +10,8 @@ use crate::report::build::Session;
 use anyhow::{Context, Result};
 
 pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
-    output::check(&args.report)?;
+    let inputs: Vec<&std::path::Path> = args.files.iter().map(|p| p.as_path()).collect();
+    output::check(&args.report, &inputs)?;
     let config = capture_config(&args.filter)?;
     let (backend, log) = if args.audit {
         ("audit-log", audit_log::read_files(&args.files, &config))

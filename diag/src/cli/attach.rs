@@ -64,7 +64,7 @@ struct Captured {
 }
 
 pub fn attach(args: AttachArgs) -> Result<i32> {
-    output::check(&args.report)?;
+    output::check(&args.report, &[])?;
     let config = capture_config(&args.filter)?;
     let duration = args
         .duration

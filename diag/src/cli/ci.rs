@@ -27,9 +27,9 @@ pub fn json_artifact_path() -> PathBuf {
 }
 
 /// Writes the JSON artifact and says where, so a later step (or a person) can pick it up.
-pub fn write_json(json: &str) -> Result<()> {
+pub fn write_json(json: &str, owner: Option<write::Owner>) -> Result<()> {
     let path = json_artifact_path();
-    write::write_output(&path, json)?;
+    write::write_output(&path, json, owner)?;
     eprintln!("diag: JSON report written to {}", path.display());
     Ok(())
 }

@@ -7,6 +7,7 @@ use crate::capture::ebpf;
 use crate::report::{human, markdown, redact::Redactor, write, Report};
 use anyhow::Result;
 use std::io::Write;
+use std::path::Path;
 use std::sync::LazyLock;
 
 /// `--version`: the version and whether the eBPF backend is built in.
@@ -29,19 +30,42 @@ pub fn ebpf_status() -> String {
     }
 }
 
-/// Checks up front that every requested output can be written.
-pub fn check(args: &ReportArgs) -> Result<()> {
+/// Checks up front that every requested output can be written, and that none of them would
+/// overwrite one of the command's `inputs` (a log, a policy) or another output.
+pub fn check(args: &ReportArgs, inputs: &[&Path]) -> Result<()> {
     let ci_json = ci::enabled(args).then(ci::json_artifact_path);
-    for (what, path) in [
-        ("--json", args.json.as_ref()),
-        ("--markdown", args.markdown.as_ref()),
-        ("CI mode", ci_json.as_ref()),
-    ] {
-        if let Some(p) = path {
-            write::check_writable(p).map_err(|e| super::usage(format!("{what}: {e}")))?;
+    let outputs: Vec<(&str, &Path)> = [
+        ("--json", args.json.as_deref()),
+        ("--markdown", args.markdown.as_deref()),
+        ("CI mode", ci_json.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(what, p)| Some((what, p?)))
+    .filter(|(_, p)| *p != Path::new("-"))
+    .collect();
+    for (i, &(what, path)) in outputs.iter().enumerate() {
+        write::check_writable(path).map_err(|e| super::usage(format!("{what}: {e:#}")))?;
+        if let Some(input) = inputs.iter().find(|input| write::same_file(path, input)) {
+            return Err(super::usage(format!(
+                "{what} {}: that is an input ({}); diag would overwrite it",
+                path.display(),
+                input.display()
+            )));
+        }
+        if let Some((other, _)) = outputs[..i].iter().find(|(_, p)| write::same_file(path, p)) {
+            return Err(super::usage(format!(
+                "{what} {}: {other} writes there too",
+                path.display()
+            )));
         }
     }
     Ok(())
+}
+
+/// Report files in CI belong to the user who ran diag with sudo, so the runner's next steps
+/// can read them; elsewhere they stay root's, 0600.
+fn report_owner(ci: bool) -> Option<write::Owner> {
+    ci.then(write::Owner::from_sudo).flatten()
 }
 
 pub fn emit(report: &Report, args: &ReportArgs) -> Result<()> {
@@ -55,20 +79,21 @@ pub fn emit(report: &Report, args: &ReportArgs) -> Result<()> {
             .write_all(human::render(report).as_bytes());
     }
     let ci = ci::enabled(args);
+    let owner = report_owner(ci);
     if args.json.is_some() || ci {
         let mut json = serde_json::to_string_pretty(report)?;
         json.push('\n');
         if let Some(p) = &args.json {
-            write::write_output(p, &json)?;
+            write::write_output(p, &json, owner)?;
         }
         if ci {
-            ci::write_json(&json)?;
+            ci::write_json(&json, owner)?;
         }
     }
     if args.markdown.is_some() || ci {
         let md = markdown::render(report);
         if let Some(p) = &args.markdown {
-            write::write_output(p, &md)?;
+            write::write_output(p, &md, owner)?;
         }
         if ci {
             ci::publish(report, &md)?;

@@ -81,7 +81,12 @@ struct Outcome {
 }
 
 pub fn run(args: RunArgs) -> Result<i32> {
-    output::check(&args.report)?;
+    let inputs: Vec<&Path> = [&args.policy, &args.policy_file_for_suggestions]
+        .into_iter()
+        .flatten()
+        .map(|p| p.as_path())
+        .collect();
+    output::check(&args.report, &inputs)?;
     let config = capture_config(&args.filter)?;
     let applied = args.policy.as_deref().map(PolicyFile::read).transpose()?;
     let suggest_only = args
@@ -98,14 +103,18 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let suggest = applied.as_ref().or(suggest_only.as_ref());
     let applied = applied.as_ref().map(|p| &p.policy);
     let out = trace_once(&args, &config, applied, suggest)?;
-    emit(&out, &args)?;
+    emit(&out, &args);
     Ok(out.exit_code)
 }
 
-fn emit(out: &Outcome, args: &RunArgs) -> Result<()> {
+/// Prints and writes the report. diag's exit status stays the command's own even when a report
+/// file cannot be written: that is said on stderr instead.
+fn emit(out: &Outcome, args: &RunArgs) {
     let mut report_args = args.report.clone();
     report_args.quiet |= out.exec_failed;
-    output::emit(&out.report, &report_args).context("writing the report")
+    if let Err(e) = output::emit(&out.report, &report_args) {
+        eprintln!("diag: error: writing the report: {e:#}");
+    }
 }
 
 /// Work for the child before exec: the policy, then `--user`.
@@ -414,7 +423,7 @@ fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Re
     let Some(patched) = patched else {
         let mut out = before;
         out.report.warnings.push("--verify-fix: no finding here is a Landlock denial the policy could fix; nothing to verify".into());
-        emit(&out, args)?;
+        emit(&out, args);
         return Ok(out.exit_code);
     };
     let patched_policy = PolicyFile::from_text(patched.text, policy.name.clone())
@@ -467,7 +476,7 @@ fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Re
     };
     let mut out = before;
     out.report.verification = Some(verification);
-    emit(&out, args)?;
+    emit(&out, args);
     if !args.report.quiet {
         eprint!(
             "{}",

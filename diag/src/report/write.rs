@@ -1,36 +1,115 @@
-//! Writing report files: created 0600, never through a symlink, `-` meaning stdout.
+//! Writing report files as `sudo` would in a directory other users can write to: a new private
+//! file (0600, `O_EXCL|O_NOFOLLOW`, random name) beside the target, renamed over it, so nothing
+//! another user planted at the target (a FIFO, a symlink, a 0666 file) is opened, read or kept.
+//! `-` means stdout.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use nix::fcntl::OFlag;
+use nix::sys::stat::{fstat, SFlag};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
-/// Writes `content` to `path` (or stdout for `-`).
-pub fn write_output(path: &Path, content: &str) -> Result<()> {
+/// Who should own the report files once written (CI under sudo: the runner's user).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Owner {
+    /// `SUDO_UID`/`SUDO_GID`, when both are set and numeric.
+    pub fn from_sudo() -> Option<Owner> {
+        let id = |var| std::env::var(var).ok()?.parse().ok();
+        Some(Owner {
+            uid: id("SUDO_UID")?,
+            gid: id("SUDO_GID")?,
+        })
+    }
+}
+
+/// Writes `content` to `path` (or stdout for `-`), replacing whatever regular file was there.
+pub fn write_output(path: &Path, content: &str, owner: Option<Owner>) -> Result<()> {
     if path == Path::new("-") {
         let mut out = std::io::stdout().lock();
         out.write_all(content.as_bytes())?;
         return Ok(out.flush()?);
     }
-    write_file(path, content, std::fs::OpenOptions::new().truncate(true))
+    let shown = path.display();
+    refuse_unless_regular_or_absent(path).with_context(|| format!("cannot write {shown}"))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.",
+            path.file_name()
+                .map_or_else(|| "report".into(), |n| n.to_string_lossy())
+        ))
+        .tempfile_in(dir_of(path))
+        .with_context(|| format!("cannot write {shown}: creating a file beside it"))?;
+    tmp.write_all(content.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {shown}"))?;
+    if let Some(o) = owner {
+        nix::unistd::fchown(
+            tmp.as_file().as_raw_fd(),
+            Some(o.uid.into()),
+            Some(o.gid.into()),
+        )
+        .with_context(|| format!("giving {shown} to uid {}", o.uid))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {shown}"))?;
+    Ok(())
 }
 
-/// Appends `content` to `path` (a CI step summary the runner created, or a new 0600 file).
+/// Appends `content` to `path`: a CI step summary that the runner created. It must be a regular
+/// file; a FIFO is refused without blocking on it.
 pub fn append_output(path: &Path, content: &str) -> Result<()> {
-    write_file(path, content, std::fs::OpenOptions::new().append(true))
-}
-
-fn write_file(path: &Path, content: &str, how: &mut std::fs::OpenOptions) -> Result<()> {
-    let mut f = how
-        .write(true)
+    let shown = path.display();
+    refuse_unless_regular_or_absent(path).with_context(|| format!("cannot write {shown}"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
         .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .with_context(|| format!("cannot write {shown}"))?;
+    let st = fstat(f.as_raw_fd()).with_context(|| format!("cannot write {shown}"))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        bail!("cannot write {shown}: not a regular file");
+    }
     f.write_all(content.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
+        .with_context(|| format!("writing {shown}"))?;
     Ok(())
+}
+
+fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// A report replaces a regular file or creates a new one; anything else is someone else's.
+fn refuse_unless_regular_or_absent(path: &Path) -> Result<()> {
+    let Ok(meta) = path.symlink_metadata() else {
+        return Ok(());
+    };
+    let kind = meta.file_type();
+    let what = if kind.is_dir() {
+        "it is a directory"
+    } else if kind.is_symlink() {
+        "it is a symlink, which diag does not follow"
+    } else if kind.is_fifo() {
+        "it is a FIFO"
+    } else if kind.is_socket() {
+        "it is a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "it is a device"
+    } else {
+        return Ok(());
+    };
+    bail!("{what}")
 }
 
 /// Checks up front that a report can be written there, so a bad path fails before the trace.
@@ -38,61 +117,84 @@ pub fn check_writable(path: &Path) -> Result<()> {
     if path == Path::new("-") {
         return Ok(());
     }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = dir_of(path);
     if !dir.is_dir() {
-        anyhow::bail!(
+        bail!(
             "cannot write {}: directory {} does not exist",
             path.display(),
             dir.display()
         );
     }
-    if path.is_dir() {
-        anyhow::bail!("cannot write {}: it is a directory", path.display());
+    refuse_unless_regular_or_absent(path)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Whether two paths name the same file: the same inode where the first exists, else the same
+/// absolute path once the (existing) parent directories are resolved.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        return (ma.dev(), ma.ino()) == (mb.dev(), mb.ino());
     }
-    if path
-        .symlink_metadata()
-        .is_ok_and(|m| m.file_type().is_symlink())
-    {
-        anyhow::bail!(
-            "cannot write {}: it is a symlink, which diag does not follow",
-            path.display()
-        );
-    }
-    Ok(())
+    resolved(a).is_some_and(|ra| resolved(b).is_some_and(|rb| ra == rb))
+}
+
+fn resolved(p: &Path) -> Option<PathBuf> {
+    Some(dir_of(p).canonicalize().ok()?.join(p.file_name()?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
-    use std::path::PathBuf;
 
-    struct TempDir(PathBuf);
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+    #[test]
+    fn report_files_are_private_new_files_and_never_followed_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("r.json");
+        let summary = dir.path().join("summary.md");
+        // Another user's world-readable file at the target is replaced, not reused.
+        std::fs::write(&report, "old").unwrap();
+        std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let before = std::fs::metadata(&report).unwrap().ino();
+        write_output(&report, "{}\n", None).unwrap();
+        append_output(&summary, "a\n").unwrap();
+        append_output(&summary, "b\n").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&report), 0o600);
+        assert_ne!(std::fs::metadata(&report).unwrap().ino(), before);
+        assert_eq!(std::fs::read_to_string(&report).unwrap(), "{}\n");
+        assert_eq!(mode(&summary), 0o600);
+        assert_eq!(std::fs::read_to_string(&summary).unwrap(), "a\nb\n");
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&report, &link).unwrap();
+        assert!(write_output(&link, "x", None).is_err());
+        assert!(append_output(&link, "x").is_err());
+        // Nothing is left behind beside the report.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 3, "{names:?}");
     }
 
     #[test]
-    fn report_files_are_private_and_never_followed_through_a_symlink() {
-        let dir = TempDir(std::env::temp_dir().join(format!("diag-write-{}", std::process::id())));
-        std::fs::create_dir_all(&dir.0).unwrap();
-        let report = dir.0.join("r.json");
-        let summary = dir.0.join("summary.md");
-        write_output(&report, "{}\n").unwrap();
-        append_output(&summary, "a\n").unwrap();
-        append_output(&summary, "b\n").unwrap();
-        // Under the usual umask 022 a plain create would be 0644.
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&report), 0o600);
-        assert_eq!(mode(&summary), 0o600);
-        assert_eq!(std::fs::read_to_string(&summary).unwrap(), "a\nb\n");
-        let link = dir.0.join("link.json");
-        std::os::unix::fs::symlink(&report, &link).unwrap();
-        assert!(write_output(&link, "x").is_err());
+    fn a_fifo_at_the_target_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("r.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+        let err = format!("{:#}", write_output(&fifo, "x", None).unwrap_err());
+        assert!(err.contains("FIFO"), "{err}");
+        assert!(check_writable(&fifo).is_err());
+        let err = format!("{:#}", append_output(&fifo, "x").unwrap_err());
+        assert!(err.contains("FIFO"), "{err}");
+    }
+
+    #[test]
+    fn same_file_sees_through_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.log");
+        std::fs::write(&a, "x").unwrap();
+        let dotted = dir.path().join(".").join("a.log");
+        assert!(same_file(&a, &dotted));
+        let new = dir.path().join("new.json");
+        assert!(same_file(&new, &dir.path().join("./new.json")));
+        assert!(!same_file(&a, &new));
     }
 }
