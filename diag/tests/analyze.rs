@@ -432,3 +432,49 @@ fn bad_input_gives_one_line_and_exit_2() {
         "{err}"
     );
 }
+
+/// Audit records from other machines are decoded with their own architecture's syscall table:
+/// aarch64's 56 and ppc64le's 286 are `openat` (x86_64's 56 is `clone`). An architecture diag
+/// does not know is said, not guessed.
+#[test]
+fn audit_records_are_decoded_with_their_own_architecture() {
+    let fixture = workspace().join("diag/tests/fixtures/landlock-ptmx.dmesg");
+    let x86_64 = std::fs::read_to_string(fixture).unwrap();
+    let scratch = Scratch::new("audit-arch");
+    for (arch, nr, expected) in [
+        ("c00000b7", "56", "openat"),
+        ("c0000015", "286", "openat"),
+        ("aarch64", "56", "openat"),
+        (
+            "deadbeef",
+            "56",
+            "syscall 56 (unknown architecture deadbeef)",
+        ),
+    ] {
+        let log = scratch.path(&format!("audit-{arch}.log"));
+        let record = x86_64.replace(
+            "arch=c000003e syscall=257 ",
+            &format!("arch={arch} syscall={nr} "),
+        );
+        std::fs::write(&log, record).unwrap();
+        let run = diag_json(
+            &scratch,
+            "analyze",
+            &["--quiet", "--audit", log.to_str().unwrap()],
+        );
+        let r = run.report();
+        let f = r
+            .failures
+            .iter()
+            .find(|f| f.pid == 25458)
+            .expect("the denial");
+        assert_eq!(f.syscall, expected, "arch={arch}");
+        // The layer comes from the Landlock record whatever the call.
+        assert_eq!(f.layer.as_str(), "landlock", "arch={arch}");
+        assert!(
+            r.findings.iter().all(|x| x.layer.as_str() != "userns"),
+            "arch={arch}: {:?}",
+            r.findings
+        );
+    }
+}

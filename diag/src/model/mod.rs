@@ -5,7 +5,6 @@ mod errno_table;
 pub mod event;
 pub mod flags;
 pub mod layer;
-mod syscall_table;
 pub mod syscalls;
 pub mod text;
 

@@ -1,29 +1,97 @@
-//! Syscall names, numbers, groups and the argument that holds a path (x86_64).
+//! Syscall names, numbers, groups and the argument that holds a path. The live backends trace
+//! x86_64; audit records from other machines are decoded with their own architecture's table.
+//! Numbers come from the `syscalls` crate, generated from the kernel's syscall tables.
 
-use super::syscall_table::SYSCALL_NAMES;
+use syscalls::x86_64::Sysno as Native;
 
-/// The syscall's name, or `syscall_N` for numbers the table lacks.
+/// The x86_64 syscall's name, or `syscall_N` for numbers the table lacks.
 pub fn name(nr: u32) -> String {
-    match SYSCALL_NAMES.get(nr as usize) {
-        Some(n) if !n.is_empty() => (*n).to_string(),
-        _ => format!("syscall_{nr}"),
-    }
+    Native::new(nr as usize).map_or_else(|| format!("syscall_{nr}"), |s| s.name().to_string())
 }
 
 pub fn number(name: &str) -> Option<u32> {
-    SYSCALL_NAMES
-        .iter()
-        .position(|n| *n == name)
-        .map(|i| i as u32)
+    name.parse::<Native>().ok().map(|s| s.id() as u32)
 }
 
-/// Every syscall number the table knows.
+/// Every x86_64 syscall number the table knows.
 pub fn all_numbers() -> impl Iterator<Item = u32> {
-    SYSCALL_NAMES
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| !n.is_empty())
-        .map(|(i, _)| i as u32)
+    (0..=Native::last().id() as u32).filter(|&nr| Native::new(nr as usize).is_some())
+}
+
+/// An `AUDIT_ARCH_*` value (`arch=c00000b7` in audit records, `linux/audit.h`) and the syscall
+/// table of that architecture, by name as `ausearch -i` prints it.
+const AUDIT_ARCHES: &[(u32, &str, fn(usize) -> Option<&'static str>)] = &[
+    (0xc000_003e, "x86_64", |n| Some(Native::new(n)?.name())),
+    (0x4000_0003, "i386", |n| {
+        Some(syscalls::x86::Sysno::new(n)?.name())
+    }),
+    (0xc000_00b7, "aarch64", |n| {
+        Some(syscalls::aarch64::Sysno::new(n)?.name())
+    }),
+    (0x0000_0028, "armeb", |n| {
+        Some(syscalls::arm::Sysno::new(n)?.name())
+    }),
+    (0x4000_0028, "arm", |n| {
+        Some(syscalls::arm::Sysno::new(n)?.name())
+    }),
+    (0xc000_0015, "ppc64le", |n| {
+        Some(syscalls::powerpc64::Sysno::new(n)?.name())
+    }),
+    (0x8000_0015, "ppc64", |n| {
+        Some(syscalls::powerpc64::Sysno::new(n)?.name())
+    }),
+    (0x0000_0014, "ppc", |n| {
+        Some(syscalls::powerpc::Sysno::new(n)?.name())
+    }),
+    (0x8000_0016, "s390x", |n| {
+        Some(syscalls::s390x::Sysno::new(n)?.name())
+    }),
+    (0xc000_00f3, "riscv64", |n| {
+        Some(syscalls::riscv64::Sysno::new(n)?.name())
+    }),
+    (0x4000_00f3, "riscv32", |n| {
+        Some(syscalls::riscv32::Sysno::new(n)?.name())
+    }),
+    (0xc000_0102, "loongarch64", |n| {
+        Some(syscalls::loongarch64::Sysno::new(n)?.name())
+    }),
+    (0x8000_0008, "mips64", |n| {
+        Some(syscalls::mips64::Sysno::new(n)?.name())
+    }),
+    (0xc000_0008, "mips64el", |n| {
+        Some(syscalls::mips64::Sysno::new(n)?.name())
+    }),
+    (0x0000_0008, "mips", |n| {
+        Some(syscalls::mips::Sysno::new(n)?.name())
+    }),
+    (0x4000_0008, "mipsel", |n| {
+        Some(syscalls::mips::Sysno::new(n)?.name())
+    }),
+    (0x8000_002b, "sparc64", |n| {
+        Some(syscalls::sparc64::Sysno::new(n)?.name())
+    }),
+    (0x0000_0002, "sparc", |n| {
+        Some(syscalls::sparc::Sysno::new(n)?.name())
+    }),
+];
+
+/// The name of syscall `nr` on the architecture an audit record names (`arch=c00000b7` or, from
+/// `ausearch -i`, `arch=aarch64`). An architecture diag does not know, or a record without one,
+/// is said as such: guessing with another machine's numbers names the wrong call.
+pub fn name_on_audit_arch(arch: Option<&str>, nr: u32) -> String {
+    let Some(arch) = arch else {
+        return format!("syscall {nr} (the record names no architecture)");
+    };
+    let known = AUDIT_ARCHES.iter().find(|(code, name, _)| {
+        *name == arch || u32::from_str_radix(arch, 16).is_ok_and(|a| a == *code)
+    });
+    match known {
+        Some((_, arch_name, table)) => table(nr as usize).map_or_else(
+            || format!("syscall {nr} (not in the {arch_name} table)"),
+            str::to_string,
+        ),
+        None => format!("syscall {nr} (unknown architecture {arch})"),
+    }
 }
 
 /// Which argument (0-based) of `name` is a user-space path, if any.
@@ -223,6 +291,19 @@ pub fn is_open(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn audit_records_name_their_architecture() {
+        assert_eq!(name_on_audit_arch(Some("c000003e"), 56), "clone");
+        assert_eq!(name_on_audit_arch(Some("c00000b7"), 56), "openat");
+        assert_eq!(name_on_audit_arch(Some("x86_64"), 257), "openat");
+        assert_eq!(name_on_audit_arch(Some("40000003"), 5), "open");
+        assert_eq!(name_on_audit_arch(Some("c00000f3"), 56), "openat");
+        assert!(name_on_audit_arch(Some("c00000b7"), 9999).contains("not in the aarch64 table"));
+        assert!(name_on_audit_arch(None, 56).contains("no architecture"));
+        assert_eq!(name(335), "uretprobe");
+        assert_eq!(number("file_setattr"), Some(469));
+    }
+
     use super::*;
 
     #[test]

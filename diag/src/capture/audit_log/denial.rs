@@ -48,10 +48,16 @@ pub fn verdict(group: &[Record]) -> Option<Verdict> {
     let pick = |key: &str| sys.and_then(|s| s.get(key)).or_else(|| denial.get(key));
     let pid = pick("pid").and_then(number).unwrap_or(0);
     let comm = Text::new(pick("comm").unwrap_or_default());
-    let syscall = sys
-        .or((layer == "seccomp").then_some(denial))
+    let call_record = sys.or((layer == "seccomp").then_some(denial));
+    let syscall = call_record
         .and_then(|r| r.text("syscall"))
-        .map(|s| s.parse::<u32>().map_or(s, syscalls::name))
+        .map(|s| match s.parse::<u32>() {
+            Ok(nr) => syscalls::name_on_audit_arch(
+                call_record.and_then(|r| r.text("arch")).as_deref(),
+                nr,
+            ),
+            Err(_) => s, // `ausearch -i` already named it
+        })
         .unwrap_or_else(|| implied_syscall(denial, layer).to_string());
 
     if layer == "seccomp" {
