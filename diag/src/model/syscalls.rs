@@ -18,9 +18,12 @@ pub fn all_numbers() -> impl Iterator<Item = u32> {
     (0..=Native::last().id() as u32).filter(|&nr| Native::new(nr as usize).is_some())
 }
 
+/// Looks a syscall number up in one architecture's table.
+type SyscallTable = fn(usize) -> Option<&'static str>;
+
 /// An `AUDIT_ARCH_*` value (`arch=c00000b7` in audit records, `linux/audit.h`) and the syscall
 /// table of that architecture, by name as `ausearch -i` prints it.
-const AUDIT_ARCHES: &[(u32, &str, fn(usize) -> Option<&'static str>)] = &[
+const AUDIT_ARCHES: &[(u32, &str, SyscallTable)] = &[
     (0xc000_003e, "x86_64", |n| Some(Native::new(n)?.name())),
     (0x4000_0003, "i386", |n| {
         Some(syscalls::x86::Sysno::new(n)?.name())
