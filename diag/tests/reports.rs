@@ -683,3 +683,33 @@ fn the_example_report_matches_the_schema_and_its_markdown() {
         "examples/report.md is stale: regenerate both files as docs/reports.md says"
     );
 }
+
+/// Two runs of the same failure: the same finding fingerprint; the session's wall-clock start,
+/// duration and host are in the report.
+#[test]
+fn the_same_failure_has_the_same_fingerprint_in_every_run() {
+    require_privileged!();
+    let scratch = Scratch::new("fingerprint");
+    let policy = example("openclaw-sandbox.yaml");
+    let cmd = sandboxed(
+        &policy,
+        &["/usr/bin/python3", "-c", "import os; os.openpty()"],
+    );
+    let mut args = vec!["--quiet", "--"];
+    args.extend(cmd.iter().map(String::as_str));
+    let runs: Vec<DiagRun> = (0..2).map(|_| diag_json(&scratch, "run", &args)).collect();
+    let tops: Vec<&diag::report::model::Finding> =
+        runs.iter().map(|r| &r.report().findings[0]).collect();
+    assert_eq!(tops[0].cause, "pty-denied");
+    assert_ne!(
+        runs[0].report().failures[0].pid,
+        runs[1].report().failures[0].pid
+    );
+    assert_eq!(tops[0].fingerprint, tops[1].fingerprint);
+    let r = runs[0].report();
+    let started = r.started_at.as_deref().expect("started_at");
+    assert!(humantime::parse_rfc3339(started).is_ok(), "{started}");
+    assert!(r.duration_ms.is_some_and(|d| d < 600_000));
+    let host = nix::unistd::gethostname().unwrap();
+    assert_eq!(r.hostname.as_deref(), host.to_str());
+}

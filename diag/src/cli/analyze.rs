@@ -10,6 +10,7 @@ use crate::report::build::Session;
 use anyhow::{Context, Result};
 
 pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
+    let started = std::time::SystemTime::now();
     let inputs: Vec<&std::path::Path> = args.files.iter().map(|p| p.as_path()).collect();
     output::check(&args.report, &inputs)?;
     let config = capture_config(&args.filter)?;
@@ -42,6 +43,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
             host: &host,
             probes: &ProbeReport::default(),
             warnings: log.notes,
+            started,
         },
     );
     output::emit(&report, &args.report).context("writing the report")?;

@@ -64,6 +64,7 @@ struct Captured {
 }
 
 pub fn attach(args: AttachArgs) -> Result<i32> {
+    let started = std::time::SystemTime::now();
     output::check(&args.report, &[])?;
     let config = capture_config(&args.filter)?;
     let duration = args
@@ -150,6 +151,7 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
             host: &host,
             probes: &captured.probes,
             warnings: captured.warnings,
+            started,
         },
     );
     output::emit(&report, &args.report).context("writing the report")?;

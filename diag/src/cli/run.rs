@@ -366,6 +366,7 @@ fn trace_once(
     policy: Option<&Policy>,
     suggest: Option<&PolicyFile>,
 ) -> Result<Outcome> {
+    let started = std::time::SystemTime::now();
     let (pre_exec, mut warnings) = prepare_child(args, policy)?;
     let backend = choose_backend(args, config, &mut warnings)?;
     let host = HostFacts::read();
@@ -404,6 +405,7 @@ fn trace_once(
         host: &host,
         probes: &captured.probes,
         warnings,
+        started,
     };
     let source = suggest.map(PolicyFile::source);
     let (report, grants) = pipeline::diagnose(&trace, session, source.as_ref());

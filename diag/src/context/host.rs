@@ -10,6 +10,8 @@ pub struct HostFacts {
     pub landlock_abi: Option<i32>,
     /// Names of loaded BPF programs of type LSM (other than none), if they could be listed.
     pub bpf_lsm_programs: Option<Vec<String>>,
+    /// This host's name (none for logs read after the fact: their host is not this one).
+    pub hostname: Option<String>,
 }
 
 impl HostFacts {
@@ -21,6 +23,9 @@ impl HostFacts {
             lsms: tracefs::active_lsms().unwrap_or_default(),
             landlock_abi: landlock_abi(),
             bpf_lsm_programs: bpf_lsm_programs(),
+            hostname: nix::unistd::gethostname()
+                .ok()
+                .map(|h| h.to_string_lossy().into_owned()),
         }
     }
 

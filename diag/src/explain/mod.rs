@@ -195,6 +195,7 @@ fn finish(trace: &Trace, attributions: &[Attribution], d: Draft) -> Finding {
         ));
     }
     Finding {
+        fingerprint: String::new(), // set with the report's failures, in report::build
         cause: d.cause.id.clone(),
         layer: d.layer,
         confidence: d

@@ -6,6 +6,8 @@ use crate::capture::ProbeReport;
 use crate::context::HostFacts;
 use crate::correlate::{landlock::access_names, Trace};
 use crate::model::{errno, flags, syscalls, Failure, Text};
+use sha2::{Digest, Sha256};
+use std::time::SystemTime;
 
 /// What the caller knows about the session beyond the trace.
 pub struct Session<'a> {
@@ -18,6 +20,8 @@ pub struct Session<'a> {
     pub host: &'a HostFacts,
     pub probes: &'a ProbeReport,
     pub warnings: Vec<String>,
+    /// When the session began.
+    pub started: SystemTime,
 }
 
 pub fn flags_text(f: &Failure) -> Option<String> {
@@ -46,15 +50,55 @@ fn prot_text(p: u64) -> String {
     }
 }
 
+/// A finding's identity across runs: its cause and layer, and each failure's call, errno, path
+/// (digits folded: `/dev/pts/3`, `/proc/1234`) and program. Pids, times and counts vary from run
+/// to run and are left out, so a ticket or a dashboard can match the same failure seen again.
+pub fn fingerprint(f: &Finding, failures: &[FailureEntry]) -> String {
+    let mut calls: Vec<String> = f
+        .failures
+        .iter()
+        .filter_map(|&i| failures.get(i))
+        .map(|e| {
+            let path = e.path.as_ref().map(|p| p.lossy()).unwrap_or_default();
+            format!(
+                "{} {} {} {}",
+                e.syscall,
+                e.errno,
+                digits_folded(&path),
+                e.comm.lossy()
+            )
+        })
+        .collect();
+    calls.sort();
+    calls.dedup();
+    let digest = Sha256::digest(format!(
+        "{}\n{}\n{}",
+        f.cause,
+        f.layer.as_str(),
+        calls.join("\n")
+    ));
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn digits_folded(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if !(c.is_ascii_digit() && out.ends_with('#')) {
+            out.push(if c.is_ascii_digit() { '#' } else { c });
+        }
+    }
+    out
+}
+
 pub fn build(
     trace: &Trace,
     attributions: &[Attribution],
-    findings: Vec<Finding>,
+    mut findings: Vec<Finding>,
     s: Session,
 ) -> Report {
     let start = trace.start_ns.unwrap_or(0);
     let rel = |t: u64| t.saturating_sub(start);
-    let failures = trace
+    let failures: Vec<FailureEntry> = trace
         .failures
         .iter()
         .zip(attributions)
@@ -89,6 +133,9 @@ pub fn build(
             }
         })
         .collect();
+    for f in &mut findings {
+        f.fingerprint = fingerprint(f, &failures);
+    }
     let messages = trace
         .messages
         .iter()
@@ -163,6 +210,9 @@ pub fn build(
         command: s.command,
         root_pids: s.root_pids,
         exit_status: s.exit_status,
+        started_at: Some(humantime::format_rfc3339_seconds(s.started).to_string()),
+        duration_ms: s.started.elapsed().ok().map(|d| d.as_millis() as u64),
+        hostname: s.host.hostname.clone(),
         partial: s.partial,
         host: Host {
             kernel: s.host.kernel.clone(),

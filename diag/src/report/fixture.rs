@@ -47,6 +47,9 @@ pub fn sample() -> Report {
         ],
         root_pids: vec![10],
         exit_status: Some(1),
+        started_at: Some("2026-12-05T09:00:00Z".into()),
+        duration_ms: Some(1234),
+        hostname: Some("host-1".into()),
         partial: false,
         host: Host {
             kernel: "6.18.44".into(),
@@ -112,6 +115,7 @@ pub fn sample() -> Report {
         ],
         findings: vec![
             Finding {
+                fingerprint: "0123456789abcdef".into(),
                 cause: "pty-denied".into(),
                 layer: Layer::Landlock,
                 confidence: Confidence::Direct,
@@ -133,6 +137,7 @@ pub fn sample() -> Report {
                 policy_patch: Some("filesystem_policy:\n  read_write:\n    - /dev/pts\n    - /dev/ptmx\n".into()),
             },
             Finding {
+                fingerprint: "fedcba9876543210".into(),
                 cause: "file-denied".into(),
                 layer: Layer::Landlock,
                 confidence: Confidence::Inferred,

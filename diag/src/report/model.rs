@@ -17,6 +17,15 @@ pub struct Report {
     #[serde(default)]
     pub root_pids: Vec<u32>,
     pub exit_status: Option<i32>,
+    /// When the session began (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// How long the session took, from its start to the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// The traced host's name (live modes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     /// True when diag was interrupted (signal) before the traced command finished.
     #[serde(default)]
     pub partial: bool,
@@ -161,6 +170,9 @@ pub struct RuledOutEntry {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Finding {
+    /// The same for the same failure in every run: see `report::build::fingerprint`.
+    #[serde(default)]
+    pub fingerprint: String,
     pub cause: String,
     pub layer: Layer,
     pub confidence: Confidence,

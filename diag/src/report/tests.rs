@@ -92,3 +92,32 @@ fn the_schema_enums_are_the_vocabulary() {
         super::model::SCHEMA
     );
 }
+
+#[test]
+fn a_fingerprint_ignores_pids_times_counts_and_numbered_paths() {
+    use super::build::fingerprint;
+    let r = sample();
+    let f = &r.findings[0];
+    let mut failures = r.failures.clone();
+    let base = fingerprint(f, &failures);
+    assert_eq!(base.len(), 16);
+    failures[0].pid += 100;
+    failures[0].tid += 100;
+    failures[0].first_ns += 5_000;
+    failures[0].count = 9;
+    assert_eq!(fingerprint(f, &failures), base, "pids, times and counts");
+    let numbered = |n: &str| crate::model::Text::from(format!("/dev/pts/{n}").as_str());
+    failures[0].path = Some(numbered("3"));
+    let pts3 = fingerprint(f, &failures);
+    failures[0].path = Some(numbered("17"));
+    assert_eq!(fingerprint(f, &failures), pts3, "/dev/pts/N");
+    failures[0].errno = "EPERM".into();
+    assert_ne!(
+        fingerprint(f, &failures),
+        pts3,
+        "another errno is another failure"
+    );
+    let mut other = f.clone();
+    other.cause = "file-denied".into();
+    assert_ne!(fingerprint(&other, &failures), fingerprint(f, &failures));
+}
