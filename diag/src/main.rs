@@ -39,6 +39,8 @@ fn main() {
         Command::Sandbox(a) => cli::sandbox::sandbox(a),
         Command::Doctor(a) => cli::doctor::doctor(a),
         Command::Analyze(a) => cli::analyze::analyze(a),
+        Command::Completions(a) => cli::manual::completions(a),
+        Command::Man(a) => cli::manual::man(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -197,18 +197,42 @@ fn dist() -> Result<()> {
     setup::toolchain()?;
     let dist = workspace_root().join("target/dist");
     run_cmd(cargo().args(["build", "--release", "-p", "diag"]))?;
-    run_cmd(
-        cargo()
-            // The dev profile: its dependencies are the tests' and are usually built already.
-            .args(["run", "--quiet", "-p", "diag"])
-            .args(["--example", "dist_assets", "--"])
-            .arg(&dist),
-    )?;
-    std::fs::copy(
-        workspace_root().join("target/release/diag"),
-        dist.join("diag"),
-    )
-    .context("copying the diag binary into target/dist")?;
+    let diag = workspace_root().join("target/release/diag");
+    let (completions, man) = (dist.join("completions"), dist.join("man"));
+    std::fs::create_dir_all(&completions)?;
+    std::fs::create_dir_all(&man)?;
+    // The binary generates them from its own clap definitions (`diag completions`, `diag man`).
+    let generate = |args: &[&str], to: PathBuf| -> Result<()> {
+        let out = Command::new(&diag).args(args).output()?;
+        if !out.status.success() {
+            bail!("diag {} failed", args.join(" "));
+        }
+        std::fs::write(&to, out.stdout).with_context(|| format!("writing {}", to.display()))
+    };
+    for (shell, file) in [
+        ("bash", "diag.bash"),
+        ("zsh", "_diag"),
+        ("fish", "diag.fish"),
+        ("elvish", "diag.elv"),
+        ("powershell", "_diag.ps1"),
+    ] {
+        generate(&["completions", shell], completions.join(file))?;
+    }
+    generate(&["man"], man.join("diag.1"))?;
+    for sub in [
+        "run",
+        "attach",
+        "analyze",
+        "sandbox",
+        "policy",
+        "catalog",
+        "doctor",
+        "completions",
+        "man",
+    ] {
+        generate(&["man", sub], man.join(format!("diag-{sub}.1")))?;
+    }
+    std::fs::copy(&diag, dist.join("diag")).context("copying the diag binary into target/dist")?;
     eprintln!("xtask: wrote {}", dist.display());
     Ok(())
 }

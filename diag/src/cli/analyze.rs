@@ -47,5 +47,5 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         },
     );
     output::emit(&report, &args.report).context("writing the report")?;
-    Ok(0)
+    Ok(output::status_for(&report, args.fail_on))
 }

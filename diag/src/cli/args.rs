@@ -28,6 +28,33 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Explain failures after the fact, from strace logs or kernel audit records.
     Analyze(AnalyzeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Print diag's man page (or a subcommand's) in roff on stdout.
+    Man(ManArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// A subcommand (run, attach, analyze, ...); without it, the page of diag itself.
+    pub subcommand: Option<String>,
+}
+
+/// `--fail-on`: the weakest finding that makes `analyze` or `attach` exit 1.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Any finding, even one whose cause is unknown.
+    Any,
+    /// A finding with a known cause.
+    Cause,
+    /// A finding with a known cause that rests on direct kernel evidence.
+    Direct,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -130,6 +157,9 @@ pub struct AttachArgs {
     /// Stop after this long (e.g. 60s, 5m); default: until the tree exits or Ctrl-C.
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,
+    /// Exit 1 when a finding at least this strong is made (default: exit 0 once reported).
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub fail_on: Option<FailOn>,
     /// auto: eBPF when it loads, else ptrace. ptrace attaches to every thread of the tree and
     /// stops at each syscall's entry and exit (slow: the tree runs much slower while traced),
     /// then lets go; with --cgroup it sees the members of the moment and their descendants only.
@@ -144,8 +174,11 @@ pub struct AttachArgs {
 #[derive(Args, Debug)]
 pub struct CatalogArgs {
     /// Print the catalog as Markdown (this is how docs/causes.md is made).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "json")]
     pub markdown: bool,
+    /// Print the catalog as JSON (the same fields as its YAML source).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -180,6 +213,9 @@ pub struct AnalyzeArgs {
     /// strace logs.
     #[arg(long)]
     pub audit: bool,
+    /// Exit 1 when a finding at least this strong is made (default: exit 0 once reported).
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub fail_on: Option<FailOn>,
     /// strace logs (`strace -f -o FILE`; for `-ff`, FILE stands for its FILE.<pid> files), or
     /// audit records with --audit.
     #[arg(required = true, value_name = "FILE")]

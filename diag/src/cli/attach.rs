@@ -155,7 +155,7 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
         },
     );
     output::emit(&report, &args.report).context("writing the report")?;
-    Ok(0)
+    Ok(output::status_for(&report, args.fail_on))
 }
 
 enum Chosen {

@@ -10,6 +10,8 @@ pub fn catalog(args: CatalogArgs) -> Result<i32> {
         "{}",
         if args.markdown {
             docs::markdown(c)
+        } else if args.json {
+            catalog::builtin_json()
         } else {
             docs::text(c)
         }

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod ci;
 pub mod doctor;
 pub mod live;
+pub mod manual;
 pub mod output;
 pub mod policy;
 pub mod run;

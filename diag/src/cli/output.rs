@@ -1,9 +1,11 @@
 //! Emitting a finished report: redacted once, then human text on stderr, and JSON, Markdown and
 //! the CI outputs where asked.
 
-use super::args::ReportArgs;
+use super::args::{FailOn, ReportArgs};
 use super::ci;
 use crate::capture::ebpf;
+use crate::model::Confidence;
+use crate::report::model::Finding;
 use crate::report::{human, markdown, redact::Redactor, write, Report};
 use anyhow::Result;
 use std::io::Write;
@@ -66,6 +68,22 @@ pub fn check(args: &ReportArgs, inputs: &[&Path]) -> Result<()> {
 /// can read them; elsewhere they stay root's, 0600.
 fn report_owner(ci: bool) -> Option<write::Owner> {
     ci.then(write::Owner::from_sudo).flatten()
+}
+
+/// `analyze`'s and `attach`'s exit status: 1 when `fail_on` is set and a finding meets it.
+pub fn status_for(report: &Report, fail_on: Option<FailOn>) -> i32 {
+    let known = |f: &&Finding| f.cause != "unknown";
+    let met = match fail_on {
+        None => false,
+        Some(FailOn::Any) => !report.findings.is_empty(),
+        Some(FailOn::Cause) => report.findings.iter().any(|f| known(&f)),
+        Some(FailOn::Direct) => report
+            .findings
+            .iter()
+            .filter(known)
+            .any(|f| f.confidence == Confidence::Direct),
+    };
+    i32::from(met)
 }
 
 pub fn emit(report: &Report, args: &ReportArgs) -> Result<()> {

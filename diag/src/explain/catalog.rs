@@ -3,19 +3,19 @@
 use crate::model::{errno, Layer};
 use anyhow::{bail, Context, Result};
 use regex::{Regex, RegexBuilder};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 const CATALOG_YAML: &str = include_str!("causes.yaml");
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
     causes: Vec<CauseSpec>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct CauseSpec {
     id: String,
@@ -28,7 +28,7 @@ struct CauseSpec {
     cases: Vec<CaseSpec>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct EvidenceSpec {
     #[serde(default)]
@@ -40,7 +40,7 @@ struct EvidenceSpec {
     layers: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct CaseSpec {
     program: String,
@@ -81,6 +81,13 @@ pub struct Case {
 
 pub struct Catalog {
     pub causes: Vec<Cause>,
+}
+
+/// The built-in catalog as JSON: the same fields as its YAML source, for scripts.
+pub fn builtin_json() -> String {
+    let file: CatalogFile =
+        serde_yaml_ng::from_str(CATALOG_YAML).expect("the built-in catalog is valid");
+    serde_json::to_string_pretty(&file).expect("a catalog serializes") + "\n"
 }
 
 /// The compiled-in catalog. Its validity is a unit test, so this cannot fail at run time.
