@@ -277,7 +277,16 @@ fn github_actions_gets_a_step_summary_annotations_and_a_json_artifact() {
     );
 
     let err = run.stderr();
-    let annotations: Vec<&str> = err.lines().filter(|l| l.starts_with("::")).collect();
+    let annotations: Vec<&str> = err.lines().filter(|l| l.starts_with("::error")).collect();
+    // The verdict stays in view; the tables are folded in the job log.
+    let group = err
+        .find("::group::diag: failed syscalls and messages")
+        .expect("a group");
+    assert!(err[..group].contains("Real cause"), "{err}");
+    assert!(
+        err[group..].contains("Failed syscalls") && err.contains("::endgroup::"),
+        "{err}"
+    );
     assert_eq!(annotations.len(), r.findings.len().min(10), "{err}");
     assert_eq!(
         annotations[0],
@@ -322,6 +331,59 @@ fn ci_flag_works_outside_github_with_the_artifact_in_the_working_directory() {
     assert!(text.contains("\"exit_status\": 3"), "{text}");
     // No finding, no annotation; no GITHUB_STEP_SUMMARY, no summary written anywhere.
     assert!(!run.stderr().contains("::error"), "{}", run.stderr());
+}
+
+/// GitLab CI: a Code Quality report keyed by finding fingerprints, tables in a collapsed
+/// section, no GitHub annotations. `--no-ci` turns CI mode off; `-q` silences it.
+#[test]
+fn gitlab_gets_a_code_quality_report_and_no_ci_turns_ci_mode_off() {
+    require_privileged!();
+    let scratch = Scratch::new("gitlab");
+    let policy = example("openclaw-sandbox.yaml");
+    let cmd = sandboxed(
+        &policy,
+        &["/usr/bin/python3", "-c", "import os; os.openpty()"],
+    );
+    let run_in = |extra: &[&str], gitlab: bool| {
+        let options: Vec<&str> = extra.iter().copied().chain(["--"]).collect();
+        diag_json_with(&scratch, "run", &with(&options, &cmd), |c| {
+            c.current_dir(&scratch.0).env_remove("GITHUB_ACTIONS");
+            if gitlab {
+                c.env("GITLAB_CI", "true");
+            }
+        })
+    };
+    let run = run_in(&[], true);
+    let quality: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(scratch.path("gl-code-quality-report.json")).unwrap(),
+    )
+    .unwrap();
+    let top = &run.report().findings[0];
+    assert_eq!(quality[0]["check_name"], format!("diag/{}", top.cause));
+    assert_eq!(quality[0]["fingerprint"], top.fingerprint.as_str());
+    let err = run.stderr();
+    assert!(
+        err.contains("section_start:") && err.contains("[collapsed=true]"),
+        "{err}"
+    );
+    assert!(!err.contains("::error"), "{err}");
+    assert!(scratch.path("diag-report.json").exists());
+
+    for (extra, gitlab) in [(&["--no-ci"][..], true), (&["--quiet", "--ci"][..], false)] {
+        std::fs::remove_file(scratch.path("diag-report.json")).ok();
+        let run = run_in(extra, gitlab);
+        let err = run.stderr();
+        assert!(
+            !err.contains("::error") && !err.contains("section_start"),
+            "{extra:?}: {err}"
+        );
+        assert!(!err.contains("JSON report written"), "{extra:?}: {err}");
+        assert_eq!(
+            scratch.path("diag-report.json").exists(),
+            extra.contains(&"--ci"),
+            "{extra:?}"
+        );
+    }
 }
 
 #[test]

@@ -12,9 +12,11 @@ command -v diag >/dev/null || { echo "diag is not installed (cargo xtask dist, t
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
+# The tests run as the invoking user, not as root (diag itself needs root to trace).
+user="${SUDO_USER:-$(id -un)}"
 
 # Mask anything secret-shaped in every output; add your own patterns.
-$sudo diag run --ci --markdown diag-report.md \
+$sudo diag run --ci --user "$user" --markdown diag-report.md \
   --redact 'gh[pousr]_[A-Za-z0-9]{20,}' \
   --redact 'glpat-[A-Za-z0-9_-]{20,}' \
   -- "$@"

@@ -74,15 +74,19 @@ pub struct ReportArgs {
     /// Write a Markdown report (for bug tickets and CI summaries) here; `-` is stdout.
     #[arg(long, value_name = "PATH")]
     pub markdown: Option<PathBuf>,
-    /// CI mode (on by itself when GITHUB_ACTIONS=true): append the Markdown to
-    /// $GITHUB_STEP_SUMMARY, print one `::error` annotation per finding, and write the JSON to
-    /// $RUNNER_TEMP/diag-report.json (else ./diag-report.json).
+    /// CI mode (on by itself when GITHUB_ACTIONS=true or GITLAB_CI=true): write the JSON to
+    /// $RUNNER_TEMP/diag-report.json (else ./diag-report.json) and fold the tables in the log;
+    /// on GitHub append the Markdown to $GITHUB_STEP_SUMMARY and print one `::error`
+    /// annotation per finding; on GitLab write gl-code-quality-report.json.
     #[arg(long)]
     pub ci: bool,
+    /// No CI mode, even under GitHub Actions or GitLab CI.
+    #[arg(long, conflicts_with = "ci")]
+    pub no_ci: bool,
     /// Mask strings matching this regular expression in every output (repeatable).
     #[arg(long, value_name = "PATTERN", value_parser = crate::report::redact::parse_pattern)]
     pub redact: Vec<regex::bytes::Regex>,
-    /// Do not print the human report on stderr.
+    /// Do not print the human report on stderr, nor CI annotations.
     #[arg(long, short)]
     pub quiet: bool,
 }

@@ -35,11 +35,15 @@ pub fn ebpf_status() -> String {
 /// Checks up front that every requested output can be written, and that none of them would
 /// overwrite one of the command's `inputs` (a log, a policy) or another output.
 pub fn check(args: &ReportArgs, inputs: &[&Path]) -> Result<()> {
-    let ci_json = ci::enabled(args).then(ci::json_artifact_path);
+    let system = ci::system(args);
+    let ci_json = system.map(|_| ci::json_artifact_path());
+    let code_quality =
+        (system == Some(ci::System::GitLab)).then(|| Path::new(ci::GITLAB_CODE_QUALITY));
     let outputs: Vec<(&str, &Path)> = [
         ("--json", args.json.as_deref()),
         ("--markdown", args.markdown.as_deref()),
         ("CI mode", ci_json.as_deref()),
+        ("CI mode (GitLab)", code_quality),
     ]
     .into_iter()
     .filter_map(|(what, p)| Some((what, p?)))
@@ -90,13 +94,17 @@ pub fn emit(report: &Report, args: &ReportArgs) -> Result<()> {
     let mut report = report.clone();
     Redactor::new(&args.redact).apply(&mut report);
     let report = &report;
+    let system = ci::system(args);
     if !args.quiet {
+        let (head, tables) = human::render_parts(report);
+        let text = match system {
+            Some(s) => ci::fold(s, &head, &tables),
+            None => head + &tables,
+        };
         // stderr may be closed (SIGPIPE is ignored): the files below must still be written.
-        let _ = std::io::stderr()
-            .lock()
-            .write_all(human::render(report).as_bytes());
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
-    let ci = ci::enabled(args);
+    let ci = system.is_some();
     let owner = report_owner(ci);
     if args.json.is_some() || ci {
         let mut json = serde_json::to_string_pretty(report)?;
@@ -105,7 +113,7 @@ pub fn emit(report: &Report, args: &ReportArgs) -> Result<()> {
             write::write_output(p, &json, owner)?;
         }
         if ci {
-            ci::write_json(&json, owner)?;
+            ci::write_json(&json, owner, args.quiet)?;
         }
     }
     if args.markdown.is_some() || ci {
@@ -113,8 +121,8 @@ pub fn emit(report: &Report, args: &ReportArgs) -> Result<()> {
         if let Some(p) = &args.markdown {
             write::write_output(p, &md, owner)?;
         }
-        if ci {
-            ci::publish(report, &md)?;
+        if let Some(system) = system {
+            ci::publish(system, report, &md, owner, args.quiet)?;
         }
     }
     Ok(())

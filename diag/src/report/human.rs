@@ -22,6 +22,17 @@ pub fn no_finding(r: &Report) -> String {
 }
 
 pub fn render(r: &Report) -> String {
+    let (head, tables) = render_parts(r);
+    head + &tables
+}
+
+/// The report in two parts: the verdict, warnings and fix (always in view), and the tables and
+/// notes (which a CI log may fold).
+pub fn render_parts(r: &Report) -> (String, String) {
+    (render_head(r), render_tables(r))
+}
+
+fn render_head(r: &Report) -> String {
     let mut out = String::new();
     match r.findings.first() {
         Some(top) => {
@@ -55,6 +66,11 @@ pub fn render(r: &Report) -> String {
     if r.lost_events > 0 && !r.warnings.iter().any(|w| w.contains("lost")) {
         out.push_str(&format!("diag: warning: {} events lost\n", r.lost_events));
     }
+    out
+}
+
+fn render_tables(r: &Report) -> String {
+    let mut out = String::new();
     if !r.failures.is_empty() {
         let mut t = table([
             "pid",

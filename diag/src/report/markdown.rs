@@ -18,6 +18,7 @@ pub fn render(r: &Report) -> String {
     let mut md = String::new();
     verdict(&mut md, r);
     findings(&mut md, r);
+    verification(&mut md, r);
     host(&mut md, r);
     command(&mut md, r);
     details(&mut md, r);
@@ -117,9 +118,37 @@ fn finding(md: &mut String, r: &Report, n: usize, f: &Finding) {
         let _ = writeln!(
             md,
             "**Policy patch:**\n\n{}",
-            fenced("yaml", &lines.join("\n"))
+            fenced("diff", &lines.join("\n"))
         );
     }
+}
+
+/// `--verify-fix`: the patch that was tried, and what it changed.
+fn verification(md: &mut String, r: &Report) {
+    let Some(v) = &r.verification else { return };
+    let status = |s: Option<i32>| s.map_or_else(|| "none".to_string(), |c| c.to_string());
+    let _ = writeln!(
+        md,
+        "### Verification of the suggested patch\n\n| | before (policy) | after (patched policy) |\n|---|---|---|\n| exit status | {} | {} |\n| failures | {} | {} |\n",
+        status(v.before.exit_status),
+        status(v.after.exit_status),
+        v.before.failures.len(),
+        v.after.failures.len()
+    );
+    for (label, items) in [
+        ("Fixed", &v.disappeared),
+        ("Remaining", &v.remained),
+        ("New (the command got further)", &v.appeared),
+    ] {
+        let items: Vec<String> = items.iter().map(|i| inline(i)).collect();
+        list(md, label, &items);
+    }
+    let lines: Vec<String> = v.patch.lines().map(escape).collect();
+    let _ = writeln!(
+        md,
+        "**Patch tried:**\n\n{}",
+        fenced("diff", &lines.join("\n"))
+    );
 }
 
 fn failure_line(f: &FailureEntry) -> String {
