@@ -2,7 +2,7 @@
 
 pub mod build;
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 pub mod github;
 pub mod human;
 pub mod markdown;
