@@ -469,10 +469,12 @@ mod tests {
                 _ => {}
             }
         }
-        // The verdict, Findings, two findings, Host, Command: no heading from a traced program.
-        assert_eq!(headings, 6, "{md}");
-        // Host facts (6), failures (3), messages (2): no row or cell split by a `|`.
-        assert_eq!(rows, 11, "{md}");
+        // The verdict, Findings, two findings, Verification, Host, Command: no heading from a
+        // traced program.
+        assert_eq!(headings, 7, "{md}");
+        // Verification (2), host facts (6), failures (3), messages (2): no row or cell split by
+        // a `|`.
+        assert_eq!(rows, 13, "{md}");
         assert_eq!(
             html,
             [
