@@ -433,3 +433,276 @@ fn message_capture_is_rate_bounded_but_refills() {
         "the budget refills over time"
     );
 }
+
+/// The unprivileged user the `--user` isolation tests run their workload as.
+const WORKLOAD_USER: &str = "nobody";
+
+/// Whether an unprivileged process may still push input into its own terminal (TIOCSTI).
+fn tiocsti_allowed() -> bool {
+    std::fs::read_to_string("/proc/sys/dev/tty/legacy_tiocsti").map_or(true, |v| v.trim() == "1")
+}
+
+/// Reads what is waiting on a pty master (non-blocking) without waiting for more.
+fn read_pending(master: &std::os::fd::OwnedFd) -> String {
+    use std::os::fd::AsRawFd;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut fds = [libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 1, 200) } != 1 {
+            break;
+        }
+        match nix::unistd::read(master.as_raw_fd(), &mut buf) {
+            Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Waits for `child`, killing it after `limit`.
+fn wait_at_most(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            return child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn user_workload_cannot_type_into_roots_terminal() {
+    require_privileged!();
+    for backend in ["ebpf", "ptrace"] {
+        assert_no_terminal_injection(backend);
+    }
+}
+
+/// Runs a TIOCSTI injection as the workload of `diag run --user` from a root terminal session,
+/// then lets a root shell read that terminal.
+fn assert_no_terminal_injection(backend: &str) {
+    use std::os::unix::process::CommandExt;
+    let scratch = Scratch::new(&format!("tiocsti-{backend}"));
+    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pwned = scratch.path("pwned");
+    let json = scratch.path("r.json");
+    // The workload pushes a command into its terminal's input queue, then says where it ran.
+    let inject = format!(
+        "import fcntl, os, termios\n\
+         try:\n    [fcntl.ioctl(0, termios.TIOCSTI, bytes([c])) for c in b'id > {}\\n']\n    r = 'injected'\n\
+         except OSError as e:\n    r = 'refused:' + e.strerror\n\
+         stat = open('/proc/self/stat').read().rsplit(') ', 1)[1].split()\n\
+         print('RESULT', r, 'sid', os.getsid(0), 'tty_nr', stat[4], 'isatty', os.isatty(1), flush=True)\n\
+         raise SystemExit(3)\n",
+        pwned.display()
+    );
+    // diag runs in a terminal session of its own, as from root's interactive shell.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let tty_rdev = {
+        use std::os::unix::fs::MetadataExt;
+        let name = std::fs::read_link(format!("/proc/self/fd/{}", {
+            use std::os::fd::AsRawFd;
+            pty.slave.as_raw_fd()
+        }))
+        .unwrap();
+        std::fs::metadata(name).unwrap().rdev()
+    };
+    let mut cmd = diag_command();
+    cmd.args(["run", "--quiet", "--backend", backend])
+        .args(["--json", json.to_str().unwrap()])
+        .args(["--user", WORKLOAD_USER, "--", "python3", "-c", &inject])
+        .stdin(pty.slave.try_clone().unwrap())
+        .stdout(pty.slave.try_clone().unwrap())
+        .stderr(Stdio::piped());
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()?;
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut diag = cmd.spawn().unwrap();
+    let diag_pid = diag.id() as i32;
+    let status = wait_at_most(&mut diag, Duration::from_secs(60));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut diag.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    let shown = read_pending(&pty.master);
+    let result = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT line on the terminal: {shown:?}"))
+        .to_string();
+    // Root's shell takes over the terminal after diag: only what root types reaches it.
+    nix::unistd::write(&pty.master, b"exit\n").unwrap();
+    let mut shell = Command::new("sh")
+        .current_dir(&scratch.0)
+        .stdin(pty.slave.try_clone().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_at_most(&mut shell, Duration::from_secs(10));
+    assert!(
+        !pwned.exists(),
+        "{backend}: root's shell ran the workload's injected command"
+    );
+    let fields: Vec<&str> = result.split(' ').collect();
+    // Its own session, and a controlling terminal that is not diag's.
+    assert_ne!(fields[2], diag_pid.to_string(), "{result}");
+    assert_ne!(fields[4], tty_rdev.to_string(), "{result}");
+    assert_eq!(
+        fields[6], "True",
+        "the workload's stdout is still a terminal"
+    );
+    if tiocsti_allowed() {
+        assert_eq!(
+            fields[0], "injected",
+            "the attempt itself must work: {result}"
+        );
+    } else {
+        eprintln!("note: dev.tty.legacy_tiocsti=0: the injection is refused by the kernel; checked the session isolation only");
+    }
+    // The workload's writes to its pty are still captured as its messages.
+    let r: diag::report::Report =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(
+        r.messages
+            .iter()
+            .any(|m| m.fd == 1 && m.text.lossy().starts_with("RESULT ")),
+        "{:#?}",
+        r.messages
+    );
+}
+
+#[test]
+fn user_workload_gets_no_fd_of_diags_caller_but_a_root_run_keeps_them() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    require_privileged!();
+    let scratch = Scratch::new("fds");
+    let readable = secret(&scratch, "shadow");
+    std::fs::write(&readable, "root-secret\n").unwrap();
+    let writable = secret(&scratch, "config");
+    let read_fd = std::fs::File::open(&readable).unwrap();
+    let write_fd = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&writable)
+        .unwrap();
+    let (r, w) = (read_fd.as_raw_fd(), write_fd.as_raw_fd());
+    // Uses fd 5 (read) and 6 (write) when open, and says which are.
+    let script =
+        "for fd in 5 6; do [ -e /proc/$$/fd/$fd ] && echo open $fd; done; cat <&5; echo pwned >&6";
+    let run = |user: &[&str]| {
+        let mut cmd = diag_command();
+        cmd.args(["run", "--quiet"])
+            .args(user)
+            .args(["--", "sh", "-c", script]);
+        // SAFETY: dup2 is async-signal-safe; the targets are not CLOEXEC.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(r, 5) < 0 || libc::dup2(w, 6) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let seen = run(&["--user", WORKLOAD_USER]);
+    assert!(!seen.contains("open"), "{seen}");
+    assert!(!seen.contains("root-secret"), "{seen}");
+    assert_eq!(std::fs::read_to_string(&writable).unwrap(), "x");
+    // A root workload could open the files itself: it keeps what its caller passed (a make
+    // jobserver's fds, a CI harness's pipes).
+    let seen = run(&[]);
+    assert!(seen.contains("open 5\nopen 6\nroot-secret"), "{seen}");
+    assert_eq!(std::fs::read_to_string(&writable).unwrap(), "xpwned\n");
+}
+
+/// `env` output as a map.
+fn environment_of(out: &[u8]) -> std::collections::BTreeMap<String, String> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn user_workload_gets_the_users_environment_not_roots() {
+    require_privileged!();
+    let scratch = Scratch::new("env");
+    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // An `env` of root's that a search of root's PATH would find first.
+    let roots_bin = scratch.path("bin");
+    std::fs::create_dir(&roots_bin).unwrap();
+    std::fs::write(
+        roots_bin.join("env"),
+        "#!/bin/sh\necho found-in-roots-path\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        roots_bin.join("env"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let roots_path = format!("{}:{}", roots_bin.display(), std::env::var("PATH").unwrap());
+    let run = |extra: &[&str]| {
+        let out = diag_command()
+            .env("SECRET_TOKEN", "s3cret")
+            .env("PATH", &roots_path)
+            .env("TERM", "xterm-test")
+            .args(["run", "--quiet", "--user", WORKLOAD_USER])
+            .args(extra)
+            .args(["--", "env"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("found-in-roots-path"),
+            "the command was looked up in root's PATH"
+        );
+        environment_of(&out.stdout)
+    };
+    let user = nix::unistd::User::from_name(WORKLOAD_USER)
+        .unwrap()
+        .unwrap();
+    let env = run(&[]);
+    let expect = |k: &str| env.get(k).map(String::as_str);
+    assert_eq!(expect("SECRET_TOKEN"), None, "{env:?}");
+    assert_eq!(
+        expect("PATH"),
+        Some("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    );
+    assert_eq!(expect("HOME"), user.dir.to_str());
+    assert_eq!(expect("USER"), Some(WORKLOAD_USER));
+    assert_eq!(expect("LOGNAME"), Some(WORKLOAD_USER));
+    assert_eq!(expect("SHELL"), user.shell.to_str());
+    assert_eq!(expect("TERM"), Some("xterm-test"));
+    assert!(
+        !env.values().any(|v| v.contains("/root")),
+        "root's environment leaked: {env:?}"
+    );
+    let env = run(&["--preserve-env", "SECRET_TOKEN,NOT_SET"]);
+    assert_eq!(env.get("SECRET_TOKEN").map(String::as_str), Some("s3cret"));
+    assert!(!env.contains_key("NOT_SET"));
+}

@@ -84,9 +84,17 @@ pub struct RunArgs {
     pub filter: FilterArgs,
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: Backend,
-    /// Run the command as USER (with that user's groups and environment); diag stays root.
+    /// Run the command as USER, as sudo does: that user's groups, a new session with a pty of
+    /// its own (relayed by diag) instead of diag's terminal, no fd above 2, and an environment of
+    /// HOME, USER, LOGNAME, SHELL, a safe PATH and the terminal and locale variables; diag stays
+    /// root.
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
+    /// With --user (or a policy's run_as_user): also pass these variables of diag's environment
+    /// to the command (comma-separated, repeatable). Without a change of user the command gets
+    /// diag's whole environment anyway.
+    #[arg(long, value_name = "VAR,...", value_delimiter = ',', value_parser = crate::sandbox::identity::parse_env_name)]
+    pub preserve_env: Vec<String>,
     /// Apply this OpenShell-style sandbox policy to the command before exec.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
