@@ -484,19 +484,44 @@ fn wait_at_most(child: &mut std::process::Child, limit: Duration) -> std::proces
 fn user_workload_cannot_type_into_roots_terminal() {
     require_privileged!();
     for backend in ["ebpf", "ptrace"] {
-        assert_no_terminal_injection(backend);
+        let scratch = Scratch::new(&format!("tiocsti-{backend}"));
+        let json = scratch.path("r.json");
+        let json = json.to_str().unwrap();
+        let args = ["run", "--quiet", "--backend", backend, "--json", json];
+        assert_no_terminal_injection(&scratch, &args, &["--user", WORKLOAD_USER]);
+        // The workload's writes to its pty are still captured as its messages.
+        let r: diag::report::Report =
+            serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        assert!(
+            r.messages
+                .iter()
+                .any(|m| m.fd == 1 && m.text.lossy().starts_with("RESULT ")),
+            "{backend}: {:#?}",
+            r.messages
+        );
     }
+    // `diag sandbox` under a policy's run_as_user isolates its workload the same way.
+    let scratch = Scratch::new("tiocsti-sandbox");
+    let policy = scratch.path("p.yaml");
+    std::fs::write(
+        &policy,
+        format!("version: 1\nprocess:\n  run_as_user: {WORKLOAD_USER}\n"),
+    )
+    .unwrap();
+    let args = ["sandbox", "--policy", policy.to_str().unwrap()];
+    assert_no_terminal_injection(&scratch, &args, &[]);
 }
 
-/// Runs a TIOCSTI injection as the workload of `diag run --user` from a root terminal session,
-/// then lets a root shell read that terminal.
-fn assert_no_terminal_injection(backend: &str) {
+/// Runs `diag <args> <user_args> -- python3 ...` in a root terminal session of its own; the
+/// workload pushes a command into its terminal's input queue (TIOCSTI), then a root shell reads
+/// that terminal after diag: the command must not run, and the workload's session and
+/// controlling terminal must not be diag's.
+fn assert_no_terminal_injection(scratch: &Scratch, args: &[&str], user_args: &[&str]) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::process::CommandExt;
-    let scratch = Scratch::new(&format!("tiocsti-{backend}"));
     std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
     let pwned = scratch.path("pwned");
-    let json = scratch.path("r.json");
-    // The workload pushes a command into its terminal's input queue, then says where it ran.
     let inject = format!(
         "import fcntl, os, termios\n\
          try:\n    [fcntl.ioctl(0, termios.TIOCSTI, bytes([c])) for c in b'id > {}\\n']\n    r = 'injected'\n\
@@ -506,21 +531,14 @@ fn assert_no_terminal_injection(backend: &str) {
          raise SystemExit(3)\n",
         pwned.display()
     );
-    // diag runs in a terminal session of its own, as from root's interactive shell.
     let pty = nix::pty::openpty(None, None).unwrap();
-    let tty_rdev = {
-        use std::os::unix::fs::MetadataExt;
-        let name = std::fs::read_link(format!("/proc/self/fd/{}", {
-            use std::os::fd::AsRawFd;
-            pty.slave.as_raw_fd()
-        }))
-        .unwrap();
-        std::fs::metadata(name).unwrap().rdev()
-    };
+    let outer_tty = std::fs::metadata(format!("/proc/self/fd/{}", pty.slave.as_raw_fd()))
+        .unwrap()
+        .rdev();
     let mut cmd = diag_command();
-    cmd.args(["run", "--quiet", "--backend", backend])
-        .args(["--json", json.to_str().unwrap()])
-        .args(["--user", WORKLOAD_USER, "--", "python3", "-c", &inject])
+    cmd.args(args)
+        .args(user_args)
+        .args(["--", "python3", "-c", &inject])
         .stdin(pty.slave.try_clone().unwrap())
         .stdout(pty.slave.try_clone().unwrap())
         .stderr(Stdio::piped());
@@ -535,16 +553,16 @@ fn assert_no_terminal_injection(backend: &str) {
         });
     }
     let mut diag = cmd.spawn().unwrap();
-    let diag_pid = diag.id() as i32;
+    let diag_sid = diag.id().to_string();
     let status = wait_at_most(&mut diag, Duration::from_secs(60));
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut diag.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert_eq!(status.code(), Some(3), "{args:?}: {stderr}");
     let shown = read_pending(&pty.master);
     let result = shown
         .lines()
         .find_map(|l| l.trim().strip_prefix("RESULT "))
-        .unwrap_or_else(|| panic!("no RESULT line on the terminal: {shown:?}"))
+        .unwrap_or_else(|| panic!("{args:?}: no RESULT line on the terminal: {shown:?}"))
         .to_string();
     // Root's shell takes over the terminal after diag: only what root types reaches it.
     nix::unistd::write(&pty.master, b"exit\n").unwrap();
@@ -558,34 +576,22 @@ fn assert_no_terminal_injection(backend: &str) {
     wait_at_most(&mut shell, Duration::from_secs(10));
     assert!(
         !pwned.exists(),
-        "{backend}: root's shell ran the workload's injected command"
+        "{args:?}: root's shell ran the workload's injected command"
     );
     let fields: Vec<&str> = result.split(' ').collect();
-    // Its own session, and a controlling terminal that is not diag's.
-    assert_ne!(fields[2], diag_pid.to_string(), "{result}");
-    assert_ne!(fields[4], tty_rdev.to_string(), "{result}");
-    assert_eq!(
-        fields[6], "True",
-        "the workload's stdout is still a terminal"
-    );
+    // A session of its own, with a terminal of its own, still a terminal on stdout.
+    assert_ne!(fields[2], diag_sid, "{args:?}: {result}");
+    assert_ne!(fields[4], "0", "{args:?}: {result}");
+    assert_ne!(fields[4], outer_tty.to_string(), "{args:?}: {result}");
+    assert_eq!(fields[6], "True", "{args:?}: {result}");
     if tiocsti_allowed() {
         assert_eq!(
             fields[0], "injected",
             "the attempt itself must work: {result}"
         );
     } else {
-        eprintln!("note: dev.tty.legacy_tiocsti=0: the injection is refused by the kernel; checked the session isolation only");
+        eprintln!("note: dev.tty.legacy_tiocsti=0: the kernel refuses the injection; checked the session isolation only");
     }
-    // The workload's writes to its pty are still captured as its messages.
-    let r: diag::report::Report =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert!(
-        r.messages
-            .iter()
-            .any(|m| m.fd == 1 && m.text.lossy().starts_with("RESULT ")),
-        "{:#?}",
-        r.messages
-    );
 }
 
 #[test]

@@ -76,6 +76,16 @@ pub struct FilterArgs {
     pub ring_buffer_kib: u32,
 }
 
+/// What a workload run as another user keeps of diag's environment.
+#[derive(Args, Debug, Clone)]
+pub struct EnvArgs {
+    /// When the command runs as another user (`run --user`, a policy's run_as_user): also pass
+    /// these variables of diag's environment to it (comma-separated, repeatable). Otherwise the
+    /// command gets diag's whole environment anyway.
+    #[arg(long, value_name = "VAR,...", value_delimiter = ',', value_parser = crate::sandbox::identity::parse_env_name)]
+    pub preserve_env: Vec<String>,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -90,11 +100,8 @@ pub struct RunArgs {
     /// root.
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
-    /// With --user (or a policy's run_as_user): also pass these variables of diag's environment
-    /// to the command (comma-separated, repeatable). Without a change of user the command gets
-    /// diag's whole environment anyway.
-    #[arg(long, value_name = "VAR,...", value_delimiter = ',', value_parser = crate::sandbox::identity::parse_env_name)]
-    pub preserve_env: Vec<String>,
+    #[command(flatten)]
+    pub env: EnvArgs,
     /// Apply this OpenShell-style sandbox policy to the command before exec.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -161,6 +168,8 @@ pub struct SandboxArgs {
     /// The policy file.
     #[arg(long, value_name = "FILE")]
     pub policy: PathBuf,
+    #[command(flatten)]
+    pub env: EnvArgs,
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }

@@ -122,7 +122,7 @@ fn prepare_child(args: &RunArgs, policy: Option<&Path>) -> Result<(ChildSetup, V
     let mut notes = plan.as_ref().map(|p| p.notes.clone()).unwrap_or_default();
     let policy_user = plan.as_mut().and_then(|p| p.identity.as_mut());
     for id in policy_user.into_iter().chain(user.as_mut()) {
-        id.preserve_env(&args.preserve_env);
+        id.preserve_env(&args.env.preserve_env);
     }
     // --user is applied last, so it is the one the workload ends up as.
     let runs_as = user

@@ -249,7 +249,7 @@ impl Pump {
                     unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
                 }
             }
-            if ready[0] && !self.to_output(&mut buf) {
+            if ready[0] && !self.show_output(&mut buf) {
                 return; // every copy of the slave is closed: the workload's tree is gone
             }
             if ready[0] && !self.to_workload.is_empty() {
@@ -273,7 +273,7 @@ impl Pump {
     }
 
     /// Copies what the workload wrote to diag's terminal; false once the pty is closed.
-    fn to_output(&mut self, buf: &mut [u8]) -> bool {
+    fn show_output(&mut self, buf: &mut [u8]) -> bool {
         match nix::unistd::read(self.master.as_raw_fd(), buf) {
             Ok(0) | Err(Errno::EIO) => false,
             Ok(n) => {
