@@ -79,6 +79,14 @@ fn every_bad_input_gets_one_line_and_exit_2() {
             vec!["attach", "--json", j, "--duration", "soon", "--pid", "1"],
         ),
         ("run without a command", vec!["run"]),
+        (
+            "--preserve-env with a name that is not one",
+            vec!["run", "--json", j, "--preserve-env", "A=B", "--", "true"],
+        ),
+        (
+            "--user that does not exist",
+            vec!["run", "--json", j, "--user", "no-such-user-x", "--", "true"],
+        ),
     ];
     for (what, args) in rows {
         let out = Command::new(diag_bin()).args(&args).output().unwrap();
