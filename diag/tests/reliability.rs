@@ -712,3 +712,123 @@ fn user_workload_gets_the_users_environment_not_roots() {
     assert_eq!(env.get("SECRET_TOKEN").map(String::as_str), Some("s3cret"));
     assert!(!env.contains_key("NOT_SET"));
 }
+
+/// Reads the pty master until `needle` has been shown (or `limit` passes); returns all of it.
+fn read_until(master: &std::os::fd::OwnedFd, needle: &str, limit: Duration) -> String {
+    let start = std::time::Instant::now();
+    let mut shown = String::new();
+    while !shown.contains(needle) && start.elapsed() < limit {
+        shown.push_str(&read_pending(master));
+    }
+    shown
+}
+
+/// diag with `pty`'s slave as its controlling terminal and stdin/stdout (stderr apart), as when
+/// root runs it from an interactive shell.
+fn diag_on_terminal(pty: &nix::pty::OpenptyResult, args: &[&str]) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = diag_command();
+    cmd.args(args)
+        .stdin(pty.slave.try_clone().unwrap())
+        .stdout(pty.slave.try_clone().unwrap())
+        .stderr(Stdio::piped());
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()?;
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+fn set_window(master: &std::os::fd::OwnedFd, rows: u16, cols: u16) {
+    use std::os::fd::AsRawFd;
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize.
+    assert_eq!(
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) },
+        0
+    );
+}
+
+#[test]
+fn user_workload_terminal_is_relayed_and_diags_terminal_restored() {
+    require_privileged!();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    set_window(&pty.master, 33, 101);
+    let modes = |pty: &nix::pty::OpenptyResult| {
+        let t = nix::sys::termios::tcgetattr(&pty.slave).unwrap();
+        (t.input_flags, t.output_flags, t.local_flags)
+    };
+    let before = modes(&pty);
+    let script = "stty size; read line; echo got:$line; stty size; exit 4";
+    let mut diag = diag_on_terminal(
+        &pty,
+        &[
+            "run",
+            "--quiet",
+            "--user",
+            WORKLOAD_USER,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    // The workload's pty starts with diag's window size.
+    let shown = read_until(&pty.master, "33 101", Duration::from_secs(30));
+    assert!(shown.contains("33 101"), "{shown:?}");
+    assert_ne!(modes(&pty), before, "diag's terminal is not raw while it relays");
+    // A resize reaches it (SIGWINCH), and so do keystrokes (Enter is a carriage return).
+    set_window(&pty.master, 40, 120);
+    std::thread::sleep(Duration::from_millis(300));
+    nix::unistd::write(&pty.master, b"hello\r").unwrap();
+    let shown = read_until(&pty.master, "40 120", Duration::from_secs(30));
+    assert_eq!(
+        wait_at_most(&mut diag, Duration::from_secs(30)).code(),
+        Some(4)
+    );
+    assert!(shown.contains("got:hello"), "{shown:?}");
+    assert!(shown.contains("40 120"), "{shown:?}");
+    assert_eq!(modes(&pty), before, "diag left its terminal changed");
+    // Interrupted mid-run, diag still gives its terminal its modes back.
+    let mut diag = diag_on_terminal(
+        &pty,
+        &[
+            "run",
+            "--quiet",
+            "--user",
+            WORKLOAD_USER,
+            "--",
+            "sh",
+            "-c",
+            "echo ready; sleep 30",
+        ],
+    );
+    let shown = read_until(&pty.master, "ready", Duration::from_secs(30));
+    assert!(shown.contains("ready"), "{shown:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(diag.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = wait_at_most(&mut diag, Duration::from_secs(30));
+    assert!(
+        status.code().is_some(),
+        "diag did not exit on its own: {status:?}"
+    );
+    assert_eq!(
+        modes(&pty),
+        before,
+        "an interrupted diag left its terminal changed"
+    );
+}
