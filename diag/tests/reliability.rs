@@ -442,6 +442,18 @@ fn tiocsti_allowed() -> bool {
     std::fs::read_to_string("/proc/sys/dev/tty/legacy_tiocsti").map_or(true, |v| v.trim() == "1")
 }
 
+/// A pty for a test's terminal session; close-on-exec, so tests running alongside do not
+/// inherit it.
+fn test_pty() -> nix::pty::OpenptyResult {
+    use std::os::fd::AsRawFd;
+    let pty = nix::pty::openpty(None, None).unwrap();
+    for fd in [&pty.master, &pty.slave] {
+        let cloexec = nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC);
+        nix::fcntl::fcntl(fd.as_raw_fd(), cloexec).unwrap();
+    }
+    pty
+}
+
 /// Reads what is waiting on a pty master (non-blocking) without waiting for more.
 fn read_pending(master: &std::os::fd::OwnedFd) -> String {
     use std::os::fd::AsRawFd;
@@ -519,7 +531,6 @@ fn user_workload_cannot_type_into_roots_terminal() {
 fn assert_no_terminal_injection(scratch: &Scratch, args: &[&str], user_args: &[&str]) {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
-    use std::os::unix::process::CommandExt;
     std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
     let pwned = scratch.path("pwned");
     let inject = format!(
@@ -531,28 +542,17 @@ fn assert_no_terminal_injection(scratch: &Scratch, args: &[&str], user_args: &[&
          raise SystemExit(3)\n",
         pwned.display()
     );
-    let pty = nix::pty::openpty(None, None).unwrap();
+    let pty = test_pty();
     let outer_tty = std::fs::metadata(format!("/proc/self/fd/{}", pty.slave.as_raw_fd()))
         .unwrap()
         .rdev();
-    let mut cmd = diag_command();
-    cmd.args(args)
-        .args(user_args)
-        .args(["--", "python3", "-c", &inject])
-        .stdin(pty.slave.try_clone().unwrap())
-        .stdout(pty.slave.try_clone().unwrap())
-        .stderr(Stdio::piped());
-    // SAFETY: setsid and ioctl are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()?;
-            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut diag = cmd.spawn().unwrap();
+    let argv: Vec<&str> = args
+        .iter()
+        .chain(user_args)
+        .copied()
+        .chain(["--", "python3", "-c", &inject])
+        .collect();
+    let mut diag = diag_on_terminal(&pty, &argv);
     let diag_sid = diag.id().to_string();
     let status = wait_at_most(&mut diag, Duration::from_secs(60));
     let mut stderr = String::new();
@@ -608,7 +608,10 @@ fn user_workload_gets_no_fd_of_diags_caller_but_a_root_run_keeps_them() {
         .append(true)
         .open(&writable)
         .unwrap();
-    let (r, w) = (read_fd.as_raw_fd(), write_fd.as_raw_fd());
+    // Moved above 5 and 6 first, so neither dup2 below lands on the other's source.
+    let above =
+        |fd: i32| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100)).unwrap();
+    let (r, w) = (above(read_fd.as_raw_fd()), above(write_fd.as_raw_fd()));
     // Uses fd 5 (read) and 6 (write) when open, and says which are.
     let script =
         "for fd in 5 6; do [ -e /proc/$$/fd/$fd ] && echo open $fd; done; cat <&5; echo pwned >&6";
@@ -638,6 +641,9 @@ fn user_workload_gets_no_fd_of_diags_caller_but_a_root_run_keeps_them() {
     let seen = run(&[]);
     assert!(seen.contains("open 5\nopen 6\nroot-secret"), "{seen}");
     assert_eq!(std::fs::read_to_string(&writable).unwrap(), "xpwned\n");
+    for fd in [r, w] {
+        nix::unistd::close(fd).unwrap();
+    }
 }
 
 /// `env` output as a map.
@@ -763,7 +769,7 @@ fn set_window(master: &std::os::fd::OwnedFd, rows: u16, cols: u16) {
 #[test]
 fn user_workload_terminal_is_relayed_and_diags_terminal_restored() {
     require_privileged!();
-    let pty = nix::pty::openpty(None, None).unwrap();
+    let pty = test_pty();
     set_window(&pty.master, 33, 101);
     let modes = |pty: &nix::pty::OpenptyResult| {
         let t = nix::sys::termios::tcgetattr(&pty.slave).unwrap();
@@ -787,7 +793,11 @@ fn user_workload_terminal_is_relayed_and_diags_terminal_restored() {
     // The workload's pty starts with diag's window size.
     let shown = read_until(&pty.master, "33 101", Duration::from_secs(30));
     assert!(shown.contains("33 101"), "{shown:?}");
-    assert_ne!(modes(&pty), before, "diag's terminal is not raw while it relays");
+    assert_ne!(
+        modes(&pty),
+        before,
+        "diag's terminal is not raw while it relays"
+    );
     // A resize reaches it (SIGWINCH), and so do keystrokes (Enter is a carriage return).
     set_window(&pty.master, 40, 120);
     std::thread::sleep(Duration::from_millis(300));

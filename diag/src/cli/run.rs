@@ -103,7 +103,7 @@ fn emit(out: &Outcome, args: &RunArgs) -> Result<()> {
 
 /// What the launch needs besides the command.
 struct ChildSetup {
-    /// Work for the child before exec: the policy, then `--user`.
+    /// Work for the child before exec: its session (under another user), the policy, `--user`.
     pre_exec: launch::PreExec,
     /// When the workload runs as another user: its own session, set up around the fork.
     isolation: Option<Isolation>,
