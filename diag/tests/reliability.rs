@@ -841,4 +841,51 @@ fn user_workload_terminal_is_relayed_and_diags_terminal_restored() {
         before,
         "an interrupted diag left its terminal changed"
     );
+    // A workload that lets go of its pty runs on: its session is not hung up (SIGHUP, 129).
+    let script = "exec </dev/null >/dev/null 2>&1; sleep 1; exit 6";
+    let mut diag = diag_on_terminal(
+        &pty,
+        &[
+            "run",
+            "--quiet",
+            "--user",
+            WORKLOAD_USER,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert_eq!(
+        wait_at_most(&mut diag, Duration::from_secs(30)).code(),
+        Some(6)
+    );
+    // A workload that lets go of its pty but runs on: diag's terminal is no longer raw, so
+    // Ctrl-C reaches diag (which ends the run) instead of nothing.
+    let script = "echo ready; exec </dev/null >/dev/null 2>&1; sleep 30";
+    let mut diag = diag_on_terminal(
+        &pty,
+        &[
+            "run",
+            "--quiet",
+            "--user",
+            WORKLOAD_USER,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    let start = std::time::Instant::now();
+    let shown = read_until(&pty.master, "ready", Duration::from_secs(30));
+    assert!(shown.contains("ready"), "{shown:?}");
+    while modes(&pty) != before && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::unistd::write(&pty.master, b"\x03").unwrap();
+    let status = wait_at_most(&mut diag, Duration::from_secs(10));
+    assert!(
+        status.code().is_some() && start.elapsed() < Duration::from_secs(25),
+        "Ctrl-C did not end diag: {status:?}"
+    );
 }

@@ -115,12 +115,7 @@ impl Isolation {
         let input = (ttys[0]
             && nix::unistd::tcgetpgrp(std_fd(0)).ok() == Some(nix::unistd::getpgrp()))
         .then(|| std_fd(0));
-        let saved = match input {
-            Some(fd) => Some(raw_mode(fd)?),
-            None => None,
-        };
         let mut relay = Relay::default();
-        relay.saved = saved;
         let (winch_r, winch_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
         relay.winch = Some(signal_hook::low_level::pipe::register(
             libc::SIGWINCH,
@@ -128,31 +123,46 @@ impl Isolation {
         )?);
         let (stop_r, stop_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         relay.stop = Some(stop_w);
+        let pump = Pump {
+            master,
+            input,
+            output,
+            pty_open: true,
+            to_workload: Vec::new(),
+            raw: input.map(RawMode::set).transpose()?,
+        };
         relay.thread = Some(std::thread::Builder::new().name("pty-relay".into()).spawn(
             move || {
                 // Signals are for diag's main thread: its blocking calls must see them.
                 let _ = SigSet::all().thread_block();
-                Pump {
-                    master,
-                    input,
-                    output,
-                    to_workload: Vec::new(),
-                }
-                .run(stop_r, winch_r);
+                pump.run(stop_r, winch_r);
             },
         )?);
         Ok(relay)
     }
 }
 
-/// Raw mode on diag's terminal: every key (Ctrl-C too) goes to the workload's pty, whose own
-/// line discipline handles it. Returns the modes to restore.
-fn raw_mode(fd: BorrowedFd) -> Result<Termios> {
-    let saved = termios::tcgetattr(fd).context("reading the terminal's modes")?;
-    let mut raw = saved.clone();
-    termios::cfmakeraw(&mut raw);
-    termios::tcsetattr(fd, SetArg::TCSADRAIN, &raw).context("setting the terminal raw")?;
-    Ok(saved)
+/// Raw mode on diag's terminal while it lasts: every key (Ctrl-C too) goes to the workload's
+/// pty, whose own line discipline handles it.
+struct RawMode {
+    fd: BorrowedFd<'static>,
+    saved: Termios,
+}
+
+impl RawMode {
+    fn set(fd: BorrowedFd<'static>) -> Result<Self> {
+        let saved = termios::tcgetattr(fd).context("reading the terminal's modes")?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(fd, SetArg::TCSADRAIN, &raw).context("setting the terminal raw")?;
+        Ok(RawMode { fd, saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(self.fd, SetArg::TCSADRAIN, &self.saved);
+    }
 }
 
 impl ChildSide {
@@ -173,14 +183,14 @@ impl ChildSide {
     }
 }
 
-/// The running relay: dropping it drains what the workload wrote, stops the thread and gives
-/// diag's terminal its modes back (on every way out of the capture, errors included).
+/// The running relay: dropping it (on every way out of the capture, errors included) drains
+/// what the workload wrote and waits for the relay to end, which gives diag's terminal its modes
+/// back.
 #[derive(Default)]
 pub struct Relay {
     stop: Option<OwnedFd>,
     thread: Option<std::thread::JoinHandle<()>>,
     winch: Option<signal_hook::SigId>,
-    saved: Option<Termios>,
 }
 
 impl Drop for Relay {
@@ -192,9 +202,6 @@ impl Drop for Relay {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        if let Some(saved) = &self.saved {
-            let _ = termios::tcsetattr(std_fd(0), SetArg::TCSADRAIN, saved);
-        }
     }
 }
 
@@ -202,30 +209,41 @@ impl Drop for Relay {
 const CHUNK: usize = 4096;
 
 struct Pump {
+    /// Kept open until diag stops the relay: closing it would hang up the workload's session.
     master: OwnedFd,
+    /// Whether some process still has the pty open (reads on the master fail with EIO once none
+    /// has).
+    pty_open: bool,
     input: Option<BorrowedFd<'static>>,
     output: BorrowedFd<'static>,
     /// Keystrokes the workload's pty has not taken yet; no more is read until it has (bounded).
     to_workload: Vec<u8>,
+    /// Restored when the relay ends, or as soon as the workload has let go of its pty (so
+    /// Ctrl-C reaches diag again).
+    raw: Option<RawMode>,
 }
 
 impl Pump {
     fn run(mut self, stop: OwnedFd, winch: OwnedFd) {
         let mut buf = [0u8; CHUNK];
         loop {
-            let master_events = if self.to_workload.is_empty() {
-                PollFlags::POLLIN
-            } else {
-                PollFlags::POLLIN | PollFlags::POLLOUT
-            };
             let mut fds = vec![
-                PollFd::new(self.master.as_fd(), master_events),
                 PollFd::new(stop.as_fd(), PollFlags::POLLIN),
                 PollFd::new(winch.as_fd(), PollFlags::POLLIN),
             ];
-            if let (Some(input), true) = (self.input, self.to_workload.is_empty()) {
-                fds.push(PollFd::new(input, PollFlags::POLLIN));
-            }
+            let master_at = self.pty_open.then(|| {
+                let mut events = PollFlags::POLLIN;
+                events.set(PollFlags::POLLOUT, !self.to_workload.is_empty());
+                fds.push(PollFd::new(self.master.as_fd(), events));
+                fds.len() - 1
+            });
+            let input_at = match (self.input, self.to_workload.is_empty()) {
+                (Some(input), true) => {
+                    fds.push(PollFd::new(input, PollFlags::POLLIN));
+                    Some(fds.len() - 1)
+                }
+                _ => None,
+            };
             match poll(&mut fds, PollTimeout::NONE) {
                 Err(Errno::EINTR) => continue,
                 Err(_) => return,
@@ -236,12 +254,13 @@ impl Pump {
                 .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
                 .collect();
             drop(fds);
-            if ready[1] {
+            let is_ready = |at: Option<usize>| at.is_some_and(|i| ready[i]);
+            if ready[0] {
                 // diag is done: what the workload wrote before it exited is still to be shown.
                 self.drain_master(&mut buf);
                 return;
             }
-            if ready[2] {
+            if ready[1] {
                 while nix::unistd::read(winch.as_raw_fd(), &mut buf).is_ok_and(|n| n > 0) {}
                 if let Some(size) = window_size(self.output) {
                     // SAFETY: TIOCSWINSZ reads a winsize; the kernel signals the pty's
@@ -249,17 +268,11 @@ impl Pump {
                     unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
                 }
             }
-            if ready[0] && !self.show_output(&mut buf) {
-                return; // every copy of the slave is closed: the workload's tree is gone
+            if is_ready(master_at) {
+                self.show_output(&mut buf);
+                self.feed_workload();
             }
-            if ready[0] && !self.to_workload.is_empty() {
-                match nix::unistd::write(&self.master, &self.to_workload) {
-                    Ok(n) => drop(self.to_workload.drain(..n)),
-                    Err(Errno::EAGAIN | Errno::EINTR) => {}
-                    Err(_) => self.to_workload.clear(),
-                }
-            }
-            if ready.get(3) == Some(&true) {
+            if is_ready(input_at) {
                 match self
                     .input
                     .map(|fd| nix::unistd::read(fd.as_raw_fd(), &mut buf))
@@ -272,15 +285,29 @@ impl Pump {
         }
     }
 
-    /// Copies what the workload wrote to diag's terminal; false once the pty is closed.
-    fn show_output(&mut self, buf: &mut [u8]) -> bool {
+    /// Copies what the workload wrote to diag's terminal; once no process has the pty open,
+    /// stops relaying and gives diag's terminal its modes back.
+    fn show_output(&mut self, buf: &mut [u8]) {
         match nix::unistd::read(self.master.as_raw_fd(), buf) {
-            Ok(0) | Err(Errno::EIO) => false,
-            Ok(n) => {
-                write_all(self.output, &buf[..n]);
-                true
+            Ok(0) | Err(Errno::EIO) => {
+                self.pty_open = false;
+                self.input = None;
+                self.to_workload.clear();
+                self.raw = None;
             }
-            Err(_) => true,
+            Ok(n) => write_all(self.output, &buf[..n]),
+            Err(_) => {}
+        }
+    }
+
+    fn feed_workload(&mut self) {
+        if self.to_workload.is_empty() {
+            return;
+        }
+        match nix::unistd::write(&self.master, &self.to_workload) {
+            Ok(n) => drop(self.to_workload.drain(..n)),
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(_) => self.to_workload.clear(),
         }
     }
 
