@@ -776,20 +776,23 @@ fn user_workload_terminal_is_relayed_and_diags_terminal_restored() {
         (t.input_flags, t.output_flags, t.local_flags)
     };
     let before = modes(&pty);
+    let shell_as_user = |script: &str| {
+        diag_on_terminal(
+            &pty,
+            &[
+                "run",
+                "--quiet",
+                "--user",
+                WORKLOAD_USER,
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+        )
+    };
     let script = "stty size; read line; echo got:$line; stty size; exit 4";
-    let mut diag = diag_on_terminal(
-        &pty,
-        &[
-            "run",
-            "--quiet",
-            "--user",
-            WORKLOAD_USER,
-            "--",
-            "sh",
-            "-c",
-            script,
-        ],
-    );
+    let mut diag = shell_as_user(script);
     // The workload's pty starts with diag's window size.
     let shown = read_until(&pty.master, "33 101", Duration::from_secs(30));
     assert!(shown.contains("33 101"), "{shown:?}");
@@ -811,19 +814,7 @@ fn user_workload_terminal_is_relayed_and_diags_terminal_restored() {
     assert!(shown.contains("40 120"), "{shown:?}");
     assert_eq!(modes(&pty), before, "diag left its terminal changed");
     // Interrupted mid-run, diag still gives its terminal its modes back.
-    let mut diag = diag_on_terminal(
-        &pty,
-        &[
-            "run",
-            "--quiet",
-            "--user",
-            WORKLOAD_USER,
-            "--",
-            "sh",
-            "-c",
-            "echo ready; sleep 30",
-        ],
-    );
+    let mut diag = shell_as_user("echo ready; sleep 30");
     let shown = read_until(&pty.master, "ready", Duration::from_secs(30));
     assert!(shown.contains("ready"), "{shown:?}");
     nix::sys::signal::kill(
@@ -843,19 +834,7 @@ fn user_workload_terminal_is_relayed_and_diags_terminal_restored() {
     );
     // A workload that lets go of its pty runs on: its session is not hung up (SIGHUP, 129).
     let script = "exec </dev/null >/dev/null 2>&1; sleep 1; exit 6";
-    let mut diag = diag_on_terminal(
-        &pty,
-        &[
-            "run",
-            "--quiet",
-            "--user",
-            WORKLOAD_USER,
-            "--",
-            "sh",
-            "-c",
-            script,
-        ],
-    );
+    let mut diag = shell_as_user(script);
     assert_eq!(
         wait_at_most(&mut diag, Duration::from_secs(30)).code(),
         Some(6)
@@ -863,19 +842,7 @@ fn user_workload_terminal_is_relayed_and_diags_terminal_restored() {
     // A workload that lets go of its pty but runs on: diag's terminal is no longer raw, so
     // Ctrl-C reaches diag (which ends the run) instead of nothing.
     let script = "echo ready; exec </dev/null >/dev/null 2>&1; sleep 30";
-    let mut diag = diag_on_terminal(
-        &pty,
-        &[
-            "run",
-            "--quiet",
-            "--user",
-            WORKLOAD_USER,
-            "--",
-            "sh",
-            "-c",
-            script,
-        ],
-    );
+    let mut diag = shell_as_user(script);
     let start = std::time::Instant::now();
     let shown = read_until(&pty.master, "ready", Duration::from_secs(30));
     assert!(shown.contains("ready"), "{shown:?}");
