@@ -78,6 +78,14 @@ fn every_bad_input_gets_one_line_and_exit_2() {
             "--duration that is not a duration",
             vec!["attach", "--json", j, "--duration", "soon", "--pid", "1"],
         ),
+        (
+            "--preserve-env with a name that is not one",
+            vec!["run", "--json", j, "--preserve-env", "A=B", "--", "true"],
+        ),
+        (
+            "--user that does not exist",
+            vec!["run", "--json", j, "--user", "no-such-user-x", "--", "true"],
+        ),
     ];
     let fifo = scratch.path("planted.json");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();

@@ -150,11 +150,11 @@ fn run_as_user_runs_the_workload_as_that_user() {
     )
     .unwrap();
     let script = format!(
-        "id -u > {0}; id -g >> {0}; ulimit -u >> {0}",
+        "id -u > {0}; id -g >> {0}; ulimit -u >> {0}; echo token=$SECRET_TOKEN >> {0}",
         out_file.display()
     );
     let shell = "bash";
-    let run = diag_json(
+    let run = diag_json_with(
         &scratch,
         "run",
         &[
@@ -166,12 +166,16 @@ fn run_as_user_runs_the_workload_as_that_user() {
             "-c",
             &script,
         ],
+        |cmd| {
+            cmd.env("SECRET_TOKEN", "s3cret");
+        },
     );
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let seen = std::fs::read_to_string(&out_file).unwrap();
+    // The user's environment, as with --user: not root's token.
     assert_eq!(
         seen.lines().collect::<Vec<_>>(),
-        vec!["65534", "65534", "4096"],
+        vec!["65534", "65534", "4096", "token="],
         "{seen}"
     );
 }

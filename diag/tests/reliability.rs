@@ -520,3 +520,426 @@ fn message_capture_is_rate_bounded_but_refills() {
         "the budget refills over time"
     );
 }
+
+/// The unprivileged user the `--user` isolation tests run their workload as.
+const WORKLOAD_USER: &str = "nobody";
+
+/// Whether an unprivileged process may still push input into its own terminal (TIOCSTI).
+fn tiocsti_allowed() -> bool {
+    std::fs::read_to_string("/proc/sys/dev/tty/legacy_tiocsti").map_or(true, |v| v.trim() == "1")
+}
+
+/// A pty for a test's terminal session; close-on-exec, so tests running alongside do not
+/// inherit it.
+fn test_pty() -> nix::pty::OpenptyResult {
+    use std::os::fd::AsRawFd;
+    let pty = nix::pty::openpty(None, None).unwrap();
+    for fd in [&pty.master, &pty.slave] {
+        let cloexec = nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC);
+        nix::fcntl::fcntl(fd.as_raw_fd(), cloexec).unwrap();
+    }
+    pty
+}
+
+/// Reads what is waiting on a pty master (non-blocking) without waiting for more.
+fn read_pending(master: &std::os::fd::OwnedFd) -> String {
+    use std::os::fd::AsRawFd;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut fds = [libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 1, 200) } != 1 {
+            break;
+        }
+        match nix::unistd::read(master.as_raw_fd(), &mut buf) {
+            Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Waits for `child`, killing it after `limit`.
+fn wait_at_most(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            return child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn user_workload_cannot_type_into_roots_terminal() {
+    require_privileged!();
+    for backend in ["ebpf", "ptrace"] {
+        let scratch = Scratch::new(&format!("tiocsti-{backend}"));
+        let json = scratch.path("r.json");
+        let json = json.to_str().unwrap();
+        let args = ["run", "--quiet", "--backend", backend, "--json", json];
+        assert_no_terminal_injection(&scratch, &args, &["--user", WORKLOAD_USER]);
+        // The workload's writes to its pty are still captured as its messages.
+        let r: diag::report::Report =
+            serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        assert!(
+            r.messages
+                .iter()
+                .any(|m| m.fd == 1 && m.text.lossy().starts_with("RESULT ")),
+            "{backend}: {:#?}",
+            r.messages
+        );
+    }
+    // `diag sandbox` under a policy's run_as_user isolates its workload the same way.
+    let scratch = Scratch::new("tiocsti-sandbox");
+    let policy = scratch.path("p.yaml");
+    std::fs::write(
+        &policy,
+        format!("version: 1\nprocess:\n  run_as_user: {WORKLOAD_USER}\n"),
+    )
+    .unwrap();
+    let args = ["sandbox", "--policy", policy.to_str().unwrap()];
+    assert_no_terminal_injection(&scratch, &args, &[]);
+}
+
+/// Runs `diag <args> <user_args> -- python3 ...` in a root terminal session of its own; the
+/// workload pushes a command into its terminal's input queue (TIOCSTI), then a root shell reads
+/// that terminal after diag: the command must not run, and the workload's session and
+/// controlling terminal must not be diag's.
+fn assert_no_terminal_injection(scratch: &Scratch, args: &[&str], user_args: &[&str]) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pwned = scratch.path("pwned");
+    let inject = format!(
+        "import fcntl, os, termios\n\
+         try:\n    [fcntl.ioctl(0, termios.TIOCSTI, bytes([c])) for c in b'id > {}\\n']\n    r = 'injected'\n\
+         except OSError as e:\n    r = 'refused:' + e.strerror\n\
+         stat = open('/proc/self/stat').read().rsplit(') ', 1)[1].split()\n\
+         print('RESULT', r, 'sid', os.getsid(0), 'tty_nr', stat[4], 'isatty', os.isatty(1), flush=True)\n\
+         raise SystemExit(3)\n",
+        pwned.display()
+    );
+    let pty = test_pty();
+    let outer_tty = std::fs::metadata(format!("/proc/self/fd/{}", pty.slave.as_raw_fd()))
+        .unwrap()
+        .rdev();
+    let argv: Vec<&str> = args
+        .iter()
+        .chain(user_args)
+        .copied()
+        .chain(["--", "python3", "-c", &inject])
+        .collect();
+    let mut diag = diag_on_terminal(&pty, &argv);
+    let diag_sid = diag.id().to_string();
+    let status = wait_at_most(&mut diag, Duration::from_secs(60));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut diag.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(3), "{args:?}: {stderr}");
+    let shown = read_pending(&pty.master);
+    let result = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("{args:?}: no RESULT line on the terminal: {shown:?}"))
+        .to_string();
+    // Root's shell takes over the terminal after diag: only what root types reaches it.
+    nix::unistd::write(&pty.master, b"exit\n").unwrap();
+    let mut shell = Command::new("sh")
+        .current_dir(&scratch.0)
+        .stdin(pty.slave.try_clone().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_at_most(&mut shell, Duration::from_secs(10));
+    assert!(
+        !pwned.exists(),
+        "{args:?}: root's shell ran the workload's injected command"
+    );
+    let fields: Vec<&str> = result.split(' ').collect();
+    // A session of its own, with a terminal of its own, still a terminal on stdout.
+    assert_ne!(fields[2], diag_sid, "{args:?}: {result}");
+    assert_ne!(fields[4], "0", "{args:?}: {result}");
+    assert_ne!(fields[4], outer_tty.to_string(), "{args:?}: {result}");
+    assert_eq!(fields[6], "True", "{args:?}: {result}");
+    if tiocsti_allowed() {
+        assert_eq!(
+            fields[0], "injected",
+            "the attempt itself must work: {result}"
+        );
+    } else {
+        eprintln!("note: dev.tty.legacy_tiocsti=0: the kernel refuses the injection; checked the session isolation only");
+    }
+}
+
+#[test]
+fn user_workload_gets_no_fd_of_diags_caller_but_a_root_run_keeps_them() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    require_privileged!();
+    let scratch = Scratch::new("fds");
+    let readable = secret(&scratch, "shadow");
+    std::fs::write(&readable, "root-secret\n").unwrap();
+    let writable = secret(&scratch, "config");
+    let read_fd = std::fs::File::open(&readable).unwrap();
+    let write_fd = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&writable)
+        .unwrap();
+    // Moved above 5 and 6 first, so neither dup2 below lands on the other's source.
+    let above =
+        |fd: i32| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100)).unwrap();
+    let (r, w) = (above(read_fd.as_raw_fd()), above(write_fd.as_raw_fd()));
+    // Uses fd 5 (read) and 6 (write) when open, and says which are.
+    let script =
+        "for fd in 5 6; do [ -e /proc/$$/fd/$fd ] && echo open $fd; done; cat <&5; echo pwned >&6";
+    let run = |user: &[&str]| {
+        let mut cmd = diag_command();
+        cmd.args(["run", "--quiet"])
+            .args(user)
+            .args(["--", "sh", "-c", script]);
+        // SAFETY: dup2 is async-signal-safe; the targets are not CLOEXEC.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(r, 5) < 0 || libc::dup2(w, 6) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let seen = run(&["--user", WORKLOAD_USER]);
+    assert!(!seen.contains("open"), "{seen}");
+    assert!(!seen.contains("root-secret"), "{seen}");
+    assert_eq!(std::fs::read_to_string(&writable).unwrap(), "x");
+    // A root workload could open the files itself: it keeps what its caller passed (a make
+    // jobserver's fds, a CI harness's pipes).
+    let seen = run(&[]);
+    assert!(seen.contains("open 5\nopen 6\nroot-secret"), "{seen}");
+    assert_eq!(std::fs::read_to_string(&writable).unwrap(), "xpwned\n");
+    for fd in [r, w] {
+        nix::unistd::close(fd).unwrap();
+    }
+}
+
+/// `env` output as a map.
+fn environment_of(out: &[u8]) -> std::collections::BTreeMap<String, String> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn user_workload_gets_the_users_environment_not_roots() {
+    require_privileged!();
+    let scratch = Scratch::new("env");
+    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // An `env` of root's that a search of root's PATH would find first.
+    let roots_bin = scratch.path("bin");
+    std::fs::create_dir(&roots_bin).unwrap();
+    std::fs::write(
+        roots_bin.join("env"),
+        "#!/bin/sh\necho found-in-roots-path\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        roots_bin.join("env"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let roots_path = format!("{}:{}", roots_bin.display(), std::env::var("PATH").unwrap());
+    let run = |extra: &[&str]| {
+        let out = diag_command()
+            .env("SECRET_TOKEN", "s3cret")
+            .env("PATH", &roots_path)
+            .env("TERM", "xterm-test")
+            .args(["run", "--quiet", "--user", WORKLOAD_USER])
+            .args(extra)
+            .args(["--", "env"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("found-in-roots-path"),
+            "the command was looked up in root's PATH"
+        );
+        environment_of(&out.stdout)
+    };
+    let user = nix::unistd::User::from_name(WORKLOAD_USER)
+        .unwrap()
+        .unwrap();
+    let env = run(&[]);
+    let expect = |k: &str| env.get(k).map(String::as_str);
+    assert_eq!(expect("SECRET_TOKEN"), None, "{env:?}");
+    assert_eq!(
+        expect("PATH"),
+        Some("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    );
+    assert_eq!(expect("HOME"), user.dir.to_str());
+    assert_eq!(expect("USER"), Some(WORKLOAD_USER));
+    assert_eq!(expect("LOGNAME"), Some(WORKLOAD_USER));
+    assert_eq!(expect("SHELL"), user.shell.to_str());
+    assert_eq!(expect("TERM"), Some("xterm-test"));
+    assert!(
+        !env.values().any(|v| v.contains("/root")),
+        "root's environment leaked: {env:?}"
+    );
+    let env = run(&["--preserve-env", "SECRET_TOKEN,NOT_SET"]);
+    assert_eq!(env.get("SECRET_TOKEN").map(String::as_str), Some("s3cret"));
+    assert!(!env.contains_key("NOT_SET"));
+}
+
+/// Reads the pty master until `needle` has been shown (or `limit` passes); returns all of it.
+fn read_until(master: &std::os::fd::OwnedFd, needle: &str, limit: Duration) -> String {
+    let start = std::time::Instant::now();
+    let mut shown = String::new();
+    while !shown.contains(needle) && start.elapsed() < limit {
+        shown.push_str(&read_pending(master));
+    }
+    shown
+}
+
+/// diag with `pty`'s slave as its controlling terminal and stdin/stdout (stderr apart), as when
+/// root runs it from an interactive shell.
+fn diag_on_terminal(pty: &nix::pty::OpenptyResult, args: &[&str]) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = diag_command();
+    cmd.args(args)
+        .stdin(pty.slave.try_clone().unwrap())
+        .stdout(pty.slave.try_clone().unwrap())
+        .stderr(Stdio::piped());
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()?;
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+fn set_window(master: &std::os::fd::OwnedFd, rows: u16, cols: u16) {
+    use std::os::fd::AsRawFd;
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize.
+    assert_eq!(
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) },
+        0
+    );
+}
+
+#[test]
+fn user_workload_terminal_is_relayed_and_diags_terminal_restored() {
+    require_privileged!();
+    let pty = test_pty();
+    set_window(&pty.master, 33, 101);
+    let modes = |pty: &nix::pty::OpenptyResult| {
+        let t = nix::sys::termios::tcgetattr(&pty.slave).unwrap();
+        (t.input_flags, t.output_flags, t.local_flags)
+    };
+    let before = modes(&pty);
+    let shell_as_user = |script: &str| {
+        diag_on_terminal(
+            &pty,
+            &[
+                "run",
+                "--quiet",
+                "--user",
+                WORKLOAD_USER,
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+        )
+    };
+    let script = "stty size; read line; echo got:$line; stty size; exit 4";
+    let mut diag = shell_as_user(script);
+    // The workload's pty starts with diag's window size.
+    let shown = read_until(&pty.master, "33 101", Duration::from_secs(30));
+    assert!(shown.contains("33 101"), "{shown:?}");
+    assert_ne!(
+        modes(&pty),
+        before,
+        "diag's terminal is not raw while it relays"
+    );
+    // A resize reaches it (SIGWINCH), and so do keystrokes (Enter is a carriage return).
+    set_window(&pty.master, 40, 120);
+    std::thread::sleep(Duration::from_millis(300));
+    nix::unistd::write(&pty.master, b"hello\r").unwrap();
+    let shown = read_until(&pty.master, "40 120", Duration::from_secs(30));
+    assert_eq!(
+        wait_at_most(&mut diag, Duration::from_secs(30)).code(),
+        Some(4)
+    );
+    assert!(shown.contains("got:hello"), "{shown:?}");
+    assert!(shown.contains("40 120"), "{shown:?}");
+    assert_eq!(modes(&pty), before, "diag left its terminal changed");
+    // Interrupted mid-run, diag still gives its terminal its modes back.
+    let mut diag = shell_as_user("echo ready; sleep 30");
+    let shown = read_until(&pty.master, "ready", Duration::from_secs(30));
+    assert!(shown.contains("ready"), "{shown:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(diag.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = wait_at_most(&mut diag, Duration::from_secs(30));
+    assert!(
+        status.code().is_some(),
+        "diag did not exit on its own: {status:?}"
+    );
+    assert_eq!(
+        modes(&pty),
+        before,
+        "an interrupted diag left its terminal changed"
+    );
+    // A workload that lets go of its pty runs on: its session is not hung up (SIGHUP, 129).
+    let script = "exec </dev/null >/dev/null 2>&1; sleep 1; exit 6";
+    let mut diag = shell_as_user(script);
+    assert_eq!(
+        wait_at_most(&mut diag, Duration::from_secs(30)).code(),
+        Some(6)
+    );
+    // A workload that lets go of its pty but runs on: diag's terminal is no longer raw, so
+    // Ctrl-C reaches diag (which ends the run) instead of nothing.
+    let script = "echo ready; exec </dev/null >/dev/null 2>&1; sleep 30";
+    let mut diag = shell_as_user(script);
+    let start = std::time::Instant::now();
+    let shown = read_until(&pty.master, "ready", Duration::from_secs(30));
+    assert!(shown.contains("ready"), "{shown:?}");
+    while modes(&pty) != before && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::unistd::write(&pty.master, b"\x03").unwrap();
+    let status = wait_at_most(&mut diag, Duration::from_secs(10));
+    assert!(
+        status.code().is_some() && start.elapsed() < Duration::from_secs(25),
+        "Ctrl-C did not end diag: {status:?}"
+    );
+}

@@ -107,6 +107,16 @@ pub struct FilterArgs {
     pub ring_buffer_kib: u32,
 }
 
+/// What a workload run as another user keeps of diag's environment.
+#[derive(Args, Debug, Clone)]
+pub struct EnvArgs {
+    /// When the command runs as another user (`run --user`, a policy's run_as_user): also pass
+    /// these variables of diag's environment to it (comma-separated, repeatable). Otherwise the
+    /// command gets diag's whole environment anyway.
+    #[arg(long, value_name = "VAR,...", value_delimiter = ',', value_parser = crate::sandbox::identity::parse_env_name)]
+    pub preserve_env: Vec<String>,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -115,9 +125,14 @@ pub struct RunArgs {
     pub filter: FilterArgs,
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: Backend,
-    /// Run the command as USER (with that user's groups and environment); diag stays root.
+    /// Run the command as USER, as sudo does: that user's groups, a new session with a pty of
+    /// its own (relayed by diag) instead of diag's terminal, no fd above 2, and an environment of
+    /// HOME, USER, LOGNAME, SHELL, a safe PATH and the terminal and locale variables; diag stays
+    /// root.
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
+    #[command(flatten)]
+    pub env: EnvArgs,
     /// Apply this OpenShell-style sandbox policy to the command before exec.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -190,6 +205,8 @@ pub struct SandboxArgs {
     /// The policy file.
     #[arg(long, value_name = "FILE")]
     pub policy: PathBuf,
+    #[command(flatten)]
+    pub env: EnvArgs,
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }

@@ -18,6 +18,7 @@ use crate::report::model::{FailureEntry, RunSummary, Verification};
 use crate::report::{human, Report};
 use crate::sandbox::patch::{self, Grant};
 use crate::sandbox::policy::read_policy_text;
+use crate::sandbox::terminal::Isolation;
 use crate::sandbox::{identity::Identity, Plan, Policy};
 use anyhow::{Context, Result};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -117,25 +118,42 @@ fn emit(out: &Outcome, args: &RunArgs) {
     }
 }
 
-/// Work for the child before exec: the policy, then `--user`.
-fn prepare_child(
-    args: &RunArgs,
-    policy: Option<&Policy>,
-) -> Result<(launch::PreExec, Vec<String>)> {
-    let plan = policy
+/// What the launch needs besides the command.
+struct ChildSetup {
+    /// Work for the child before exec: its session (under another user), the policy, `--user`.
+    pre_exec: launch::PreExec,
+    /// When the workload runs as another user: its own session, set up around the fork.
+    isolation: Option<Isolation>,
+}
+
+fn prepare_child(args: &RunArgs, policy: Option<&Policy>) -> Result<(ChildSetup, Vec<String>)> {
+    let mut plan = policy
         .map(|p| Plan::new(p).map_err(|e| usage(format!("--policy: {e:#}"))))
         .transpose()?;
-    let user = Identity::resolve(args.user.as_deref(), None)
+    let mut user = Identity::resolve(args.user.as_deref(), None)
         .map_err(|e| usage(format!("--user: {e:#}")))?;
     let mut notes = plan.as_ref().map(|p| p.notes.clone()).unwrap_or_default();
-    let runs_as_someone = user.is_some() || plan.as_ref().is_some_and(|p| p.identity.is_some());
-    if let (Ok(sudo_user), false) = (std::env::var("SUDO_USER"), runs_as_someone) {
+    let policy_user = plan.as_mut().and_then(|p| p.identity.as_mut());
+    for id in policy_user.into_iter().chain(user.as_mut()) {
+        id.preserve_env(&args.env.preserve_env);
+    }
+    // --user is applied last, so it is the one the workload ends up as.
+    let runs_as = user
+        .as_ref()
+        .or(plan.as_ref().and_then(|p| p.identity.as_ref()))
+        .map(|id| id.uid);
+    if let (Ok(sudo_user), None) = (std::env::var("SUDO_USER"), runs_as) {
         notes.push(format!(
             "the workload ran as root: diag was started with sudo by {}; pass --user {0} to run it as that user",
             crate::model::text::escape(&sudo_user)
         ));
     }
+    let isolation = runs_as.map(Isolation::new).transpose()?;
+    let session = isolation.as_ref().map(Isolation::child_side);
     let pre_exec: launch::PreExec = Box::new(move || {
+        if let Some(session) = session {
+            session.enter()?;
+        }
         if let Some(plan) = &plan {
             plan.apply()?;
         }
@@ -144,7 +162,13 @@ fn prepare_child(
         }
         Ok(())
     });
-    Ok((pre_exec, notes))
+    Ok((
+        ChildSetup {
+            pre_exec,
+            isolation,
+        },
+        notes,
+    ))
 }
 
 /// The backend chosen for this run, loaded before the command is forked.
@@ -237,12 +261,13 @@ fn exec_failure(started: launch::Started) -> Option<(i32, String)> {
 fn capture_ebpf(
     mut cap: EbpfCapture,
     args: &RunArgs,
-    pre_exec: launch::PreExec,
+    setup: ChildSetup,
     trace: &mut Trace,
     interrupt: &Interrupt,
 ) -> Result<Captured> {
     // The child waits until tracing is ready.
-    let held = launch::spawn_held(&args.command, pre_exec)?;
+    let held = launch::spawn_held(&args.command, setup.pre_exec)?;
+    let _relay = setup.isolation.map(Isolation::relay).transpose()?;
     let root = held.pid;
     if let Err(e) = cap.track(root.as_raw() as u32) {
         held.abandon();
@@ -299,7 +324,7 @@ fn capture_ebpf(
 fn capture_ptrace(
     mut cap: PtraceCapture,
     args: &RunArgs,
-    pre_exec: launch::PreExec,
+    setup: ChildSetup,
     trace: &mut Trace,
     interrupt: &Interrupt,
 ) -> Result<Captured> {
@@ -308,9 +333,10 @@ fn capture_ptrace(
         &args.command,
         Box::new(move || {
             install_filter()?;
-            pre_exec()
+            (setup.pre_exec)()
         }),
     )?;
+    let _relay = setup.isolation.map(Isolation::relay).transpose()?;
     let root = held.pid;
     if let Err(e) = cap.seize(root) {
         held.abandon();
@@ -367,14 +393,14 @@ fn trace_once(
     suggest: Option<&PolicyFile>,
 ) -> Result<Outcome> {
     let started = std::time::SystemTime::now();
-    let (pre_exec, mut warnings) = prepare_child(args, policy)?;
+    let (setup, mut warnings) = prepare_child(args, policy)?;
     let backend = choose_backend(args, config, &mut warnings)?;
     let host = HostFacts::read();
     let mut trace = Trace::new();
     let interrupt = Interrupt::install()?;
     let captured = match backend {
-        Chosen::Ebpf(cap) => capture_ebpf(cap, args, pre_exec, &mut trace, &interrupt)?,
-        Chosen::Ptrace(cap) => capture_ptrace(cap, args, pre_exec, &mut trace, &interrupt)?,
+        Chosen::Ebpf(cap) => capture_ebpf(cap, args, setup, &mut trace, &interrupt)?,
+        Chosen::Ptrace(cap) => capture_ptrace(cap, args, setup, &mut trace, &interrupt)?,
     };
     if let Some((e, msg)) = &captured.exec_failure {
         // One clear line instead of a report about the failed exec's PATH search.

@@ -5,6 +5,7 @@ pub mod identity;
 pub mod patch;
 pub mod policy;
 pub mod seccomp;
+pub mod terminal;
 
 pub use apply::Plan;
 pub use policy::Policy;
