@@ -3,8 +3,8 @@
 
 pub mod landlock;
 
-use crate::context::{self, FailureContext};
-use crate::model::{CaptureStats, Event, Failure, Fork, Message, Text};
+use crate::context::{self, FailureContext, TaskCounts};
+use crate::model::{syscalls, CaptureStats, Event, Failure, Fork, Message, Text};
 use landlock::LandlockTracker;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
@@ -43,7 +43,13 @@ pub struct FailureGroup {
 pub trait LiveView {
     /// `relatives`: living candidates (nearest first) to read the filesystem through when the
     /// failing process has already exited.
-    fn snapshot(&self, failure: &Failure, relatives: &[u32]) -> Option<FailureContext>;
+    /// `counts`: the task counts the trace's failures share.
+    fn snapshot(
+        &self,
+        failure: &Failure,
+        relatives: &[u32],
+        counts: &mut TaskCounts,
+    ) -> Option<FailureContext>;
     fn fd_path(&self, pid: u32, fd: i32) -> Option<Text>;
     fn exe(&self, pid: u32) -> Option<Text>;
 }
@@ -52,7 +58,7 @@ pub trait LiveView {
 pub struct Offline;
 
 impl LiveView for Offline {
-    fn snapshot(&self, _: &Failure, _: &[u32]) -> Option<FailureContext> {
+    fn snapshot(&self, _: &Failure, _: &[u32], _: &mut TaskCounts) -> Option<FailureContext> {
         None
     }
     fn fd_path(&self, _: u32, _: i32) -> Option<Text> {
@@ -67,15 +73,20 @@ impl LiveView for Offline {
 pub struct Procfs;
 
 impl LiveView for Procfs {
-    fn snapshot(&self, f: &Failure, relatives: &[u32]) -> Option<FailureContext> {
-        // Counting the uid's tasks scans /proc; it runs once per distinct failure, not per call.
+    fn snapshot(
+        &self,
+        f: &Failure,
+        relatives: &[u32],
+        counts: &mut TaskCounts,
+    ) -> Option<FailureContext> {
         let ids = f.origin.uid.zip(f.origin.gid);
         Some(context::snapshot(
             f.origin.pid,
             ids,
             relatives,
             f.path.as_ref().map(Text::as_bytes),
-            true,
+            counts,
+            syscalls::is_clone(&f.syscall),
         ))
     }
     fn fd_path(&self, pid: u32, fd: i32) -> Option<Text> {
@@ -158,6 +169,8 @@ pub struct Trace {
     /// failure borrows it: the per-event key no longer clones the syscall name and the path.
     index: HashMap<u64, Vec<usize>>,
     hasher: RandomState,
+    /// Shared by the failures' context snapshots.
+    pub task_counts: TaskCounts,
     partial_lines: HashMap<(u32, i32), Message>,
 }
 
@@ -320,7 +333,7 @@ impl Trace {
             self.failures_dropped += times;
             return;
         }
-        let context = live.snapshot(&f, &self.relatives(f.origin.pid));
+        let context = live.snapshot(&f, &self.relatives(f.origin.pid), &mut self.task_counts);
         let at = self.failures.len();
         self.index.entry(hash).or_default().push(at);
         let folds = self.signatures.entry(sig_hash).or_default();
@@ -565,6 +578,40 @@ mod tests {
                 "next"
             ]
         );
+    }
+
+    #[test]
+    fn distinct_failures_share_one_task_count_scan_per_uid() {
+        // Each distinct failure gets its own context snapshot, read live from /proc (this test
+        // process stands in for the traced one); counting the uid's tasks must not rescan /proc
+        // for each of them, except for a failed clone, whose verdict the count is.
+        let me = std::process::id();
+        let mut tr = Trace::new();
+        let fail = |syscall: &str, i: u32| {
+            Event::Failure(Failure {
+                origin: Origin {
+                    uid: Some(0),
+                    gid: Some(0),
+                    ..origin(me, u64::from(i) + 1)
+                },
+                syscall: syscall.into(),
+                errno: 13,
+                path: Some(Text::new(format!("/nonexistent/{i}"))),
+                ..Default::default()
+            })
+        };
+        for i in 0..200 {
+            tr.on_event(fail("openat", i), &Procfs);
+        }
+        assert_eq!(tr.failures.len(), 200);
+        assert_eq!(tr.task_counts.scans, 1);
+        let counted = |g: &FailureGroup| g.context.as_ref()?.process.as_ref()?.uid_tasks;
+        assert!(tr
+            .failures
+            .iter()
+            .all(|g| counted(g).is_some_and(|n| n > 0)));
+        tr.on_event(fail("clone", 0), &Procfs);
+        assert_eq!(tr.task_counts.scans, 2, "a failed clone counts afresh");
     }
 
     #[test]
