@@ -4,7 +4,7 @@
 pub mod landlock;
 
 use crate::context::{self, FailureContext, TaskCounts};
-use crate::model::{syscalls, CaptureStats, Event, Failure, Fork, Message, Text};
+use crate::model::{syscalls, CaptureStats, Event, Failure, Fork, Message, PathIdentity, Text};
 use landlock::LandlockTracker;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
@@ -80,14 +80,23 @@ impl LiveView for Procfs {
         counts: &mut TaskCounts,
     ) -> Option<FailureContext> {
         let ids = f.origin.uid.zip(f.origin.gid);
-        Some(context::snapshot(
+        // A cut path names no file: examining it would describe some other (or no) file.
+        let whole_path = f.path.as_ref().filter(|_| !f.path_truncated());
+        let mut ctx = context::snapshot(
             f.origin.pid,
             ids,
             relatives,
-            f.path.as_ref().map(Text::as_bytes),
+            whole_path.map(Text::as_bytes),
             counts,
             syscalls::is_clone(&f.syscall),
-        ))
+        );
+        if let (Some(cut), true) = (f.path_cut, f.path_truncated()) {
+            ctx.notes.push(format!(
+                "path: only its first {} bytes were copied and the whole path could not be read back from the process: not examined",
+                cut.head
+            ));
+        }
+        Some(ctx)
     }
     fn fd_path(&self, pid: u32, fd: i32) -> Option<Text> {
         let p = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
@@ -104,13 +113,13 @@ impl LiveView for Procfs {
 }
 
 /// The same failure regardless of the process: (syscall, errno, path, no_enter, cap, comm).
-type Signature<'a> = (&'a str, i32, Option<&'a [u8]>, bool, Option<u32>, &'a [u8]);
+type Signature<'a> = (&'a str, i32, PathIdentity<'a>, bool, Option<u32>, &'a [u8]);
 
 fn signature(f: &Failure) -> Signature<'_> {
     (
         &f.syscall,
         f.errno,
-        f.path.as_ref().map(Text::as_bytes),
+        f.path_identity(),
         f.evidence.no_enter,
         f.evidence.denied_capability,
         f.origin.comm.as_bytes(),
@@ -131,14 +140,14 @@ const FOLD_AFTER: usize = 8;
 const PROCESS_TABLE_SOFT_LIMIT: usize = 4096;
 
 /// What makes two failures the same group: (pid, syscall, errno, path, kernel evidence).
-type Identity<'a> = (u32, &'a str, i32, Option<&'a [u8]>, bool, Option<u32>);
+type Identity<'a> = (u32, &'a str, i32, PathIdentity<'a>, bool, Option<u32>);
 
 fn identity(f: &Failure) -> Identity<'_> {
     (
         f.origin.pid,
         &f.syscall,
         f.errno,
-        f.path.as_ref().map(Text::as_bytes),
+        f.path_identity(),
         f.evidence.no_enter,
         f.evidence.denied_capability,
     )
