@@ -519,7 +519,7 @@ impl Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Exec, Fork, Origin};
+    use crate::model::{Exec, Fork, Origin, PathCut};
 
     fn origin(pid: u32, t: u64) -> Origin {
         Origin {
@@ -621,6 +621,56 @@ mod tests {
             .all(|g| counted(g).is_some_and(|n| n > 0)));
         tr.on_event(fail("clone", 0), &Procfs);
         assert_eq!(tr.task_counts.scans, 2, "a failed clone counts afresh");
+    }
+
+    #[test]
+    fn cut_paths_with_one_head_stay_apart_and_a_read_back_one_takes_its_repeats() {
+        let head = "/d".repeat(200).into_bytes();
+        let cut = |tail_hash: u64, resolved: bool| PathCut {
+            head: head.len(),
+            tail: Some((500, tail_hash)),
+            resolved,
+        };
+        let fail = |path: Vec<u8>, cut: PathCut| Failure {
+            origin: origin(5, 1),
+            syscall: "openat".into(),
+            errno: 13,
+            path: Some(Text::new(path)),
+            path_cut: Some(cut),
+            ..Default::default()
+        };
+        let mut tr = Trace::new();
+        let whole = [head.clone(), b"/tail-one".to_vec()].concat();
+        tr.on_event(Event::Failure(fail(whole.clone(), cut(1, true))), &Offline);
+        tr.on_event(Event::Failure(fail(head.clone(), cut(2, false))), &Offline);
+        assert_eq!(tr.failures.len(), 2, "same head, different tails");
+        // The kernel's repeat count names the path by its head, like it first reported it.
+        tr.on_event(
+            Event::Repeated {
+                failure: fail(head.clone(), cut(1, false)),
+                times: 9,
+            },
+            &Offline,
+        );
+        assert_eq!(tr.failures.len(), 2);
+        assert_eq!(tr.failures[0].count, 10);
+        assert_eq!(
+            tr.failures[0].failure.path.as_ref().unwrap().as_bytes(),
+            whole
+        );
+        // Nine more processes failing on the cut path: folded after FOLD_AFTER, apart from the
+        // other tail's.
+        for pid in 10..20 {
+            let mut f = fail(head.clone(), cut(2, false));
+            f.origin.pid = pid;
+            tr.on_event(Event::Failure(f), &Offline);
+        }
+        let on_tail_two = tr
+            .failures
+            .iter()
+            .filter(|g| g.failure.path_cut.is_some_and(|c| c.tail == Some((500, 2))));
+        assert_eq!(on_tail_two.map(|g| g.count).sum::<u64>(), 11);
+        assert_eq!(tr.failures[0].count, 10);
     }
 
     #[test]

@@ -225,6 +225,46 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_cut_by_the_kernel_is_masked_from_where_it_could_begin() {
+        let mut r = sample();
+        // The kernel kept the path up to "hunt"; the program opened ".../hunter2.key".
+        let head = format!("/srv/{}/hunt", "d".repeat(240));
+        let f = &mut r.failures[1];
+        f.path = Some(Text::from(head.as_str()));
+        f.path_truncated = true;
+        f.evidence = vec![format!(
+            "{head}… does not exist in the process's mount namespace"
+        )];
+        r.findings[0].fix = format!("Allow the access to {head}… (The path was cut)");
+        // A whole path that ends the same way names no secret: nothing to mask.
+        r.failures[0].path = Some(Text::from("/srv/hunt"));
+        let patterns = [parse_pattern("hunter2").unwrap()];
+        Redactor::new(&patterns).apply(&mut r);
+        let masked = format!("/srv/{}/{MASK}", "d".repeat(240));
+        assert_eq!(r.failures[1].path.as_ref().unwrap().lossy(), masked);
+        assert_eq!(r.failures[0].path.as_ref().unwrap().lossy(), "/srv/hunt");
+        assert!(
+            r.failures[1].evidence[0].starts_with(&masked),
+            "{:?}",
+            r.failures[1].evidence
+        );
+        assert!(r.findings[0].fix.contains(&masked), "{}", r.findings[0].fix);
+        assert!(
+            !r.findings[0].fix.contains("/hunt"),
+            "{}",
+            r.findings[0].fix
+        );
+
+        // A pattern that cannot begin in the head leaves it whole.
+        let mut r = sample();
+        r.failures[1].path = Some(Text::from(head.as_str()));
+        r.failures[1].path_truncated = true;
+        let patterns = [parse_pattern("s3cr3t-[0-9]+").unwrap()];
+        Redactor::new(&patterns).apply(&mut r);
+        assert_eq!(r.failures[1].path.as_ref().unwrap().lossy(), head);
+    }
+
+    #[test]
     fn refuses_patterns_that_match_nothing_in_particular() {
         assert!(parse_pattern("a*").is_err());
         assert!(parse_pattern("(").is_err());

@@ -181,3 +181,76 @@ fn process(ev: &ProcEvent) -> Option<Event> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diag_ebpf::DATA_LEN;
+
+    /// The record the kernel sends for a failed `openat` of `path` (at `addr` in this process),
+    /// measured as the kernel measures it.
+    fn cut_openat(path: &[u8], addr: u64) -> Vec<u8> {
+        let me = std::process::id();
+        let (full_len, tail_hash) = path_tail_hash(path);
+        let mut ev = SyscallEvent {
+            header: EventHeader {
+                kind: kind::SYSCALL,
+                tid: me,
+                tgid: me,
+                ..EventHeader::default()
+            },
+            nr: libc::SYS_openat as u32,
+            reason: reason::FAILED,
+            ret: -i64::from(libc::EACCES),
+            args: [libc::AT_FDCWD as u64, addr, 0, 0, 0, 0],
+            evidence: evidence::DATA_TRUNCATED,
+            denied_cap: -1,
+            cgroup_id: 0,
+            data_len: PATH_HEAD as u32,
+            gid: 0,
+            path_full_len: full_len,
+            _pad: 0,
+            path_tail_hash: tail_hash,
+            data: [0; DATA_LEN],
+        };
+        ev.data[..PATH_HEAD].copy_from_slice(&path[..PATH_HEAD]);
+        // SAFETY: SyscallEvent is plain old data.
+        unsafe {
+            std::slice::from_raw_parts(
+                (&ev as *const SyscallEvent).cast::<u8>(),
+                std::mem::size_of::<SyscallEvent>(),
+            )
+        }
+        .to_vec()
+    }
+
+    fn decoded(record: &[u8]) -> Failure {
+        match super::record(record) {
+            Some(Event::Failure(f)) => f,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cut_path_is_read_back_whole_only_when_it_is_what_the_kernel_measured() {
+        let long = |tail: &str| format!("/{}/{tail}\0", "d".repeat(300)).into_bytes();
+        let path = long("secret.key");
+        let whole = &path[..path.len() - 1];
+        let f = decoded(&cut_openat(whole, path.as_ptr() as u64));
+        assert_eq!(f.path.as_ref().unwrap().as_bytes(), whole);
+        assert!(!f.path_truncated());
+        assert_eq!(
+            f.path_cut.unwrap().tail,
+            Some((whole.len() as u32, path_tail_hash(whole).1))
+        );
+
+        // The buffer now holds another path with the same head: kept cut, never mixed up.
+        let other = long("other.key");
+        let f = decoded(&cut_openat(whole, other.as_ptr() as u64));
+        assert_eq!(f.path.as_ref().unwrap().as_bytes(), &whole[..PATH_HEAD]);
+        assert!(f.path_truncated());
+        // And the process's memory is gone: cut as well.
+        let f = decoded(&cut_openat(whole, 0));
+        assert!(f.path_truncated());
+    }
+}
