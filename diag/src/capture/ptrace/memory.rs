@@ -105,7 +105,7 @@ mod tests {
             );
             assert_ne!(map, libc::MAP_FAILED);
             let s = map.cast::<u8>().add(page - 6);
-            std::ptr::copy_nonoverlapping(b"/tail\0".as_ptr(), s, 6);
+            std::ptr::copy_nonoverlapping(c"/tail".as_ptr().cast::<u8>(), s, 6);
             assert_eq!(libc::munmap(map.byte_add(page), page), 0);
             let mut path = vec![0u8; PATH_MAX];
             let n = read_cstr(me, s as u64, &mut path);
