@@ -483,4 +483,34 @@ mod tests {
         assert!(a.evidence.seccomp_passed && !a.evidence.seccomp_denied);
         assert!(b.evidence.seccomp_denied && !b.evidence.seccomp_passed);
     }
+
+    #[test]
+    fn paths_are_read_whole_up_to_path_max_and_marked_cut_beyond() {
+        let me = nix::unistd::getpid();
+        let mut d = Decoder::new(&CaptureConfig::default());
+        let long = format!("/{}\0", "d/".repeat(1000));
+        let endless = vec![b'e'; PATH_MAX + 10];
+        let mut events = vec![];
+        for path in [long.as_bytes(), &endless] {
+            let args = [libc::AT_FDCWD as u64, path.as_ptr() as u64, 0, 0, 0, 0];
+            let openat = call("openat", -(libc::EACCES as i64), args);
+            let stops = Stops {
+                entry: true,
+                seccomp: true,
+            };
+            d.syscall_exit(me.as_raw() as u32, me, &openat, stops, &mut |e| {
+                events.push(e)
+            });
+        }
+        let [Event::Failure(whole), Event::Failure(cut)] = events.as_slice() else {
+            panic!("{events:?}");
+        };
+        assert_eq!(
+            whole.path.as_ref().unwrap().as_bytes(),
+            &long.as_bytes()[..long.len() - 1]
+        );
+        assert!(whole.path_cut.is_none());
+        assert_eq!(cut.path.as_ref().unwrap().as_bytes(), &endless[..PATH_MAX]);
+        assert!(cut.path_truncated());
+    }
 }
