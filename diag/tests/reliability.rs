@@ -226,14 +226,20 @@ for i in range(n):
 time.sleep(3)
 "#;
 
+/// [`LONG_PATHS`] in a file nobody may change but everyone may read.
+fn long_paths_script(scratch: &Scratch) -> std::path::PathBuf {
+    let script = scratch.path("long.py");
+    std::fs::write(&script, LONG_PATHS).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    script
+}
+
 #[test]
 fn distinct_long_paths_stay_distinct_and_are_read_back_whole_or_marked_cut() {
     require_privileged!();
     let scratch = Scratch::new("long-paths");
     let dir = long_locked_dir(&scratch, 300, "x");
-    let script = scratch.path("long.py");
-    std::fs::write(&script, LONG_PATHS).unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let script = long_paths_script(&scratch);
     let cmd = format!(
         "{AS_NOBODY} /usr/bin/python3 {} {dir} 4000",
         script.display()
@@ -299,9 +305,7 @@ fn a_secret_cut_by_the_kernel_does_not_leak_through_redact() {
     let dir = long_locked_dir(&scratch, 0, &last);
     let at = dir.find("hunter2").unwrap();
     assert!(at < 255 && at + 7 > 255, "secret at {at}");
-    let script = scratch.path("long.py");
-    std::fs::write(&script, LONG_PATHS).unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let script = long_paths_script(&scratch);
     let cmd = format!("{AS_NOBODY} /usr/bin/python3 {} {dir} 3", script.display());
     let run = diag_json(
         &scratch,
