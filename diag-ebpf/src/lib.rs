@@ -124,6 +124,11 @@ pub struct SyscallEvent {
     pub cgroup_id: u64,
     pub data_len: u32,
     pub gid: u32,
+    /// A failure's path argument: its whole length and [`path_tail_hash`] of what `data` could
+    /// not hold (see [`FailureKey::path_full_len`]).
+    pub path_full_len: u32,
+    pub _pad: u32,
+    pub path_tail_hash: u64,
     pub data: [u8; DATA_LEN],
 }
 
@@ -171,12 +176,67 @@ pub struct FailureKey {
     pub errno: u32,
     pub evidence: u32,
     pub denied_cap: i32,
+    /// Bytes of `path` with the NUL.
     pub path_len: u32,
-    pub _pad: u32,
+    /// The whole path's length without the NUL ([`PATH_LEN_UNKNOWN`] when its tail could not
+    /// be read): more than `DATA_LEN - 1` means `path` holds only its head.
+    pub path_full_len: u32,
+    /// [`path_tail_hash`] of the bytes past the head (0 when there are none): distinct long
+    /// paths with the same head stay distinct failures.
+    pub path_tail_hash: u64,
     /// In the key so that a repeat can be folded like its first report (by command name).
     pub comm: [u8; COMM_LEN],
     /// The path argument, zero-padded so equal paths make equal keys.
     pub path: [u8; DATA_LEN],
+}
+
+/// `path_full_len` of a path whose tail the kernel could not read.
+pub const PATH_LEN_UNKNOWN: u32 = u32::MAX;
+/// Bytes of a path the kernel copies: `DATA_LEN` with the NUL.
+pub const PATH_HEAD: usize = DATA_LEN - 1;
+/// Chunks of `PATH_HEAD` bytes the kernel hashes past the head: PATH_MAX (4096) is covered.
+pub const PATH_TAIL_CHUNKS: usize = 16;
+/// FNV-1a's offset basis and prime, applied a 64-bit word at a time.
+pub const PATH_HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+const PATH_HASH_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Folds one chunk of a path's tail (read as a NUL-terminated string into a zeroed
+/// `DATA_LEN`-byte buffer, seen as words) into `hash`.
+#[inline(always)]
+pub fn path_hash_chunk(mut hash: u64, words: &[u64; DATA_LEN / 8]) -> u64 {
+    let mut i = 0;
+    while i < DATA_LEN / 8 {
+        hash = (hash ^ words[i]).wrapping_mul(PATH_HASH_PRIME);
+        i += 1;
+    }
+    hash
+}
+
+/// What the kernel measures of `path` (without its NUL) past its head, computed as it does:
+/// (`path_full_len`, `path_tail_hash`). Userspace checks a path read back from a process
+/// against it.
+pub fn path_tail_hash(path: &[u8]) -> (u32, u64) {
+    if path.len() <= PATH_HEAD {
+        return (path.len() as u32, 0);
+    }
+    let mut hash = PATH_HASH_SEED;
+    let mut at = PATH_HEAD;
+    for _ in 0..PATH_TAIL_CHUNKS {
+        let chunk = &path[at..path.len().min(at + PATH_HEAD)];
+        let mut bytes = [0u8; DATA_LEN];
+        bytes[..chunk.len()].copy_from_slice(chunk);
+        let mut words = [0u64; DATA_LEN / 8];
+        for (w, b) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+            *w = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        }
+        hash = path_hash_chunk(hash, &words);
+        // A full chunk: the kernel reads on (and finds at least the NUL).
+        if chunk.len() < PATH_HEAD {
+            break;
+        }
+        at += PATH_HEAD;
+    }
+    (path.len() as u32, hash)
 }
 
 /// Repeats of a reported failure (not counting the reported one).

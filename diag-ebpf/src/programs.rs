@@ -4,7 +4,7 @@
 //! Every syscall on the host runs `sys_enter` and `sys_exit`; a map lookup is paid only for
 //! watched syscalls and the few whose success diag follows. Only the first of identical failures
 //! with a watched errno (or a message write, a Landlock call, a new process) reaches userspace.
-// Map keys and values are passed by reference on purpose: a by-value `FailureKey` (336 bytes)
+// Map keys and values are passed by reference on purpose: a by-value `FailureKey` (320 bytes)
 // or `ExecPath` would be copied onto the 512-byte BPF stack.
 #![allow(clippy::needless_borrows_for_generic_args)]
 use aya_ebpf::{
@@ -15,7 +15,7 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_ns,
         bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_buf,
         bpf_probe_read_user_str_bytes,
-        generated::{bpf_get_current_cgroup_id, bpf_get_current_comm},
+        generated::{bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_probe_read_user_str},
     },
     macros::{fexit, map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
@@ -24,9 +24,10 @@ use aya_ebpf::{
 };
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
 use diag_ebpf::{
-    counter, evidence, kind, reason, EventHeader, ExecPath, FailureKey, Newborn, ProcEvent,
-    Repeats, SyscallEvent, TaskState, COMM_LEN, DATA_LEN, MAX_ERRNO, MAX_SYSCALLS, MESSAGE_WRITE,
-    MESSAGE_WRITEV, NO_PATH_ARG,
+    counter, evidence, kind, path_hash_chunk, reason, EventHeader, ExecPath, FailureKey, Newborn,
+    ProcEvent, Repeats, SyscallEvent, TaskState, COMM_LEN, DATA_LEN, MAX_ERRNO, MAX_SYSCALLS,
+    MESSAGE_WRITE, MESSAGE_WRITEV, NO_PATH_ARG, PATH_HASH_SEED, PATH_HEAD, PATH_LEN_UNKNOWN,
+    PATH_TAIL_CHUNKS,
 };
 
 // ---- configuration, overridden by the loader before load ----------------------------------
@@ -138,6 +139,9 @@ static REPEATS: HashMap<FailureKey, Repeats> = HashMap::with_max_entries(16384, 
 /// Per-CPU scratch to build a [`FailureKey`] in (too big for the BPF stack).
 #[map]
 static FAILURE_KEY_SCRATCH: PerCpuArray<FailureKey> = PerCpuArray::with_max_entries(1, 0);
+/// Per-CPU scratch to read the tail of a long path into, a chunk at a time.
+#[map]
+static PATH_TAIL_SCRATCH: PerCpuArray<[u8; DATA_LEN]> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 #[map]
@@ -375,12 +379,16 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
     key.errno = errno as u32;
     key.evidence = ev_bits;
     key.denied_cap = denied_cap;
-    key._pad = 0;
     current_comm(&mut key.comm);
     zero_data(&mut key.path);
-    key.path_len = match syscall_arg(regs, path_arg) {
+    let ptr = syscall_arg(regs, path_arg);
+    key.path_len = match ptr {
         Some(ptr) => read_user_str(&mut key.path, ptr),
         None => 0,
+    };
+    (key.path_full_len, key.path_tail_hash) = match ptr {
+        Some(ptr) if key.path_len as usize == PATH_HEAD => measure_path_tail(ptr),
+        _ => (key.path_len, 0),
     };
     if dev_only && !(key.path_len >= 5 && key.path[..5] == *b"/dev/") {
         return 0;
@@ -406,11 +414,52 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
     fill_syscall_event(ev, regs, nr, ret, reason::FAILED, ev_bits, denied_cap);
     copy_data(&mut ev.data, &key.path);
     ev.data_len = key.path_len;
-    if key.path_len as usize >= DATA_LEN - 1 {
+    ev.path_full_len = key.path_full_len;
+    ev.path_tail_hash = key.path_tail_hash;
+    if key.path_full_len as usize > PATH_HEAD {
         ev.evidence |= evidence::DATA_TRUNCATED;
     }
     entry.submit(wakeup_flags());
     0
+}
+
+/// The length of a path whose first `PATH_HEAD` bytes filled the key, and a hash of the rest
+/// (see `diag_ebpf::path_tail_hash`, its userspace twin): without them, every path sharing
+/// those bytes would count as a repeat of the first.
+#[inline(always)]
+fn measure_path_tail(ptr: u64) -> (u32, u64) {
+    let Some(buf) = PATH_TAIL_SCRATCH.get_ptr_mut(0) else {
+        return (PATH_LEN_UNKNOWN, 0);
+    };
+    // SAFETY: per-CPU scratch, no other user on this CPU until this program returns.
+    let buf = unsafe { &mut *buf };
+    let mut hash = PATH_HASH_SEED;
+    let mut full = PATH_HEAD as u32;
+    let mut at = ptr + PATH_HEAD as u64;
+    let mut i = 0;
+    while i < PATH_TAIL_CHUNKS {
+        zero_data(buf);
+        // The raw helper: it tells an empty string (1, the NUL) from a fault (negative).
+        // SAFETY: user pointer; the helper checks the access and writes at most DATA_LEN bytes.
+        let n = unsafe {
+            bpf_probe_read_user_str(buf.as_mut_ptr().cast(), DATA_LEN as u32, at as *const _)
+        };
+        if n < 0 {
+            return (PATH_LEN_UNKNOWN, hash);
+        }
+        // SAFETY: DATA_LEN bytes, 8-byte aligned (a map value).
+        hash = path_hash_chunk(hash, unsafe {
+            &*buf.as_ptr().cast::<[u64; DATA_LEN / 8]>()
+        });
+        let chars = (n as u32).saturating_sub(1);
+        full += chars;
+        if (chars as usize) < PATH_HEAD {
+            break;
+        }
+        at += PATH_HEAD as u64;
+        i += 1;
+    }
+    (full, hash)
 }
 
 /// `DATA_LEN` buffers are cleared and copied a word at a time: the bpf target's `memset` and
@@ -486,9 +535,12 @@ fn fill_syscall_event(
     ev.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     ev.gid = (bpf_get_current_uid_gid() >> 32) as u32;
     ev.data_len = 0;
+    ev.path_full_len = 0;
+    ev._pad = 0;
+    ev.path_tail_hash = 0;
 }
 
-/// Reads a user string into `buf`; returns its length with the NUL (0 when unreadable).
+/// Reads a user string into `buf`; returns its length without the NUL (0 when unreadable).
 #[inline(always)]
 fn read_user_str(buf: &mut [u8; DATA_LEN], ptr: u64) -> u32 {
     // SAFETY: user pointer; the helper checks the access and bounds by the slice.

@@ -190,6 +190,141 @@ fn ring_buffer_overflow_is_counted_and_shown() {
     assert_eq!(f.count, 100_000, "repeats are counted, never lost");
 }
 
+/// Nested directories under `scratch` making a path of at least `len` bytes, ending in a
+/// root-only directory: opening anything in it as nobody is EACCES. Returns it with a `/`.
+fn long_locked_dir(scratch: &Scratch, len: usize, last: &str) -> String {
+    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut dir = scratch.0.clone();
+    while dir.as_os_str().len() + last.len() + 1 < len {
+        dir.push("d".repeat(100));
+    }
+    dir.push(last);
+    let locked = dir.join("locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    format!("{}/", locked.display())
+}
+
+/// Opens `argv[1] + "kept-N"` for N < `argv[2]` from memory it keeps (diag can read each back
+/// whole), then as many `gone-N` through one buffer rewritten right after each call (by the
+/// time diag reads it, it holds something else), then waits for diag to catch up.
+const LONG_PATHS: &str = r#"
+import ctypes, os, sys, time
+pre, n = sys.argv[1].encode(), int(sys.argv[2])
+libc = ctypes.CDLL(None)
+kept = [pre + b"kept-%05d" % i for i in range(n)]
+for p in kept:
+    try:
+        os.close(os.open(p, os.O_RDONLY))
+    except PermissionError:
+        pass
+buf = ctypes.create_string_buffer(len(pre) + 16)
+for i in range(n):
+    buf.value = pre + b"gone-%05d" % i
+    libc.open(buf, os.O_RDONLY)
+    buf.value = b"x"
+time.sleep(3)
+"#;
+
+/// [`LONG_PATHS`] in a file nobody may change but everyone may read.
+fn long_paths_script(scratch: &Scratch) -> std::path::PathBuf {
+    let script = scratch.path("long.py");
+    std::fs::write(&script, LONG_PATHS).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    script
+}
+
+#[test]
+fn distinct_long_paths_stay_distinct_and_are_read_back_whole_or_marked_cut() {
+    require_privileged!();
+    let scratch = Scratch::new("long-paths");
+    let dir = long_locked_dir(&scratch, 300, "x");
+    let script = long_paths_script(&scratch);
+    let cmd = format!(
+        "{AS_NOBODY} /usr/bin/python3 {} {dir} 4000",
+        script.display()
+    );
+    let run = diag_json(&scratch, "run", &["--", "sh", "-c", &cmd]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let r = run.report();
+    let head = &dir.as_bytes()[..255];
+    let ours: Vec<_> = r
+        .failures
+        .iter()
+        .filter(|f| {
+            f.path
+                .as_ref()
+                .is_some_and(|p| p.as_bytes().starts_with(head))
+        })
+        .collect();
+    // 8000 distinct paths: one entry each up to the report's bound, the rest counted.
+    assert!(ours.len() > 4000, "{} entries", ours.len());
+    assert!(
+        ours.iter().all(|f| f.count == 1),
+        "distinct paths were folded"
+    );
+    assert_eq!(
+        ours.len() as u64 + r.stats.failures_dropped,
+        8000,
+        "every call is an entry or counted"
+    );
+    let (cut, whole): (Vec<&&diag::report::model::FailureEntry>, Vec<_>) =
+        ours.iter().partition(|f| f.path_truncated);
+    for f in &whole {
+        let p = f.path.as_ref().unwrap().lossy();
+        let name = p.strip_prefix(&dir).unwrap_or_else(|| panic!("{p}"));
+        assert!(
+            (name.starts_with("kept-") || name.starts_with("gone-")) && name.len() == 10,
+            "{p}"
+        );
+    }
+    let mut names: Vec<_> = whole.iter().map(|f| f.path.as_ref().unwrap()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), whole.len(), "a whole path named twice");
+    assert!(
+        whole
+            .iter()
+            .any(|f| f.path.as_ref().unwrap().lossy().contains("/kept-")),
+        "no path kept in memory was read back"
+    );
+    assert!(!cut.is_empty(), "no rewritten buffer left its path cut");
+    for f in &cut {
+        assert_eq!(f.path.as_ref().unwrap().as_bytes(), head);
+    }
+    assert!(run.stderr().contains("…"), "the human report marks the cut");
+}
+
+#[test]
+fn a_secret_cut_by_the_kernel_does_not_leak_through_redact() {
+    require_privileged!();
+    let scratch = Scratch::new("cut-secret");
+    // "hunter2" straddles byte 255, where the kernel cuts: "hunt" before, "er2" after.
+    let filler = 252 - scratch.0.as_os_str().len() - 2;
+    let last = format!("{}/hunter2-{}", "d".repeat(filler), "s".repeat(60));
+    let dir = long_locked_dir(&scratch, 0, &last);
+    let at = dir.find("hunter2").unwrap();
+    assert!(at < 255 && at + 7 > 255, "secret at {at}");
+    let script = long_paths_script(&scratch);
+    let cmd = format!("{AS_NOBODY} /usr/bin/python3 {} {dir} 3", script.display());
+    let run = diag_json(
+        &scratch,
+        "run",
+        &["--redact", "hunter2", "--", "sh", "-c", &cmd],
+    );
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let r = run.report();
+    let json = serde_json::to_string(r).unwrap();
+    assert!(r.failures.iter().any(|f| f.path_truncated), "{json}");
+    for (what, text) in [("json", json.as_str()), ("stderr", &run.stderr())] {
+        assert!(
+            !text.contains("/hunt"),
+            "{what} leaks the secret's head: {text}"
+        );
+        assert!(text.contains("[redacted]"), "{what}: {text}");
+    }
+}
+
 #[test]
 fn hostile_paths_comm_and_output_never_reach_the_terminal_raw() {
     require_privileged!();

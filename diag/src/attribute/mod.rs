@@ -206,8 +206,9 @@ impl Attributor<'_> {
         }
         if f.errno == libc::ENOENT {
             let why = format!(
-                "{} does not exist in the process's mount namespace",
-                f.path.as_ref().map(|p| p.escaped()).unwrap_or_default()
+                "{}{} does not exist in the process's mount namespace",
+                f.path.as_ref().map(|p| p.escaped()).unwrap_or_default(),
+                if f.path_truncated() { "…" } else { "" }
             );
             return a.decide(Layer::Unknown, Confidence::Inferred, why);
         }
@@ -286,6 +287,9 @@ impl Attributor<'_> {
     /// Without a live process (a log read offline) the path cannot be resolved; as logged, an
     /// absolute path that the call does not create can still be held against the traced rules.
     fn unresolved_landlock_denial(&self, f: &Failure) -> Option<String> {
+        if f.path_truncated() {
+            return None;
+        }
         let path = std::path::PathBuf::from(f.path.as_ref()?.lossy());
         let fl = f.flags.unwrap_or(0);
         if !path.is_absolute() || (syscalls::is_open(&f.syscall) && fl & O_CREAT != 0) {

@@ -11,7 +11,7 @@ pub mod support;
 
 pub use host::HostFacts;
 pub use path::PathFacts;
-pub use process::ProcessContext;
+pub use process::{ProcessContext, TaskCounts};
 
 /// Everything read for one failure.
 #[derive(Clone, Debug, Default)]
@@ -24,17 +24,22 @@ pub struct FailureContext {
 
 /// Reads the context of a failure of `pid` on `path` (if any), right now. `ids` are the real
 /// uid/gid the kernel reported with the failure, used when the process has already exited;
-/// `relatives` (nearest first) lend their view of the filesystem in that case.
+/// `relatives` (nearest first) lend their view of the filesystem in that case. `fresh_counts`:
+/// count the uid's tasks now rather than reuse the count `counts` holds.
 pub fn snapshot(
     pid: u32,
     ids: Option<(u32, u32)>,
     relatives: &[u32],
     path: Option<&[u8]>,
-    want_process_counts: bool,
+    counts: &mut TaskCounts,
+    fresh_counts: bool,
 ) -> FailureContext {
     let mut ctx = FailureContext::default();
-    match (ProcessContext::read(pid, want_process_counts), ids) {
-        (Ok(p), _) => ctx.process = Some(p),
+    match (ProcessContext::read(pid), ids) {
+        (Ok(mut p), _) => {
+            counts.fill(&mut p, fresh_counts);
+            ctx.process = Some(p)
+        }
         (Err(_), Some((uid, gid))) => {
             ctx.notes.push(format!(
                 "process {pid} exited before its credentials could be read: using uid {uid} gid {gid} from the kernel event"

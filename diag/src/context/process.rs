@@ -3,6 +3,7 @@
 use super::cgroup::{self, PidsCgroup};
 use anyhow::{Context, Result};
 use procfs::process::{LimitValue, Process};
+use std::collections::HashMap;
 
 #[derive(Clone, Debug, Default)]
 pub struct ProcessContext {
@@ -33,8 +34,8 @@ pub struct ProcessContext {
 }
 
 impl ProcessContext {
-    /// `counts`: also count the uid's tasks and system threads (a /proc scan; clone failures only).
-    pub fn read(pid: u32, counts: bool) -> Result<Self> {
+    /// The uid's task count and the system's threads are left to [`TaskCounts::fill`].
+    pub fn read(pid: u32) -> Result<Self> {
         let proc_ = Process::new(pid as i32).context("gone")?;
         let status = proc_.status().context("reading status")?;
         let limits = proc_.limits().context("reading limits")?;
@@ -57,9 +58,9 @@ impl ProcessContext {
             seccomp_mode: status.seccomp,
             no_new_privs: status.nonewprivs.map(|v| v != 0),
             nproc_limit,
-            uid_tasks: counts.then(|| count_uid_tasks(status.ruid)),
+            uid_tasks: None,
             pids,
-            threads: if counts { system_threads() } else { None },
+            threads: None,
             from_event: false,
         })
     }
@@ -83,8 +84,32 @@ impl ProcessContext {
     }
 }
 
+/// Task counts shared by the failures of one trace: counting a uid's tasks scans all of /proc,
+/// so it is done once per uid, not once per distinct failure (5000 scans took seconds). A failed
+/// fork or clone, whose verdict the count is, counts afresh.
+#[derive(Debug, Default)]
+pub struct TaskCounts {
+    uid_tasks: HashMap<u32, u64>,
+    threads: Option<(u64, u64)>,
+    /// Scans of /proc made so far.
+    pub scans: u64,
+}
+
+impl TaskCounts {
+    /// Sets `p`'s uid task count and the system's threads; `fresh`: count now, whatever is known.
+    pub fn fill(&mut self, p: &mut ProcessContext, fresh: bool) {
+        if fresh || !self.uid_tasks.contains_key(&p.ruid) {
+            self.uid_tasks.insert(p.ruid, count_uid_tasks(p.ruid));
+            self.threads = system_threads();
+            self.scans += 1;
+        }
+        p.uid_tasks = self.uid_tasks.get(&p.ruid).copied();
+        p.threads = self.threads;
+    }
+}
+
 /// Tasks whose real uid is `uid`, the count RLIMIT_NPROC is checked against.
-pub fn count_uid_tasks(uid: u32) -> u64 {
+fn count_uid_tasks(uid: u32) -> u64 {
     let Ok(all) = procfs::process::all_processes() else {
         return 0;
     };
@@ -96,7 +121,7 @@ pub fn count_uid_tasks(uid: u32) -> u64 {
 }
 
 /// (tasks on the system, kernel.threads-max).
-pub fn system_threads() -> Option<(u64, u64)> {
+fn system_threads() -> Option<(u64, u64)> {
     let loadavg = std::fs::read_to_string("/proc/loadavg").ok()?;
     let total = loadavg
         .split_whitespace()

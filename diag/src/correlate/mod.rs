@@ -3,8 +3,8 @@
 
 pub mod landlock;
 
-use crate::context::{self, FailureContext};
-use crate::model::{CaptureStats, Event, Failure, Fork, Message, Text};
+use crate::context::{self, FailureContext, TaskCounts};
+use crate::model::{syscalls, CaptureStats, Event, Failure, Fork, Message, PathIdentity, Text};
 use landlock::LandlockTracker;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
@@ -43,7 +43,13 @@ pub struct FailureGroup {
 pub trait LiveView {
     /// `relatives`: living candidates (nearest first) to read the filesystem through when the
     /// failing process has already exited.
-    fn snapshot(&self, failure: &Failure, relatives: &[u32]) -> Option<FailureContext>;
+    /// `counts`: the task counts the trace's failures share.
+    fn snapshot(
+        &self,
+        failure: &Failure,
+        relatives: &[u32],
+        counts: &mut TaskCounts,
+    ) -> Option<FailureContext>;
     fn fd_path(&self, pid: u32, fd: i32) -> Option<Text>;
     fn exe(&self, pid: u32) -> Option<Text>;
 }
@@ -52,7 +58,7 @@ pub trait LiveView {
 pub struct Offline;
 
 impl LiveView for Offline {
-    fn snapshot(&self, _: &Failure, _: &[u32]) -> Option<FailureContext> {
+    fn snapshot(&self, _: &Failure, _: &[u32], _: &mut TaskCounts) -> Option<FailureContext> {
         None
     }
     fn fd_path(&self, _: u32, _: i32) -> Option<Text> {
@@ -67,16 +73,30 @@ impl LiveView for Offline {
 pub struct Procfs;
 
 impl LiveView for Procfs {
-    fn snapshot(&self, f: &Failure, relatives: &[u32]) -> Option<FailureContext> {
-        // Counting the uid's tasks scans /proc; it runs once per distinct failure, not per call.
+    fn snapshot(
+        &self,
+        f: &Failure,
+        relatives: &[u32],
+        counts: &mut TaskCounts,
+    ) -> Option<FailureContext> {
         let ids = f.origin.uid.zip(f.origin.gid);
-        Some(context::snapshot(
+        // A cut path names no file: examining it would describe some other (or no) file.
+        let whole_path = f.path.as_ref().filter(|_| !f.path_truncated());
+        let mut ctx = context::snapshot(
             f.origin.pid,
             ids,
             relatives,
-            f.path.as_ref().map(Text::as_bytes),
-            true,
-        ))
+            whole_path.map(Text::as_bytes),
+            counts,
+            syscalls::is_clone(&f.syscall),
+        );
+        if let (Some(cut), true) = (f.path_cut, f.path_truncated()) {
+            ctx.notes.push(format!(
+                "path: only its first {} bytes were copied and the whole path could not be read back from the process: not examined",
+                cut.head
+            ));
+        }
+        Some(ctx)
     }
     fn fd_path(&self, pid: u32, fd: i32) -> Option<Text> {
         let p = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
@@ -93,13 +113,13 @@ impl LiveView for Procfs {
 }
 
 /// The same failure regardless of the process: (syscall, errno, path, no_enter, cap, comm).
-type Signature<'a> = (&'a str, i32, Option<&'a [u8]>, bool, Option<u32>, &'a [u8]);
+type Signature<'a> = (&'a str, i32, PathIdentity<'a>, bool, Option<u32>, &'a [u8]);
 
 fn signature(f: &Failure) -> Signature<'_> {
     (
         &f.syscall,
         f.errno,
-        f.path.as_ref().map(Text::as_bytes),
+        f.path_identity(),
         f.evidence.no_enter,
         f.evidence.denied_capability,
         f.origin.comm.as_bytes(),
@@ -120,14 +140,14 @@ const FOLD_AFTER: usize = 8;
 const PROCESS_TABLE_SOFT_LIMIT: usize = 4096;
 
 /// What makes two failures the same group: (pid, syscall, errno, path, kernel evidence).
-type Identity<'a> = (u32, &'a str, i32, Option<&'a [u8]>, bool, Option<u32>);
+type Identity<'a> = (u32, &'a str, i32, PathIdentity<'a>, bool, Option<u32>);
 
 fn identity(f: &Failure) -> Identity<'_> {
     (
         f.origin.pid,
         &f.syscall,
         f.errno,
-        f.path.as_ref().map(Text::as_bytes),
+        f.path_identity(),
         f.evidence.no_enter,
         f.evidence.denied_capability,
     )
@@ -158,6 +178,8 @@ pub struct Trace {
     /// failure borrows it: the per-event key no longer clones the syscall name and the path.
     index: HashMap<u64, Vec<usize>>,
     hasher: RandomState,
+    /// Shared by the failures' context snapshots.
+    pub task_counts: TaskCounts,
     partial_lines: HashMap<(u32, i32), Message>,
 }
 
@@ -320,7 +342,7 @@ impl Trace {
             self.failures_dropped += times;
             return;
         }
-        let context = live.snapshot(&f, &self.relatives(f.origin.pid));
+        let context = live.snapshot(&f, &self.relatives(f.origin.pid), &mut self.task_counts);
         let at = self.failures.len();
         self.index.entry(hash).or_default().push(at);
         let folds = self.signatures.entry(sig_hash).or_default();
@@ -497,7 +519,7 @@ impl Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Exec, Fork, Origin};
+    use crate::model::{Exec, Fork, Origin, PathCut};
 
     fn origin(pid: u32, t: u64) -> Origin {
         Origin {
@@ -565,6 +587,90 @@ mod tests {
                 "next"
             ]
         );
+    }
+
+    #[test]
+    fn distinct_failures_share_one_task_count_scan_per_uid() {
+        // Each distinct failure gets its own context snapshot, read live from /proc (this test
+        // process stands in for the traced one); counting the uid's tasks must not rescan /proc
+        // for each of them, except for a failed clone, whose verdict the count is.
+        let me = std::process::id();
+        let mut tr = Trace::new();
+        let fail = |syscall: &str, i: u32| {
+            Event::Failure(Failure {
+                origin: Origin {
+                    uid: Some(0),
+                    gid: Some(0),
+                    ..origin(me, u64::from(i) + 1)
+                },
+                syscall: syscall.into(),
+                errno: 13,
+                path: Some(Text::new(format!("/nonexistent/{i}"))),
+                ..Default::default()
+            })
+        };
+        for i in 0..200 {
+            tr.on_event(fail("openat", i), &Procfs);
+        }
+        assert_eq!(tr.failures.len(), 200);
+        assert_eq!(tr.task_counts.scans, 1);
+        let counted = |g: &FailureGroup| g.context.as_ref()?.process.as_ref()?.uid_tasks;
+        assert!(tr
+            .failures
+            .iter()
+            .all(|g| counted(g).is_some_and(|n| n > 0)));
+        tr.on_event(fail("clone", 0), &Procfs);
+        assert_eq!(tr.task_counts.scans, 2, "a failed clone counts afresh");
+    }
+
+    #[test]
+    fn cut_paths_with_one_head_stay_apart_and_a_read_back_one_takes_its_repeats() {
+        let head = "/d".repeat(200).into_bytes();
+        let cut = |tail_hash: u64, resolved: bool| PathCut {
+            head: head.len(),
+            tail: Some((500, tail_hash)),
+            resolved,
+        };
+        let fail = |path: Vec<u8>, cut: PathCut| Failure {
+            origin: origin(5, 1),
+            syscall: "openat".into(),
+            errno: 13,
+            path: Some(Text::new(path)),
+            path_cut: Some(cut),
+            ..Default::default()
+        };
+        let mut tr = Trace::new();
+        let whole = [head.clone(), b"/tail-one".to_vec()].concat();
+        tr.on_event(Event::Failure(fail(whole.clone(), cut(1, true))), &Offline);
+        tr.on_event(Event::Failure(fail(head.clone(), cut(2, false))), &Offline);
+        assert_eq!(tr.failures.len(), 2, "same head, different tails");
+        // The kernel's repeat count names the path by its head, like it first reported it.
+        tr.on_event(
+            Event::Repeated {
+                failure: fail(head.clone(), cut(1, false)),
+                times: 9,
+            },
+            &Offline,
+        );
+        assert_eq!(tr.failures.len(), 2);
+        assert_eq!(tr.failures[0].count, 10);
+        assert_eq!(
+            tr.failures[0].failure.path.as_ref().unwrap().as_bytes(),
+            whole
+        );
+        // Nine more processes failing on the cut path: folded after FOLD_AFTER, apart from the
+        // other tail's.
+        for pid in 10..20 {
+            let mut f = fail(head.clone(), cut(2, false));
+            f.origin.pid = pid;
+            tr.on_event(Event::Failure(f), &Offline);
+        }
+        let on_tail_two = tr
+            .failures
+            .iter()
+            .filter(|g| g.failure.path_cut.is_some_and(|c| c.tail == Some((500, 2))));
+        assert_eq!(on_tail_two.map(|g| g.count).sum::<u64>(), 11);
+        assert_eq!(tr.failures[0].count, 10);
     }
 
     #[test]

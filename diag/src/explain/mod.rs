@@ -8,7 +8,7 @@ pub mod policy;
 use crate::attribute::{Attribution, Suspects};
 use crate::context::path::FileKind;
 use crate::correlate::{FailureGroup, Trace};
-use crate::model::{errno, syscalls, Confidence, Layer, Text};
+use crate::model::{errno, syscalls, Confidence, Failure, Layer, Text};
 use crate::report::model::{Finding, RuledOutEntry};
 use catalog::{Catalog, Cause};
 
@@ -244,9 +244,9 @@ fn fork_note(trace: &Trace) -> String {
 pub fn describe_call(g: &FailureGroup) -> String {
     let f = &g.failure;
     let mut s = f.syscall.clone();
-    if let Some(p) = &f.path {
+    if let Some(p) = f.path_shown() {
         s.push(' ');
-        s.push_str(&p.lossy());
+        s.push_str(&p);
     }
     if let Some(fl) = crate::report::build::flags_text(f) {
         s.push_str(&format!(" ({fl})"));
@@ -287,6 +287,7 @@ fn ruled_out(trace: &Trace, attributions: &[Attribution], d: &Draft) -> Vec<Rule
 fn fix_text(cause: &Cause, layer: Layer, g: &FailureGroup, trace: &Trace) -> String {
     let f = &g.failure;
     let path = f.path.as_ref().map(Text::lossy).unwrap_or_default();
+    // A cut path's parent is still one of the whole path's directories.
     let dir = std::path::Path::new(&path)
         .parent()
         .map(|p| p.display().to_string())
@@ -306,6 +307,19 @@ fn fix_text(cause: &Cause, layer: Layer, g: &FailureGroup, trace: &Trace) -> Str
         .replace("{errno}", &errno::name(f.errno))
         .replace("{mount_point}", &mount)
         .replace("{pty_grant}", &pty_grant(trace))
+        + &cut_note(f)
+}
+
+/// Says that a fix's path is only the head of the path the program used.
+fn cut_note(f: &Failure) -> String {
+    match f.path_cut.filter(|_| f.path_truncated()) {
+        Some(cut) => format!(
+            " (The path was cut: only its first {} bytes were seen, so it names no file by itself; the program used a longer path under {}…)",
+            cut.head,
+            f.path.as_ref().map(Text::lossy).unwrap_or_default()
+        ),
+        None => String::new(),
+    }
 }
 
 /// How /dev/ptmx looks to the failing process (else on this host): a node or a symlink.

@@ -44,6 +44,8 @@ pub struct Failure {
     pub syscall: String,
     pub errno: i32,
     pub path: Option<Text>,
+    /// The path argument was longer than the backend could copy (see [`PathCut`]).
+    pub path_cut: Option<PathCut>,
     /// Raw flag argument where one matters (open flags, clone flags, mmap prot).
     pub flags: Option<u64>,
     /// The flags as text (`O_RDWR|O_NOCTTY`); set by backends that only have text.
@@ -51,6 +53,50 @@ pub struct Failure {
     /// Raw arguments, where the backend has them.
     pub args: Option<[u64; 6]>,
     pub evidence: KernelEvidence,
+}
+
+/// A path argument's identity: the path, or a cut path's head with its [`PathCut`] measure.
+pub type PathIdentity<'a> = (Option<&'a [u8]>, Option<(usize, Option<(u32, u64)>)>);
+
+/// A path argument the backend copied only the head of. Failures are told apart by what the
+/// backend saw: the head, the whole length and a hash of the rest, so distinct long paths never
+/// fold into one, whether or not the whole path was read back later.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PathCut {
+    /// Bytes of the path the backend copied.
+    pub head: usize,
+    /// The whole path's length and a hash of the bytes past the head, as the kernel measured
+    /// them (`diag_ebpf::path_tail_hash`); None when the backend could not tell.
+    pub tail: Option<(u32, u64)>,
+    /// The whole path was read back from the process and matched the kernel's measure: `path`
+    /// holds all of it.
+    pub resolved: bool,
+}
+
+impl Failure {
+    /// The path was cut and is not known whole.
+    pub fn path_truncated(&self) -> bool {
+        self.path_cut.is_some_and(|c| !c.resolved)
+    }
+
+    /// What identifies the path argument: the path, or for a cut one what the backend saw of it
+    /// (the same before and after it is resolved).
+    pub fn path_identity(&self) -> PathIdentity<'_> {
+        let path = self.path.as_ref().map(Text::as_bytes);
+        match self.path_cut {
+            None => (path, None),
+            Some(c) => (
+                path.map(|p| &p[..p.len().min(c.head)]),
+                Some((c.head, c.tail)),
+            ),
+        }
+    }
+
+    /// The path for prose: a cut one ends with `…` (it names no file by itself).
+    pub fn path_shown(&self) -> Option<String> {
+        let p = self.path.as_ref()?.lossy();
+        Some(if self.path_truncated() { p + "…" } else { p })
+    }
 }
 
 /// What the kernel itself said about a failure while it happened.

@@ -113,6 +113,7 @@ pub fn build(
                 errno: errno::name(f.errno),
                 path_hex: f.path.as_ref().and_then(Text::hex_if_invalid),
                 path: f.path.clone(),
+                path_truncated: f.path_truncated(),
                 flags: flags_text(f),
                 layer: a.layer,
                 confidence: a.confidence,

@@ -17,6 +17,8 @@ pub fn sample() -> Report {
         errno: "EACCES".into(),
         path_hex: Text::new(path).hex_if_invalid(),
         path: Some(Text::new(path)),
+        // The hostile path stands for one the kernel cut, too.
+        path_truncated: path.ends_with(b"\xff"),
         flags: Some("O_RDWR".into()),
         layer: Layer::Landlock,
         confidence: Confidence::Direct,

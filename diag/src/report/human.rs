@@ -94,7 +94,7 @@ fn render_tables(r: &Report) -> String {
                 Cell::new(f.comm.escaped()),
                 Cell::new(&f.syscall),
                 Cell::new(&f.errno),
-                Cell::new(f.path.as_ref().map(|p| p.escaped()).unwrap_or_default()),
+                Cell::new(f.path_escaped().unwrap_or_default()),
                 Cell::new(f.flags.as_deref().unwrap_or("")),
                 Cell::new(layer),
                 Cell::new(f.confidence.as_str()),

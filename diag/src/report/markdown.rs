@@ -151,11 +151,20 @@ fn verification(md: &mut String, r: &Report) {
     );
 }
 
+/// The path as a code span, `…` after it when it was cut.
+fn path_code(f: &FailureEntry, in_table: bool) -> String {
+    let Some(p) = &f.path else {
+        return String::new();
+    };
+    let cut = if f.path_truncated { "…" } else { "" };
+    format!("{}{cut}", code(p, in_table))
+}
+
 fn failure_line(f: &FailureEntry) -> String {
     format!(
         "{} {} {} in pid {} {}{} ({}, {}){}",
         inline(&f.syscall),
-        f.path.as_ref().map(|p| code(p, false)).unwrap_or_default(),
+        path_code(f, false),
         inline(&f.errno),
         f.pid,
         code(&f.comm, false),
@@ -270,7 +279,7 @@ fn failure_table(md: &mut String, r: &Report) {
             code(&f.comm, true),
             inline(&f.syscall),
             inline(&f.errno),
-            f.path.as_ref().map(|p| code(p, true)).unwrap_or_default(),
+            path_code(f, true),
             inline(f.flags.as_deref().unwrap_or("")),
             inline(f.layer.as_str()),
             f.confidence.as_str(),
@@ -484,7 +493,7 @@ mod tests {
             ]
         );
         assert!(
-            cells.contains(&"/tmp/evil|`x`<b>\\n## hi\\u{1b}[31m\\xff".to_string()),
+            cells.contains(&"/tmp/evil|`x`<b>\\n## hi\\u{1b}[31m\\xff…".to_string()),
             "{cells:?}"
         );
     }

@@ -113,6 +113,10 @@ pub struct FailureEntry {
     /// The raw path bytes in hex when they are not valid UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_hex: Option<String>,
+    /// `path` is only the head of a longer path the kernel cut, and the whole path could not be
+    /// read back from the process.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub path_truncated: bool,
     pub flags: Option<String>,
     pub layer: Layer,
     pub confidence: Confidence,
@@ -129,6 +133,14 @@ pub struct FailureEntry {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub other_pids: u64,
     pub first_ns: u64,
+}
+
+impl FailureEntry {
+    /// The path, escaped for a terminal, with `…` where it was cut.
+    pub fn path_escaped(&self) -> Option<String> {
+        let p = self.path.as_ref()?.escaped();
+        Some(if self.path_truncated { p + "…" } else { p })
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -5,25 +5,40 @@
 //! Landlock rule paths) and diag's prose that quotes it (evidence, ruled-out reasons, summaries,
 //! fixes, policy patches, warnings, probe errors, verification). Not masked: the vocabulary
 //! (syscall and errno names, layers, causes, flags), numbers, and the host's kernel and LSMs.
+//!
+//! A path the kernel cut (`path_truncated`) may end inside a secret that the pattern only
+//! matches whole: from the first place where a match could begin and run past the cut, the path
+//! is masked to its end, here and wherever the report quotes it.
 
 use super::model::{FailureEntry, Report};
 use crate::model::Text;
-use regex::bytes::Regex;
+use regex::bytes::{NoExpand, Regex};
+use regex_automata::{hybrid::dfa::DFA, Anchored, Input};
 
 pub const MASK: &str = "[redacted]";
 
 pub struct Redactor<'a> {
     patterns: &'a [Regex],
+    /// Cut paths as the report's text quotes them, each with its masked form.
+    cuts: Vec<(Regex, String)>,
 }
 
 impl<'a> Redactor<'a> {
     pub fn new(patterns: &'a [Regex]) -> Self {
-        Redactor { patterns }
+        Redactor {
+            patterns,
+            cuts: Vec::new(),
+        }
     }
 
     /// Masks every match of every pattern, on the raw bytes (invalid UTF-8 included).
     pub fn bytes(&self, b: &[u8]) -> Vec<u8> {
         let mut out = b.to_vec();
+        for (quoted, masked) in &self.cuts {
+            out = quoted
+                .replace_all(&out, NoExpand(masked.as_bytes()))
+                .into_owned();
+        }
         for re in self.patterns {
             out = re.replace_all(&out, MASK.as_bytes()).into_owned();
         }
@@ -46,6 +61,52 @@ impl<'a> Redactor<'a> {
         v.iter_mut().for_each(|s| self.in_place(s));
     }
 
+    /// Where in `head` (a path the kernel cut after it) a match of some pattern could begin
+    /// and still be going at the end: the secret's first part would be left unmasked.
+    fn match_could_cross_the_end(&self, head: &[u8]) -> Option<usize> {
+        let dfas: Vec<DFA> = self
+            .patterns
+            .iter()
+            .filter_map(|re| DFA::new(re.as_str()).ok())
+            .collect();
+        (0..head.len()).find(|&start| {
+            dfas.iter().any(|dfa| {
+                let mut cache = dfa.create_cache();
+                let input = Input::new(head).range(start..).anchored(Anchored::Yes);
+                let Ok(mut state) = dfa.start_state_forward(&mut cache, &input) else {
+                    return true;
+                };
+                for &b in &head[start..] {
+                    match dfa.next_state(&mut cache, state, b) {
+                        Ok(next) if next.is_dead() => return false,
+                        Ok(next) => state = next,
+                        // The lazy DFA gave up: assume the worst.
+                        Err(_) => return true,
+                    }
+                }
+                true
+            })
+        })
+    }
+
+    /// A cut path's masked form, and the text that quotes it masked the same way.
+    fn mask_cut_path(&mut self, path: &mut Text) {
+        let Some(start) = self.match_could_cross_the_end(path.as_bytes()) else {
+            return;
+        };
+        let mut masked = path.as_bytes()[..start].to_vec();
+        masked.extend_from_slice(MASK.as_bytes());
+        for (quoted, masked) in [
+            (path.lossy(), String::from_utf8_lossy(&masked).into_owned()),
+            (path.escaped(), Text::new(masked.clone()).escaped()),
+        ] {
+            if let Ok(re) = Regex::new(&regex::escape(&quoted)) {
+                self.cuts.push((re, masked));
+            }
+        }
+        *path = Text::new(masked);
+    }
+
     fn failure(&self, f: &mut FailureEntry) {
         self.text(&mut f.comm);
         f.path.iter_mut().for_each(|t| self.text(t));
@@ -57,9 +118,20 @@ impl<'a> Redactor<'a> {
         f.noise.iter_mut().for_each(|s| self.in_place(s));
     }
 
-    pub fn apply(&self, r: &mut Report) {
+    pub fn apply(mut self, r: &mut Report) {
         if self.patterns.is_empty() {
             return;
+        }
+        let verified = r.verification.iter_mut().flat_map(|v| {
+            v.before
+                .failures
+                .iter_mut()
+                .chain(v.after.failures.iter_mut())
+        });
+        for f in r.failures.iter_mut().chain(verified) {
+            if let (Some(path), true) = (f.path.as_mut(), f.path_truncated) {
+                self.mask_cut_path(path);
+            }
         }
         r.command.iter_mut().for_each(|t| self.text(t));
         for p in &mut r.processes {
@@ -150,6 +222,46 @@ mod tests {
         );
         let evil_hex: String = "evil".bytes().map(|b| format!("{b:02x}")).collect();
         assert!(!hex.contains(&evil_hex), "{hex}");
+    }
+
+    #[test]
+    fn a_secret_cut_by_the_kernel_is_masked_from_where_it_could_begin() {
+        let mut r = sample();
+        // The kernel kept the path up to "hunt"; the program opened ".../hunter2.key".
+        let head = format!("/srv/{}/hunt", "d".repeat(240));
+        let f = &mut r.failures[1];
+        f.path = Some(Text::from(head.as_str()));
+        f.path_truncated = true;
+        f.evidence = vec![format!(
+            "{head}… does not exist in the process's mount namespace"
+        )];
+        r.findings[0].fix = format!("Allow the access to {head}… (The path was cut)");
+        // A whole path that ends the same way names no secret: nothing to mask.
+        r.failures[0].path = Some(Text::from("/srv/hunt"));
+        let patterns = [parse_pattern("hunter2").unwrap()];
+        Redactor::new(&patterns).apply(&mut r);
+        let masked = format!("/srv/{}/{MASK}", "d".repeat(240));
+        assert_eq!(r.failures[1].path.as_ref().unwrap().lossy(), masked);
+        assert_eq!(r.failures[0].path.as_ref().unwrap().lossy(), "/srv/hunt");
+        assert!(
+            r.failures[1].evidence[0].starts_with(&masked),
+            "{:?}",
+            r.failures[1].evidence
+        );
+        assert!(r.findings[0].fix.contains(&masked), "{}", r.findings[0].fix);
+        assert!(
+            !r.findings[0].fix.contains("/hunt"),
+            "{}",
+            r.findings[0].fix
+        );
+
+        // A pattern that cannot begin in the head leaves it whole.
+        let mut r = sample();
+        r.failures[1].path = Some(Text::from(head.as_str()));
+        r.failures[1].path_truncated = true;
+        let patterns = [parse_pattern("s3cr3t-[0-9]+").unwrap()];
+        Redactor::new(&patterns).apply(&mut r);
+        assert_eq!(r.failures[1].path.as_ref().unwrap().lossy(), head);
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct WorkloadLine {
     pub denied: u64,
     /// The workload's own clock, from after its setup to its end.
     pub elapsed: Duration,
+    /// The wall clock (since the epoch) at its end.
+    pub end_unix: Option<Duration>,
 }
 
 /// For a tracer that runs with the CPUs held awake: a zero wake-up latency request on
@@ -137,16 +139,24 @@ pub fn parse_workload(stdout: &str) -> Option<WorkloadLine> {
     let line = stdout.lines().rev().find(|l| l.starts_with("denied="))?;
     let mut denied = None;
     let mut elapsed = None;
+    let mut end_unix = None;
+    let ms = |v: &str| {
+        v.parse::<f64>()
+            .ok()
+            .map(|ms| Duration::from_secs_f64(ms / 1e3))
+    };
     for field in line.split_whitespace() {
         match field.split_once('=') {
             Some(("denied", v)) => denied = v.parse().ok(),
-            Some(("elapsed_ms", v)) => elapsed = v.parse::<f64>().ok(),
+            Some(("elapsed_ms", v)) => elapsed = ms(v),
+            Some(("end_unix_ms", v)) => end_unix = ms(v),
             _ => {}
         }
     }
     Some(WorkloadLine {
         denied: denied?,
-        elapsed: Duration::from_secs_f64(elapsed? / 1e3),
+        elapsed: elapsed?,
+        end_unix,
     })
 }
 
@@ -185,9 +195,11 @@ mod tests {
 
     #[test]
     fn workload_line_is_found_after_other_output() {
-        let w = parse_workload("hello\ndenied=60001 elapsed_ms=1834.5\n").unwrap();
+        let w =
+            parse_workload("hello\ndenied=60001 elapsed_ms=1834.5 end_unix_ms=2000.5\n").unwrap();
         assert_eq!(w.denied, 60001);
         assert_eq!(w.elapsed, Duration::from_micros(1_834_500));
+        assert_eq!(w.end_unix, Some(Duration::from_micros(2_000_500)));
         assert!(parse_workload("denied=x elapsed_ms=1").is_none());
     }
 }

@@ -2,6 +2,7 @@
 //! workload, interleaved round-robin in one run, so every ratio compares runs made side by side.
 
 mod burst;
+mod drain;
 mod measure;
 mod report;
 mod scratch;
@@ -34,6 +35,8 @@ struct Plan {
     rounds: usize,
     mix: Vec<String>,
     bursts: Vec<burst::Shape>,
+    /// Distinct failures of the drain test.
+    distinct: u64,
     limit: Duration,
 }
 
@@ -52,6 +55,7 @@ impl Plan {
                     threads: 2,
                     seconds: 1.0,
                 }],
+                distinct: 10_000,
                 limit: Duration::from_secs(60),
             };
         }
@@ -71,6 +75,7 @@ impl Plan {
                     seconds: 3.0,
                 },
             ],
+            distinct: 100_000,
             limit: Duration::from_secs(600),
         }
     }
@@ -193,9 +198,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
 
     let bursts = burst::run_all(&plan.bursts, &setup, &common("burst"), &scratch, plan.limit)?;
+    let drained = drain::run(
+        plan.distinct,
+        &setup,
+        &common("distinct"),
+        &scratch,
+        plan.limit,
+    );
     let results = report::Results {
         columns: &columns,
         bursts: &bursts,
+        drained: &drained,
         commands: &commands,
         rounds: plan.rounds,
         quick: args.quick,
@@ -203,7 +216,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let text = report::render(&results);
     println!("{text}");
     if args.quick {
-        return check_counts(&columns, &bursts);
+        return check_counts(&columns, &bursts, &drained);
     }
     if !args.no_write {
         let path = workspace_root().join("docs/benchmarks.md");
@@ -259,7 +272,11 @@ fn availability(tracer: Tracer, setup: &Setup, scratch: &Scratch) -> Option<Stri
 
 /// `--quick`'s assertions: every available tracer ran every time, and counted every denial
 /// the workload made. Never a time.
-fn check_counts(columns: &[Column], bursts: &[burst::Outcome]) -> Result<()> {
+fn check_counts(
+    columns: &[Column],
+    bursts: &[burst::Outcome],
+    drained: &drain::Outcome,
+) -> Result<()> {
     let mut problems = Vec::new();
     for col in columns.iter().filter(|c| c.unavailable.is_none()) {
         let name = col.tracer.label();
@@ -283,6 +300,9 @@ fn check_counts(columns: &[Column], bursts: &[burst::Outcome]) -> Result<()> {
                 b.shape, b.received, b.made, b.lost_events
             ));
         }
+    }
+    if let Err(e) = &drained.drain {
+        problems.push(format!("drain: {e}"));
     }
     if problems.is_empty() {
         eprintln!("xtask: bench --quick: every available tracer ran and counted every denial");

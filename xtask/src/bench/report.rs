@@ -17,6 +17,7 @@ const END: &str = "<!-- bench:end -->";
 pub struct Results<'a> {
     pub columns: &'a [Column],
     pub bursts: &'a [Outcome],
+    pub drained: &'a super::drain::Outcome,
     pub commands: &'a [String],
     pub rounds: usize,
     pub quick: bool,
@@ -197,6 +198,7 @@ pub fn render(r: &Results) -> String {
     }
     out.push_str(&targets(r, base));
     out.push_str(&bursts(r.bursts));
+    out.push_str(&super::drain::render(r.drained));
     out.push_str("\n#### Commands\n\n`$SCRATCH` is a fresh directory holding `secret` (root, 0600); `$CGROUP` a fresh cgroup v2 directory that the workload joins first. Each command runs under `/usr/bin/time -f %M -o $SCRATCH/time.out`.\n\n```\n");
     for c in r.commands {
         let _ = writeln!(out, "{c}");

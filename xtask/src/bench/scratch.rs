@@ -1,4 +1,5 @@
-//! The bench's scratch state: a directory holding the root-owned 0600 secret, and a cgroup (v2)
+//! The bench's scratch state: a directory holding the root-owned 0600 secret and a root-only
+//! directory, and a cgroup (v2)
 //! for the workload's tree. Both are removed on drop, even when the bench fails.
 
 use anyhow::{Context, Result};
@@ -8,6 +9,8 @@ use std::path::{Path, PathBuf};
 pub struct Scratch {
     pub dir: PathBuf,
     pub secret: PathBuf,
+    /// A root-owned 0700 directory: every path in it is denied to the workload.
+    pub locked: PathBuf,
     pub cgroup: PathBuf,
 }
 
@@ -25,10 +28,14 @@ impl Scratch {
             .create_new(true)
             .mode(0o600)
             .open(&secret)?;
+        let locked = dir.join("locked");
+        std::fs::create_dir(&locked)?;
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700))?;
         let cgroup = cgroup2_root()?.join(&tag);
         let scratch = Scratch {
             dir,
             secret,
+            locked,
             cgroup,
         };
         std::fs::create_dir(&scratch.cgroup)

@@ -3,7 +3,8 @@
 //!
 //! `mix`: successful opens, denied opens, fork/exit, fork+exec of /bin/true.
 //! `burst`: P processes × T threads doing denied opens as fast as they can for D seconds.
-//! Both print one line on stdout: `denied=N elapsed_ms=MS`.
+//! `distinct`: N denied opens, each of a path of its own (`DIR/i` under a root-only DIR).
+//! Each prints one line on stdout: `denied=N elapsed_ms=MS end_unix_ms=MS`.
 //!
 //! Run as root: it joins `--cgroup` (a v2 directory, so bpftrace can filter on the tree), then
 //! drops to `--uid` (65534) so that opening the root-owned 0600 `--secret` is a real DAC denial.
@@ -68,6 +69,14 @@ enum Mode {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
     },
+    /// Denied opens of distinct paths: each is a failure of its own for a tracer to report.
+    Distinct {
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// A root-owned 0700 directory: opening anything in it is EACCES.
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -96,12 +105,18 @@ fn main() -> Result<()> {
             threads,
             seconds,
         } => burst(&secret, procs, threads, Duration::from_secs_f64(seconds))?,
+        Mode::Distinct { count, dir } => distinct(&dir, count)?,
     };
+    // The wall clock at the end, for a tracer's time from here to its own exit.
+    let end = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the clock is before 1970")?;
     // The probe above made one denial too.
     println!(
-        "denied={} elapsed_ms={:.1}",
+        "denied={} elapsed_ms={:.1} end_unix_ms={:.1}",
         denied + 1,
-        start.elapsed().as_secs_f64() * 1e3
+        start.elapsed().as_secs_f64() * 1e3,
+        end.as_secs_f64() * 1e3
     );
     Ok(())
 }
@@ -177,6 +192,14 @@ fn deny_once(secret: &CString) -> Result<()> {
         Some(libc::EACCES) => Ok(()),
         other => bail!("expected EACCES opening the secret file, got {other:?}"),
     }
+}
+
+fn distinct(dir: &Path, count: u64) -> Result<u64> {
+    for i in 0..count {
+        let path = c_path(&dir.join(i.to_string()))?;
+        deny_once(&path)?;
+    }
+    Ok(count)
 }
 
 fn wait_ok(pid: libc::pid_t) -> Result<()> {

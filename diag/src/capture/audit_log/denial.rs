@@ -97,6 +97,7 @@ pub fn verdict(group: &[Record]) -> Option<Verdict> {
         syscall,
         errno,
         path,
+        path_cut: None,
         flags,
         flags_text: None,
         args: None,

@@ -1,11 +1,14 @@
 //! Turns ring buffer records (the ABI in `diag-ebpf`) into model events.
 
+use crate::capture::ptrace::memory::{self, PATH_MAX};
 use crate::capture::syscall_args;
 use crate::model::{
-    syscalls, Event, Exec, Exit, Failure, Fork, KernelEvidence, LandlockCall, Message, Origin, Text,
+    syscalls, Event, Exec, Exit, Failure, Fork, KernelEvidence, LandlockCall, Message, Origin,
+    PathCut, Text,
 };
 use diag_ebpf::{
-    evidence, kind, read_record, reason, EventHeader, FailureKey, ProcEvent, Repeats, SyscallEvent,
+    evidence, kind, path_tail_hash, read_record, reason, EventHeader, FailureKey, ProcEvent,
+    Repeats, SyscallEvent, PATH_HEAD,
 };
 
 pub fn record(bytes: &[u8]) -> Option<Event> {
@@ -55,11 +58,34 @@ fn syscall(ev: &SyscallEvent) -> Option<Event> {
 }
 
 fn failure(ev: &SyscallEvent, origin: Origin, name: String) -> Failure {
-    Failure {
+    let tail = (ev.path_full_len, ev.path_tail_hash);
+    let mut f = Failure {
         errno: (-ev.ret) as i32,
         flags: syscalls::flag_arg(&name).map(|i| ev.args[i]),
         args: Some(ev.args),
-        ..failure_of(origin, name, data(ev), ev.evidence, ev.denied_cap)
+        ..failure_of(origin, name, data(ev), tail, ev.evidence, ev.denied_cap)
+    };
+    read_back_cut_path(&mut f);
+    f
+}
+
+/// Reads a cut path whole from the failing thread's memory, while it may still live, and keeps
+/// it only when it is the string the kernel measured (same head, length and tail hash): the
+/// process may have reused the buffer since.
+fn read_back_cut_path(f: &mut Failure) {
+    let (Some(cut), Some(args), Some(path)) = (f.path_cut.as_mut(), f.args, f.path.as_mut()) else {
+        return;
+    };
+    let Some(addr) = syscalls::path_arg(&f.syscall).and_then(|i| args.get(i as usize)) else {
+        return;
+    };
+    let mut buf = vec![0u8; PATH_MAX];
+    let tid = nix::unistd::Pid::from_raw(f.origin.tid as i32);
+    let n = memory::read_cstr(tid, *addr, &mut buf);
+    let whole = &buf[..n];
+    if whole.starts_with(path.as_bytes()) && cut.tail == Some(path_tail_hash(whole)) {
+        *path = Text::new(whole);
+        cut.resolved = true;
     }
 }
 
@@ -78,21 +104,37 @@ pub fn repeated(key: &FailureKey, repeats: &Repeats) -> Option<Event> {
     };
     let path = &key.path[..(key.path_len as usize).min(key.path.len())];
     let name = syscalls::name(key.nr);
+    let tail = (key.path_full_len, key.path_tail_hash);
     Some(Event::Repeated {
         failure: Failure {
             errno: key.errno as i32,
-            ..failure_of(origin, name, path, key.evidence, key.denied_cap)
+            ..failure_of(origin, name, path, tail, key.evidence, key.denied_cap)
         },
         times: repeats.count,
     })
 }
 
-fn failure_of(origin: Origin, name: String, path: &[u8], bits: u32, denied_cap: i32) -> Failure {
+/// `tail`: the path's whole length and tail hash, as the kernel measured them.
+fn failure_of(
+    origin: Origin,
+    name: String,
+    path: &[u8],
+    tail: (u32, u64),
+    bits: u32,
+    denied_cap: i32,
+) -> Failure {
+    let path = syscalls::path_arg(&name)
+        .filter(|_| !path.is_empty())
+        .map(|_| Text::from_c(path));
+    let cut = path.is_some() && tail.0 as usize > PATH_HEAD;
     Failure {
         origin,
-        path: syscalls::path_arg(&name)
-            .filter(|_| !path.is_empty())
-            .map(|_| Text::from_c(path)),
+        path,
+        path_cut: cut.then_some(PathCut {
+            head: PATH_HEAD,
+            tail: Some(tail),
+            resolved: false,
+        }),
         evidence: KernelEvidence {
             no_enter: bits & evidence::NO_ENTER != 0,
             denied_capability: (bits & evidence::CAP_DENIED != 0 && denied_cap >= 0)
@@ -137,5 +179,78 @@ fn process(ev: &ProcEvent) -> Option<Event> {
             status: None,
         })),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diag_ebpf::DATA_LEN;
+
+    /// The record the kernel sends for a failed `openat` of `path` (at `addr` in this process),
+    /// measured as the kernel measures it.
+    fn cut_openat(path: &[u8], addr: u64) -> Vec<u8> {
+        let me = std::process::id();
+        let (full_len, tail_hash) = path_tail_hash(path);
+        let mut ev = SyscallEvent {
+            header: EventHeader {
+                kind: kind::SYSCALL,
+                tid: me,
+                tgid: me,
+                ..EventHeader::default()
+            },
+            nr: libc::SYS_openat as u32,
+            reason: reason::FAILED,
+            ret: -i64::from(libc::EACCES),
+            args: [libc::AT_FDCWD as u64, addr, 0, 0, 0, 0],
+            evidence: evidence::DATA_TRUNCATED,
+            denied_cap: -1,
+            cgroup_id: 0,
+            data_len: PATH_HEAD as u32,
+            gid: 0,
+            path_full_len: full_len,
+            _pad: 0,
+            path_tail_hash: tail_hash,
+            data: [0; DATA_LEN],
+        };
+        ev.data[..PATH_HEAD].copy_from_slice(&path[..PATH_HEAD]);
+        // SAFETY: SyscallEvent is plain old data.
+        unsafe {
+            std::slice::from_raw_parts(
+                (&ev as *const SyscallEvent).cast::<u8>(),
+                std::mem::size_of::<SyscallEvent>(),
+            )
+        }
+        .to_vec()
+    }
+
+    fn decoded(record: &[u8]) -> Failure {
+        match super::record(record) {
+            Some(Event::Failure(f)) => f,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cut_path_is_read_back_whole_only_when_it_is_what_the_kernel_measured() {
+        let long = |tail: &str| format!("/{}/{tail}\0", "d".repeat(300)).into_bytes();
+        let path = long("secret.key");
+        let whole = &path[..path.len() - 1];
+        let f = decoded(&cut_openat(whole, path.as_ptr() as u64));
+        assert_eq!(f.path.as_ref().unwrap().as_bytes(), whole);
+        assert!(!f.path_truncated());
+        assert_eq!(
+            f.path_cut.unwrap().tail,
+            Some((whole.len() as u32, path_tail_hash(whole).1))
+        );
+
+        // The buffer now holds another path with the same head: kept cut, never mixed up.
+        let other = long("other.key");
+        let f = decoded(&cut_openat(whole, other.as_ptr() as u64));
+        assert_eq!(f.path.as_ref().unwrap().as_bytes(), &whole[..PATH_HEAD]);
+        assert!(f.path_truncated());
+        // And the process's memory is gone: cut as well.
+        let f = decoded(&cut_openat(whole, 0));
+        assert!(f.path_truncated());
     }
 }

@@ -2,13 +2,13 @@
 //! fds write to stdout/stderr, each process's message budget, and who builds Landlock rulesets.
 //! Memory is read only for calls that produce an event, never for ordinary successes.
 
-use super::memory;
+use super::memory::{self, PATH_MAX};
 use crate::capture::syscall_args::{landlock_attr, landlock_op};
 use crate::capture::CaptureConfig;
 use crate::model::syscalls::flag_arg;
 use crate::model::{
     errno::ErrnoSelection, syscalls, CaptureStats, Event, EvidenceSource, Failure, KernelEvidence,
-    LandlockCall, Message, Origin, Text,
+    LandlockCall, Message, Origin, PathCut, Text,
 };
 use diag_ebpf::{DATA_LEN, MAX_SYSCALLS};
 use nix::unistd::Pid;
@@ -95,6 +95,9 @@ pub struct Decoder {
     procs: HashMap<u32, ProcState>,
     identities: HashMap<i32, Identity>,
     buf: Box<[u8; DATA_LEN]>,
+    /// A failure's path argument: PATH_MAX bytes, the most the kernel takes, so that a path
+    /// fills it only when the call itself could not have used it whole.
+    path_buf: Box<[u8; PATH_MAX]>,
     pub stats: CaptureStats,
 }
 
@@ -119,6 +122,7 @@ impl Decoder {
             procs: HashMap::new(),
             identities: HashMap::new(),
             buf: Box::new([0; DATA_LEN]),
+            path_buf: Box::new([0; PATH_MAX]),
             stats: CaptureStats::default(),
         }
     }
@@ -203,9 +207,16 @@ impl Decoder {
         if !self.watched[nr] || !maybe {
             return;
         }
+        let mut path_cut = None;
         let path = has_path.then(|| {
-            let n = memory::read_cstr(tid, sc.args[path_arg], &mut self.buf[..]);
-            Text::new(&self.buf[..n])
+            let n = memory::read_cstr(tid, sc.args[path_arg], &mut self.path_buf[..]);
+            if n == self.path_buf.len() {
+                path_cut = Some(PathCut {
+                    head: n,
+                    ..PathCut::default()
+                });
+            }
+            Text::new(&self.path_buf[..n])
         });
         if !self
             .errnos
@@ -218,6 +229,7 @@ impl Decoder {
             origin: self.origin(pid, tid),
             errno,
             path,
+            path_cut,
             flags: flag_arg(&name).map(|i| sc.args[i]),
             flags_text: None,
             args: Some(sc.args),
@@ -470,5 +482,35 @@ mod tests {
         assert_eq!(a.evidence.source, EvidenceSource::CallOnly);
         assert!(a.evidence.seccomp_passed && !a.evidence.seccomp_denied);
         assert!(b.evidence.seccomp_denied && !b.evidence.seccomp_passed);
+    }
+
+    #[test]
+    fn paths_are_read_whole_up_to_path_max_and_marked_cut_beyond() {
+        let me = nix::unistd::getpid();
+        let mut d = Decoder::new(&CaptureConfig::default());
+        let long = format!("/{}\0", "d/".repeat(1000));
+        let endless = vec![b'e'; PATH_MAX + 10];
+        let mut events = vec![];
+        for path in [long.as_bytes(), &endless] {
+            let args = [libc::AT_FDCWD as u64, path.as_ptr() as u64, 0, 0, 0, 0];
+            let openat = call("openat", -(libc::EACCES as i64), args);
+            let stops = Stops {
+                entry: true,
+                seccomp: true,
+            };
+            d.syscall_exit(me.as_raw() as u32, me, &openat, stops, &mut |e| {
+                events.push(e)
+            });
+        }
+        let [Event::Failure(whole), Event::Failure(cut)] = events.as_slice() else {
+            panic!("{events:?}");
+        };
+        assert_eq!(
+            whole.path.as_ref().unwrap().as_bytes(),
+            &long.as_bytes()[..long.len() - 1]
+        );
+        assert!(whole.path_cut.is_none());
+        assert_eq!(cut.path.as_ref().unwrap().as_bytes(), &endless[..PATH_MAX]);
+        assert!(cut.path_truncated());
     }
 }

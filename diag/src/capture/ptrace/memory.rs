@@ -6,6 +6,8 @@ use nix::sys::uio::{process_vm_readv, RemoteIoVec};
 use nix::unistd::Pid;
 use std::io::IoSliceMut;
 
+/// The kernel's limit on a path argument, with its NUL.
+pub const PATH_MAX: usize = libc::PATH_MAX as usize;
 /// Reads are split here so a fault on the second page still returns the first.
 const PAGE: u64 = 4096;
 
@@ -33,10 +35,23 @@ pub fn read(pid: Pid, addr: u64, buf: &mut [u8]) -> usize {
 }
 
 /// Reads a NUL-terminated string into `buf`; returns its length without the NUL (the whole
-/// buffer when the string is longer).
+/// buffer when the string is longer). A page at a time, up to the NUL: a string near the end of
+/// a mapping is read although the buffer's length would run past it.
 pub fn read_cstr(pid: Pid, addr: u64, buf: &mut [u8]) -> usize {
-    let n = read(pid, addr, buf);
-    buf[..n].iter().position(|&b| b == 0).unwrap_or(n)
+    let mut done = 0;
+    while done < buf.len() {
+        let at = addr + done as u64;
+        let end = (done + (PAGE - at % PAGE) as usize).min(buf.len());
+        let n = read(pid, at, &mut buf[done..end]);
+        if let Some(nul) = buf[done..done + n].iter().position(|&b| b == 0) {
+            return done + nul;
+        }
+        done += n;
+        if done < end {
+            break;
+        }
+    }
+    done
 }
 
 fn peek(pid: Pid, addr: u64, buf: &mut [u8]) -> usize {
@@ -74,5 +89,28 @@ mod tests {
         let n = read_cstr(me, s.as_ptr() as u64, &mut out);
         assert_eq!(&out[..n], b"/dev/ptmx");
         assert_eq!(read(me, 0, &mut out), 0);
+
+        // A string ending just before an unmapped page, read with a PATH_MAX buffer.
+        let page = PAGE as usize;
+        // SAFETY: a fresh private anonymous mapping of two pages; its second page is unmapped
+        // before the read and the first after it; nothing else refers to them.
+        unsafe {
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                2 * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED);
+            let s = map.cast::<u8>().add(page - 6);
+            std::ptr::copy_nonoverlapping(c"/tail".as_ptr().cast::<u8>(), s, 6);
+            assert_eq!(libc::munmap(map.byte_add(page), page), 0);
+            let mut path = vec![0u8; PATH_MAX];
+            let n = read_cstr(me, s as u64, &mut path);
+            assert_eq!(&path[..n], b"/tail");
+            assert_eq!(libc::munmap(map, page), 0);
+        }
     }
 }

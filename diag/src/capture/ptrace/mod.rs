@@ -10,7 +10,7 @@
 //! - `wake_latency`: keeps idle CPUs polling while the tree is traced.
 
 mod decode;
-mod memory;
+pub(crate) mod memory;
 mod prefilter;
 mod tracer;
 mod wake_latency;

@@ -89,6 +89,7 @@ impl Builder {
             syscall: c.name.clone(),
             errno,
             path: path.map(Text::new),
+            path_cut: None,
             flags: flags_text.as_deref().and_then(flags::parse),
             flags_text,
             args: None,
