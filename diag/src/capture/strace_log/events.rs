@@ -30,7 +30,8 @@ pub struct Builder {
     comm: HashMap<u32, Text>,
     /// (pid, fd) → (1 or 2, close-on-exec): fds that are the process's stdout or stderr.
     streams: HashMap<(u32, i32), (i32, bool)>,
-    ruleset_creators: HashSet<u32>,
+    /// Processes that created a Landlock ruleset or forked from one that did, until they exec.
+    ruleset_holders: HashSet<u32>,
 }
 
 impl Builder {
@@ -134,9 +135,12 @@ impl Builder {
             "close" => {
                 if let Some((fd, _)) = syntax::fd(arg(0)).filter(|(fd, _)| *fd > 2) {
                     self.streams.remove(&(pid, fd));
+                    if self.ruleset_holders.contains(&pid) {
+                        self.events.push(Event::FdClosed { pid, fd });
+                    }
                 }
             }
-            _ if syscalls::is_open(name) && self.ruleset_creators.contains(&pid) => {
+            _ if syscalls::is_open(name) && self.ruleset_holders.contains(&pid) => {
                 let path = note.map(<[u8]>::to_vec).or_else(|| path_arg(c));
                 if let (Some(path), Ok(fd)) = (path, i32::try_from(value)) {
                     self.events.push(Event::FdOpened {
@@ -174,6 +178,9 @@ impl Builder {
         for (fd, v) in inherited {
             self.streams.insert((child, fd), v);
         }
+        if self.ruleset_holders.contains(&parent) {
+            self.ruleset_holders.insert(child);
+        }
         self.events.push(Event::Fork(Fork {
             time_ns: r.order,
             parent_pid: parent,
@@ -188,6 +195,8 @@ impl Builder {
         self.comm.insert(pid, comm(base));
         self.streams
             .retain(|(p, _), (_, cloexec)| *p != pid || !*cloexec);
+        // Ruleset fds are O_CLOEXEC.
+        self.ruleset_holders.remove(&pid);
         if self.root == Some(pid) && self.command.is_empty() {
             let argv = c.args.get(if c.name == "execveat" { 2 } else { 1 });
             self.command = argv
@@ -237,6 +246,14 @@ impl Builder {
         let (Some((old, _)), Ok(new)) = (syntax::fd(arg(0)), i32::try_from(new)) else {
             return;
         };
+        if self.ruleset_holders.contains(&pid) {
+            self.events.push(Event::FdDup {
+                pid,
+                old,
+                new,
+                cloexec,
+            });
+        }
         let stream = match old {
             1 | 2 => Some(old),
             _ => self.streams.get(&(pid, old)).map(|&(s, _)| s),
@@ -255,7 +272,7 @@ impl Builder {
                 if arg(0) == "NULL" || arg(2).contains(LANDLOCK_CREATE_RULESET_VERSION) {
                     return; // an ABI query, not a ruleset
                 }
-                self.ruleset_creators.insert(pid);
+                self.ruleset_holders.insert(pid);
                 LandlockOp::CreateRuleset {
                     fd: value as i32,
                     handled_fs: landlock_bits(syntax::field(arg(0), "handled_access_fs")),
