@@ -83,7 +83,7 @@ fn workload(tmux: &TmuxServer) -> String {
 
 /// `python3 openshell_supervisor.py --policy P ... -- bash -lc WORKLOAD`.
 fn supervisor(policy: &Path, tmux: &TmuxServer, extra: &[&str]) -> Vec<String> {
-    let fixture = workspace().join("diag/tests/fixtures/openshell_supervisor.py");
+    let fixture = example("openshell_supervisor.py");
     let mut cmd: Vec<String> = vec![
         "/usr/bin/python3".into(),
         fixture.display().to_string(),
