@@ -370,16 +370,7 @@ fn landlock_by_elimination_when_the_domain_predates_the_attach() {
         wait_go(&go)
     );
     let sandbox = sandboxed(&example("openclaw-sandbox.yaml"), &["sh", "-c", &script]);
-    let parent = Reaped(
-        Command::new(&sandbox[0])
-            .args(&sandbox[1..])
-            .env_remove("LD_LIBRARY_PATH")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let parent = spawn_detached(&sandbox);
     let pid = parent.0.id().to_string();
     let run = attach_with(&scratch, &["--duration", "60s", "--pid", &pid], |_| {
         touch(&go)

@@ -121,16 +121,7 @@ fn diagnose(mode: Mode, policy: Policy, tag: &str) -> (DiagRun, Scratch) {
             // The supervisor is set up and waiting for a session when diag attaches to it.
             let go = scratch.path("go");
             let cmd = supervisor(&policy_file, &tmux, &["--start-when", go.to_str().unwrap()]);
-            let sup = Reaped(
-                Command::new(&cmd[0])
-                    .args(&cmd[1..])
-                    .env_remove("LD_LIBRARY_PATH")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap(),
-            );
+            let sup = spawn_detached(&cmd);
             let pid = sup.0.id().to_string();
             let args = ["--backend", backend, "--duration", "60s", "--pid", &pid];
             attach_with(&scratch, &args, |_| touch(&go))

@@ -115,19 +115,12 @@ impl LandlockTracker {
         match call.op {
             LandlockOp::CreateRuleset { fd, handled_fs, .. } => {
                 self.fd_paths.remove(&(pid, fd));
-                self.rulesets.push(Ruleset {
+                let ruleset = Ruleset {
                     handled_fs,
                     ..Ruleset::default()
-                });
-                let ruleset = self.rulesets.len() - 1;
+                };
                 // landlock_create_ruleset returns an O_CLOEXEC fd.
-                self.ruleset_fds.entry(pid).or_default().insert(
-                    fd,
-                    RulesetFd {
-                        ruleset,
-                        cloexec: true,
-                    },
-                );
+                self.add_ruleset(pid, fd, ruleset, true);
             }
             LandlockOp::AddPathRule {
                 ruleset_fd,
@@ -141,19 +134,11 @@ impl LandlockTracker {
                     .or_else(|| resolve_fd(pid, parent_fd));
                 let ruleset = self.ruleset_at(pid, ruleset_fd).unwrap_or_else(|| {
                     // A ruleset created before tracing started: its earlier rules are unknown.
-                    self.rulesets.push(Ruleset {
+                    let unknown = Ruleset {
                         unknown: true,
                         ..Ruleset::default()
-                    });
-                    let ruleset = self.rulesets.len() - 1;
-                    self.ruleset_fds.entry(pid).or_default().insert(
-                        ruleset_fd,
-                        RulesetFd {
-                            ruleset,
-                            cloexec: false,
-                        },
-                    );
-                    ruleset
+                    };
+                    self.add_ruleset(pid, ruleset_fd, unknown, false)
                 });
                 self.rulesets[ruleset].rules.push(PathRule {
                     path,
@@ -181,6 +166,17 @@ impl LandlockTracker {
                 self.stacks.entry(pid).or_default().push(id);
             }
         }
+    }
+
+    /// Records `ruleset`, reached by `pid` through `fd`; returns its index.
+    fn add_ruleset(&mut self, pid: u32, fd: i32, ruleset: Ruleset, cloexec: bool) -> usize {
+        self.rulesets.push(ruleset);
+        let ruleset = self.rulesets.len() - 1;
+        self.ruleset_fds
+            .entry(pid)
+            .or_default()
+            .insert(fd, RulesetFd { ruleset, cloexec });
+        ruleset
     }
 
     fn ruleset_at(&self, pid: u32, fd: i32) -> Option<usize> {

@@ -328,3 +328,18 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+/// Starts `cmd` with no stdio and without cargo's LD_LIBRARY_PATH (a workload run as another
+/// user would probe it), killed when the guard drops.
+pub fn spawn_detached(cmd: &[String]) -> Reaped {
+    Reaped(
+        Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .env_remove("LD_LIBRARY_PATH")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
