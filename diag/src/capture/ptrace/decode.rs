@@ -454,6 +454,39 @@ mod tests {
     }
 
     #[test]
+    fn ruleset_holders_report_dups_and_closes_until_exec() {
+        let me = nix::unistd::getpid();
+        let (parent, child) = (me.as_raw() as u32, 1_000_000);
+        let mut d = Decoder::new(&CaptureConfig::default());
+        let mut events = vec![];
+        let mut exit = |d: &mut Decoder, pid: u32, sc: Syscall| {
+            d.syscall_exit(pid, me, &sc, Stops::default(), &mut |e| events.push(e))
+        };
+        let attr = [4u64, 0, 0];
+        let create = [attr.as_ptr() as u64, 8, 0, 0, 0, 0];
+        exit(&mut d, parent, call("dup", 9, [5, 0, 0, 0, 0, 0]));
+        exit(&mut d, parent, call("landlock_create_ruleset", 3, create));
+        exit(&mut d, parent, call("dup", 9, [3, 0, 0, 0, 0, 0]));
+        d.fork(parent, child);
+        exit(&mut d, child, call("close", 0, [3, 0, 0, 0, 0, 0]));
+        d.exec(child, me);
+        exit(&mut d, child, call("close", 0, [9, 0, 0, 0, 0, 0]));
+        let fds: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::FdDup { pid, old, new, .. } => Some(format!("{pid} dup {old}->{new}")),
+                Event::FdClosed { pid, fd } => Some(format!("{pid} close {fd}")),
+                _ => None,
+            })
+            .collect();
+        // Not before the ruleset exists, and not after the exec that closed its fds.
+        assert_eq!(
+            fds,
+            [format!("{parent} dup 3->9"), format!("{child} close 3")]
+        );
+    }
+
+    #[test]
     fn failures_carry_path_flags_and_what_the_stops_showed() {
         let me = nix::unistd::getpid();
         let pid = me.as_raw() as u32;

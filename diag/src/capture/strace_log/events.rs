@@ -492,6 +492,41 @@ mod builder_tests {
     }
 
     #[test]
+    fn ruleset_fds_are_followed_through_dup_close_and_fork_until_exec() {
+        let ev = events(concat!(
+            "7 landlock_create_ruleset({handled_access_fs=LANDLOCK_ACCESS_FS_READ_FILE}, 8, 0) = 3\n",
+            "7 dup(3) = 9\n",
+            "7 close(3) = 0\n",
+            "7 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = 8\n",
+            "8 landlock_restrict_self(9, 0) = 0\n",
+            "8 dup3(9, 10, O_CLOEXEC) = 10\n",
+            "8 execve(\"/usr/bin/true\", [\"true\"], 0x7ffc /* 3 vars */) = 0\n",
+            "8 close(10) = -1 EBADF (Bad file descriptor)\n",
+            "8 dup(1) = 4\n",
+        ));
+        let fds: Vec<String> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::FdDup {
+                    pid,
+                    old,
+                    new,
+                    cloexec,
+                } => Some(format!("{pid} dup {old}->{new} {cloexec}")),
+                Event::FdClosed { pid, fd } => Some(format!("{pid} close {fd}")),
+                _ => None,
+            })
+            .collect();
+        // The child inherits its parent's ruleset fds; after exec it holds none (they are
+        // O_CLOEXEC), so its fd calls are no longer reported.
+        assert_eq!(
+            fds,
+            ["7 dup 3->9 false", "7 close 3", "8 dup 9->10 true"],
+            "{ev:#?}"
+        );
+    }
+
+    #[test]
     fn landlock_calls_with_fd_paths() {
         let ev = events(concat!(
             "7 landlock_create_ruleset({handled_access_fs=LANDLOCK_ACCESS_FS_READ_FILE|LANDLOCK_ACCESS_FS_WRITE_FILE, ...}, 48, 0) = 3<anon_inode:[landlock-ruleset]>\n",
