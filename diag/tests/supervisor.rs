@@ -54,6 +54,8 @@ impl Policy {
 enum Mode {
     Run(&'static str),
     Attach(&'static str),
+    /// Attached after the supervisor built its ruleset, before the workload used it.
+    AttachAfterRuleset(&'static str),
     AnalyzeStrace,
 }
 
@@ -117,10 +119,14 @@ fn diagnose(mode: Mode, policy: Policy, tag: &str) -> (DiagRun, Scratch) {
             args.extend(after_dashes(&cmd));
             diag_json(&scratch, "run", &args)
         }
-        Mode::Attach(backend) => {
+        Mode::Attach(backend) | Mode::AttachAfterRuleset(backend) => {
             // The supervisor is set up and waiting for a session when diag attaches to it.
             let go = scratch.path("go");
-            let cmd = supervisor(&policy_file, &tmux, &["--start-when", go.to_str().unwrap()]);
+            let mut extra = vec!["--start-when", go.to_str().unwrap()];
+            if let Mode::AttachAfterRuleset(_) = mode {
+                extra.push("--ruleset-before-start");
+            }
+            let cmd = supervisor(&policy_file, &tmux, &extra);
             let sup = spawn_detached(&cmd);
             let pid = sup.0.id().to_string();
             let args = ["--backend", backend, "--duration", "60s", "--pid", &pid];
@@ -263,7 +269,9 @@ fn check(mode: Mode, policy: Policy, tag: &str) {
             assert_eq!(run.code(), expected_status, "{}", run.stderr());
             assert_eq!(r.exit_status, Some(expected_status));
         }
-        Mode::Attach(_) => assert_eq!(run.code(), 0, "{}", run.stderr()),
+        Mode::Attach(_) | Mode::AttachAfterRuleset(_) => {
+            assert_eq!(run.code(), 0, "{}", run.stderr())
+        }
         Mode::AnalyzeStrace => {
             assert_eq!(run.code(), 0, "{}", run.stderr());
             assert_eq!(r.exit_status, Some(expected_status));
@@ -384,4 +392,44 @@ fn analyze_strace_pts_only() {
 fn analyze_strace_pts_and_ptmx() {
     require_root!();
     check(Mode::AnalyzeStrace, Policy::PtsAndPtmx, "analyze-both");
+}
+
+/// A ruleset built before diag attached: the workload's domain has unknown rules, which rule
+/// nothing out. Landlock stays a candidate (singled out by elimination when the process is still
+/// there to check DAC in its own view; a process already gone leaves it among the candidates).
+#[test]
+fn attach_after_the_ruleset_was_built_keeps_landlock_in() {
+    require_privileged!();
+    let (run, _scratch) = diagnose(
+        Mode::AttachAfterRuleset("ebpf"),
+        Policy::Seed,
+        "attach-late",
+    );
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let r = run.report();
+    let d = r
+        .landlock_domains
+        .first()
+        .expect("the child's restrict_self is traced");
+    assert!(d.rules_unknown && d.rules.is_empty(), "{d:#?}");
+    let ptmx: Vec<_> = r
+        .failures
+        .iter()
+        .filter(|f| lossy_path(f) == "/dev/ptmx")
+        .collect();
+    assert!(!ptmx.is_empty(), "{:#?}", r.failures);
+    for f in ptmx {
+        let landlock_kept = match f.layer.as_str() {
+            "landlock" => f.confidence.as_str() == "inferred",
+            "unknown" => f.candidates.iter().any(|c| c.as_str() == "landlock"),
+            _ => false,
+        };
+        assert!(landlock_kept, "{f:#?}");
+        assert!(
+            f.evidence.iter().any(|e| e.contains("rules are unknown")),
+            "{f:#?}"
+        );
+        assert!(f.ruled_out.iter().all(|x| x.cause != "landlock"), "{f:#?}");
+    }
+    assert_eq!(r.findings[0].cause, "pty-denied", "{:#?}", r.findings);
 }
