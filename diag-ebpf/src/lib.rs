@@ -37,6 +37,11 @@ pub mod reason {
     /// A successful open by a process building a Landlock ruleset: `ret` is the fd and `data` the
     /// path, so the rule's `parent_fd` can be named without racing `close()`.
     pub const FD_PATH: u32 = 4;
+    /// A successful dup (dup, dup2, dup3, fcntl F_DUPFD*) by a process that may hold a Landlock
+    /// ruleset fd: `ret` is the new fd.
+    pub const FD_DUP: u32 = 5;
+    /// A successful close by a process that may hold a Landlock ruleset fd.
+    pub const FD_CLOSE: u32 = 6;
 }
 
 /// `SyscallEvent::evidence` bits: what the kernel saw during the call.
@@ -142,7 +147,9 @@ pub struct ProcEvent {
     /// Fork: the new process. Exec: the pid the task had before (a thread that exec'd).
     pub child_tid: u32,
     pub filename_len: u32,
-    pub _pad: u32,
+    /// Exit: the status the process passed to exit_group (0-255); -1 when it passed none (a
+    /// signal ended it) and for other kinds.
+    pub exit_status: i32,
     /// The exec'd filename (exec only).
     pub filename: [u8; DATA_LEN],
 }

@@ -97,7 +97,9 @@ static MESSAGE_BUDGET: LruHashMap<u32, MessageBudget> = LruHashMap::with_max_ent
 /// LRU: entries of exited processes (never closed explicitly) are evicted, not leaked.
 #[map]
 static MESSAGE_FDS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(8192, 0);
-/// tgids that created a Landlock ruleset: their successful opens are reported as FD_PATH.
+/// tgids that may hold a Landlock ruleset fd: those that created one and their children until
+/// they exec (the fds are O_CLOEXEC). Their successful opens are reported as FD_PATH, their dups
+/// and closes as FD_DUP and FD_CLOSE, so a ruleset is followed to whoever restricts itself with it.
 #[map]
 static RULESET_BUILDERS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 /// Per map, set once it gets its first entry: until then, the lookups that every successful
@@ -129,6 +131,10 @@ static NEWBORNS_WAITING: Array<u64> = Array::with_max_entries(1, 0);
 /// tid -> the filename it passed to a pending exec. LRU: a task killed mid-exec is evicted.
 #[map]
 static EXEC_PATHS: LruHashMap<u32, ExecPath> = LruHashMap::with_max_entries(1024, 0);
+/// tgid -> the status it passed to exit_group, for `sched_process_exit`. LRU: a process whose
+/// exit is never seen is evicted.
+#[map]
+static EXIT_STATUS: LruHashMap<u32, i32> = LruHashMap::with_max_entries(4096, 0);
 /// Per-CPU scratch to build an [`ExecPath`] in (too big for the BPF stack next to the rest).
 #[map]
 static EXEC_PATH_SCRATCH: PerCpuArray<ExecPath> = PerCpuArray::with_max_entries(1, 0);
@@ -178,6 +184,7 @@ const SYS_CLONE3: u32 = 435;
 const CLONE_THREAD: u64 = 0x10000;
 const SYS_EXECVE: u32 = 59;
 const SYS_EXECVEAT: u32 = 322;
+const SYS_EXIT_GROUP: u32 = 231;
 const SYS_CREAT: u32 = 85;
 const SYS_OPENAT: u32 = 257;
 const SYS_OPENAT2: u32 = 437;
@@ -293,13 +300,20 @@ pub fn diag_sys_enter(ctx: RawTracePointContext) -> i32 {
     // during the call, and an exit without an entry is a seccomp verdict), and exec's, for its
     // filename: every other syscall leaves without a map lookup.
     let exec = nr == SYS_EXECVE || nr == SYS_EXECVEAT;
-    if !exec && !bit_set(&cfg(&DIAG_SYSCALL_MASK), nr as usize) {
+    if !exec && nr != SYS_EXIT_GROUP && !bit_set(&cfg(&DIAG_SYSCALL_MASK), nr as usize) {
         return 0;
     }
-    let (tid, _) = current_ids();
+    let (tid, tgid) = current_ids();
     let Some(state) = task_state(tid) else {
         return 0;
     };
+    if nr == SYS_EXIT_GROUP {
+        // Whether the process succeeded tells which of its failures mattered.
+        let regs: *const u8 = ctx.arg(0);
+        let status = (regs_word(regs, REGS_ARGS[0]) & 0xff) as i32;
+        let _ = EXIT_STATUS.insert(tgid, status, 0);
+        return 0;
+    }
     if exec {
         let regs: *const u8 = ctx.arg(0);
         let path = if nr == SYS_EXECVE { 0 } else { 1 };
@@ -581,7 +595,7 @@ fn on_success(regs: *const u8, nr: u32, ret: i64, tgid: u32, path_arg: u8) {
             on_landlock(regs, nr, ret, tgid)
         }
         SYS_OPEN | SYS_OPENAT | SYS_OPENAT2 | SYS_CREAT => {
-            if in_use(RULESET_BUILDERS_IN_USE) && RULESET_BUILDERS.get_ptr(tgid).is_some() {
+            if holds_rulesets(tgid) {
                 emit_with(regs, nr, ret, reason::FD_PATH, |ev| {
                     if let Some(ptr) = arg_at(&ev.args, path_arg) {
                         read_user_str_into(ev, ptr);
@@ -590,13 +604,20 @@ fn on_success(regs: *const u8, nr: u32, ret: i64, tgid: u32, path_arg: u8) {
             }
         }
         SYS_WRITE | SYS_WRITEV if ret > 0 => on_write(regs, nr, ret, tgid, path_arg),
-        SYS_DUP | SYS_DUP2 | SYS_DUP3 | SYS_FCNTL => on_dup(regs, nr, ret, tgid),
+        SYS_DUP | SYS_DUP2 | SYS_DUP3 | SYS_FCNTL => {
+            if on_dup(regs, nr, ret, tgid) && holds_rulesets(tgid) {
+                emit_with(regs, nr, ret, reason::FD_DUP, |_| {});
+            }
+        }
         SYS_CLONE | SYS_CLONE3 | SYS_FORK | SYS_VFORK if ret > 0 => on_forked(regs, nr, ret, tgid),
         SYS_CLOSE => {
             let fd = regs_word(regs, REGS_ARGS[0]);
             // A lock-free lookup first: a delete takes the bucket lock, on every close.
             if fd > 2 && message_stream(tgid, fd).is_some() {
                 let _ = MESSAGE_FDS.remove(fd_key(tgid, fd));
+            }
+            if holds_rulesets(tgid) {
+                emit_with(regs, nr, ret, reason::FD_CLOSE, |_| {});
             }
         }
         _ => {}
@@ -613,7 +634,7 @@ fn matters_on_success(regs: *const u8, nr: u32, ret: i64) -> bool {
         SYS_DUP | SYS_DUP2 | SYS_DUP3 | SYS_FCNTL => true,
         SYS_CLONE | SYS_CLONE3 | SYS_FORK | SYS_VFORK => true,
         SYS_OPEN | SYS_OPENAT | SYS_OPENAT2 | SYS_CREAT => in_use(RULESET_BUILDERS_IN_USE),
-        SYS_CLOSE => in_use(MESSAGE_FDS_IN_USE),
+        SYS_CLOSE => in_use(MESSAGE_FDS_IN_USE) || in_use(RULESET_BUILDERS_IN_USE),
         SYS_WRITE | SYS_WRITEV if ret > 0 => {
             let fd = regs_word(regs, REGS_ARGS[0]);
             fd == 1 || fd == 2 || in_use(MESSAGE_FDS_IN_USE)
@@ -641,11 +662,17 @@ fn message_stream(tgid: u32, fd: u64) -> Option<u32> {
 }
 
 #[inline(always)]
-fn on_dup(regs: *const u8, nr: u32, ret: i64, tgid: u32) {
+fn holds_rulesets(tgid: u32) -> bool {
+    in_use(RULESET_BUILDERS_IN_USE) && RULESET_BUILDERS.get_ptr(tgid).is_some()
+}
+
+/// Follows a dup of a message stream; false when the call was no dup (another fcntl).
+#[inline(always)]
+fn on_dup(regs: *const u8, nr: u32, ret: i64, tgid: u32) -> bool {
     if nr == SYS_FCNTL {
         let cmd = regs_word(regs, REGS_ARGS[1]);
         if cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC {
-            return;
+            return false;
         }
     }
     let old = regs_word(regs, REGS_ARGS[0]);
@@ -661,6 +688,7 @@ fn on_dup(regs: *const u8, nr: u32, ret: i64, tgid: u32) {
         }
         _ => {}
     }
+    true
 }
 
 #[inline(always)]
@@ -836,6 +864,7 @@ fn emit_fork(parent_tgid: u32, child: u32, fork_ns: Option<u64>) {
     ev.parent_tgid = parent_tgid;
     ev.child_tid = child;
     ev.filename_len = 0;
+    ev.exit_status = -1;
     entry.submit(wakeup_flags());
 }
 
@@ -865,6 +894,10 @@ fn adopt_newborn(tid: u32) -> bool {
         return true;
     }
     bump(counter::PROCESS_FORKS);
+    if holds_rulesets(newborn.parent_tgid) {
+        // The child's fd table is a copy of its parent's.
+        let _ = RULESET_BUILDERS.insert(tgid, 1, 0);
+    }
     emit_fork(newborn.parent_tgid, tid, Some(newborn.fork_ns));
     true
 }
@@ -884,7 +917,7 @@ fn keep_exec_path(tid: u32, ptr: u64) {
 
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn diag_sched_exec(ctx: RawTracePointContext) -> i32 {
-    let (tid, _) = current_ids();
+    let (tid, tgid) = current_ids();
     // TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm).
     let old: u64 = ctx.arg(1);
     let old = old as u32;
@@ -896,6 +929,10 @@ pub fn diag_sched_exec(ctx: RawTracePointContext) -> i32 {
         let _ = TASKS.remove(old);
         track(tid);
     }
+    // Ruleset fds are O_CLOEXEC: gone with the exec.
+    if in_use(RULESET_BUILDERS_IN_USE) {
+        let _ = RULESET_BUILDERS.remove(tgid);
+    }
     let Some(mut entry) = EVENTS.reserve::<ProcEvent>(0) else {
         bump(counter::LOST_EVENTS);
         return 0;
@@ -906,6 +943,7 @@ pub fn diag_sched_exec(ctx: RawTracePointContext) -> i32 {
     ev.parent_tgid = 0;
     ev.child_tid = old;
     ev.filename_len = 0;
+    ev.exit_status = -1;
     // SAFETY: map value pointer, this task's own entry.
     if let Some(kept) = unsafe { EXEC_PATHS.get(old) } {
         ev.filename_len = kept.len;
@@ -939,6 +977,9 @@ pub fn diag_sched_exit(_ctx: RawTracePointContext) -> i32 {
     ev.parent_tgid = 0;
     ev.child_tid = 0;
     ev.filename_len = 0;
+    // SAFETY: plain value read from the map.
+    ev.exit_status = unsafe { EXIT_STATUS.get(tgid) }.copied().unwrap_or(-1);
+    let _ = EXIT_STATUS.remove(tgid);
     entry.submit(wakeup_flags());
     0
 }

@@ -27,7 +27,8 @@ pub struct PolicySource<'a> {
     pub file_name: &'a str,
 }
 
-/// Turns a finished trace into the report, and the policy grants that would fix its findings.
+/// Turns a finished trace into the report, and the policy grants of its top finding (the
+/// patch `--verify-fix` proves on its own).
 pub fn diagnose(
     trace: &Trace,
     session: build::Session,
@@ -35,7 +36,7 @@ pub fn diagnose(
 ) -> (Report, Vec<Grant>) {
     let attributions = attribute(trace, session.host, session.probes);
     let mut findings = explain::findings(trace, &attributions, catalog::builtin());
-    let mut all_grants: Vec<Grant> = Vec::new();
+    let mut top_grants: Option<Vec<Grant>> = None;
     if let Some(p) = policy {
         for f in &mut findings {
             let grants = explain::policy::grants(f, trace, &attributions);
@@ -43,16 +44,12 @@ pub fn diagnose(
             if let Ok(Some(patched)) = patch::apply(p.text, &grants, p.file_name) {
                 f.policy_patch = Some(patched.diff);
             }
-            for g in grants {
-                if !all_grants.contains(&g) {
-                    all_grants.push(g);
-                }
-            }
+            top_grants.get_or_insert(grants);
         }
     }
     (
         build::build(trace, &attributions, findings, session),
-        all_grants,
+        top_grants.unwrap_or_default(),
     )
 }
 

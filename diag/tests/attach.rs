@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// A cgroup the test creates (v2 under the unified mount, or v1 under the pids controller) and
@@ -46,16 +46,6 @@ impl Drop for TestCgroup {
     }
 }
 
-/// Kills the child on drop.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Waits (bounded) until `path` exists.
 fn wait_for(path: &std::path::Path) {
     for _ in 0..600 {
@@ -70,45 +60,6 @@ fn wait_for(path: &std::path::Path) {
 /// Shell snippet: block until the test creates `go`.
 fn wait_go(go: &std::path::Path) -> String {
     format!("while [ ! -e {} ]; do sleep 0.05; done; ", go.display())
-}
-
-/// Runs `diag attach ARGS --json`, calls `ready` once diag says it is attached, and returns the
-/// finished run. Gating workloads on this line keeps the tests free of timing guesses.
-fn attach_with(scratch: &Scratch, args: &[&str], ready: impl FnOnce(u32)) -> DiagRun {
-    use std::io::{BufRead, Read};
-    let json = scratch.path(&format!("attach-{}.json", args.join("_").replace('/', "_")));
-    let mut child = Command::new(diag_bin())
-        .arg("attach")
-        .arg("--json")
-        .arg(&json)
-        .args(args)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
-    assert!(
-        first.starts_with("diag: attached to"),
-        "diag did not attach: {first}"
-    );
-    ready(child.id());
-    let mut rest = String::new();
-    err.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    let output = std::process::Output {
-        status,
-        stdout: vec![],
-        stderr: format!("{first}{rest}").into_bytes(),
-    };
-    let report = std::fs::read_to_string(&json)
-        .ok()
-        .map(|t| serde_json::from_str(&t).unwrap());
-    DiagRun { output, report }
-}
-
-fn touch(path: &std::path::Path) {
-    std::fs::write(path, "").unwrap();
 }
 
 fn sh(script: &str) -> Reaped {
@@ -419,16 +370,7 @@ fn landlock_by_elimination_when_the_domain_predates_the_attach() {
         wait_go(&go)
     );
     let sandbox = sandboxed(&example("openclaw-sandbox.yaml"), &["sh", "-c", &script]);
-    let parent = Reaped(
-        Command::new(&sandbox[0])
-            .args(&sandbox[1..])
-            .env_remove("LD_LIBRARY_PATH")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let parent = spawn_detached(&sandbox);
     let pid = parent.0.id().to_string();
     let run = attach_with(&scratch, &["--duration", "60s", "--pid", &pid], |_| {
         touch(&go)

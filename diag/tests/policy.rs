@@ -106,6 +106,68 @@ fn verify_fix_keeps_the_patched_policy_off_disk() {
     assert_eq!(std::fs::read_dir(&tmpdir).unwrap().count(), 0);
 }
 
+/// `--verify-fix` proves the top finding's own patch alone: with a second Landlock denial the
+/// command still fails after it, and the report names the finding whose grants it also needs.
+#[test]
+fn verify_fix_applies_the_top_patch_alone_and_names_what_else_is_needed() {
+    require_privileged!();
+    let scratch = Scratch::new("verify-alone");
+    // /var/tmp is outside the seed policy's grants (/tmp is inside).
+    let blocked = format!("/var/tmp/diag-verify-alone-{}", std::process::id());
+    let script = format!("/usr/bin/python3 -c 'import os; os.openpty()'; touch {blocked}");
+    let policy = example("openclaw-sandbox.yaml");
+    let args = [
+        "--quiet",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--verify-fix",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ];
+    let run = diag_json(&scratch, "run", &args);
+    let _ = std::fs::remove_file(&blocked);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let r = run.report();
+    let top = &r.findings[0];
+    assert_eq!(
+        (top.cause.as_str(), top.layer.as_str()),
+        ("pty-denied", "landlock")
+    );
+    let other = r
+        .findings
+        .iter()
+        .find(|f| {
+            f.policy_patch
+                .as_deref()
+                .is_some_and(|p| p.contains("/var/tmp"))
+        })
+        .unwrap_or_else(|| panic!("no finding asks for /var/tmp: {:#?}", r.findings));
+    let v = r.verification.as_ref().expect("verification");
+    assert_eq!(top.policy_patch.as_deref(), Some(v.patch.as_str()));
+    assert!(!v.patch.contains("/var/tmp"), "{}", v.patch);
+    assert_eq!(
+        (v.before.exit_status, v.after.exit_status),
+        (Some(1), Some(1))
+    );
+    assert!(
+        v.disappeared.iter().any(|d| d.contains("/dev/ptmx")),
+        "{v:#?}"
+    );
+    assert!(v.remained.iter().any(|d| d.contains(&blocked)), "{v:#?}");
+    let needs = format!(
+        "also needs the grants of: {} ({})",
+        other.cause,
+        other.layer.as_str()
+    );
+    assert!(
+        r.warnings.iter().any(|w| w.contains(&needs)),
+        "{needs:?} not in {:#?}",
+        r.warnings
+    );
+}
+
 #[test]
 fn suggestions_from_a_policy_file_that_is_not_applied() {
     require_privileged!();

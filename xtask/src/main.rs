@@ -152,31 +152,28 @@ fn demo() -> Result<()> {
     let root = workspace_root();
     let diag = root.join("target/release/diag");
     let policy = root.join("examples/openclaw-sandbox.yaml");
+    let supervisor = root.join("examples/openshell_supervisor.py");
     let json = std::env::temp_dir().join("diag-demo-report.json");
-    let socket = format!("diag-demo-{}", std::process::id());
+    // The workload runs as an unprivileged user: its tmux socket goes where that user may write.
+    let socket = std::env::temp_dir().join(format!("diag-demo-{}.sock", std::process::id()));
     let mut cmd = Command::new(&diag);
     if !is_root() {
         cmd = Command::new("sudo");
         cmd.arg(&diag);
     }
+    // cargo's LD_LIBRARY_PATH points into root's home: the workload would probe it, refused.
+    cmd.env_remove("LD_LIBRARY_PATH");
     cmd.arg("run").arg("--json").arg(&json).arg("--");
-    cmd.arg(&diag)
-        .arg("sandbox")
+    cmd.arg("/usr/bin/python3")
+        .arg(&supervisor)
         .arg("--policy")
         .arg(&policy)
-        .arg("--");
-    cmd.args([
-        "tmux",
-        "-L",
-        &socket,
-        "new-session",
-        "-d",
-        "-s",
-        "demo",
-        "sleep 30",
-    ]);
+        .args(["--monitor-seconds", "3", "--"]);
+    cmd.args(["tmux", "-S"])
+        .arg(&socket)
+        .args(["new-session", "-d", "-s", "demo", "sleep 30"]);
     eprintln!(
-        "xtask: the seed case: tmux inside a Landlock sandbox that does not grant /dev/pts\nxtask: $ {}",
+        "xtask: the seed case: tmux under an OpenShell-style supervisor whose Landlock policy does not grant /dev/pts\nxtask: $ {}",
         describe(&cmd)
     );
     let status = cmd.current_dir(&root).status().context("running diag")?;
@@ -186,9 +183,12 @@ fn demo() -> Result<()> {
         json.display()
     );
     let _ = Command::new("tmux")
-        .args(["-L", &socket, "kill-server"])
+        .arg("-S")
+        .arg(&socket)
+        .arg("kill-server")
         .stderr(std::process::Stdio::null())
         .status();
+    let _ = std::fs::remove_file(&socket);
     Ok(())
 }
 

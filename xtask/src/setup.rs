@@ -11,6 +11,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("script", "bsdutils"),
     ("setpriv", "util-linux"),
     ("python3", "python3"),
+    // examples/openshell_supervisor.py reads its policy with PyYAML and runs `ip`.
+    ("/usr/lib/python3/dist-packages/yaml", "python3-yaml"),
+    ("ip", "iproute2"),
     ("bpftrace", "bpftrace"),
     ("ping", "iputils-ping"),
     ("auditctl", "auditd"),

@@ -431,7 +431,17 @@ impl Attributor<'_> {
             if let Some(why) = self.landlock_denial(f, n) {
                 return a.decide(Layer::Landlock, Confidence::Direct, why);
             }
-            if !domains.is_empty() {
+            let unknown: Vec<String> = domains
+                .iter()
+                .filter(|d| d.rules_unknown)
+                .map(|d| d.id.to_string())
+                .collect();
+            if !unknown.is_empty() {
+                a.evidence.push(format!(
+                    "the process runs in Landlock domain(s) {} whose ruleset diag did not see being built: their rules are unknown",
+                    unknown.join(",")
+                ));
+            } else if !domains.is_empty() {
                 a.exclude(
                     "landlock",
                     format!(
@@ -448,7 +458,10 @@ impl Attributor<'_> {
                 );
                 landlock_excluded = true;
             }
-        } else if needed.is_some() && !domains.is_empty() {
+        } else if needed.is_some()
+            && !domains.is_empty()
+            && domains.iter().all(|d| !d.rules_unknown)
+        {
             a.exclude(
                 "landlock",
                 format!("Landlock does not restrict {}", f.syscall),
@@ -521,7 +534,7 @@ impl Attributor<'_> {
                 facts.mount.as_ref().map(|m| m.mount_point.display().to_string()).unwrap_or_default(),
                 self.host.lsms.join(","),
                 layer.title(),
-                if layer == Layer::Landlock && domains.is_empty() { " (the Landlock domain was created before tracing started, so its rules are not known)" } else { "" }
+                if layer == Layer::Landlock && domains.iter().all(|d| d.rules_unknown) { " (the Landlock domain was created before tracing started, so its rules are not known)" } else { "" }
             );
             return a.decide(layer, Confidence::Inferred, why);
         }

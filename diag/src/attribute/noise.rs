@@ -42,7 +42,57 @@ pub(super) fn label(f: &Failure, trace: &Trace) -> Option<String> {
     if syscalls::is_exec(&f.syscall) && same_name_ran_later {
         return Some("a PATH search: the command was found and executed elsewhere".into());
     }
+    if let Some(label) = went_on_to_exec(f, trace) {
+        return Some(label);
+    }
+    if syscalls::is_open(&f.syscall) && f.path.as_ref().is_some_and(|p| p.as_bytes() == b"/dev/tty")
+    {
+        return tty_probe(f, trace);
+    }
     None
+}
+
+/// A failure before the process exec'd something else: the program that failed is not the one
+/// that ran on. It did not matter when what ran on succeeded; a refused set*id is the
+/// privilege-drop self-check (a supervisor verifying it cannot regain root) whatever followed.
+fn went_on_to_exec(f: &Failure, trace: &Trace) -> Option<String> {
+    let p = trace.processes.get(&f.origin.pid)?;
+    if p.exec_ns.is_none_or(|t| t <= f.origin.time_ns) || syscalls::is_exec(&f.syscall) {
+        return None;
+    }
+    let exe = p.exe.as_ref().map_or_else(String::new, |e| e.escaped());
+    let setid = matches!(
+        f.syscall.as_str(),
+        "setuid" | "setreuid" | "setresuid" | "setgid" | "setregid" | "setresgid"
+    );
+    if setid && f.errno == libc::EPERM {
+        return Some(format!(
+            "a privilege-drop self-check: {} was refused, as intended, and the process went on to exec {exe}",
+            f.syscall
+        ));
+    }
+    (p.exit_status == Some(0)).then(|| {
+        format!(
+            "pid {} went on to exec {exe}, which exited 0: the failure did not stop it",
+            f.origin.pid
+        )
+    })
+}
+
+/// Shells and terminal programs open /dev/tty to find their controlling terminal and carry on
+/// without one; it mattered only if the process then complained about a terminal.
+fn tty_probe(f: &Failure, trace: &Trace) -> Option<String> {
+    let complained = trace.messages.iter().any(|m| {
+        m.origin.pid == f.origin.pid
+            && m.origin.time_ns >= f.origin.time_ns
+            && m.text.lossy().to_lowercase().contains("tty")
+    });
+    (!complained).then(|| {
+        format!(
+            "a controlling-terminal probe: pid {} opened /dev/tty, carried on without it and said nothing about a terminal",
+            f.origin.pid
+        )
+    })
 }
 
 /// glibc answers clone3's ENOSYS by retrying with clone. That fallback ran when the process

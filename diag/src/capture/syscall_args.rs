@@ -1,5 +1,5 @@
 //! Decoding of syscall arguments shared by the live backends (eBPF, ptrace): what a successful
-//! Landlock call did. (Which argument holds the flags is `model::syscalls::flag_arg`.)
+//! Landlock call or dup did. (Which argument holds the flags is `model::syscalls::flag_arg`.)
 
 use crate::model::LandlockOp;
 
@@ -59,4 +59,16 @@ pub fn landlock_op(name: &str, args: &[u64; 6], ret: i64, attr: &[u8]) -> Option
         },
         _ => return None,
     })
+}
+
+/// A successful dup's (old fd, new fd, new fd is close-on-exec); None for an fcntl that is no dup.
+pub fn dup(name: &str, args: &[u64; 6], ret: i64) -> Option<(i32, i32, bool)> {
+    let cloexec = match name {
+        "dup" | "dup2" => false,
+        "dup3" => args[2] & libc::O_CLOEXEC as u64 != 0,
+        "fcntl" if args[1] == libc::F_DUPFD as u64 => false,
+        "fcntl" if args[1] == libc::F_DUPFD_CLOEXEC as u64 => true,
+        _ => return None,
+    };
+    Some((args[0] as i32, i32::try_from(ret).ok()?, cloexec))
 }

@@ -444,7 +444,8 @@ fn trace_once(
     })
 }
 
-/// Runs under the policy, patches it with the suggested grants, runs again, reports both.
+/// Runs under the policy, patches it with the top finding's own grants, runs again, reports
+/// both, and says when the command still fails on what other findings would grant.
 fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Result<i32> {
     let before = trace_once(args, config, Some(&policy.policy), Some(policy))?;
     let patched = patch::apply(&policy.text, &before.grants, &policy.name)?;
@@ -476,6 +477,27 @@ fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Re
     let (b, a) = (meaningful(&before.report), meaningful(&after.report));
     let after_keys: Vec<String> = a.iter().map(key).collect();
     let before_keys: Vec<String> = b.iter().map(key).collect();
+    let mut out = before;
+    if after.exit_code != 0 {
+        let still = out
+            .report
+            .findings
+            .iter()
+            .skip(1)
+            .filter(|f| {
+                f.failures
+                    .iter()
+                    .any(|&i| after_keys.contains(&key(&out.report.failures[i])))
+            })
+            .map(|f| format!("{} ({})", f.cause, f.layer.as_str()))
+            .collect::<Vec<_>>();
+        if !still.is_empty() {
+            out.report.warnings.push(format!(
+                "--verify-fix: the top finding's patch alone left the command failing; it also needs the grants of: {}",
+                still.join(", ")
+            ));
+        }
+    }
     let verification = Verification {
         patch: patched.diff,
         disappeared: b
@@ -494,7 +516,7 @@ fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Re
             .cloned()
             .collect(),
         before: RunSummary {
-            exit_status: before.report.exit_status,
+            exit_status: out.report.exit_status,
             failures: b,
         },
         after: RunSummary {
@@ -502,7 +524,6 @@ fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Re
             failures: a,
         },
     };
-    let mut out = before;
     out.report.verification = Some(verification);
     emit(&out, args);
     if !args.report.quiet {

@@ -62,22 +62,42 @@ pub struct Domain {
     pub id: usize,
     pub created_by: u32,
     pub creator_comm: Text,
+    /// The ruleset's handled rights and rules as they were at `landlock_restrict_self` (the
+    /// kernel copies them then), wherever the ruleset was built.
     pub handled_fs: u64,
     pub rules: Vec<PathRule>,
+    /// The ruleset was not seen being built (built before tracing started, or reached through an
+    /// fd diag could not follow): its rules are unknown and rule nothing out.
+    pub rules_unknown: bool,
     /// Processes known to run in it (the creator and its descendants).
     pub processes: Vec<u32>,
+    /// The fd the creator restricted itself with, while that fd is not yet known: a process's
+    /// own calls can be seen before the fork that gave it its parent's fds.
+    awaiting_fd: Option<i32>,
 }
 
+/// A ruleset: a kernel object reached through fds, whoever holds them.
 #[derive(Clone, Debug, Default)]
 struct Ruleset {
     handled_fs: u64,
     rules: Vec<PathRule>,
+    /// Created before tracing started: rules were added that diag did not see.
+    unknown: bool,
+}
+
+/// An fd that refers to a ruleset.
+#[derive(Clone, Copy, Debug)]
+struct RulesetFd {
+    ruleset: usize,
+    cloexec: bool,
 }
 
 #[derive(Debug, Default)]
 pub struct LandlockTracker {
     fd_paths: HashMap<(u32, i32), Text>,
-    rulesets: HashMap<(u32, i32), Ruleset>,
+    rulesets: Vec<Ruleset>,
+    /// Each process's fds that refer to rulesets.
+    ruleset_fds: HashMap<u32, HashMap<i32, RulesetFd>>,
     pub domains: Vec<Domain>,
     /// Domain stack (ids) of each process.
     stacks: HashMap<u32, Vec<usize>>,
@@ -86,6 +106,7 @@ pub struct LandlockTracker {
 impl LandlockTracker {
     pub fn fd_opened(&mut self, pid: u32, fd: i32, path: Text) {
         self.fd_paths.insert((pid, fd), path);
+        self.fd_closed(pid, fd);
     }
 
     /// `resolve_fd` names an fd the tracker did not see opened (a live readlink, racy).
@@ -94,13 +115,12 @@ impl LandlockTracker {
         match call.op {
             LandlockOp::CreateRuleset { fd, handled_fs, .. } => {
                 self.fd_paths.remove(&(pid, fd));
-                self.rulesets.insert(
-                    (pid, fd),
-                    Ruleset {
-                        handled_fs,
-                        rules: vec![],
-                    },
-                );
+                let ruleset = Ruleset {
+                    handled_fs,
+                    ..Ruleset::default()
+                };
+                // landlock_create_ruleset returns an O_CLOEXEC fd.
+                self.add_ruleset(pid, fd, ruleset, true);
             }
             LandlockOp::AddPathRule {
                 ruleset_fd,
@@ -112,8 +132,15 @@ impl LandlockTracker {
                     .get(&(pid, parent_fd))
                     .cloned()
                     .or_else(|| resolve_fd(pid, parent_fd));
-                let rs = self.rulesets.entry((pid, ruleset_fd)).or_default();
-                rs.rules.push(PathRule {
+                let ruleset = self.ruleset_at(pid, ruleset_fd).unwrap_or_else(|| {
+                    // A ruleset created before tracing started: its earlier rules are unknown.
+                    let unknown = Ruleset {
+                        unknown: true,
+                        ..Ruleset::default()
+                    };
+                    self.add_ruleset(pid, ruleset_fd, unknown, false)
+                });
+                self.rulesets[ruleset].rules.push(PathRule {
                     path,
                     parent_fd,
                     allowed,
@@ -121,44 +148,108 @@ impl LandlockTracker {
             }
             LandlockOp::AddNetRule { .. } => {}
             LandlockOp::RestrictSelf { ruleset_fd, .. } => {
-                let rs = self
-                    .rulesets
-                    .get(&(pid, ruleset_fd))
-                    .cloned()
-                    .unwrap_or_default();
                 let id = self.domains.len() + 1;
-                self.domains.push(Domain {
+                let mut d = Domain {
                     id,
                     created_by: pid,
                     creator_comm: call.origin.comm.clone(),
-                    handled_fs: rs.handled_fs,
-                    rules: rs.rules,
+                    handled_fs: 0,
+                    rules: vec![],
+                    rules_unknown: true,
                     processes: vec![pid],
-                });
+                    awaiting_fd: Some(ruleset_fd),
+                };
+                if let Some(rs) = self.ruleset_at(pid, ruleset_fd) {
+                    d.fill_from(&self.rulesets[rs]);
+                }
+                self.domains.push(d);
                 self.stacks.entry(pid).or_default().push(id);
             }
         }
     }
 
-    /// A new process inherits its parent's domains (and, fds being copied, its fd names).
-    /// Whether `pid` is known to be in a Landlock domain.
-    pub fn has_domains(&self, pid: u32) -> bool {
-        self.stacks.contains_key(&pid)
+    /// Records `ruleset`, reached by `pid` through `fd`; returns its index.
+    fn add_ruleset(&mut self, pid: u32, fd: i32, ruleset: Ruleset, cloexec: bool) -> usize {
+        self.rulesets.push(ruleset);
+        let ruleset = self.rulesets.len() - 1;
+        self.ruleset_fds
+            .entry(pid)
+            .or_default()
+            .insert(fd, RulesetFd { ruleset, cloexec });
+        ruleset
     }
 
+    fn ruleset_at(&self, pid: u32, fd: i32) -> Option<usize> {
+        Some(self.ruleset_fds.get(&pid)?.get(&fd)?.ruleset)
+    }
+
+    /// `new` refers to what `old` does (dup, dup2, dup3, fcntl F_DUPFD*); a dup over a ruleset
+    /// fd closes it first.
+    pub fn fd_dup(&mut self, pid: u32, old: i32, new: i32, cloexec: bool) {
+        let Some(fds) = self.ruleset_fds.get_mut(&pid) else {
+            return;
+        };
+        match fds.get(&old).copied() {
+            Some(rs) => fds.insert(new, RulesetFd { cloexec, ..rs }),
+            None => fds.remove(&new),
+        };
+    }
+
+    pub fn fd_closed(&mut self, pid: u32, fd: i32) {
+        if let Some(fds) = self.ruleset_fds.get_mut(&pid) {
+            fds.remove(&fd);
+        }
+    }
+
+    /// Close-on-exec ruleset fds are gone after exec (the fds path rules name too).
+    pub fn exec(&mut self, pid: u32) {
+        if let Some(fds) = self.ruleset_fds.get_mut(&pid) {
+            fds.retain(|_, f| !f.cloexec);
+        }
+        self.fd_paths.retain(|&(p, _), _| p != pid);
+    }
+
+    /// A new process inherits its parent's domains and, its fd table being a copy, its ruleset
+    /// fds. The child's own calls may have been seen first: what it did since comes on top, and
+    /// a domain it created with an fd not known then is completed from its parent's fds.
     pub fn fork(&mut self, parent: u32, child: u32) {
-        if let Some(stack) = self.stacks.get(&parent).cloned() {
-            for &id in &stack {
-                self.domains[id - 1].processes.push(child);
+        if let Some(fds) = self.ruleset_fds.get(&parent).cloned() {
+            let own = self.ruleset_fds.entry(child).or_default();
+            for (fd, rs) in fds {
+                own.entry(fd).or_insert(rs);
             }
+        }
+        let own_stack = self.stacks.remove(&child).unwrap_or_default();
+        for &id in &own_stack {
+            let d = &self.domains[id - 1];
+            if d.created_by != child {
+                continue;
+            }
+            let found = d.awaiting_fd.and_then(|fd| self.ruleset_at(parent, fd));
+            if let Some(rs) = found {
+                let rs = self.rulesets[rs].clone();
+                self.domains[id - 1].fill_from(&rs);
+            }
+        }
+        let mut stack = self.stacks.get(&parent).cloned().unwrap_or_default();
+        for &id in &stack {
+            self.domains[id - 1].processes.push(child);
+        }
+        for id in own_stack {
+            if !stack.contains(&id) {
+                stack.push(id);
+            }
+        }
+        if !stack.is_empty() {
             self.stacks.insert(child, stack);
         }
     }
 
-    /// Forgets the domain stacks of processes no longer in the table; a domain's process list
-    /// keeps its first members only.
+    /// Forgets the domain stacks and fds of processes no longer in the table; a domain's process
+    /// list keeps its first members only.
     pub fn retain_processes(&mut self, keep: impl Fn(u32) -> bool) {
         self.stacks.retain(|&pid, _| keep(pid));
+        self.ruleset_fds.retain(|&pid, _| keep(pid));
         for d in &mut self.domains {
             d.processes.retain(|&pid| keep(pid));
         }
@@ -174,10 +265,20 @@ impl LandlockTracker {
 }
 
 impl Domain {
+    fn fill_from(&mut self, rs: &Ruleset) {
+        self.handled_fs = rs.handled_fs;
+        self.rules = rs.rules.clone();
+        self.rules_unknown = rs.unknown;
+        self.awaiting_fd = None;
+    }
+
     /// Rights in `needed` that this domain handles and no rule grants for `path` (a resolved,
-    /// absolute path). Landlock grants by file hierarchy: a rule on a directory covers what is
-    /// beneath it.
+    /// absolute path); none when its rules are unknown. Landlock grants by file hierarchy: a
+    /// rule on a directory covers what is beneath it.
     pub fn missing_rights(&self, path: &std::path::Path, needed: u64) -> u64 {
+        if self.rules_unknown {
+            return 0;
+        }
         let granted = self
             .rules
             .iter()
@@ -332,5 +433,107 @@ mod tests {
             READ_FILE
         );
         assert!(t.domains_of(99).is_empty());
+    }
+
+    /// A ruleset built by `pid` with one rw rule on `path`, at fd 3.
+    fn build(t: &mut LandlockTracker, pid: u32, path: &str) {
+        let none = |_: u32, _: i32| None;
+        let all = (1u64 << 14) - 1;
+        let create = LandlockOp::CreateRuleset {
+            fd: 3,
+            handled_fs: all,
+            handled_net: 0,
+            scoped: 0,
+        };
+        t.call(&call(pid, create), &none);
+        t.fd_opened(pid, 4, Text::from(path));
+        let rule = LandlockOp::AddPathRule {
+            ruleset_fd: 3,
+            parent_fd: 4,
+            allowed: all,
+        };
+        t.call(&call(pid, rule), &none);
+    }
+
+    fn restrict(t: &mut LandlockTracker, pid: u32, fd: i32) {
+        let op = LandlockOp::RestrictSelf {
+            ruleset_fd: fd,
+            flags: 0,
+        };
+        t.call(&call(pid, op), &|_: u32, _: i32| None);
+    }
+
+    fn denies(t: &LandlockTracker, pid: u32, path: &str) -> bool {
+        t.domains_of(pid)
+            .iter()
+            .any(|d| d.missing_rights(std::path::Path::new(path), READ_FILE) != 0)
+    }
+
+    #[test]
+    fn a_ruleset_built_in_the_parent_confines_the_child_that_restricts_itself_with_it() {
+        // The supervisor's shape: the parent builds, a forked child calls restrict_self.
+        let mut t = LandlockTracker::default();
+        build(&mut t, 10, "/tmp");
+        t.fork(10, 11);
+        restrict(&mut t, 11, 3);
+        assert!(t.domains_of(10).is_empty(), "the builder is not confined");
+        let d = t.domains_of(11);
+        assert_eq!((d.len(), d[0].rules_unknown), (1, false));
+        assert_eq!(d[0].grants_summary(), "rw /tmp");
+        assert!(denies(&t, 11, "/dev/ptmx") && !denies(&t, 11, "/tmp/x"));
+
+        // The same when the child's restrict_self is seen before the fork that gave it the fd.
+        let mut t = LandlockTracker::default();
+        build(&mut t, 10, "/tmp");
+        restrict(&mut t, 11, 3);
+        assert!(t.domains_of(11)[0].rules_unknown);
+        t.fork(10, 11);
+        assert!(!t.domains_of(11)[0].rules_unknown);
+        assert!(denies(&t, 11, "/dev/ptmx"));
+    }
+
+    #[test]
+    fn ruleset_fds_follow_dup_close_and_exec() {
+        let mut t = LandlockTracker::default();
+        build(&mut t, 10, "/tmp");
+        t.fd_dup(10, 3, 7, false);
+        t.fd_closed(10, 3);
+        t.exec(10);
+        // fd 3 was closed; fd 7, a dup without CLOEXEC, survived the exec.
+        restrict(&mut t, 10, 7);
+        assert!(!t.domains_of(10)[0].rules_unknown);
+
+        let mut t = LandlockTracker::default();
+        build(&mut t, 10, "/tmp");
+        t.exec(10);
+        // The ruleset's own fd is O_CLOEXEC: after exec, fd 3 is not it.
+        restrict(&mut t, 10, 3);
+        let d = t.domains_of(10);
+        assert!(d[0].rules_unknown && !denies(&t, 10, "/dev/ptmx"));
+    }
+
+    #[test]
+    fn nested_domains_intersect_and_unknown_rules_rule_nothing_out() {
+        let mut t = LandlockTracker::default();
+        build(&mut t, 10, "/tmp");
+        restrict(&mut t, 10, 3);
+        t.fork(10, 11);
+        build(&mut t, 11, "/dev");
+        restrict(&mut t, 11, 3);
+        assert_eq!(t.domains_of(11).len(), 2);
+        // Each path is granted by one domain and refused by the other: both are refused.
+        assert!(denies(&t, 11, "/dev/ptmx") && denies(&t, 11, "/tmp/x"));
+        assert!(denies(&t, 10, "/dev/ptmx") && !denies(&t, 10, "/tmp/x"));
+
+        // A ruleset diag did not see built (attach after the fact): restricting with it gives a
+        // domain with unknown rules, which never says a right is missing.
+        let mut t = LandlockTracker::default();
+        restrict(&mut t, 20, 5);
+        let d = t.domains_of(20);
+        assert!(d[0].rules_unknown);
+        assert_eq!(
+            d[0].missing_rights(std::path::Path::new("/dev/ptmx"), READ_FILE),
+            0
+        );
     }
 }

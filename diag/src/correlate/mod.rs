@@ -24,6 +24,8 @@ pub struct ProcessInfo {
     /// When it last exec'd successfully.
     pub exec_ns: Option<u64>,
     pub exited: bool,
+    /// Its exit status, where the backend knows it.
+    pub exit_status: Option<i32>,
 }
 
 /// One deduplicated failure: the same (pid, syscall, errno, path, kernel evidence).
@@ -198,6 +200,7 @@ impl Trace {
             first_seen_ns: 0,
             exec_ns: None,
             exited: false,
+            exit_status: None,
         });
     }
 
@@ -232,11 +235,13 @@ impl Trace {
                         first_seen_ns: f.time_ns,
                         exec_ns: None,
                         exited: false,
+                        exit_status: None,
                     },
                 );
                 self.landlock.fork(f.parent_pid, f.child_pid);
             }
             Event::Exec(e) => {
+                self.landlock.exec(e.origin.pid);
                 let exe = live.exe(e.origin.pid).or(Some(e.filename));
                 let p = self.process_mut(e.origin.pid, e.origin.time_ns);
                 p.comm = e.origin.comm;
@@ -247,6 +252,7 @@ impl Trace {
                 self.flush_lines_of(e.pid);
                 if let Some(p) = self.processes.get_mut(&e.pid) {
                     p.exited = true;
+                    p.exit_status = e.status;
                 }
                 self.prune_processes();
             }
@@ -255,6 +261,13 @@ impl Trace {
                 self.landlock.call(&call, &|pid, fd| live.fd_path(pid, fd));
             }
             Event::FdOpened { pid, fd, path } => self.landlock.fd_opened(pid, fd, path),
+            Event::FdDup {
+                pid,
+                old,
+                new,
+                cloexec,
+            } => self.landlock.fd_dup(pid, old, new, cloexec),
+            Event::FdClosed { pid, fd } => self.landlock.fd_closed(pid, fd),
         }
     }
 
@@ -276,9 +289,7 @@ impl Trace {
         if child.exe.is_none() {
             child.exe = parent_exe;
         }
-        if !self.landlock.has_domains(f.child_pid) {
-            self.landlock.fork(f.parent_pid, f.child_pid);
-        }
+        self.landlock.fork(f.parent_pid, f.child_pid);
     }
 
     fn process_mut(&mut self, pid: u32, time_ns: u64) -> &mut ProcessInfo {

@@ -96,11 +96,12 @@ fn match_cause<'c>(catalog: &'c Catalog, g: &FailureGroup, a: &Attribution) -> &
 }
 
 /// Links each message to the finding whose cause's message patterns it matches (strong), or
-/// whose failure's errno text it carries, printed after the failure in the same tree (weak).
+/// whose failure's errno text it carries, printed after the failure in the same tree (weak);
+/// between equals, the finding with a failure in the process that printed it.
 fn link_messages(trace: &Trace, drafts: &mut [Draft]) {
     for (mi, m) in trace.messages.iter().enumerate() {
         let text = m.text.lossy();
-        let mut best: Option<(usize, u8, Option<String>)> = None;
+        let mut best: Option<(usize, (u8, bool), Option<String>)> = None;
         for (di, d) in drafts.iter().enumerate() {
             let first_ns = d
                 .failures
@@ -116,13 +117,18 @@ fn link_messages(trace: &Trace, drafts: &mut [Draft]) {
                 let e = trace.failures[i].failure.errno;
                 text.contains(&errno::message(e)) || text.contains(&errno::name(e))
             });
-            let score = match (case.is_some(), errno_text) {
+            let strength = match (case.is_some(), errno_text) {
                 (true, true) => 3,
                 (true, false) => 2,
                 (false, true) => 1,
                 _ => 0,
             };
-            if score > 0 && best.as_ref().is_none_or(|(_, s, _)| score > *s) {
+            let same_process = d
+                .failures
+                .iter()
+                .any(|&i| trace.failures[i].failure.origin.pid == m.origin.pid);
+            let score = (strength, same_process);
+            if strength > 0 && best.as_ref().is_none_or(|(_, s, _)| score > *s) {
                 best = Some((di, score, case.and_then(|c| c.misleading.clone())));
             }
         }

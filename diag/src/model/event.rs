@@ -23,6 +23,19 @@ pub enum Event {
         fd: i32,
         path: Text,
     },
+    /// A successful dup (dup, dup2, dup3, fcntl F_DUPFD*) by a process that may hold a Landlock
+    /// ruleset fd: `new` now refers to what `old` does.
+    FdDup {
+        pid: u32,
+        old: i32,
+        new: i32,
+        cloexec: bool,
+    },
+    /// A successful close by a process that may hold a Landlock ruleset fd.
+    FdClosed {
+        pid: u32,
+        fd: i32,
+    },
 }
 
 /// Which process, which thread, when.
@@ -220,7 +233,7 @@ impl Event {
             Event::Exec(e) => e.origin.time_ns,
             Event::Exit(e) => e.time_ns,
             Event::Landlock(l) => l.origin.time_ns,
-            Event::FdOpened { .. } => 0,
+            Event::FdOpened { .. } | Event::FdDup { .. } | Event::FdClosed { .. } => 0,
         }
     }
 }

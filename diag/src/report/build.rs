@@ -169,6 +169,7 @@ pub fn build(
             created_by: d.created_by,
             creator_comm: d.creator_comm.clone(),
             handled: access_names(d.handled_fs),
+            rules_unknown: d.rules_unknown,
             rules: d
                 .rules
                 .iter()

@@ -91,6 +91,7 @@ pub fn sample() -> Report {
             created_by: 9,
             creator_comm: Text::from("python3"),
             handled: vec!["read_file".into(), "write_file".into()],
+            rules_unknown: false,
             rules: vec![RuleEntry {
                 path: Some(Text::from("/tmp")),
                 access: vec!["read_file".into()],

@@ -153,6 +153,9 @@ pub struct DomainEntry {
     pub created_by: u32,
     pub creator_comm: Text,
     pub handled: Vec<String>,
+    /// The ruleset was not seen being built: `handled` and `rules` are unknown, not empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rules_unknown: bool,
     pub rules: Vec<RuleEntry>,
     pub processes: Vec<u32>,
 }

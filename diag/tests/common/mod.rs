@@ -3,7 +3,7 @@
 
 use diag::report::Report;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 pub mod fixtures;
@@ -278,4 +278,68 @@ pub fn assert_exit_statuses_are_the_commands_own(scratch: &Scratch, backend: &st
         let r = run.report();
         assert_eq!((r.backend.as_str(), r.exit_status), (backend, Some(code)));
     }
+}
+
+/// Runs `diag attach ARGS --json`, calls `ready` once diag says it is attached, and returns the
+/// finished run. Gating workloads on this line keeps the tests free of timing guesses.
+pub fn attach_with(scratch: &Scratch, args: &[&str], ready: impl FnOnce(u32)) -> DiagRun {
+    use std::io::{BufRead, Read};
+    let json = scratch.path(&format!("attach-{}.json", args.join("_").replace('/', "_")));
+    let mut child = Command::new(diag_bin())
+        .arg("attach")
+        .arg("--json")
+        .arg(&json)
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(
+        first.starts_with("diag: attached to"),
+        "diag did not attach: {first}"
+    );
+    ready(child.id());
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let output = std::process::Output {
+        status,
+        stdout: vec![],
+        stderr: format!("{first}{rest}").into_bytes(),
+    };
+    let report = std::fs::read_to_string(&json)
+        .ok()
+        .map(|t| serde_json::from_str(&t).unwrap());
+    DiagRun { output, report }
+}
+
+pub fn touch(path: &std::path::Path) {
+    std::fs::write(path, "").unwrap();
+}
+
+/// Kills the child on drop.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cmd` with no stdio and without cargo's LD_LIBRARY_PATH (a workload run as another
+/// user would probe it), killed when the guard drops.
+pub fn spawn_detached(cmd: &[String]) -> Reaped {
+    Reaped(
+        Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .env_remove("LD_LIBRARY_PATH")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }

@@ -53,6 +53,19 @@ fn syscall(ev: &SyscallEvent) -> Option<Event> {
             fd: ev.ret as i32,
             path: Text::from_c(data(ev)),
         }),
+        reason::FD_DUP => {
+            let (old, new, cloexec) = syscall_args::dup(&name, &ev.args, ev.ret)?;
+            Some(Event::FdDup {
+                pid: origin.pid,
+                old,
+                new,
+                cloexec,
+            })
+        }
+        reason::FD_CLOSE => Some(Event::FdClosed {
+            pid: origin.pid,
+            fd: ev.args[0] as i32,
+        }),
         _ => None,
     }
 }
@@ -176,7 +189,7 @@ fn process(ev: &ProcEvent) -> Option<Event> {
         kind::EXIT => Some(Event::Exit(Exit {
             time_ns: h.ktime_ns,
             pid: h.tgid,
-            status: None,
+            status: (ev.exit_status >= 0).then_some(ev.exit_status),
         })),
         _ => None,
     }

@@ -3,7 +3,7 @@
 //! Memory is read only for calls that produce an event, never for ordinary successes.
 
 use super::memory::{self, PATH_MAX};
-use crate::capture::syscall_args::{landlock_attr, landlock_op};
+use crate::capture::syscall_args::{self, landlock_attr, landlock_op};
 use crate::capture::CaptureConfig;
 use crate::model::syscalls::flag_arg;
 use crate::model::{
@@ -62,7 +62,9 @@ struct ProcState {
     /// through a dup of fd 2).
     message_fds: Vec<(u64, u32)>,
     messages_sent: u32,
-    builds_ruleset: bool,
+    /// It created a Landlock ruleset, or its parent held one when it forked, and it has not
+    /// exec'd since (ruleset fds are O_CLOEXEC): its opens, dups and closes are reported.
+    holds_rulesets: bool,
 }
 
 /// Who a thread is, read once from procfs and kept until exec, prctl(PR_SET_NAME) or a
@@ -127,15 +129,16 @@ impl Decoder {
         }
     }
 
-    /// A new process inherits its parent's descriptors, so its message fds too.
+    /// A new process inherits its parent's descriptors, so its message fds and rulesets too.
     pub fn fork(&mut self, parent: u32, child: u32) {
-        let fds = self
-            .procs
-            .get(&parent)
-            .map(|p| p.message_fds.clone())
-            .unwrap_or_default();
-        if !fds.is_empty() {
-            self.procs.entry(child).or_default().message_fds = fds;
+        let Some(p) = self.procs.get(&parent) else {
+            return;
+        };
+        let (fds, holds_rulesets) = (p.message_fds.clone(), p.holds_rulesets);
+        if !fds.is_empty() || holds_rulesets {
+            let c = self.procs.entry(child).or_default();
+            c.message_fds = fds;
+            c.holds_rulesets = holds_rulesets;
         }
     }
 
@@ -147,14 +150,24 @@ impl Decoder {
         }
     }
 
-    /// After exec the thread has a new name (and maybe new ids).
     /// A `close(fd)` seen at its seccomp stop: the fd is released whatever the call returns.
-    pub fn closed(&mut self, pid: u32, fd: u64) {
+    pub fn closed(&mut self, pid: u32, fd: u64, sink: &mut dyn FnMut(Event)) {
         self.forget_fd(pid, fd);
+        if self.holds_rulesets(pid) {
+            sink(Event::FdClosed { pid, fd: fd as i32 });
+        }
     }
 
-    pub fn exec(&mut self, tid: Pid) {
+    fn forget_identity(&mut self, tid: Pid) {
         self.identities.remove(&tid.as_raw());
+    }
+
+    /// After exec the thread has a new name (and maybe new ids), and no close-on-exec fds.
+    pub fn exec(&mut self, pid: u32, tid: Pid) {
+        self.forget_identity(tid);
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.holds_rulesets = false;
+        }
     }
 
     /// Who made the call: from procfs while the thread is stopped at it, then cached.
@@ -244,7 +257,7 @@ impl Decoder {
             libc::SYS_open | libc::SYS_openat | libc::SYS_openat2 | libc::SYS_creat => {
                 self.forget_fd(pid, sc.ret as u64);
                 let arg = self.path_arg[sc.nr as usize] as usize;
-                if arg < 6 && self.procs.get(&pid).is_some_and(|p| p.builds_ruleset) {
+                if arg < 6 && self.holds_rulesets(pid) {
                     let n = memory::read_cstr(tid, sc.args[arg], &mut self.buf[..]);
                     sink(Event::FdOpened {
                         pid,
@@ -253,14 +266,29 @@ impl Decoder {
                     });
                 }
             }
-            libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3 | libc::SYS_fcntl => self.dup(pid, sc),
-            libc::SYS_close => self.forget_fd(pid, sc.args[0]),
-            nr if IDENTITY_CHANGES.contains(&nr) => self.exec(tid),
+            libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3 | libc::SYS_fcntl => {
+                self.dup(pid, sc);
+                let dup = syscall_args::dup(&syscalls::name(sc.nr), &sc.args, sc.ret);
+                if let Some((old, new, cloexec)) = dup.filter(|_| self.holds_rulesets(pid)) {
+                    sink(Event::FdDup {
+                        pid,
+                        old,
+                        new,
+                        cloexec,
+                    });
+                }
+            }
+            libc::SYS_close => self.closed(pid, sc.args[0], sink),
+            nr if IDENTITY_CHANGES.contains(&nr) => self.forget_identity(tid),
             libc::SYS_landlock_create_ruleset
             | libc::SYS_landlock_add_rule
             | libc::SYS_landlock_restrict_self => self.landlock(pid, tid, sc, sink),
             _ => {}
         }
+    }
+
+    fn holds_rulesets(&self, pid: u32) -> bool {
+        self.procs.get(&pid).is_some_and(|p| p.holds_rulesets)
     }
 
     fn stream_of(&self, pid: u32, fd: u64) -> Option<u32> {
@@ -340,7 +368,7 @@ impl Decoder {
             return;
         };
         if sc.nr as i64 == libc::SYS_landlock_create_ruleset {
-            self.procs.entry(pid).or_default().builds_ruleset = true;
+            self.procs.entry(pid).or_default().holds_rulesets = true;
         }
         sink(Event::Landlock(LandlockCall {
             origin: self.origin(pid, tid),
@@ -434,6 +462,39 @@ mod tests {
             events.len(),
             1,
             "a closed dup is no longer a message stream"
+        );
+    }
+
+    #[test]
+    fn ruleset_holders_report_dups_and_closes_until_exec() {
+        let me = nix::unistd::getpid();
+        let (parent, child) = (me.as_raw() as u32, 1_000_000);
+        let mut d = Decoder::new(&CaptureConfig::default());
+        let mut events = vec![];
+        let mut exit = |d: &mut Decoder, pid: u32, sc: Syscall| {
+            d.syscall_exit(pid, me, &sc, Stops::default(), &mut |e| events.push(e))
+        };
+        let attr = [4u64, 0, 0];
+        let create = [attr.as_ptr() as u64, 8, 0, 0, 0, 0];
+        exit(&mut d, parent, call("dup", 9, [5, 0, 0, 0, 0, 0]));
+        exit(&mut d, parent, call("landlock_create_ruleset", 3, create));
+        exit(&mut d, parent, call("dup", 9, [3, 0, 0, 0, 0, 0]));
+        d.fork(parent, child);
+        exit(&mut d, child, call("close", 0, [3, 0, 0, 0, 0, 0]));
+        d.exec(child, me);
+        exit(&mut d, child, call("close", 0, [9, 0, 0, 0, 0, 0]));
+        let fds: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::FdDup { pid, old, new, .. } => Some(format!("{pid} dup {old}->{new}")),
+                Event::FdClosed { pid, fd } => Some(format!("{pid} close {fd}")),
+                _ => None,
+            })
+            .collect();
+        // Not before the ruleset exists, and not after the exec that closed its fds.
+        assert_eq!(
+            fds,
+            [format!("{parent} dup 3->9"), format!("{child} close 3")]
         );
     }
 

@@ -232,7 +232,7 @@ impl Tracer {
                     // A close: its effect is known now, so it runs on without an exit stop.
                     if let Ok(regs) = ptrace::getregs(tid) {
                         let pid = self.pid_of(tid);
-                        self.decoder.closed(pid, regs.rdi);
+                        self.decoder.closed(pid, regs.rdi, sink);
                     }
                     return self.resume(tid, None);
                 }
@@ -295,7 +295,7 @@ impl Tracer {
         let filename = std::fs::read_link(format!("/proc/{pid}/exe"))
             .map(|p| Text::new(p.into_os_string().into_encoded_bytes()))
             .unwrap_or_default();
-        self.decoder.exec(tid);
+        self.decoder.exec(pid, tid);
         sink(Event::Exec(Exec {
             origin: self.decoder.origin(pid, tid),
             filename,

@@ -30,7 +30,8 @@ pub struct Builder {
     comm: HashMap<u32, Text>,
     /// (pid, fd) → (1 or 2, close-on-exec): fds that are the process's stdout or stderr.
     streams: HashMap<(u32, i32), (i32, bool)>,
-    ruleset_creators: HashSet<u32>,
+    /// Processes that created a Landlock ruleset or forked from one that did, until they exec.
+    ruleset_holders: HashSet<u32>,
 }
 
 impl Builder {
@@ -135,9 +136,12 @@ impl Builder {
             "close" => {
                 if let Some((fd, _)) = syntax::fd(arg(0)).filter(|(fd, _)| *fd > 2) {
                     self.streams.remove(&(pid, fd));
+                    if self.ruleset_holders.contains(&pid) {
+                        self.events.push(Event::FdClosed { pid, fd });
+                    }
                 }
             }
-            _ if syscalls::is_open(name) && self.ruleset_creators.contains(&pid) => {
+            _ if syscalls::is_open(name) && self.ruleset_holders.contains(&pid) => {
                 let path = note.map(<[u8]>::to_vec).or_else(|| path_arg(c));
                 if let (Some(path), Ok(fd)) = (path, i32::try_from(value)) {
                     self.events.push(Event::FdOpened {
@@ -175,6 +179,9 @@ impl Builder {
         for (fd, v) in inherited {
             self.streams.insert((child, fd), v);
         }
+        if self.ruleset_holders.contains(&parent) {
+            self.ruleset_holders.insert(child);
+        }
         self.events.push(Event::Fork(Fork {
             time_ns: r.order,
             parent_pid: parent,
@@ -189,6 +196,8 @@ impl Builder {
         self.comm.insert(pid, comm(base));
         self.streams
             .retain(|(p, _), (_, cloexec)| *p != pid || !*cloexec);
+        // Ruleset fds are O_CLOEXEC.
+        self.ruleset_holders.remove(&pid);
         if self.root == Some(pid) && self.command.is_empty() {
             let argv = c.args.get(if c.name == "execveat" { 2 } else { 1 });
             self.command = argv
@@ -238,6 +247,14 @@ impl Builder {
         let (Some((old, _)), Ok(new)) = (syntax::fd(arg(0)), i32::try_from(new)) else {
             return;
         };
+        if self.ruleset_holders.contains(&pid) {
+            self.events.push(Event::FdDup {
+                pid,
+                old,
+                new,
+                cloexec,
+            });
+        }
         let stream = match old {
             1 | 2 => Some(old),
             _ => self.streams.get(&(pid, old)).map(|&(s, _)| s),
@@ -256,7 +273,7 @@ impl Builder {
                 if arg(0) == "NULL" || arg(2).contains(LANDLOCK_CREATE_RULESET_VERSION) {
                     return; // an ABI query, not a ruleset
                 }
-                self.ruleset_creators.insert(pid);
+                self.ruleset_holders.insert(pid);
                 LandlockOp::CreateRuleset {
                     fd: value as i32,
                     handled_fs: landlock_bits(syntax::field(arg(0), "handled_access_fs")),
@@ -472,6 +489,41 @@ mod builder_tests {
         assert!(
             !ev.iter().any(|e| matches!(e, Event::Fork(_))),
             "a thread is no fork"
+        );
+    }
+
+    #[test]
+    fn ruleset_fds_are_followed_through_dup_close_and_fork_until_exec() {
+        let ev = events(concat!(
+            "7 landlock_create_ruleset({handled_access_fs=LANDLOCK_ACCESS_FS_READ_FILE}, 8, 0) = 3\n",
+            "7 dup(3) = 9\n",
+            "7 close(3) = 0\n",
+            "7 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = 8\n",
+            "8 landlock_restrict_self(9, 0) = 0\n",
+            "8 dup3(9, 10, O_CLOEXEC) = 10\n",
+            "8 execve(\"/usr/bin/true\", [\"true\"], 0x7ffc /* 3 vars */) = 0\n",
+            "8 close(10) = -1 EBADF (Bad file descriptor)\n",
+            "8 dup(1) = 4\n",
+        ));
+        let fds: Vec<String> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::FdDup {
+                    pid,
+                    old,
+                    new,
+                    cloexec,
+                } => Some(format!("{pid} dup {old}->{new} {cloexec}")),
+                Event::FdClosed { pid, fd } => Some(format!("{pid} close {fd}")),
+                _ => None,
+            })
+            .collect();
+        // The child inherits its parent's ruleset fds; after exec it holds none (they are
+        // O_CLOEXEC), so its fd calls are no longer reported.
+        assert_eq!(
+            fds,
+            ["7 dup 3->9 false", "7 close 3", "8 dup 9->10 true"],
+            "{ev:#?}"
         );
     }
 
