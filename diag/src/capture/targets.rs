@@ -54,6 +54,9 @@ pub fn pid_tree(pids: &[i64]) -> Result<Vec<Seed>> {
             bail!("--pid {pid}: not a process id (must be a positive number)");
         }
         let pid = pid as u32;
+        if pid == std::process::id() {
+            bail!("--pid {pid}: that is diag itself");
+        }
         let s = seed(pid).map_err(|_| anyhow::anyhow!("--pid {pid}: no such process"))?;
         if s.exe.is_none() && is_kernel_thread(pid) {
             bail!(
@@ -82,8 +85,13 @@ pub fn pid_tree(pids: &[i64]) -> Result<Vec<Seed>> {
         }
         i += 1;
     }
-    // A process may exit while we look: keep the ones still there.
-    Ok(order.into_iter().filter_map(|p| seed(p).ok()).collect())
+    // A process may exit while we look: keep the ones still there. diag itself (attached to an
+    // ancestor) is no part of the tree: tracing itself, it would feed on its own calls.
+    Ok(order
+        .into_iter()
+        .filter(|&p| p != std::process::id())
+        .filter_map(|p| seed(p).ok())
+        .collect())
 }
 
 /// PF_KTHREAD in /proc/PID/stat flags.
@@ -106,6 +114,7 @@ pub fn cgroup(path: &Path) -> Result<CgroupTarget> {
     let seeds = procs
         .lines()
         .filter_map(|l| l.trim().parse::<u32>().ok())
+        .filter(|&p| p != std::process::id())
         .filter_map(|p| seed(p).ok())
         .collect();
     let v2_id = v2
