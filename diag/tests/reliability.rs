@@ -1,21 +1,11 @@
 //! Faults, hostile strings and privilege (issue 10), end to end as root.
 
 mod common;
+use common::fixtures::{secret, AS_NOBODY};
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// A 0600 root-owned file in a scratch dir others can traverse: opening it as nobody is EACCES.
-fn secret(scratch: &Scratch, name: &str) -> std::path::PathBuf {
-    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let p = scratch.path(name);
-    std::fs::write(&p, "x").unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-    p
-}
-
-const AS_NOBODY: &str = "setpriv --reuid=65534 --regid=65534 --clear-groups";
 
 fn has_failure_on(r: &diag::report::Report, path: &std::path::Path) -> bool {
     r.failures.iter().any(|f| {
