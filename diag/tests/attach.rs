@@ -378,8 +378,9 @@ fn until_tree_exits_follows_the_orphan_to_its_end() {
 }
 
 /// Attached to diag's own ancestor (by pid), or to a cgroup diag is in: diag traces none of
-/// its own calls (with every errno watched, it would feed on them), and `--duration 3s` ends it
-/// in time.
+/// its own calls, and `--duration 3s` ends it in time. Short-lived failing children keep diag
+/// busy reading the procfs of processes already gone: with every errno watched, a diag that
+/// traced itself would record (and feed on) its own failed reads.
 #[test]
 fn diag_never_traces_itself_and_duration_is_a_hard_deadline() {
     require_privileged!();
@@ -397,7 +398,8 @@ fn diag_never_traces_itself_and_duration_is_a_hard_deadline() {
         let scratch = Scratch::new(&format!("attach-self-{what}"));
         let (json, pid_file) = (scratch.path("r.json"), scratch.path("diag.pid"));
         let script = format!(
-            "{join}{} attach --quiet --errno all --duration 3s {target} --json {} & echo $! > {}; wait $!",
+            "{join}{} attach --quiet --errno all --duration 3s {target} --json {} & echo $! > {}; \
+             sleep 1; i=0; while [ $i -lt 300 ]; do cat /nonexistent 2>/dev/null; i=$((i+1)); done; wait $!",
             diag_bin(),
             json.display(),
             pid_file.display()

@@ -218,7 +218,7 @@ fn attach_ebpf(
     mut cap: EbpfCapture,
     trace: &mut Trace,
     t: &Tracing,
-    warnings: Vec<String>,
+    mut warnings: Vec<String>,
 ) -> Result<Captured> {
     for (tid, _) in t.threads() {
         cap.track(tid)?;
@@ -231,7 +231,11 @@ fn attach_ebpf(
         t.until.reached(tr)
     })?;
     status.finish();
-    live::drain(&mut cap, trace)?;
+    let limit = match t.until.expired() || t.interrupt.fired() {
+        true => live::DRAIN_AT_DEADLINE,
+        false => live::DRAIN_UNHURRIED,
+    };
+    warnings.extend(live::drain(&mut cap, trace, limit)?);
     trace.finish(cap.stats()?);
     Ok(Captured {
         backend: "ebpf",

@@ -294,14 +294,17 @@ fn pump(
     }
 }
 
-/// How long the drain may take: a tree still busy (attach's deadline) refills the ring as fast
-/// as it is read.
-const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+/// How long the drain may take after a hard deadline (`attach --duration`): a tree still busy
+/// refills the ring as fast as it is read.
+pub const DRAIN_AT_DEADLINE: Duration = Duration::from_secs(1);
+/// How long it may take otherwise (the tree is gone, or only daemons are left).
+pub const DRAIN_UNHURRIED: Duration = Duration::from_secs(10);
 
 /// Reads what the kernel has already queued (events of processes that just exited), within
-/// [`DRAIN_LIMIT`], then the repeat counts of the failures it reported.
-pub fn drain(cap: &mut EbpfCapture, trace: &mut Trace) -> Result<()> {
-    let deadline = Instant::now() + DRAIN_LIMIT;
+/// `limit`, then the repeat counts of the failures it reported. Returns the warning for records
+/// left unread, if any were.
+pub fn drain(cap: &mut EbpfCapture, trace: &mut Trace, limit: Duration) -> Result<Option<String>> {
+    let deadline = Instant::now() + limit;
     let mut idle = 0;
     while idle < 2 && Instant::now() < deadline {
         let n = cap.poll(Duration::from_millis(10), &mut |ev| {
@@ -309,7 +312,11 @@ pub fn drain(cap: &mut EbpfCapture, trace: &mut Trace) -> Result<()> {
         })?;
         idle = if n == 0 { idle + 1 } else { 0 };
     }
-    cap.repeats(&mut |ev| trace.on_event(ev, &Procfs))
+    let unread = cap.discard_queued();
+    cap.repeats(&mut |ev| trace.on_event(ev, &Procfs))?;
+    Ok((unread > 0).then(|| {
+        format!("tracing stopped with {unread} or more events still queued: they are not in this report (the tree was still busy)")
+    }))
 }
 
 /// Whether `pid` still exists (a zombie counts as gone).

@@ -147,6 +147,7 @@ struct Captured {
     /// exec failed: errno and reason.
     exec_failure: Option<(i32, String)>,
     probes: ProbeReport,
+    warnings: Vec<String>,
     /// The eBPF capture's teardown, joined when dropped (after the report is out).
     closing: Option<Closing>,
 }
@@ -249,7 +250,11 @@ fn capture_ebpf(
         status.is_some() && after_root.over(t)
     })?;
     signal_hook::low_level::unregister(sigchld);
-    live::drain(&mut cap, trace)?;
+    let limit = match interrupt.fired() {
+        true => live::DRAIN_AT_DEADLINE,
+        false => live::DRAIN_UNHURRIED,
+    };
+    let unread = live::drain(&mut cap, trace, limit)?;
     trace.finish(cap.stats()?);
     let probes = std::mem::take(&mut cap.probes);
     Ok(Captured {
@@ -258,6 +263,7 @@ fn capture_ebpf(
         status,
         exec_failure,
         probes,
+        warnings: unread.into_iter().collect(),
         // Detaching the programs takes a while: it runs while the report is built.
         closing: Some(cap.close_in_background()),
     })
@@ -310,6 +316,7 @@ fn capture_ptrace(
         status: cap.root_status(),
         exec_failure,
         probes: cap.probes,
+        warnings: vec![],
         closing: None,
     })
 }
@@ -351,6 +358,7 @@ fn trace_once(
         );
         warnings.push(line);
     }
+    warnings.extend(captured.warnings);
     warnings.extend(live::left_running(&trace, left_behind(captured.backend)));
     let partial = interrupt.fired();
     let exit_status = captured.status.and_then(launch::exit_code);

@@ -158,8 +158,8 @@ impl Drop for Closing {
     }
 }
 
-/// Records one [`EbpfCapture::poll`] reads at most.
-const POLL_BATCH: usize = 16384;
+/// How long one [`EbpfCapture::poll`] reads records at most.
+const POLL_BUDGET: Duration = Duration::from_millis(100);
 
 impl EbpfCapture {
     /// Loads and attaches. `cgroup_id` (v2) makes every task of that cgroup traced as well.
@@ -239,9 +239,9 @@ impl EbpfCapture {
         Ok(())
     }
 
-    /// Waits up to `timeout` for events, then hands the available ones to `sink`, at most
-    /// [`POLL_BATCH`] so that a ring refilled as fast as it is read still returns to the caller
-    /// (its deadline). Returns how many records were read.
+    /// Waits up to `timeout` for events, then hands the available ones to `sink` for at most
+    /// [`POLL_BUDGET`]: a ring refilled as fast as it is read (or read slowly) still returns to
+    /// the caller and its deadline. Returns how many records were read.
     pub fn poll(&mut self, timeout: Duration, sink: &mut dyn FnMut(Event)) -> Result<usize> {
         let mut fds = [libc::pollfd {
             fd: self.ring.as_raw_fd(),
@@ -251,7 +251,8 @@ impl EbpfCapture {
         // SAFETY: one valid pollfd; a failure (EINTR) just means "look again".
         unsafe { libc::poll(fds.as_mut_ptr(), 1, timeout.as_millis() as i32) };
         let mut n = 0;
-        while n < POLL_BATCH {
+        let started = std::time::Instant::now();
+        while started.elapsed() < POLL_BUDGET {
             let Some(item) = self.ring.next() else { break };
             n += 1;
             if let Some(ev) = decode::record(&item) {
@@ -259,6 +260,17 @@ impl EbpfCapture {
             }
         }
         Ok(n)
+    }
+
+    /// Drops the records still queued (tracing is over), within [`POLL_BUDGET`]; returns how
+    /// many.
+    pub fn discard_queued(&mut self) -> usize {
+        let started = std::time::Instant::now();
+        let mut n = 0;
+        while started.elapsed() < POLL_BUDGET && self.ring.next().is_some() {
+            n += 1;
+        }
+        n
     }
 
     /// Hands `sink` the kernel's counts of repeated failures (see `FailureKey`). Call it once,
