@@ -323,7 +323,7 @@ fn attach_ends_when_the_attached_process_exits() {
         let scratch = Scratch::new(&format!("attach-orphan-{backend}"));
         let go = scratch.path("go");
         let sup = Supervisor::new(&scratch, &wait_go(&go), "exec sleep 60");
-        let supervisor = sh(&sup.command()[2]);
+        let supervisor = sh(sup.command()[2]);
         let pid = supervisor.0.id().to_string();
         let started = std::time::Instant::now();
         let run = attach_with(&scratch, &["--backend", backend, "--pid", &pid], |_| {
@@ -362,7 +362,7 @@ fn until_tree_exits_follows_the_orphan_to_its_end() {
         let later = secret(&scratch, "later");
         let orphan = format!("sleep 1; {AS_NOBODY} cat {} 2>/dev/null", later.display());
         let sup = Supervisor::new(&scratch, &wait_go(&go), &orphan);
-        let supervisor = sh(&sup.command()[2]);
+        let supervisor = sh(sup.command()[2]);
         let pid = supervisor.0.id().to_string();
         let args = ["--backend", backend, "--until-tree-exits", "--pid", &pid];
         let run = attach_with(&scratch, &args, |_| touch(&go));
