@@ -314,6 +314,25 @@ fn signals_write_a_partial_report_and_leave_the_process_running() {
     }
 }
 
+/// `diag attach --backend BACKEND ARGS --pid` a [`Supervisor`] leaving `orphan` behind.
+fn attach_to_supervisor(
+    scratch: &Scratch,
+    backend: &str,
+    args: &[&str],
+    orphan: &str,
+) -> (Supervisor, DiagRun) {
+    let go = scratch.path("go");
+    let sup = Supervisor::new(scratch, &wait_go(&go), orphan);
+    let supervisor = sh(sup.command()[2]);
+    let pid = supervisor.0.id().to_string();
+    let mut all = vec!["--backend", backend];
+    all.extend(args);
+    all.extend(["--pid", &pid]);
+    let run = attach_with(scratch, &all, |_| touch(&go));
+    assert_eq!(run.code(), 0, "{backend}: {}", run.stderr());
+    (sup, run)
+}
+
 /// A supervisor that leaves an orphan daemon behind: attach ends once the supervisor has
 /// exited, with its denial, names the daemon, and the daemon runs on (ptrace let go of it).
 #[test]
@@ -321,16 +340,9 @@ fn attach_ends_when_the_attached_process_exits() {
     require_privileged!();
     for backend in ["ebpf", "ptrace"] {
         let scratch = Scratch::new(&format!("attach-orphan-{backend}"));
-        let go = scratch.path("go");
-        let sup = Supervisor::new(&scratch, &wait_go(&go), "exec sleep 60");
-        let supervisor = sh(sup.command()[2]);
-        let pid = supervisor.0.id().to_string();
         let started = std::time::Instant::now();
-        let run = attach_with(&scratch, &["--backend", backend, "--pid", &pid], |_| {
-            touch(&go)
-        });
+        let (sup, run) = attach_to_supervisor(&scratch, backend, &[], "exec sleep 60");
         let took = started.elapsed();
-        assert_eq!(run.code(), 0, "{backend}: {}", run.stderr());
         assert!(
             took < Duration::from_secs(20),
             "{backend}: attach ran {took:?} after the supervisor's exit"
@@ -338,14 +350,7 @@ fn attach_ends_when_the_attached_process_exits() {
         let r = run.report();
         assert!(!r.partial, "{backend}");
         assert!(sup.denial_in(r), "{backend}: {:#?}", r.failures);
-        let orphan = format!("{} (sleep)", sup.orphan());
-        assert!(
-            r.warnings
-                .iter()
-                .any(|w| w.starts_with("left running when tracing ended: ") && w.contains(&orphan)),
-            "{backend}: {:?}",
-            r.warnings
-        );
+        assert!(sup.named_left_running(r), "{backend}: {:?}", r.warnings);
         assert!(sup.orphan_running(), "{backend}: the orphan did not run on");
         let status = std::fs::read_to_string(format!("/proc/{}/status", sup.orphan())).unwrap();
         assert!(status.contains("TracerPid:\t0"), "{backend}: {status}");
@@ -358,15 +363,9 @@ fn until_tree_exits_follows_the_orphan_to_its_end() {
     require_privileged!();
     for backend in ["ebpf", "ptrace"] {
         let scratch = Scratch::new(&format!("attach-tree-{backend}"));
-        let go = scratch.path("go");
         let later = secret(&scratch, "later");
         let orphan = format!("sleep 1; {AS_NOBODY} cat {} 2>/dev/null", later.display());
-        let sup = Supervisor::new(&scratch, &wait_go(&go), &orphan);
-        let supervisor = sh(sup.command()[2]);
-        let pid = supervisor.0.id().to_string();
-        let args = ["--backend", backend, "--until-tree-exits", "--pid", &pid];
-        let run = attach_with(&scratch, &args, |_| touch(&go));
-        assert_eq!(run.code(), 0, "{backend}: {}", run.stderr());
+        let (sup, run) = attach_to_supervisor(&scratch, backend, &["--until-tree-exits"], &orphan);
         let r = run.report();
         assert!(sup.denial_in(r), "{backend}");
         assert!(

@@ -273,6 +273,14 @@ impl Supervisor {
         diag::cli::live::alive(self.orphan() as u32)
     }
 
+    /// Whether a report's warning names the orphan (a `sleep`) as left running.
+    pub fn named_left_running(&self, r: &Report) -> bool {
+        let orphan = format!("{} (sleep)", self.orphan());
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("left running when tracing ended: ") && w.contains(&orphan))
+    }
+
     /// Whether a report found the supervisor's denial.
     pub fn denial_in(&self, r: &Report) -> bool {
         r.failures
