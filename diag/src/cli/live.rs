@@ -58,7 +58,7 @@ impl Interrupt {
 }
 
 /// How long a tree that was passed diag's signal has to exit before it is SIGKILLed.
-pub const GRACE: Duration = Duration::from_secs(2);
+const GRACE: Duration = Duration::from_secs(2);
 /// How long SIGKILLed processes are then waited for (one in uninterruptible sleep may linger).
 const KILL_WAIT: Duration = Duration::from_secs(1);
 
