@@ -267,6 +267,7 @@ pub mod globals {
     pub const WAKEUP_BYTES: &str = "DIAG_WAKEUP_BYTES";
     pub const PIDNS_DEV: &str = "DIAG_PIDNS_DEV";
     pub const PIDNS_INO: &str = "DIAG_PIDNS_INO";
+    pub const SELF_TGID: &str = "DIAG_SELF_TGID";
     pub const CAP_CAP_ARG: &str = "DIAG_CAP_CAP_ARG";
     pub const CAP_RET_ARG: &str = "DIAG_CAP_RET_ARG";
     pub const AVC_DENIED_OFF: &str = "DIAG_AVC_DENIED_OFF";

@@ -60,6 +60,9 @@ static DIAG_MESSAGE_BURST: u32 = 64;
 static DIAG_PIDNS_DEV: u64 = 0;
 #[no_mangle]
 static DIAG_PIDNS_INO: u64 = 0;
+/// diag's own pid in that namespace: diag never traces itself (attached to a cgroup it is in).
+#[no_mangle]
+static DIAG_SELF_TGID: u32 = 0;
 /// Positions of `cap` and `ret` among `cap_capable`'s raw tracepoint arguments.
 #[no_mangle]
 static DIAG_CAP_CAP_ARG: u32 = 3;
@@ -252,7 +255,7 @@ fn task_state(tid: u32) -> Option<*mut TaskState> {
     }
     let cg = cfg(&DIAG_CGROUP_ID);
     // SAFETY: helper without arguments.
-    if cg == 0 || unsafe { bpf_get_current_cgroup_id() } != cg {
+    if cg == 0 || unsafe { bpf_get_current_cgroup_id() } != cg || is_diag() {
         return None;
     }
     track(tid);
@@ -836,6 +839,18 @@ fn on_forked(regs: *const u8, nr: u32, child: i64, tgid: u32) {
 
 #[inline(always)]
 fn in_diags_pid_namespace() -> bool {
+    ns_tgid().is_some()
+}
+
+/// Whether the current task is one of diag's own threads.
+#[inline(always)]
+fn is_diag() -> bool {
+    ns_tgid() == Some(cfg(&DIAG_SELF_TGID))
+}
+
+/// The current task's tgid as diag's pid namespace sees it; None outside that namespace.
+#[inline(always)]
+fn ns_tgid() -> Option<u32> {
     let mut ids = aya_ebpf::bindings::bpf_pidns_info { pid: 0, tgid: 0 };
     // SAFETY: `ids` is a local of the size given.
     let rc = unsafe {
@@ -846,7 +861,7 @@ fn in_diags_pid_namespace() -> bool {
             core::mem::size_of::<aya_ebpf::bindings::bpf_pidns_info>() as u32,
         )
     };
-    rc == 0
+    (rc == 0).then_some(ids.tgid)
 }
 
 #[inline(always)]

@@ -1,6 +1,7 @@
 //! `diag attach` (issue 6), end to end as root.
 
 mod common;
+use common::fixtures::{path_is, secret, Supervisor, AS_NOBODY};
 use common::*;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -240,12 +241,14 @@ fn duration_on_an_idle_process_gives_an_empty_valid_report() {
     assert_eq!(r.exit_status, None);
 }
 
+/// A signal to diag: a partial report, exit 128+N, and the attached process left running (attach
+/// launched nothing: by default it only stops tracing).
 #[test]
-fn sigint_and_sigterm_still_write_a_partial_report() {
+fn signals_write_a_partial_report_and_leave_the_process_running() {
     require_privileged!();
-    for sig in ["INT", "TERM"] {
+    for (sig, n) in [("INT", 2), ("TERM", 15), ("HUP", 1)] {
         let scratch = Scratch::new(&format!("attach-sig{sig}"));
-        let idle = sh("sleep 60");
+        let mut idle = sh("sleep 60");
         let pid = idle.0.id().to_string();
         let run = attach_with(&scratch, &["--pid", &pid], |diag| {
             Command::new("kill")
@@ -253,8 +256,127 @@ fn sigint_and_sigterm_still_write_a_partial_report() {
                 .status()
                 .unwrap();
         });
-        assert_eq!(run.code(), 0, "SIG{sig}: {}", run.stderr());
+        assert_eq!(run.code(), 128 + n, "SIG{sig}: {}", run.stderr());
         assert!(run.report().partial, "SIG{sig}: report not marked partial");
+        assert!(
+            idle.0.try_wait().unwrap().is_none(),
+            "SIG{sig}: the attached process did not run on"
+        );
+    }
+}
+
+/// `diag attach --backend BACKEND ARGS --pid` a [`Supervisor`] leaving `orphan` behind.
+fn attach_to_supervisor(
+    scratch: &Scratch,
+    backend: &str,
+    args: &[&str],
+    orphan: &str,
+) -> (Supervisor, DiagRun) {
+    let go = scratch.path("go");
+    let sup = Supervisor::new(scratch, &wait_go(&go), orphan);
+    let supervisor = sh(sup.command()[2]);
+    let pid = supervisor.0.id().to_string();
+    let mut all = vec!["--backend", backend];
+    all.extend(args);
+    all.extend(["--pid", &pid]);
+    let run = attach_with(scratch, &all, |_| touch(&go));
+    assert_eq!(run.code(), 0, "{backend}: {}", run.stderr());
+    (sup, run)
+}
+
+/// A supervisor that leaves an orphan daemon behind: attach ends once the supervisor has
+/// exited, with its denial, names the daemon, and the daemon runs on (ptrace let go of it).
+#[test]
+fn attach_ends_when_the_attached_process_exits() {
+    require_privileged!();
+    for backend in ["ebpf", "ptrace"] {
+        let scratch = Scratch::new(&format!("attach-orphan-{backend}"));
+        let started = std::time::Instant::now();
+        let (sup, run) = attach_to_supervisor(&scratch, backend, &[], "exec sleep 60");
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(20),
+            "{backend}: attach ran {took:?} after the supervisor's exit"
+        );
+        let r = run.report();
+        assert!(!r.partial, "{backend}");
+        assert!(sup.denial_in(r), "{backend}: {:#?}", r.failures);
+        assert!(sup.named_left_running(r), "{backend}: {:?}", r.warnings);
+        assert!(sup.orphan_running(), "{backend}: the orphan did not run on");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", sup.orphan())).unwrap();
+        assert!(status.contains("TracerPid:\t0"), "{backend}: {status}");
+    }
+}
+
+/// `--until-tree-exits`: attach follows the orphan to its end, and sees its later denial.
+#[test]
+fn until_tree_exits_follows_the_orphan_to_its_end() {
+    require_privileged!();
+    for backend in ["ebpf", "ptrace"] {
+        let scratch = Scratch::new(&format!("attach-tree-{backend}"));
+        let later = secret(&scratch, "later");
+        let orphan = format!("sleep 1; {AS_NOBODY} cat {} 2>/dev/null", later.display());
+        let (sup, run) = attach_to_supervisor(&scratch, backend, &["--until-tree-exits"], &orphan);
+        let r = run.report();
+        assert!(sup.denial_in(r), "{backend}");
+        assert!(
+            r.failures.iter().any(|f| path_is(f, &later)),
+            "{backend}: the orphan's later denial is missing: {:#?}",
+            r.failures
+        );
+    }
+}
+
+/// Attached to diag's own ancestor (by pid), or to a cgroup diag is in: diag traces none of
+/// its own calls, and `--duration 3s` ends it in time. Short-lived failing children keep diag
+/// busy reading the procfs of processes already gone: with every errno watched, a diag that
+/// traced itself would record (and feed on) its own failed reads.
+#[test]
+fn diag_never_traces_itself_and_duration_is_a_hard_deadline() {
+    require_privileged!();
+    let v2 = diag::context::cgroup::mounts().1;
+    let cgroup = v2.and_then(|m| TestCgroup::new(m.to_str().unwrap(), "attach-self"));
+    let mut targets = vec![("pid", "--pid $$".to_string(), String::new())];
+    match &cgroup {
+        Some(cg) => targets.push((
+            "cgroup",
+            format!("--cgroup {}", cg.dir.display()),
+            format!("echo $$ > {}/cgroup.procs; ", cg.dir.display()),
+        )),
+        None => eprintln!("SKIPPED (cgroup part): no cgroup v2 mount to make a cgroup in"),
+    }
+    for (what, target, join) in targets {
+        let scratch = Scratch::new(&format!("attach-self-{what}"));
+        let (json, pid_file) = (scratch.path("r.json"), scratch.path("diag.pid"));
+        let script = format!(
+            "{join}{} attach --quiet --errno all --duration 3s {target} --json {} & echo $! > {}; \
+             sleep 1; i=0; while [ $i -lt 300 ]; do cat /nonexistent 2>/dev/null; i=$((i+1)); done; wait $!",
+            diag_bin(),
+            json.display(),
+            pid_file.display()
+        );
+        let started = std::time::Instant::now();
+        let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        let took = started.elapsed();
+        assert!(out.status.success(), "{what}: {out:?}");
+        assert!(
+            took < Duration::from_secs(3 + 5),
+            "{what}: --duration 3s took {took:?}"
+        );
+        let diag: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let r: diag::report::Report =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert!(
+            r.processes.iter().all(|p| p.pid != diag),
+            "{what}: diag is in its own report: {:#?}",
+            r.processes
+        );
+        let own: Vec<_> = r.failures.iter().filter(|f| f.pid == diag).collect();
+        assert!(own.is_empty(), "{what}: diag's own calls: {own:#?}");
     }
 }
 

@@ -1,21 +1,11 @@
 //! Faults, hostile strings and privilege (issue 10), end to end as root.
 
 mod common;
+use common::fixtures::{secret, AS_NOBODY};
 use common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// A 0600 root-owned file in a scratch dir others can traverse: opening it as nobody is EACCES.
-fn secret(scratch: &Scratch, name: &str) -> std::path::PathBuf {
-    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let p = scratch.path(name);
-    std::fs::write(&p, "x").unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-    p
-}
-
-const AS_NOBODY: &str = "setpriv --reuid=65534 --regid=65534 --clear-groups";
 
 fn has_failure_on(r: &diag::report::Report, path: &std::path::Path) -> bool {
     r.failures.iter().any(|f| {
@@ -88,56 +78,6 @@ fn a_command_that_closes_stdout_and_stderr_is_still_diagnosed() {
         "diag's own stderr still works: {}",
         run.stderr()
     );
-}
-
-#[test]
-fn signals_to_diag_still_write_a_partial_report() {
-    require_privileged!();
-    for sig in ["INT", "TERM", "PIPE"] {
-        let scratch = Scratch::new(&format!("sig{sig}"));
-        let json = scratch.path("r.json");
-        let mut diag = Command::new(diag_bin())
-            .args([
-                "run",
-                "--quiet",
-                "--json",
-                json.to_str().unwrap(),
-                "--",
-                "sleep",
-                "30",
-            ])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Wait until the traced command runs, i.e. diag has released it.
-        let sleeping = || {
-            let out = Command::new("pgrep")
-                .args(["-P", &diag.id().to_string(), "-x", "sleep"])
-                .output()
-                .unwrap();
-            out.status.success()
-        };
-        for _ in 0..200 {
-            if sleeping() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(sleeping(), "SIG{sig}: the command never started");
-        Command::new("kill")
-            .args([&format!("-{sig}"), &diag.id().to_string()])
-            .status()
-            .unwrap();
-        let status = diag.wait().unwrap();
-        assert_eq!(
-            status.code(),
-            Some(128 + 15),
-            "SIG{sig}: diag passes on the command's own status (SIGTERM'd)"
-        );
-        let r: diag::report::Report =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        assert!(r.partial, "SIG{sig}: not marked partial");
-    }
 }
 
 #[test]

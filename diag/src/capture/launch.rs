@@ -5,6 +5,7 @@
 //! starts any thread, so the child may allocate before exec.
 
 use anyhow::{bail, Context, Result};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use std::ffi::CString;
@@ -33,7 +34,8 @@ pub enum Started {
 }
 
 /// Forks `argv`, held until [`HeldChild::release`]. `pre_exec` runs in the child after release.
-pub fn spawn_held(argv: &[String], pre_exec: PreExec) -> Result<HeldChild> {
+/// `dies_with_diag`: the child gets SIGKILL when diag dies, however it dies (PR_SET_PDEATHSIG).
+pub fn spawn_held(argv: &[String], pre_exec: PreExec, dies_with_diag: bool) -> Result<HeldChild> {
     if argv.is_empty() {
         bail!("no command given after --");
     }
@@ -43,13 +45,15 @@ pub fn spawn_held(argv: &[String], pre_exec: PreExec) -> Result<HeldChild> {
         .collect::<Result<_>>()?;
     let (release_r, release_w) = pipe_cloexec()?;
     let (status_r, status_w) = pipe_cloexec()?;
+    let diag = nix::unistd::getpid();
     // SAFETY: diag is single-threaded here (no thread has been started yet), so the child may
     // allocate and run ordinary code before exec.
     match unsafe { fork() }.context("fork")? {
         ForkResult::Child => {
             drop(release_w);
             drop(status_r);
-            let code = child_main(release_r, status_w, &c_argv, pre_exec);
+            let death = dies_with_diag.then_some(diag);
+            let code = child_main(release_r, status_w, &c_argv, pre_exec, death);
             // SAFETY: leaving the forked child without running the parent's destructors.
             unsafe { libc::_exit(code) }
         }
@@ -61,7 +65,14 @@ pub fn spawn_held(argv: &[String], pre_exec: PreExec) -> Result<HeldChild> {
     }
 }
 
-fn child_main(release: OwnedFd, status: OwnedFd, argv: &[CString], pre_exec: PreExec) -> i32 {
+/// `dies_with`: diag's pid, when the command is to die with diag.
+fn child_main(
+    release: OwnedFd,
+    status: OwnedFd,
+    argv: &[CString],
+    pre_exec: PreExec,
+    dies_with: Option<Pid>,
+) -> i32 {
     let mut release = std::fs::File::from(release);
     let mut status = std::fs::File::from(status);
     let mut byte = [0u8; 1];
@@ -71,9 +82,22 @@ fn child_main(release: OwnedFd, status: OwnedFd, argv: &[CString], pre_exec: Pre
     // Rust ignores SIGPIPE and ignored signals survive exec: give the command the default back.
     // SAFETY: restoring a default disposition in the single-threaded child.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // SIGKILL when diag dies. It fires when diag's main thread, which forked this child, ends;
+    // exec of a setuid or file-capability program clears it (such a command outlives diag).
+    if let Some(diag) = dies_with {
+        let set = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+        if set.is_err() || nix::unistd::getppid() != diag {
+            return 126; // diag is already gone
+        }
+    }
     if let Err(e) = pre_exec() {
         let _ = write!(status, "E{}\n{e:#}", libc::EPERM);
         return 126;
+    }
+    // Set again: a change of credentials (`--user`) clears it. A policy's seccomp filter may
+    // refuse prctl now, hence the first setting before pre_exec.
+    if dies_with.is_some() {
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     }
     let err = nix::unistd::execvp(&argv[0], argv).unwrap_err();
     let _ = write!(status, "E{}\n{}", err as i32, err.desc());
@@ -110,7 +134,7 @@ impl HeldChild {
 
     /// Kills a child that will never be released (setup failed).
     pub fn abandon(self) {
-        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
         let _ = waitpid(self.pid, None);
     }
 }

@@ -54,6 +54,9 @@ pub fn pid_tree(pids: &[i64]) -> Result<Vec<Seed>> {
             bail!("--pid {pid}: not a process id (must be a positive number)");
         }
         let pid = pid as u32;
+        if pid == std::process::id() {
+            bail!("--pid {pid}: that is diag itself");
+        }
         let s = seed(pid).map_err(|_| anyhow::anyhow!("--pid {pid}: no such process"))?;
         if s.exe.is_none() && is_kernel_thread(pid) {
             bail!(
@@ -82,8 +85,13 @@ pub fn pid_tree(pids: &[i64]) -> Result<Vec<Seed>> {
         }
         i += 1;
     }
-    // A process may exit while we look: keep the ones still there.
-    Ok(order.into_iter().filter_map(|p| seed(p).ok()).collect())
+    // A process may exit while we look: keep the ones still there. diag itself (attached to an
+    // ancestor) is no part of the tree: tracing itself, it would feed on its own calls.
+    Ok(order
+        .into_iter()
+        .filter(|&p| p != std::process::id())
+        .filter_map(|p| seed(p).ok())
+        .collect())
 }
 
 /// PF_KTHREAD in /proc/PID/stat flags.
@@ -106,6 +114,7 @@ pub fn cgroup(path: &Path) -> Result<CgroupTarget> {
     let seeds = procs
         .lines()
         .filter_map(|l| l.trim().parse::<u32>().ok())
+        .filter(|&p| p != std::process::id())
         .filter_map(|p| seed(p).ok())
         .collect();
     let v2_id = v2
@@ -129,19 +138,34 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no such process"));
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
+        let me = std::process::id();
+        assert!(pid_tree(&[me as i64])
+            .unwrap_err()
+            .to_string()
+            .contains("diag itself"));
+        let mut parent = std::process::Command::new("sh")
+            .args(["-c", "sleep 5; :"])
             .spawn()
             .unwrap();
-        let me = std::process::id();
-        let seeds = pid_tree(&[me as i64]).unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert_eq!(seeds[0].pid, me);
+        let root = parent.id();
+        let mut seeds = pid_tree(&[root as i64]).unwrap();
+        for _ in 0..200 {
+            if seeds.len() > 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            seeds = pid_tree(&[root as i64]).unwrap();
+        }
+        parent.kill().unwrap();
+        parent.wait().unwrap();
+        assert_eq!(seeds[0].pid, root);
+        assert!(seeds[0].tids.contains(&root));
         assert!(seeds
             .iter()
-            .any(|s| s.pid == child.id() && s.ppid == Some(me)));
-        assert!(seeds[0].tids.contains(&me));
+            .any(|s| s.comm == "sleep" && s.ppid == Some(root)));
+        // diag itself is left out of an ancestor's tree.
+        let ancestor = pid_tree(&[std::os::unix::process::parent_id() as i64]).unwrap();
+        assert!(ancestor.iter().all(|s| s.pid != me));
     }
 
     #[test]

@@ -65,6 +65,16 @@ pub enum Backend {
     Ptrace,
 }
 
+/// `--on-signal`: what SIGINT, SIGTERM, SIGHUP or SIGPIPE to diag does to the traced tree (the
+/// report is written, marked partial, either way, and diag exits 128+N).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnSignal {
+    /// Pass the signal on to every process of the tree, SIGKILL what is left after 2 s.
+    End,
+    /// Stop tracing and leave the tree running.
+    Detach,
+}
+
 /// Options shared by every command that writes a report.
 #[derive(Args, Debug, Clone)]
 pub struct ReportArgs {
@@ -146,6 +156,10 @@ pub struct RunArgs {
     /// Keep tracing until every process of the tree has exited, not just the command.
     #[arg(long)]
     pub wait_tree: bool,
+    /// What a signal to diag does to the launched tree. `end` also makes the command die with
+    /// diag if diag is killed (SIGKILL); `detach` leaves it running then too.
+    #[arg(long, value_enum, default_value = "end")]
+    pub on_signal: OnSignal,
     /// ptrace backend: stop on every syscall instead of only those the seccomp prefilter marks,
     /// so calls a sandbox's own seccomp filter refuses are seen (and named as seccomp's).
     #[arg(long)]
@@ -173,12 +187,21 @@ pub struct AttachArgs {
     /// Every process of this cgroup (v1 or v2 directory).
     #[arg(long, value_name = "PATH", conflicts_with = "pid")]
     pub cgroup: Option<PathBuf>,
-    /// Stop after this long (e.g. 60s, 5m); default: until the tree exits or Ctrl-C.
+    /// Stop after this long (e.g. 60s, 5m), a hard deadline: the report is written by then.
+    /// Default: until the attached processes exit (--pid) or Ctrl-C.
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,
     /// Exit 1 when a finding at least this strong is made (default: exit 0 once reported).
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub fail_on: Option<FailOn>,
+    /// With --pid: keep tracing until every descendant has exited too, not just the processes
+    /// named (daemons they left behind included).
+    #[arg(long, conflicts_with = "cgroup")]
+    pub until_tree_exits: bool,
+    /// What a signal to diag does to the attached processes: by default diag only stops
+    /// tracing (`detach`); `end` passes the signal on and SIGKILLs what is left after 2 s.
+    #[arg(long, value_enum, default_value = "detach")]
+    pub on_signal: OnSignal,
     /// auto: eBPF when it loads, else ptrace. ptrace attaches to every thread of the tree and
     /// stops at each syscall's entry and exit (slow: the tree runs much slower while traced),
     /// then lets go; with --cgroup it sees the members of the moment and their descendants only.

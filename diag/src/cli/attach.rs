@@ -1,8 +1,8 @@
 //! `diag attach`: trace a running sandbox from the host, by pid (with its descendants) or by
-//! cgroup, until the tree exits, `--duration` elapses, or SIGINT/SIGTERM. With eBPF where it
+//! cgroup, until the processes named exit, `--duration` elapses, or a signal. With eBPF where it
 //! loads, else (or with `--backend ptrace`) by attaching ptrace to every thread.
 
-use super::args::{AttachArgs, Backend};
+use super::args::{AttachArgs, Backend, OnSignal};
 use super::live::{self, Interrupt};
 use super::status::StatusLine;
 use super::{output, run::capture_config, usage};
@@ -10,7 +10,7 @@ use crate::capture::ptrace::{self, PtraceCapture};
 use crate::capture::targets::{self, Seed};
 use crate::capture::{ebpf::EbpfCapture, CaptureConfig, ProbeReport};
 use crate::context::HostFacts;
-use crate::correlate::{Procfs, Trace};
+use crate::correlate::Trace;
 use crate::model::Text;
 use crate::pipeline;
 use crate::report::build::Session;
@@ -19,9 +19,13 @@ use std::time::{Duration, Instant};
 
 /// When to stop tracing, besides a signal.
 struct Until {
+    /// `--duration`: a hard deadline.
     duration: Option<Duration>,
-    /// Attached by pid: stop when the whole tree is gone. A cgroup can gain members: keep going.
-    until_tree_gone: bool,
+    /// Attached by pid: the processes named, whose exit ends tracing (after daemons they leave
+    /// behind have had their settle, or the whole tree is gone with `--until-tree-exits`). A
+    /// cgroup can gain members: none, keep going.
+    roots: Vec<u32>,
+    after_roots: live::AfterRoots,
     started: Instant,
 }
 
@@ -30,9 +34,12 @@ impl Until {
         self.duration.is_some_and(|d| self.started.elapsed() >= d)
     }
 
+    fn roots_gone(&self) -> bool {
+        !self.roots.is_empty() && self.roots.iter().all(|&p| !live::alive(p))
+    }
+
     fn reached(&self, trace: &Trace) -> bool {
-        self.expired()
-            || (self.until_tree_gone && trace.live_pids().iter().all(|&p| !live::alive(p)))
+        self.expired() || (self.roots_gone() && self.after_roots.over(trace))
     }
 }
 
@@ -40,6 +47,7 @@ impl Until {
 struct Tracing<'a> {
     seeds: &'a [Seed],
     interrupt: &'a Interrupt,
+    on_signal: OnSignal,
     until: &'a Until,
     /// Says "attached" (a caller may start the workload on that line).
     announce: &'a dyn Fn(),
@@ -58,7 +66,6 @@ impl Tracing<'_> {
 /// What a backend's capture leaves for the report.
 struct Captured {
     backend: &'static str,
-    partial: bool,
     probes: ProbeReport,
     warnings: Vec<String>,
 }
@@ -103,7 +110,8 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
         }
         let until = match &duration {
             Some(d) => format!("for {}", humantime::format_duration(*d)),
-            None if by_pid => "until the tree exits".into(),
+            None if args.until_tree_exits => "until the tree exits".into(),
+            None if by_pid => "until the process exits".into(),
             None => "until Ctrl-C".into(),
         };
         eprintln!(
@@ -111,22 +119,35 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
             seeds.len()
         );
     };
+    let roots: Vec<u32> = match by_pid {
+        true => args.pid.iter().map(|&p| p as u32).collect(),
+        false => vec![],
+    };
     let until = Until {
         duration,
-        until_tree_gone: by_pid,
+        roots,
+        after_roots: live::AfterRoots::new(args.until_tree_exits),
         started: Instant::now(),
     };
     let tracing = Tracing {
         seeds: &seeds,
         interrupt: &interrupt,
+        on_signal: args.on_signal,
         until: &until,
         announce: &announce,
         quiet: args.report.quiet,
     };
-    let captured = match choose(&args, &config, cgroup_id)? {
+    let mut captured = match choose(&args, &config, cgroup_id)? {
         Chosen::Ebpf(cap, warnings) => attach_ebpf(cap, &mut trace, &tracing, warnings)?,
         Chosen::Ptrace(cap, warnings) => attach_ptrace(cap, &mut trace, &tracing, warnings)?,
     };
+    if until.roots_gone() {
+        // Daemons the attached processes left behind: named, as `run` does.
+        captured.warnings.extend(live::left_running(
+            &trace,
+            "; their later failures are not in this report (--until-tree-exits follows them)",
+        ));
+    }
 
     let command = match &args.cgroup {
         Some(p) => vec![Text::from(format!("cgroup:{}", p.display()))],
@@ -147,7 +168,7 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
                 .map(|s| s.pid)
                 .collect(),
             exit_status: None,
-            partial: captured.partial,
+            partial: interrupt.fired(),
             host: &host,
             probes: &captured.probes,
             warnings: captured.warnings,
@@ -155,7 +176,9 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
         },
     );
     output::emit(&report, &args.report).context("writing the report")?;
-    Ok(output::status_for(&report, args.fail_on))
+    Ok(interrupt
+        .exit_code()
+        .unwrap_or_else(|| output::status_for(&report, args.fail_on)))
 }
 
 enum Chosen {
@@ -199,7 +222,7 @@ fn attach_ebpf(
     mut cap: EbpfCapture,
     trace: &mut Trace,
     t: &Tracing,
-    warnings: Vec<String>,
+    mut warnings: Vec<String>,
 ) -> Result<Captured> {
     for (tid, _) in t.threads() {
         cap.track(tid)?;
@@ -207,16 +230,19 @@ fn attach_ebpf(
     (t.announce)();
     live::prioritise_reader();
     let status = StatusLine::new(t.quiet);
-    let partial = live::pump(&mut cap, trace, t.interrupt, |tr, cap| {
+    live::pump_until(&mut cap, trace, t.interrupt, t.on_signal, |tr, cap| {
         status.update(tr, cap.stats().map(|s| s.lost_events).unwrap_or(0));
         t.until.reached(tr)
     })?;
     status.finish();
-    live::drain(&mut cap, trace)?;
+    let limit = match t.until.expired() || t.interrupt.fired() {
+        true => live::DRAIN_AT_DEADLINE,
+        false => live::DRAIN_UNHURRIED,
+    };
+    warnings.extend(live::drain(&mut cap, trace, limit)?);
     trace.finish(cap.stats()?);
     Ok(Captured {
         backend: "ebpf",
-        partial,
         probes: std::mem::take(&mut cap.probes),
         warnings,
     })
@@ -238,28 +264,12 @@ fn attach_ptrace(
         }
     }
     (t.announce)();
-    t.interrupt.interrupt_blocking_calls();
-    // waitpid blocks while the tree is idle: a timer wakes it to look at the clock.
-    let _tick = live::Ticker::start(Duration::from_millis(200))?;
-    let mut partial = false;
-    loop {
-        let step = cap.step(&mut |ev| trace.on_event(ev, &Procfs))?;
-        if step == ptrace::Step::TreeGone {
-            break;
-        }
-        if t.interrupt.fired() {
-            partial = true;
-            break;
-        }
-        if t.until.expired() {
-            break;
-        }
-    }
-    cap.detach_all(&mut |ev| trace.on_event(ev, &Procfs));
+    live::step_until(&mut cap, trace, t.interrupt, t.on_signal, |tr, _| {
+        t.until.reached(tr)
+    })?;
     trace.finish(cap.stats());
     Ok(Captured {
         backend: "ptrace",
-        partial,
         probes: std::mem::take(&mut cap.probes),
         warnings,
     })

@@ -1,7 +1,7 @@
 //! `diag run`: launch a command under tracing, explain its failures, exit with its status.
 //! With `--verify-fix`, run it twice (policy, then patched policy) and report both.
 
-use super::args::{Backend, FilterArgs, RunArgs};
+use super::args::{Backend, FilterArgs, OnSignal, RunArgs};
 use super::live::{self, Interrupt};
 use super::{output, usage};
 use crate::capture::ptrace::{self, PtraceCapture};
@@ -10,7 +10,7 @@ use crate::capture::{
     launch, CaptureConfig, ProbeReport,
 };
 use crate::context::HostFacts;
-use crate::correlate::{Procfs, Trace};
+use crate::correlate::Trace;
 use crate::model::{errno, syscalls, Text};
 use crate::pipeline::{self, PolicySource};
 use crate::report::build::Session;
@@ -75,6 +75,8 @@ struct Outcome {
     report: Report,
     grants: Vec<Grant>,
     exit_code: i32,
+    /// A signal to diag ended tracing.
+    interrupted: bool,
     /// exec itself failed: one line was printed instead of a report.
     exec_failed: bool,
     /// The capture's teardown, joined when the outcome is dropped (after the report is out).
@@ -182,10 +184,10 @@ struct Captured {
     backend: &'static str,
     root: Pid,
     status: Option<WaitStatus>,
-    partial: bool,
     /// exec failed: errno and reason.
     exec_failure: Option<(i32, String)>,
     probes: ProbeReport,
+    warnings: Vec<String>,
     /// The eBPF capture's teardown, joined when dropped (after the report is out).
     closing: Option<Closing>,
 }
@@ -266,7 +268,7 @@ fn capture_ebpf(
     interrupt: &Interrupt,
 ) -> Result<Captured> {
     // The child waits until tracing is ready.
-    let held = launch::spawn_held(&args.command, setup.pre_exec)?;
+    let held = launch::spawn_held(&args.command, setup.pre_exec, dies_with_diag(args))?;
     let _relay = setup.isolation.map(Isolation::relay).transpose()?;
     let root = held.pid;
     if let Err(e) = cap.track(root.as_raw() as u32) {
@@ -283,44 +285,38 @@ fn capture_ebpf(
     )?;
     let exec_failure = exec_failure(held.release()?);
     let mut status = None;
-    let partial = live::pump(&mut cap, trace, interrupt, |_, _| {
-        status = reap(root);
-        status.is_some()
+    let after_root = live::AfterRoots::new(args.wait_tree);
+    live::pump_until(&mut cap, trace, interrupt, args.on_signal, |t, _| {
+        status = status.or_else(|| reap(root));
+        status.is_some() && after_root.over(t)
     })?;
-    if partial && status.is_none() {
-        // Give the command a moment to finish on its own (Ctrl-C reached it too).
-        let _ = nix::sys::signal::kill(root, nix::sys::signal::Signal::SIGTERM);
-        for _ in 0..40 {
-            status = reap(root);
-            if status.is_some() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-    if args.wait_tree && !partial {
-        live::pump(&mut cap, trace, interrupt, |t, _| {
-            t.live_pids().iter().all(|&p| !live::alive(p))
-        })?;
-    }
     signal_hook::low_level::unregister(sigchld);
-    live::drain(&mut cap, trace)?;
+    let limit = match interrupt.fired() {
+        true => live::DRAIN_AT_DEADLINE,
+        false => live::DRAIN_UNHURRIED,
+    };
+    let unread = live::drain(&mut cap, trace, limit)?;
     trace.finish(cap.stats()?);
     let probes = std::mem::take(&mut cap.probes);
     Ok(Captured {
         backend: "ebpf",
         root,
         status,
-        partial,
         exec_failure,
         probes,
+        warnings: unread.into_iter().collect(),
         // Detaching the programs takes a while: it runs while the report is built.
         closing: Some(cap.close_in_background()),
     })
 }
 
-/// The ptrace backend traces until the whole tree has exited: its seccomp filter cannot be
-/// removed, so a process left behind would see its traced syscalls fail with ENOSYS.
+/// `--on-signal end`: the command dies with diag, even when diag is SIGKILLed.
+fn dies_with_diag(args: &RunArgs) -> bool {
+    args.on_signal == OnSignal::End
+}
+
+/// The ptrace backend traces until the command has exited and only daemons are left (or the
+/// whole tree, with `--wait-tree`), then detaches.
 fn capture_ptrace(
     mut cap: PtraceCapture,
     args: &RunArgs,
@@ -335,6 +331,7 @@ fn capture_ptrace(
             install_filter()?;
             (setup.pre_exec)()
         }),
+        dies_with_diag(args),
     )?;
     let _relay = setup.isolation.map(Isolation::relay).transpose()?;
     let root = held.pid;
@@ -343,31 +340,11 @@ fn capture_ptrace(
         return Err(usage(format!("{e:#}")));
     }
     add_root(trace, root, args);
-    interrupt.interrupt_blocking_calls();
     let released = held.release_only()?;
-    let mut partial = false;
-    let mut noted = args.wait_tree;
-    loop {
-        let step = cap.step(&mut |ev| trace.on_event(ev, &Procfs))?;
-        if step == ptrace::Step::TreeGone {
-            break;
-        }
-        let root_done = cap.root_status().is_some();
-        if interrupt.fired() {
-            if !partial && !root_done {
-                let _ = nix::sys::signal::kill(root, nix::sys::signal::Signal::SIGTERM);
-            }
-            // Stop once the command is gone, or at a second signal.
-            if root_done || (partial && step == ptrace::Step::Interrupted) {
-                partial = true;
-                break;
-            }
-            partial = true;
-        } else if root_done && !noted && cap.tasks() > 0 {
-            noted = true;
-            eprintln!("diag: the command exited; tracing the rest of its tree until it exits (ptrace cannot detach: its seccomp filter stays); Ctrl-C ends it");
-        }
-    }
+    let after_root = live::AfterRoots::new(args.wait_tree);
+    live::step_until(&mut cap, trace, interrupt, args.on_signal, |t, cap| {
+        cap.root_status().is_some() && after_root.over(t)
+    })?;
     // The status pipe is closed once the command exec'd or exited; a running, interrupted
     // command with its exec done has nothing to report there.
     let exec_failure = match cap.root_status() {
@@ -379,11 +356,20 @@ fn capture_ptrace(
         backend: "ptrace",
         root,
         status: cap.root_status(),
-        partial,
         exec_failure,
         probes: cap.probes,
+        warnings: vec![],
         closing: None,
     })
+}
+
+/// What the processes left running after tracing face, by backend.
+fn left_behind(backend: &str) -> &'static str {
+    if backend == "ptrace" {
+        "; diag's seccomp prefilter stays on them with no tracer, so the calls it stops (opens, writes, ...) now fail with ENOSYS (--wait-tree keeps tracing them; --backend ebpf leaves them untouched)"
+    } else {
+        "; their later failures are not in this report (--wait-tree follows them)"
+    }
 }
 
 fn trace_once(
@@ -415,7 +401,9 @@ fn trace_once(
         );
         warnings.push(line);
     }
-    let partial = captured.partial;
+    warnings.extend(captured.warnings);
+    warnings.extend(live::left_running(&trace, left_behind(captured.backend)));
+    let partial = interrupt.fired();
     let exit_status = captured.status.and_then(launch::exit_code);
     let session = Session {
         backend: captured.backend,
@@ -438,7 +426,8 @@ fn trace_once(
     Ok(Outcome {
         report,
         grants,
-        exit_code: exit_status.unwrap_or(if partial { 130 } else { 1 }),
+        exit_code: interrupt.exit_code().or(exit_status).unwrap_or(1),
+        interrupted: partial,
         exec_failed: captured.exec_failure.is_some(),
         _closing: captured.closing,
     })
@@ -448,6 +437,10 @@ fn trace_once(
 /// both, and says when the command still fails on what other findings would grant.
 fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Result<i32> {
     let before = trace_once(args, config, Some(&policy.policy), Some(policy))?;
+    if before.interrupted {
+        emit(&before, args);
+        return Ok(before.exit_code);
+    }
     let patched = patch::apply(&policy.text, &before.grants, &policy.name)?;
     let Some(patched) = patched else {
         let mut out = before;

@@ -54,6 +54,8 @@ fn as_another_user(plan: Plan, uid: nix::unistd::Uid, command: &[String]) -> Res
             session.enter()?;
             plan.apply()
         }),
+        // This process stands between the caller and the workload: it goes, the workload goes.
+        true,
     )?;
     let _relay = isolation.relay()?;
     let pid = held.pid;

@@ -215,3 +215,87 @@ impl Drop for PidsCgroup {
         }
     }
 }
+
+/// A 0600 root-owned file in a scratch dir others can traverse: opening it as nobody is EACCES.
+pub fn secret(scratch: &Scratch, name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let p = scratch.path(name);
+    std::fs::write(&p, "x").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+pub const AS_NOBODY: &str = "setpriv --reuid=65534 --regid=65534 --clear-groups";
+
+/// A stand-in sandbox supervisor: starts a daemon in a session of its own (the orphan it leaves
+/// behind), makes one open denied to nobody, and exits 3. The orphan's session is SIGKILLed on
+/// drop.
+pub struct Supervisor {
+    pub secret: PathBuf,
+    orphan_pid: PathBuf,
+    script: String,
+}
+
+impl Supervisor {
+    /// `gate`: shell run first (waiting for the test's go); `orphan`: the daemon's shell.
+    pub fn new(scratch: &Scratch, gate: &str, orphan: &str) -> Self {
+        let secret = secret(scratch, "supervised-secret");
+        let orphan_pid = scratch.path("orphan.pid");
+        let script = format!(
+            "{gate}setsid sh -c 'echo $$ > {}; {orphan}' </dev/null >/dev/null 2>&1 & \
+             while [ ! -s {0} ]; do sleep 0.01; done; {AS_NOBODY} cat {} 2>/dev/null; exit 3",
+            orphan_pid.display(),
+            secret.display()
+        );
+        Supervisor {
+            secret,
+            orphan_pid,
+            script,
+        }
+    }
+
+    /// `sh -c SCRIPT`.
+    pub fn command(&self) -> [&str; 3] {
+        ["sh", "-c", &self.script]
+    }
+
+    /// The orphan's pid (its session's leader).
+    pub fn orphan(&self) -> i32 {
+        std::fs::read_to_string(&self.orphan_pid)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    pub fn orphan_running(&self) -> bool {
+        diag::cli::live::alive(self.orphan() as u32)
+    }
+
+    /// Whether a report's warning names the orphan (a `sleep`) as left running.
+    pub fn named_left_running(&self, r: &Report) -> bool {
+        let orphan = format!("{} (sleep)", self.orphan());
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("left running when tracing ended: ") && w.contains(&orphan))
+    }
+
+    /// Whether a report found the supervisor's denial.
+    pub fn denial_in(&self, r: &Report) -> bool {
+        r.failures
+            .iter()
+            .any(|f| path_is(f, &self.secret) && f.errno == "EACCES")
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.orphan_pid) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                // SAFETY: plain syscall; the orphan's session leader leads its process group.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+        }
+    }
+}

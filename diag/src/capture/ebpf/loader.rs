@@ -158,6 +158,9 @@ impl Drop for Closing {
     }
 }
 
+/// How long one [`EbpfCapture::poll`] reads records at most.
+const POLL_BUDGET: Duration = Duration::from_millis(100);
+
 impl EbpfCapture {
     /// Loads and attaches. `cgroup_id` (v2) makes every task of that cgroup traced as well.
     pub fn load(config: &CaptureConfig, cgroup_id: Option<u64>) -> Result<Self> {
@@ -196,6 +199,7 @@ impl EbpfCapture {
             .override_global(globals::WAKEUP_BYTES, &wakeup_bytes, true)
             .override_global(globals::PIDNS_DEV, &pidns_dev, true)
             .override_global(globals::PIDNS_INO, &pidns_ino, true)
+            .override_global(globals::SELF_TGID, &std::process::id(), true)
             .override_global(globals::CAP_CAP_ARG, &cap_cap, true)
             .override_global(globals::CAP_RET_ARG, &cap_ret, true)
             .override_global(globals::AVC_DENIED_OFF, &avc_denied, true)
@@ -235,8 +239,9 @@ impl EbpfCapture {
         Ok(())
     }
 
-    /// Waits up to `timeout` for events, then hands every available one to `sink`.
-    /// Returns how many records were read.
+    /// Waits up to `timeout` for events, then hands the available ones to `sink` for at most
+    /// [`POLL_BUDGET`]: a ring refilled as fast as it is read (or read slowly) still returns to
+    /// the caller and its deadline. Returns how many records were read.
     pub fn poll(&mut self, timeout: Duration, sink: &mut dyn FnMut(Event)) -> Result<usize> {
         let mut fds = [libc::pollfd {
             fd: self.ring.as_raw_fd(),
@@ -246,13 +251,26 @@ impl EbpfCapture {
         // SAFETY: one valid pollfd; a failure (EINTR) just means "look again".
         unsafe { libc::poll(fds.as_mut_ptr(), 1, timeout.as_millis() as i32) };
         let mut n = 0;
-        while let Some(item) = self.ring.next() {
+        let started = std::time::Instant::now();
+        while started.elapsed() < POLL_BUDGET {
+            let Some(item) = self.ring.next() else { break };
             n += 1;
             if let Some(ev) = decode::record(&item) {
                 sink(ev);
             }
         }
         Ok(n)
+    }
+
+    /// Drops the records still queued (tracing is over), within [`POLL_BUDGET`]; returns how
+    /// many.
+    pub fn discard_queued(&mut self) -> usize {
+        let started = std::time::Instant::now();
+        let mut n = 0;
+        while started.elapsed() < POLL_BUDGET && self.ring.next().is_some() {
+            n += 1;
+        }
+        n
     }
 
     /// Hands `sink` the kernel's counts of repeated failures (see `FailureKey`). Call it once,

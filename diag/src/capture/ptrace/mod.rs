@@ -85,7 +85,7 @@ impl PtraceCapture {
             .map_err(|e| anyhow::anyhow!("ptrace cannot attach to {tid}: {e}{}", yama_hint()))
     }
 
-    /// Lets go of every traced task (attach's end), within a second.
+    /// Lets go of every traced task (the end of tracing), within a second.
     pub fn detach_all(&mut self, sink: &mut dyn FnMut(Event)) {
         self.tracer
             .detach_all(std::time::Duration::from_secs(1), sink)

@@ -58,8 +58,9 @@ impl Tracer {
     }
 
     /// The options every traced task gets. For `run`: diag's filter cannot be removed, and a
-    /// TRACE'd syscall without a tracer fails with ENOSYS, so a tree that outlives diag is killed
-    /// rather than left broken (EXITKILL), as `strace --seccomp-bpf` does. An attached process
+    /// TRACE'd syscall without a tracer fails with ENOSYS, so a tree that outlives diag's death
+    /// is killed rather than left broken (EXITKILL), as `strace --seccomp-bpf` does; daemons
+    /// diag lets go of on purpose are detached (which clears it) and named in the report. An attached process
     /// has no filter of diag's and simply runs on when diag lets go.
     fn options(&self) -> Options {
         let options = Options::PTRACE_O_TRACESYSGOOD
@@ -103,9 +104,9 @@ impl Tracer {
         Ok(())
     }
 
-    /// Lets every traced task go (attach's end): each is interrupted and detached at its next
-    /// stop, a pending signal passed on. Within `limit`; the kernel detaches the rest when diag
-    /// exits, since attached tasks carry no EXITKILL.
+    /// Lets every traced task go (the end of tracing): each is interrupted and detached at its
+    /// next stop, a pending signal passed on. Within `limit`; the kernel detaches the rest when
+    /// diag exits (or, with EXITKILL, kills them).
     pub fn detach_all(&mut self, limit: std::time::Duration, sink: &mut dyn FnMut(Event)) {
         for &tid in self.tasks.keys() {
             let _ = ptrace::interrupt(Pid::from_raw(tid));
