@@ -1,9 +1,11 @@
 //! Turns ordered strace records into model events, keeping the state strace's text implies:
 //! which tid belongs to which process, each process's name, and which fds are its
-//! stdout/stderr.
+//! stdout/stderr. That state is dropped when a process exits, and bounded for logs whose
+//! processes never show their exit.
 
 use super::records::{Call, Kind, Record};
 use super::syntax::{self, Ret, Str};
+use crate::capture::offline::Sink;
 use crate::capture::CaptureConfig;
 use crate::model::{
     flags, syscalls, CaptureStats, Event, EvidenceSource, Exec, Exit, Failure, Fork,
@@ -16,35 +18,51 @@ const COMM_LEN: usize = 15;
 const F_DUPFD: &str = "F_DUPFD";
 const F_DUPFD_CLOEXEC: &str = "F_DUPFD_CLOEXEC";
 const LANDLOCK_CREATE_RULESET_VERSION: &str = "LANDLOCK_CREATE_RULESET_VERSION";
+/// Threads and processes whose state is kept at once; beyond it one is forgotten (and counted).
+const MAX_TRACKED: usize = 65_536;
+
+/// An fd that is a process's stdout or stderr: (fd, 1 or 2, close-on-exec).
+type Stream = (i32, i32, bool);
 
 #[derive(Default)]
 pub struct Builder {
-    pub events: Vec<Event>,
     pub stats: CaptureStats,
     /// The first process of the log, its argv and its exit status.
     pub root: Option<u32>,
     pub command: Vec<Text>,
     pub root_status: Option<i32>,
     pub truncated_messages: u64,
+    /// Processes (or threads) forgotten at the [`MAX_TRACKED`] bound.
+    pub forgotten_processes: u64,
     tgid: HashMap<u32, u32>,
     comm: HashMap<u32, Text>,
-    /// (pid, fd) → (1 or 2, close-on-exec): fds that are the process's stdout or stderr.
-    streams: HashMap<(u32, i32), (i32, bool)>,
+    streams: HashMap<u32, Vec<Stream>>,
     ruleset_creators: HashSet<u32>,
 }
 
+/// Inserts into a map of per-process state, forgetting some other entry when it is full.
+fn insert_bounded<V>(map: &mut HashMap<u32, V>, key: u32, value: V, forgotten: &mut u64) {
+    if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
+        if let Some(&other) = map.keys().next() {
+            map.remove(&other);
+            *forgotten += 1;
+        }
+    }
+    map.insert(key, value);
+}
+
 impl Builder {
-    pub fn record(&mut self, r: &Record, config: &CaptureConfig) {
+    pub fn record(&mut self, r: &Record, config: &CaptureConfig, sink: &mut dyn Sink) {
         let pid = self.pid_of(r.tid);
         self.root.get_or_insert(pid);
         match &r.kind {
             Kind::Call(c) => match c.ret {
-                Ret::Ok(v, ref note) => self.success(r, pid, c, v, note.as_deref()),
-                Ret::Err(errno) => self.failure(r, pid, c, errno, config),
+                Ret::Ok(v, ref note) => self.success(r, pid, c, v, note.as_deref(), sink),
+                Ret::Err(errno) => self.failure(r, pid, c, errno, config, sink),
                 Ret::Unknown => {}
             },
-            Kind::Exited(code) => self.exit(r, pid, *code),
-            Kind::Killed(sig) => self.exit(r, pid, 128 + sig),
+            Kind::Exited(code) => self.exit(r, pid, *code, sink),
+            Kind::Killed(sig) => self.exit(r, pid, 128 + sig, sink),
         }
     }
 
@@ -63,28 +81,40 @@ impl Builder {
         }
     }
 
-    fn exit(&mut self, r: &Record, pid: u32, status: i32) {
+    fn exit(&mut self, r: &Record, pid: u32, status: i32, sink: &mut dyn Sink) {
+        self.tgid.remove(&r.tid);
         if r.tid != pid {
             return; // a thread, not the process
         }
+        self.comm.remove(&pid);
+        self.streams.remove(&pid);
+        self.ruleset_creators.remove(&pid);
         if self.root == Some(pid) {
             self.root_status = Some(status);
         }
-        self.events.push(Event::Exit(Exit {
+        sink.event(Event::Exit(Exit {
             time_ns: r.order,
             pid,
             status: Some(status),
         }));
     }
 
-    fn failure(&mut self, r: &Record, pid: u32, c: &Call, errno: i32, config: &CaptureConfig) {
+    fn failure(
+        &mut self,
+        r: &Record,
+        pid: u32,
+        c: &Call,
+        errno: i32,
+        config: &CaptureConfig,
+        sink: &mut dyn Sink,
+    ) {
         let watched = syscalls::number(&c.name).is_some_and(|n| config.syscalls.contains(&n));
         let path = path_arg(c);
         if !watched || !config.errnos.watches(errno, path.as_deref()) {
             return;
         }
         let flags_text = flag_text(c).map(str::to_string);
-        self.events.push(Event::Failure(Failure {
+        sink.event(Event::Failure(Failure {
             origin: self.origin(r, pid),
             syscall: c.name.clone(),
             errno,
@@ -99,20 +129,33 @@ impl Builder {
         }));
     }
 
-    fn success(&mut self, r: &Record, pid: u32, c: &Call, value: i64, note: Option<&[u8]>) {
+    fn success(
+        &mut self,
+        r: &Record,
+        pid: u32,
+        c: &Call,
+        value: i64,
+        note: Option<&[u8]>,
+        sink: &mut dyn Sink,
+    ) {
         let arg = |i: usize| c.args.get(i).map(String::as_str).unwrap_or("");
         let name = c.name.as_str();
         match name {
-            _ if syscalls::is_clone(name) => self.clone_(r, pid, c, value),
-            "execve" | "execveat" => self.exec(r, pid, c),
+            _ if syscalls::is_clone(name) => self.clone_(r, pid, c, value, sink),
+            "execve" | "execveat" => self.exec(r, pid, c, sink),
             "prctl" if arg(0) == "PR_SET_NAME" && r.tid == pid => {
                 if let Some(s) = syntax::string(arg(1)) {
-                    self.comm.insert(pid, comm(&s.bytes));
+                    insert_bounded(
+                        &mut self.comm,
+                        pid,
+                        comm(&s.bytes),
+                        &mut self.forgotten_processes,
+                    );
                 }
             }
             "write" | "pwrite64" => {
                 if let Some(s) = syntax::string(arg(1)) {
-                    self.message(r, pid, arg(0), s);
+                    self.message(r, pid, arg(0), s, sink);
                 }
             }
             "writev" | "pwritev" | "pwritev2" => {
@@ -128,53 +171,74 @@ impl Builder {
                         None => text.truncated |= iov == "...",
                     }
                 }
-                self.message(r, pid, arg(0), text);
+                self.message(r, pid, arg(0), text, sink);
             }
             "dup" | "dup2" | "dup3" | "fcntl" => self.dup(pid, c, value),
             "close" => {
                 if let Some((fd, _)) = syntax::fd(arg(0)).filter(|(fd, _)| *fd > 2) {
-                    self.streams.remove(&(pid, fd));
+                    self.set_stream(pid, fd, None);
                 }
             }
             _ if syscalls::is_open(name) && self.ruleset_creators.contains(&pid) => {
                 let path = note.map(<[u8]>::to_vec).or_else(|| path_arg(c));
                 if let (Some(path), Ok(fd)) = (path, i32::try_from(value)) {
-                    self.events.push(Event::FdOpened {
+                    sink.event(Event::FdOpened {
                         pid,
                         fd,
                         path: Text::new(path),
                     });
                 }
             }
-            _ if name.starts_with("landlock_") => self.landlock(r, pid, c, value),
+            _ if name.starts_with("landlock_") => self.landlock(r, pid, c, value, sink),
             _ => {}
         }
     }
 
-    fn clone_(&mut self, r: &Record, parent: u32, c: &Call, child: i64) {
+    fn stream(&self, pid: u32, fd: i32) -> Option<i32> {
+        let streams = self.streams.get(&pid)?;
+        streams.iter().find(|s| s.0 == fd).map(|s| s.1)
+    }
+
+    /// Makes `fd` of `pid` a copy of stdout/stderr (`Some((stream, cloexec))`), or not.
+    fn set_stream(&mut self, pid: u32, fd: i32, to: Option<(i32, bool)>) {
+        let mut streams = self.streams.remove(&pid).unwrap_or_default();
+        streams.retain(|s| s.0 != fd);
+        if let Some((stream, cloexec)) = to {
+            streams.push((fd, stream, cloexec));
+        }
+        if !streams.is_empty() {
+            insert_bounded(
+                &mut self.streams,
+                pid,
+                streams,
+                &mut self.forgotten_processes,
+            );
+        }
+    }
+
+    fn clone_(&mut self, r: &Record, parent: u32, c: &Call, child: i64, sink: &mut dyn Sink) {
         let Ok(child) = u32::try_from(child) else {
             return;
         };
         let flags = clone_flag_text(c).and_then(flags::parse).unwrap_or(0);
+        let forgotten = &mut self.forgotten_processes;
         if flags & flags::CLONE_THREAD != 0 {
-            self.tgid.insert(child, parent);
+            insert_bounded(&mut self.tgid, child, parent, forgotten);
             self.stats.thread_forks += 1;
             return;
         }
         self.stats.process_forks += 1;
-        self.tgid.insert(child, child);
+        // A recycled pid was a thread of another process before.
+        self.tgid.remove(&child);
         let comm = self.comm.get(&parent).cloned().unwrap_or_default();
-        self.comm.insert(child, comm.clone());
-        let inherited: Vec<_> = self
-            .streams
-            .iter()
-            .filter(|((p, _), _)| *p == parent)
-            .map(|(&(_, fd), &v)| (fd, v))
-            .collect();
-        for (fd, v) in inherited {
-            self.streams.insert((child, fd), v);
+        insert_bounded(&mut self.comm, child, comm.clone(), forgotten);
+        match self.streams.get(&parent).cloned() {
+            Some(inherited) => insert_bounded(&mut self.streams, child, inherited, forgotten),
+            None => {
+                self.streams.remove(&child);
+            }
         }
-        self.events.push(Event::Fork(Fork {
+        sink.event(Event::Fork(Fork {
             time_ns: r.order,
             parent_pid: parent,
             child_pid: child,
@@ -182,12 +246,18 @@ impl Builder {
         }));
     }
 
-    fn exec(&mut self, r: &Record, pid: u32, c: &Call) {
+    fn exec(&mut self, r: &Record, pid: u32, c: &Call, sink: &mut dyn Sink) {
         let Some(filename) = path_arg(c) else { return };
         let base = filename.rsplit(|&b| b == b'/').next().unwrap_or_default();
-        self.comm.insert(pid, comm(base));
-        self.streams
-            .retain(|(p, _), (_, cloexec)| *p != pid || !*cloexec);
+        insert_bounded(
+            &mut self.comm,
+            pid,
+            comm(base),
+            &mut self.forgotten_processes,
+        );
+        if let Some(streams) = self.streams.get_mut(&pid) {
+            streams.retain(|&(_, _, cloexec)| !cloexec);
+        }
         if self.root == Some(pid) && self.command.is_empty() {
             let argv = c.args.get(if c.name == "execveat" { 2 } else { 1 });
             self.command = argv
@@ -198,26 +268,26 @@ impl Builder {
                 .map(|s| Text::new(s.bytes))
                 .collect();
         }
-        self.events.push(Event::Exec(Exec {
+        sink.event(Event::Exec(Exec {
             origin: self.origin(r, pid),
             filename: Text::new(filename),
         }));
     }
 
     /// A write to fd 1/2, or to an fd duplicated from them, is something the program said.
-    fn message(&mut self, r: &Record, pid: u32, fd_arg: &str, s: Str) {
+    fn message(&mut self, r: &Record, pid: u32, fd_arg: &str, s: Str, sink: &mut dyn Sink) {
         let Some((fd, _)) = syntax::fd(fd_arg) else {
             return;
         };
         let stream = match fd {
             1 | 2 => fd,
-            _ => match self.streams.get(&(pid, fd)) {
-                Some(&(stream, _)) => stream,
+            _ => match self.stream(pid, fd) {
+                Some(stream) => stream,
                 None => return,
             },
         };
         self.truncated_messages += s.truncated as u64;
-        self.events.push(Event::Message(Message {
+        sink.event(Event::Message(Message {
             origin: self.origin(r, pid),
             fd: stream,
             text: Text::new(s.bytes),
@@ -239,15 +309,12 @@ impl Builder {
         };
         let stream = match old {
             1 | 2 => Some(old),
-            _ => self.streams.get(&(pid, old)).map(|&(s, _)| s),
+            _ => self.stream(pid, old),
         };
-        match stream {
-            Some(s) => self.streams.insert((pid, new), (s, cloexec)),
-            None => self.streams.remove(&(pid, new)),
-        };
+        self.set_stream(pid, new, stream.map(|s| (s, cloexec)));
     }
 
-    fn landlock(&mut self, r: &Record, pid: u32, c: &Call, value: i64) {
+    fn landlock(&mut self, r: &Record, pid: u32, c: &Call, value: i64, sink: &mut dyn Sink) {
         let arg = |i: usize| c.args.get(i).map(String::as_str).unwrap_or("");
         let fd_of = |s: &str| syntax::fd(s).map(|(fd, _)| fd);
         let op = match c.name.as_str() {
@@ -255,7 +322,9 @@ impl Builder {
                 if arg(0) == "NULL" || arg(2).contains(LANDLOCK_CREATE_RULESET_VERSION) {
                     return; // an ABI query, not a ruleset
                 }
-                self.ruleset_creators.insert(pid);
+                if self.ruleset_creators.len() < MAX_TRACKED {
+                    self.ruleset_creators.insert(pid);
+                }
                 LandlockOp::CreateRuleset {
                     fd: value as i32,
                     handled_fs: landlock_bits(syntax::field(arg(0), "handled_access_fs")),
@@ -276,7 +345,7 @@ impl Builder {
                         };
                         if let Some(path) = path {
                             // `-y` names the rule's directory right in the call.
-                            self.events.push(Event::FdOpened {
+                            sink.event(Event::FdOpened {
                                 pid,
                                 fd: parent_fd,
                                 path: Text::new(path),
@@ -304,7 +373,7 @@ impl Builder {
             },
             _ => return,
         };
-        self.events.push(Event::Landlock(LandlockCall {
+        sink.event(Event::Landlock(LandlockCall {
             origin: self.origin(r, pid),
             op,
         }));
@@ -408,7 +477,7 @@ mod tests {
 
 #[cfg(test)]
 mod builder_tests {
-    use super::super::{parse, Input};
+    use super::super::{parse, Input, Source};
     use crate::capture::CaptureConfig;
     use crate::model::Event;
 
@@ -416,11 +485,11 @@ mod builder_tests {
         let input = Input {
             name: "t".into(),
             pid: None,
-            reader: Box::new(log.as_bytes()),
+            source: Source::Reader(Box::new(log.as_bytes())),
         };
-        parse(vec![input], &CaptureConfig::default())
-            .unwrap()
-            .events
+        let mut events = Vec::new();
+        parse(vec![input], &CaptureConfig::default(), &mut events).unwrap();
+        events
     }
 
     #[test]
