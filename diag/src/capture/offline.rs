@@ -119,9 +119,7 @@ pub fn check_text(head: &[u8]) -> Result<(), String> {
 /// of a longer line is skipped. Returns the bytes consumed from `reader` (0 at the end).
 pub fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<u64> {
     buf.clear();
-    let mut used = reader
-        .take(MAX_LINE as u64)
-        .read_until(b'\n', buf)? as u64;
+    let mut used = reader.take(MAX_LINE as u64).read_until(b'\n', buf)? as u64;
     if buf.len() >= MAX_LINE && buf.last() != Some(&b'\n') {
         used += reader.skip_until(b'\n')? as u64;
     }

@@ -129,7 +129,12 @@ fn fields(body: &str) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
         if let Some(inner) = rest.strip_prefix('{') {
             let end = inner.find('}').unwrap_or(inner.len());
             let room = MAX_FIELDS - perms.len();
-            perms.extend(inner[..end].split_whitespace().take(room).map(str::to_string));
+            perms.extend(
+                inner[..end]
+                    .split_whitespace()
+                    .take(room)
+                    .map(str::to_string),
+            );
             rest = inner.get(end + 1..).unwrap_or("").trim_start();
             continue;
         }

@@ -161,7 +161,10 @@ impl<'r> Merge<'r> {
 
     fn next_causal(&mut self) -> Result<Option<(Record, usize)>, String> {
         loop {
-            let Order::Causal { stack, roots, done, .. } = &mut self.order else {
+            let Order::Causal {
+                stack, roots, done, ..
+            } = &mut self.order
+            else {
                 unreachable!()
             };
             let Some(&i) = stack.last() else {

@@ -94,9 +94,8 @@ pub fn parse(
     }
     if counts.pending_evicted > 0 {
         notes.push(format!(
-            "{} `<unfinished ...>` calls were forgotten: more than {} were pending at once",
-            counts.pending_evicted,
-            records::MAX_PENDING
+            "{} `<unfinished ...>` calls were forgotten to bound memory: too many were pending at once",
+            counts.pending_evicted
         ));
     }
     if counts.released_early > 0 {

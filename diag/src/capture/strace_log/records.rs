@@ -9,9 +9,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
 use std::path::PathBuf;
 
-/// Calls left `<unfinished ...>` at once in one input (one per thread); beyond it the oldest
-/// is forgotten and counted.
-pub const MAX_PENDING: usize = 4096;
+/// Calls left `<unfinished ...>` at once in one input (one per thread), and the bytes of
+/// their text; beyond either bound the oldest is forgotten and counted.
+const MAX_PENDING: usize = 4096;
+const MAX_PENDING_BYTES: usize = 16 << 20;
 /// Records held back behind an unfinished clone (see [`Calls`]); beyond either bound the clone
 /// stops holding them and this is counted.
 const MAX_HELD: usize = 50_000;
@@ -110,6 +111,9 @@ pub struct Calls<'r> {
     started: bool,
     ended: bool,
     pending: HashMap<u32, Pending>,
+    /// The pending calls' threads by the line they started at, oldest first, and their size.
+    pending_by_age: BTreeMap<u64, u32>,
+    pending_bytes: usize,
     /// Line numbers of unfinished clones that hold back later records.
     holding: BTreeSet<u64>,
     held: BTreeMap<u64, (Record, usize)>,
@@ -136,6 +140,8 @@ impl<'r> Calls<'r> {
             offset: 0,
             ended: false,
             pending: HashMap::new(),
+            pending_by_age: BTreeMap::new(),
+            pending_bytes: 0,
             holding: BTreeSet::new(),
             held: BTreeMap::new(),
             held_bytes: 0,
@@ -249,7 +255,7 @@ impl<'r> Calls<'r> {
             Body::Resumed { name, rest } => match self.pending.get(&tid) {
                 Some(p) if p.name == name => {
                     // The joined call takes its first line's place, ahead of what it held.
-                    let p = self.pending.remove(&tid).expect("just seen");
+                    let p = self.unpend(tid).expect("just seen");
                     let held_back = self.holding.remove(&p.seq);
                     let k = call(name, &format!("{}{rest}", p.partial));
                     self.complete(p.seq, p.time, tid, k, size, counts);
@@ -287,16 +293,20 @@ impl<'r> Calls<'r> {
         counts: &mut Counts,
     ) {
         self.forget(tid);
-        if self.pending.len() >= MAX_PENDING {
-            let oldest = self.pending.iter().min_by_key(|(_, p)| p.seq).map(|(t, _)| *t);
-            if let Some(t) = oldest {
-                self.forget(t);
-                counts.pending_evicted += 1;
-            }
+        while self.pending.len() >= MAX_PENDING
+            || self.pending_bytes + partial.len() > MAX_PENDING_BYTES
+        {
+            let Some((_, &oldest)) = self.pending_by_age.first_key_value() else {
+                break;
+            };
+            self.forget(oldest);
+            counts.pending_evicted += 1;
         }
         if syscalls::is_clone(name) {
             self.holding.insert(seq);
         }
+        self.pending_by_age.insert(seq, tid);
+        self.pending_bytes += partial.len();
         self.pending.insert(
             tid,
             Pending {
@@ -308,9 +318,16 @@ impl<'r> Calls<'r> {
         );
     }
 
+    fn unpend(&mut self, tid: u32) -> Option<Pending> {
+        let p = self.pending.remove(&tid)?;
+        self.pending_by_age.remove(&p.seq);
+        self.pending_bytes -= p.partial.len();
+        Some(p)
+    }
+
     /// Drops the call pending on `tid`, and what it held back.
     fn forget(&mut self, tid: u32) -> Option<Pending> {
-        let p = self.pending.remove(&tid)?;
+        let p = self.unpend(tid)?;
         if self.holding.remove(&p.seq) {
             self.release();
         }
@@ -369,6 +386,8 @@ impl<'r> Calls<'r> {
         self.ended = true;
         self.reader = None;
         self.pending.clear();
+        self.pending_by_age.clear();
+        self.pending_bytes = 0;
         self.holding.clear();
         self.release();
     }
@@ -496,7 +515,10 @@ mod tests {
         assert_eq!(names(&r), vec![(10, "clone".into()), (11, "openat".into())]);
         assert_eq!(created_child(&r[0]), Some(11));
         assert_eq!(counts.successful_calls, 2);
-        assert_eq!(clone_result("10 <... clone resumed>, child_tidptr=0x1) = 11"), Some(11));
+        assert_eq!(
+            clone_result("10 <... clone resumed>, child_tidptr=0x1) = 11"),
+            Some(11)
+        );
     }
 
     #[test]
