@@ -599,6 +599,7 @@ fn memory_stays_bounded_on_a_large_piped_log() {
     const FAILURES: usize = 4800;
     let scratch = Scratch::new("analyze-memory");
     let json = scratch.path("report.json");
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below, which gives its rusage
     let mut child = analyze_command(&json, Path::new("-"))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

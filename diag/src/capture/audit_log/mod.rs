@@ -149,13 +149,15 @@ impl Stream {
         while let Some(g) = self.window.pop_front() {
             self.judge(&g, config, sink);
         }
-        let mut log = OfflineLog::default();
-        log.notes = (self.notes.iter())
-            .map(|(n, times)| match times {
-                1 => n.clone(),
-                _ => format!("{n} ({times} times)"),
-            })
-            .collect();
+        let mut log = OfflineLog {
+            notes: (self.notes.iter())
+                .map(|(n, times)| match times {
+                    1 => n.clone(),
+                    _ => format!("{n} ({times} times)"),
+                })
+                .collect(),
+            ..OfflineLog::default()
+        };
         if self.dropped_notes > 0 {
             log.notes.push(format!(
                 "{} more audit notes beyond the first {MAX_NOTES} distinct ones were not kept",
