@@ -86,30 +86,18 @@ pub fn parse(
             counts.skipped_lines, counts.lines
         ));
     }
-    if counts.mismatched_resumes > 0 {
-        notes.push(format!(
-            "{} `<... resumed>` lines named another call than the one unfinished on their thread: they were skipped, the unfinished call kept",
-            counts.mismatched_resumes
-        ));
-    }
-    if counts.pending_evicted > 0 {
-        notes.push(format!(
-            "{} `<unfinished ...>` calls were forgotten to bound memory: too many were pending at once",
-            counts.pending_evicted
-        ));
-    }
-    if counts.released_early > 0 {
-        notes.push(format!(
-            "{} unfinished clones held back too many lines: what followed them was read before the child was known",
-            counts.released_early
-        ));
-    }
-    if b.forgotten_processes > 0 {
-        notes.push(format!(
-            "{} processes without an exit line were forgotten to bound memory: their later names and stdio fds are unknown",
-            b.forgotten_processes
-        ));
-    }
+    // What a bound cut, or the log got wrong: how many, then what.
+    let counted = [
+        (counts.mismatched_resumes, "`<... resumed>` lines named another call than the one unfinished on their thread: they were skipped, the unfinished call kept"),
+        (counts.pending_evicted, "`<unfinished ...>` calls were forgotten to bound memory: too many were pending at once"),
+        (counts.released_early, "unfinished clones held back too many lines: what followed them was read before the child was known"),
+        (b.forgotten_processes, "processes without an exit line were forgotten to bound memory: their later names and stdio fds are unknown"),
+    ];
+    notes.extend(
+        (counted.iter())
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}")),
+    );
     Ok(OfflineLog {
         root_pids: b.root.into_iter().collect(),
         command: b.command,

@@ -18,6 +18,9 @@ const MAX_PENDING_BYTES: usize = 16 << 20;
 const MAX_HELD: usize = 50_000;
 const MAX_HELD_BYTES: usize = 16 << 20;
 
+/// The line buffer an input keeps between lines.
+const LINE_CAPACITY: usize = 64 * 1024;
+
 /// Where one strace output stream comes from.
 pub enum Source<'r> {
     /// Already open (stdin, a test's bytes): read once.
@@ -228,6 +231,8 @@ impl<'r> Calls<'r> {
         let text = String::from_utf8_lossy(&buf);
         self.line(&text, seq, counts);
         self.buf = buf;
+        // One long line must not keep a megabyte per input of a -ff set.
+        self.buf.shrink_to(LINE_CAPACITY);
         Ok(())
     }
 
