@@ -181,7 +181,7 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub audit: bool,
     /// strace logs (`strace -f -o FILE`; for `-ff`, FILE stands for its FILE.<pid> files), or
-    /// audit records with --audit.
+    /// audit records with --audit. `-` is stdin; pipes and FIFOs are read once, as a stream.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }
