@@ -4,10 +4,20 @@
 mod common;
 use common::*;
 use diag::report::{model::FailureEntry, Report};
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Records the seed case under `strace <flags> -o <dir>/trace.log` and analyses `trace.log`.
 fn analyze_seed(tag: &str, flags: &[&str]) -> (DiagRun, Scratch) {
+    let (scratch, log) = record_seed(tag, flags);
+    let run = diag_json(&scratch, "analyze", &["--quiet", log.to_str().unwrap()]);
+    assert_eq!(run.code(), 0, "stderr:\n{}", run.stderr());
+    (run, scratch)
+}
+
+/// Runs the seed case under `strace <flags> -o <dir>/trace.log`.
+fn record_seed(tag: &str, flags: &[&str]) -> (Scratch, PathBuf) {
     let scratch = Scratch::new(&format!("analyze-{tag}"));
     let tmux = TmuxSocket::new(&format!("an-{tag}"));
     let log = scratch.path("trace.log");
@@ -21,9 +31,7 @@ fn analyze_seed(tag: &str, flags: &[&str]) -> (DiagRun, Scratch) {
         .status()
         .expect("strace is installed by `cargo xtask setup`");
     assert_eq!(status.code(), Some(1), "the seed case fails under strace");
-    let run = diag_json(&scratch, "analyze", &["--quiet", log.to_str().unwrap()]);
-    assert_eq!(run.code(), 0, "stderr:\n{}", run.stderr());
-    (run, scratch)
+    (scratch, log)
 }
 
 fn seed_failure(r: &Report) -> (usize, &FailureEntry) {
@@ -477,4 +485,207 @@ fn audit_records_are_decoded_with_their_own_architecture() {
             r.findings
         );
     }
+}
+
+/// Runs `cmd`, which writes its report to `json`, and reads the report; a reader still waiting
+/// for input that already ended fails the test instead of hanging it.
+fn report_within(mut cmd: Command, json: &Path, what: &str) -> Report {
+    let _ = std::fs::remove_file(json);
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: diag still running after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{what}: {err}");
+    let text = std::fs::read_to_string(json).unwrap_or_else(|e| panic!("{what}: no report: {e}"));
+    assert_valid_report(&text);
+    serde_json::from_str(&text).unwrap()
+}
+
+fn analyze_command(json: &Path, input: &Path) -> Command {
+    let mut cmd = diag_command();
+    cmd.args(["analyze", "--quiet", "--json"])
+        .arg(json)
+        .arg(input);
+    cmd
+}
+
+/// The log is read once from what it is given: a pipe on stdin (`-` or `/dev/stdin`), a FIFO
+/// whose writer finishes, bash's `<(...)`. Reopening them lost the head of the log (or waited
+/// for a second writer forever).
+#[test]
+fn pipes_fifos_and_stdin_are_read_once() {
+    let (scratch, log) = record_seed("pipes", &["-f"]);
+    let json = scratch.path("pipe.json");
+    for input in ["-", "/dev/stdin"] {
+        let mut cat = Command::new("cat")
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut cmd = analyze_command(&json, Path::new(input));
+        cmd.stdin(Stdio::from(cat.stdout.take().unwrap()));
+        assert_seed_diagnosis(&report_within(cmd, &json, &format!("cat log | {input}")));
+        cat.wait().unwrap();
+    }
+
+    let fifo = scratch.path("trace.fifo");
+    nix::unistd::mkfifo(
+        &fifo,
+        nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+    )
+    .unwrap();
+    let writer = {
+        let (fifo, text) = (fifo.clone(), std::fs::read(&log).unwrap());
+        std::thread::spawn(move || std::fs::write(fifo, text))
+    };
+    assert_seed_diagnosis(&report_within(
+        analyze_command(&json, &fifo),
+        &json,
+        "a FIFO",
+    ));
+    writer.join().unwrap().unwrap();
+
+    let mut bash = Command::new("bash");
+    bash.arg("-c")
+        .arg(r#"exec "$0" analyze --quiet --json "$1" <(cat "$2")"#)
+        .arg(diag_bin())
+        .arg(&json)
+        .arg(&log)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY");
+    assert_seed_diagnosis(&report_within(bash, &json, "<(cat log)"));
+}
+
+/// `strace -ff` of a fork-heavy program: more per-pid files than the open-file limit allows
+/// at once, with and without timestamps. The parent's file sorts last, so the untimed order
+/// must come from its clone lines.
+#[test]
+fn per_pid_files_beyond_the_open_file_limit() {
+    use std::os::unix::process::CommandExt;
+    const CHILDREN: u32 = 2099;
+    const PARENT: u32 = 9000;
+    for timed in [false, true] {
+        let scratch = Scratch::new(&format!("analyze-ff-{timed}"));
+        let stamp = |t: u32| match timed {
+            true => format!("1700000000.{t:06} "),
+            false => String::new(),
+        };
+        let mut parent = format!(
+            "{}execve(\"/usr/bin/sh\", [\"sh\"], 0x7ffc /* 1 var */) = 0\n",
+            stamp(0)
+        );
+        for i in 0..CHILDREN {
+            let child = 5000 + i;
+            parent += &format!(
+                "{}clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = {child}\n",
+                stamp(10 * i + 1)
+            );
+            let call = match i == CHILDREN - 1 {
+                true => "openat(AT_FDCWD, \"/dev/ptmx\", O_RDWR) = -1 EACCES (Permission denied)",
+                false => "openat(AT_FDCWD, \"/etc/hostname\", O_RDONLY) = 3",
+            };
+            let text = format!(
+                "{}{call}\n{}+++ exited with 0 +++\n",
+                stamp(10 * i + 2),
+                stamp(10 * i + 3)
+            );
+            std::fs::write(scratch.path(&format!("trace.log.{child}")), text).unwrap();
+        }
+        parent += &format!("{}+++ exited with 1 +++\n", stamp(10 * CHILDREN));
+        std::fs::write(scratch.path(&format!("trace.log.{PARENT}")), parent).unwrap();
+
+        let json = scratch.path("report.json");
+        let mut cmd = analyze_command(&json, &scratch.path("trace.log"));
+        // SAFETY: setrlimit is async-signal-safe; lowering a limit needs no privilege.
+        unsafe {
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 1024,
+                    rlim_max: 1024,
+                };
+                match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        let r = report_within(cmd, &json, &format!("-ff, timed {timed}"));
+        assert_eq!(
+            (r.root_pids.as_slice(), r.exit_status),
+            (&[PARENT][..], Some(1))
+        );
+        let (i, f) = seed_failure(&r);
+        assert_eq!(f.pid, 5000 + CHILDREN - 1);
+        assert!(is_descendant(&r, f.pid, PARENT), "timed {timed}");
+        assert_eq!(r.findings[0].cause, "pty-denied");
+        assert!(r.findings[0].failures.contains(&i));
+    }
+}
+
+/// A 300 MB log streamed through a pipe: distinct failures, and as many threads left in
+/// unfinished calls with 64 KiB buffers (a log cut off mid-run). Memory stays flat.
+#[test]
+fn memory_stays_bounded_on_a_large_piped_log() {
+    use std::io::Write;
+    const FAILURES: usize = 4800;
+    let scratch = Scratch::new("analyze-memory");
+    let json = scratch.path("report.json");
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below, which gives its rusage
+    let mut child = analyze_command(&json, Path::new("-"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || -> std::io::Result<usize> {
+        let buffer = "x".repeat(65_000);
+        let mut written = 0;
+        for n in 0..FAILURES {
+            let lines = format!(
+                "{} write(1, \"{buffer}\", 65000 <unfinished ...>\n\
+                 100 openat(AT_FDCWD, \"/data/file-{n}\", O_RDONLY) = -1 EACCES (Permission denied)\n",
+                1000 + n
+            );
+            stdin.write_all(lines.as_bytes())?;
+            written += lines.len();
+        }
+        Ok(written)
+    });
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; both out-pointers live across the call.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child (std's handle is not waited on afterwards).
+    let waited = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(waited, child.id() as i32);
+    let written = writer.join().unwrap().unwrap();
+    assert!(written > 300_000_000, "{written} bytes");
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    let peak_mib = usage.ru_maxrss / 1024;
+    assert!(
+        peak_mib < 100,
+        "peak RSS {peak_mib} MiB for {written} bytes"
+    );
+    let r: Report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r.failures.len(), FAILURES);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("unfinished")),
+        "{:?}",
+        r.warnings
+    );
 }

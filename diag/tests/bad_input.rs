@@ -29,6 +29,7 @@ fn every_bad_input_gets_one_line_and_exit_2() {
             "analyze --audit on a binary file",
             vec!["analyze", "--audit", "--json", j, binary],
         ),
+        ("analyze on a directory", vec!["analyze", "--json", j, dir]),
         (
             "analyze on a missing file",
             vec!["analyze", "--json", j, "/nonexistent/trace.log"],

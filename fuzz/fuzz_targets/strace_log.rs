@@ -1,7 +1,7 @@
 //! Any bytes as a strace log: the parser must return events or one error line, never panic.
 #![no_main]
 
-use diag::capture::strace_log::{parse, Input};
+use diag::capture::strace_log::{parse, Input, Source};
 use diag::capture::{offline, CaptureConfig};
 use libfuzzer_sys::fuzz_target;
 
@@ -12,7 +12,8 @@ fuzz_target!(|data: &[u8]| {
     let input = Input {
         name: "fuzz".into(),
         pid: data.first().map(|&b| u32::from(b)),
-        reader: Box::new(data),
+        source: Source::Reader(Box::new(data)),
     };
-    let _ = parse(vec![input], &CaptureConfig::default());
+    let mut events = Vec::new();
+    let _ = parse(vec![input], &CaptureConfig::default(), &mut events);
 });

@@ -1,17 +1,18 @@
-//! What the offline backends (strace logs, audit records) hand to `diag analyze`, and the checks
-//! every input file passes first.
+//! What the offline backends (strace logs, audit records) share: opening an input once (a file,
+//! `-` for stdin, a pipe, a FIFO), the text check on its first bytes, bounded line reading, and
+//! the sink their events stream into as they are parsed.
 
+use crate::correlate::{Offline, Trace};
 use crate::model::{CaptureStats, Event, Text};
-use std::io::Read;
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
 
-/// A log turned into events, with what it tells about the session.
+/// What a log tells about the session, once its events went to the sink.
 #[derive(Debug, Default)]
 pub struct OfflineLog {
-    /// In time order.
-    pub events: Vec<Event>,
-    /// Processes the log names without showing their creation: (pid, ppid, comm, exe).
-    pub processes: Vec<(u32, Option<u32>, Text, Option<Text>)>,
     pub root_pids: Vec<u32>,
     pub command: Vec<Text>,
     pub exit_status: Option<i32>,
@@ -20,20 +21,85 @@ pub struct OfflineLog {
     pub notes: Vec<String>,
 }
 
-/// How much of a file is sniffed for binary content.
-const SNIFF: u64 = 64 * 1024;
+/// Where parsed events go, as they are parsed: nothing of a log is kept beyond what the sink
+/// keeps (the correlator bounds its own tables).
+pub trait Sink {
+    /// A process the log names without showing its creation.
+    fn process(&mut self, pid: u32, ppid: Option<u32>, comm: Text, exe: Option<Text>);
+    fn event(&mut self, ev: Event);
+}
 
-/// Rejects what cannot be a text log, with the reason in one line.
-pub fn check_text_file(path: &Path) -> Result<(), String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err("is a directory".into());
+impl Sink for Trace {
+    fn process(&mut self, pid: u32, ppid: Option<u32>, comm: Text, exe: Option<Text>) {
+        self.add_process(pid, ppid, comm, exe);
     }
+    fn event(&mut self, ev: Event) {
+        self.on_event(ev, &Offline);
+    }
+}
+
+/// Collects the events (tests and fuzz targets look at them).
+impl Sink for Vec<Event> {
+    fn process(&mut self, _: u32, _: Option<u32>, _: Text, _: Option<Text>) {}
+    fn event(&mut self, ev: Event) {
+        self.push(ev);
+    }
+}
+
+/// How much of an input is sniffed for binary content.
+const SNIFF: u64 = 64 * 1024;
+/// Longest line kept; longer lines are cut here (the rest is skipped, not held).
+pub const MAX_LINE: usize = 1 << 20;
+
+/// An input opened once and checked: its reader starts at the first byte (the sniffed head is
+/// read again from memory, never from a second open, so pipes and FIFOs lose nothing).
+pub struct Opened {
+    pub reader: Box<dyn BufRead + Send>,
+    /// A regular file named by a path: it may be closed and reopened at an offset.
+    pub reopenable: Option<PathBuf>,
+}
+
+/// Opens `path` (`-` is stdin) and checks that it is a text log, with the reason in one line.
+pub fn open(path: &Path) -> Result<Opened, String> {
+    let stdin = path.as_os_str() == "-";
+    let file = if stdin {
+        // A new descriptor for stdin, so the reader owns it like any other input.
+        std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(File::from)
+    } else {
+        File::open(path)
+    }
+    .map_err(|e| format!("cannot read it: {e}"))?;
+    let kind = file
+        .metadata()
+        .map_err(|e| format!("cannot read it: {e}"))?
+        .file_type();
+    if kind.is_dir() {
+        return Err("is a directory, not a log".into());
+    }
+    if !(kind.is_file() || kind.is_fifo() || kind.is_char_device() || kind.is_socket()) {
+        return Err("is not a regular file, pipe or character device".into());
+    }
+    let reopenable = (kind.is_file() && !stdin).then(|| path.to_path_buf());
     let mut head = Vec::new();
-    file.take(SNIFF)
+    (&file)
+        .take(SNIFF)
         .read_to_end(&mut head)
         .map_err(|e| format!("cannot read it: {e}"))?;
-    check_text(&head)
+    check_text(&head)?;
+    Ok(Opened {
+        reader: Box::new(BufReader::new(Cursor::new(head).chain(file))),
+        reopenable,
+    })
+}
+
+/// Opens a regular file read before at `offset` (after the text check passed).
+pub fn reopen_at(path: &Path, offset: u64) -> std::io::Result<Box<dyn BufRead + Send>> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    Ok(Box::new(BufReader::new(f)))
 }
 
 /// The same check on bytes in memory.
@@ -47,4 +113,33 @@ pub fn check_text(head: &[u8]) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Reads the next line into `buf` (cleared first), at most [`MAX_LINE`] bytes of it; the rest
+/// of a longer line is skipped. Returns the bytes consumed from `reader` (0 at the end).
+pub fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<u64> {
+    buf.clear();
+    let mut used = reader.take(MAX_LINE as u64).read_until(b'\n', buf)? as u64;
+    if buf.len() >= MAX_LINE && buf.last() != Some(&b'\n') {
+        used += reader.skip_until(b'\n')? as u64;
+    }
+    Ok(used)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overlong_line_is_cut_and_its_rest_skipped() {
+        let mut text = vec![b'a'; MAX_LINE + 10];
+        text.extend_from_slice(b"\nnext\n");
+        let mut r: &[u8] = &text;
+        let mut buf = Vec::new();
+        assert_eq!(read_line(&mut r, &mut buf).unwrap(), MAX_LINE as u64 + 11);
+        assert_eq!(buf.len(), MAX_LINE);
+        assert_eq!(read_line(&mut r, &mut buf).unwrap(), 5);
+        assert_eq!(buf, b"next\n");
+        assert_eq!(read_line(&mut r, &mut buf).unwrap(), 0);
+    }
 }

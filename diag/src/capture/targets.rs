@@ -149,7 +149,7 @@ mod tests {
             .unwrap();
         let root = parent.id();
         let mut seeds = pid_tree(&[root as i64]).unwrap();
-        for _ in 0..200 {
+        for _ in 0..1000 {
             if seeds.len() > 1 {
                 break;
             }

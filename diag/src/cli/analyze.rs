@@ -4,7 +4,7 @@ use super::args::AnalyzeArgs;
 use super::{output, run::capture_config, usage};
 use crate::capture::{audit_log, strace_log, ProbeReport};
 use crate::context::HostFacts;
-use crate::correlate::{Offline, Trace};
+use crate::correlate::Trace;
 use crate::pipeline;
 use crate::report::build::Session;
 use anyhow::{Context, Result};
@@ -14,20 +14,21 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     let inputs: Vec<&std::path::Path> = args.files.iter().map(|p| p.as_path()).collect();
     output::check(&args.report, &inputs)?;
     let config = capture_config(&args.filter)?;
+    // The log streams into the correlator as it is parsed: nothing of it is kept beyond the
+    // correlator's own bounded tables.
+    let mut trace = Trace::new();
     let (backend, log) = if args.audit {
-        ("audit-log", audit_log::read_files(&args.files, &config))
+        (
+            "audit-log",
+            audit_log::read_files(&args.files, &config, &mut trace),
+        )
     } else {
-        ("strace-log", strace_log::read_files(&args.files, &config))
+        (
+            "strace-log",
+            strace_log::read_files(&args.files, &config, &mut trace),
+        )
     };
     let log = log.map_err(usage)?;
-
-    let mut trace = Trace::new();
-    for (pid, ppid, comm, exe) in &log.processes {
-        trace.add_process(*pid, *ppid, comm.clone(), exe.clone());
-    }
-    for ev in log.events {
-        trace.on_event(ev, &Offline);
-    }
     trace.finish(log.stats);
     // The log's host is not this one: no host facts are assumed.
     let host = HostFacts::default();

@@ -261,7 +261,7 @@ pub struct AnalyzeArgs {
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub fail_on: Option<FailOn>,
     /// strace logs (`strace -f -o FILE`; for `-ff`, FILE stands for its FILE.<pid> files), or
-    /// audit records with --audit.
+    /// audit records with --audit. `-` is stdin; pipes and FIFOs are read once, as a stream.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: diag against strace, strace --seccomp-bpf and bpftrace on the same
 //! workload, interleaved round-robin in one run, so every ratio compares runs made side by side.
 
+mod analyze;
 mod burst;
 mod drain;
 mod measure;
@@ -28,7 +29,13 @@ pub struct BenchArgs {
     /// Print the results without rewriting docs/benchmarks.md.
     #[arg(long)]
     no_write: bool,
+    /// Run only the `diag analyze` rows on 2 GB logs, and print them.
+    #[arg(long)]
+    analyze_only: bool,
 }
+
+/// The size of each log `diag analyze` reads in the full bench.
+const ANALYZE_BYTES: u64 = 2_000_000_000;
 
 /// The sizes of one bench.
 struct Plan {
@@ -101,6 +108,15 @@ pub struct Column {
 pub fn run(args: BenchArgs) -> Result<()> {
     if !is_root() {
         bail!("the bench needs root (eBPF, strace, bpftrace, dropping to uid 65534): run it with sudo");
+    }
+    if args.analyze_only {
+        // Needs neither the tracers nor the workload.
+        run_cmd(cargo().args(["build", "--release", "-p", "diag"]))?;
+        let scratch = Scratch::new()?;
+        let diag = workspace_root().join("target/release/diag");
+        let outcomes = analyze::run_all(&diag, &scratch.dir, ANALYZE_BYTES);
+        println!("{}", analyze::render(&outcomes));
+        return Ok(());
     }
     setup::run()?;
     run_cmd(cargo().args(["build", "--release", "-p", "diag"]))?;
@@ -205,10 +221,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
         &scratch,
         plan.limit,
     );
+    let analyzed = match args.quick {
+        true => Vec::new(),
+        false => analyze::run_all(&setup.diag, &scratch.dir, ANALYZE_BYTES),
+    };
     let results = report::Results {
         columns: &columns,
         bursts: &bursts,
         drained: &drained,
+        analyzed: &analyzed,
         commands: &commands,
         rounds: plan.rounds,
         quick: args.quick,

@@ -2,6 +2,7 @@
 //! machine and the exact commands. `docs/benchmarks.md` keeps its prose; only the part between
 //! the markers is rewritten.
 
+use super::analyze;
 use super::burst::Outcome;
 use super::tracers::Tracer;
 use super::{Column, Run};
@@ -18,6 +19,8 @@ pub struct Results<'a> {
     pub columns: &'a [Column],
     pub bursts: &'a [Outcome],
     pub drained: &'a super::drain::Outcome,
+    /// `diag analyze` on big logs (none with --quick).
+    pub analyzed: &'a [analyze::Outcome],
     pub commands: &'a [String],
     pub rounds: usize,
     pub quick: bool,
@@ -199,6 +202,9 @@ pub fn render(r: &Results) -> String {
     out.push_str(&targets(r, base));
     out.push_str(&bursts(r.bursts));
     out.push_str(&super::drain::render(r.drained));
+    if !r.analyzed.is_empty() {
+        out.push_str(&analyze::render(r.analyzed));
+    }
     out.push_str("\n#### Commands\n\n`$SCRATCH` is a fresh directory holding `secret` (root, 0600); `$CGROUP` a fresh cgroup v2 directory that the workload joins first. Each command runs under `/usr/bin/time -f %M -o $SCRATCH/time.out`.\n\n```\n");
     for c in r.commands {
         let _ = writeln!(out, "{c}");

@@ -1,82 +1,111 @@
 //! Offline backend: kernel audit records (audit.log, dmesg, `journalctl -k`). Records of one
 //! event share their `audit(TIME:SERIAL)` id and are read together; each denial record
 //! (Landlock, SELinux AVC, AppArmor, seccomp) becomes a failure whose layer the record names.
+//!
+//! Reading is a stream: the kernel writes an event's records one after the other (auditd and
+//! dmesg may interleave a few events), so records are grouped in a small window of recent
+//! events, and an event leaves the window (to be judged and handed to the sink) when newer
+//! ones push it out. Memory stays bounded whatever the size of the log.
 
 mod denial;
 mod record;
 
-use super::offline::{self, OfflineLog};
+use super::offline::{self, OfflineLog, Sink};
 use super::CaptureConfig;
-use crate::model::{syscalls, Event};
+use crate::model::{syscalls, Event, Text};
 use denial::Verdict;
 use record::Record;
-use std::collections::HashMap;
+use std::collections::{HashSet, VecDeque};
 use std::io::BufRead;
 use std::path::PathBuf;
 
-/// Bound on records held while grouping; the rest are counted.
-const MAX_RECORDS: usize = 200_000;
+/// Events open at once while grouping: an event whose records are further apart than this
+/// many other events is judged in parts.
+const WINDOW: usize = 64;
+/// Records kept per event (a SYSCALL, its PATHs, CWD, PROCTITLE, the denial...).
+const MAX_RECORDS_PER_EVENT: usize = 32;
+/// Distinct notes kept (seccomp kills); repeats are counted on the note.
+const MAX_NOTES: usize = 100;
+/// Processes declared to the sink, remembered so each is declared once.
+const MAX_DECLARED: usize = 65_536;
 
-/// Records read so far.
+/// An audit log read so far.
 #[derive(Default)]
-pub struct Collected {
-    pub records: Vec<Record>,
-    pub lines: u64,
-    pub dropped: u64,
+pub struct Stream {
+    window: VecDeque<Vec<Record>>,
+    lines: u64,
+    records: u64,
+    events: u64,
+    failures: u64,
+    dropped_records: u64,
+    /// Each distinct note and how many times it came.
+    notes: Vec<(String, u64)>,
+    dropped_notes: u64,
+    declared: HashSet<u32>,
 }
 
-pub fn read_files(paths: &[PathBuf], config: &CaptureConfig) -> Result<OfflineLog, String> {
-    let mut c = Collected::default();
+pub fn read_files(
+    paths: &[PathBuf],
+    config: &CaptureConfig,
+    sink: &mut dyn Sink,
+) -> Result<OfflineLog, String> {
+    let mut stream = Stream::default();
     for path in paths {
-        offline::check_text_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let f = std::fs::File::open(path)
-            .map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
-        collect(std::io::BufReader::new(f), &mut c)
+        let mut input = offline::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        stream
+            .read(input.reader.as_mut(), config, sink)
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    if c.records.is_empty() {
+    if stream.records == 0 {
         let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(format!(
             "{}: no audit records found in {} lines (expected lines like `type=AVC msg=audit(1700000000.123:42): ...` or `audit: type=1400 audit(...): ...`)",
             names.join(", "),
-            c.lines
+            stream.lines
         ));
     }
-    Ok(build(c, config))
+    Ok(stream.finish(config, sink))
 }
 
-/// Parses the records of one reader.
-pub fn collect(reader: impl BufRead, c: &mut Collected) -> std::io::Result<()> {
-    for line in reader.split(b'\n') {
-        let line = line?;
-        c.lines += 1;
-        match record::parse(&String::from_utf8_lossy(&line)) {
-            Some(r) if c.records.len() < MAX_RECORDS => c.records.push(r),
-            Some(_) => c.dropped += 1,
-            None => {}
-        }
-    }
-    Ok(())
-}
-
-/// Groups records by event and turns each denial into a failure.
-pub fn build(c: Collected, config: &CaptureConfig) -> OfflineLog {
-    let (records, dropped) = (c.records, c.dropped);
-    let mut groups: Vec<Vec<Record>> = Vec::new();
-    let mut index: HashMap<(u64, u64), usize> = HashMap::new();
-    for r in records {
-        let key = (r.time_ns, r.serial);
-        match index.get(&key) {
-            Some(&i) => groups[i].push(r),
-            None => {
-                index.insert(key, groups.len());
-                groups.push(vec![r]);
+impl Stream {
+    /// Reads the records of one reader, handing on each event that leaves the window.
+    pub fn read(
+        &mut self,
+        reader: &mut dyn BufRead,
+        config: &CaptureConfig,
+        sink: &mut dyn Sink,
+    ) -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        while offline::read_line(reader, &mut buf)? > 0 {
+            self.lines += 1;
+            if let Some(r) = record::parse(&String::from_utf8_lossy(&buf)) {
+                self.records += 1;
+                self.add(r, config, sink);
             }
         }
+        Ok(())
     }
-    groups.sort_by_key(|g| (g[0].time_ns, g[0].serial));
-    let mut log = OfflineLog::default();
-    for g in &groups {
+
+    fn add(&mut self, r: Record, config: &CaptureConfig, sink: &mut dyn Sink) {
+        let same = |g: &Vec<Record>| g[0].time_ns == r.time_ns && g[0].serial == r.serial;
+        if let Some(g) = self.window.iter_mut().rev().find(|g| same(g)) {
+            if g.len() < MAX_RECORDS_PER_EVENT {
+                g.push(r);
+            } else {
+                self.dropped_records += 1;
+            }
+            return;
+        }
+        if self.window.len() >= WINDOW {
+            let oldest = self.window.pop_front().expect("a full window");
+            self.judge(&oldest, config, sink);
+        }
+        self.window.push_back(vec![r]);
+    }
+
+    /// Turns one event's denial into a failure for the sink, or a note.
+    fn judge(&mut self, g: &[Record], config: &CaptureConfig, sink: &mut dyn Sink) {
+        self.events += 1;
         match denial::verdict(g) {
             Some(Verdict::Failure(f, ppid)) => {
                 let watched = syscalls::number(&f.syscall)
@@ -85,35 +114,70 @@ pub fn build(c: Collected, config: &CaptureConfig) -> OfflineLog {
                         .errnos
                         .watches(f.errno, f.path.as_ref().map(|p| p.as_bytes()));
                 if !watched {
-                    continue;
+                    return;
                 }
-                if !log.processes.iter().any(|p| p.0 == f.origin.pid) {
+                self.failures += 1;
+                if self.declared.len() >= MAX_DECLARED {
+                    self.declared.clear(); // declaring again is harmless, only slower
+                }
+                if self.declared.insert(f.origin.pid) {
                     let exe = g
                         .iter()
                         .find(|r| r.kind == record::SYSCALL)
                         .and_then(|r| r.get("exe"))
-                        .map(crate::model::Text::new);
-                    log.processes
-                        .push((f.origin.pid, ppid, f.origin.comm.clone(), exe));
+                        .map(Text::new);
+                    sink.process(f.origin.pid, ppid, f.origin.comm.clone(), exe);
                 }
-                log.events.push(Event::Failure(*f));
+                sink.event(Event::Failure(*f));
             }
-            Some(Verdict::Note(n)) => log.notes.push(n),
+            Some(Verdict::Note(n)) => self.note(n),
             None => {}
         }
     }
-    if dropped > 0 {
-        log.notes.push(format!(
-            "{dropped} audit records beyond the first {MAX_RECORDS} were not read"
-        ));
+
+    fn note(&mut self, n: String) {
+        let full = self.notes.len() >= MAX_NOTES;
+        match self.notes.iter_mut().find(|(t, _)| *t == n) {
+            Some((_, times)) => *times += 1,
+            None if full => self.dropped_notes += 1,
+            None => self.notes.push((n, 1)),
+        }
     }
-    if log.events.is_empty() && log.notes.is_empty() {
-        log.notes.push(format!(
-            "{} audit events read; none is a denial diag knows (Landlock, SELinux AVC, AppArmor, seccomp)",
-            groups.len()
-        ));
+
+    /// Judges the events still in the window and says what the log held back.
+    pub fn finish(mut self, config: &CaptureConfig, sink: &mut dyn Sink) -> OfflineLog {
+        while let Some(g) = self.window.pop_front() {
+            self.judge(&g, config, sink);
+        }
+        let mut log = OfflineLog {
+            notes: (self.notes.iter())
+                .map(|(n, times)| match times {
+                    1 => n.clone(),
+                    _ => format!("{n} ({times} times)"),
+                })
+                .collect(),
+            ..OfflineLog::default()
+        };
+        if self.dropped_notes > 0 {
+            log.notes.push(format!(
+                "{} more audit notes beyond the first {MAX_NOTES} distinct ones were not kept",
+                self.dropped_notes
+            ));
+        }
+        if self.dropped_records > 0 {
+            log.notes.push(format!(
+                "{} audit records beyond {MAX_RECORDS_PER_EVENT} in one event were not read",
+                self.dropped_records
+            ));
+        }
+        if self.failures == 0 && log.notes.is_empty() {
+            log.notes.push(format!(
+                "{} audit events read; none is a denial diag knows (Landlock, SELinux AVC, AppArmor, seccomp)",
+                self.events
+            ));
+        }
+        log
     }
-    log
 }
 
 #[cfg(test)]
@@ -122,11 +186,14 @@ mod tests {
     use crate::model::{errno, Failure};
 
     fn failures(text: &str) -> (Vec<Failure>, Vec<String>) {
-        let mut c = Collected::default();
-        collect(text.as_bytes(), &mut c).unwrap();
-        let log = build(c, &CaptureConfig::default());
-        let f = log
-            .events
+        let config = CaptureConfig::default();
+        let mut events = Vec::new();
+        let mut stream = Stream::default();
+        stream
+            .read(&mut text.as_bytes(), &config, &mut events)
+            .unwrap();
+        let log = stream.finish(&config, &mut events);
+        let f = events
             .into_iter()
             .filter_map(|e| match e {
                 Event::Failure(f) => Some(f),

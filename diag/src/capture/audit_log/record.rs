@@ -40,13 +40,21 @@ const STRING_FIELDS: &[&str] = &[
     "operation",
 ];
 
+/// Bounds on what one record keeps, so that a log of huge records holds little: a value is cut
+/// at PATH_MAX, a record keeps this many fields and field bytes, and this much of its text.
+const MAX_VALUE: usize = 4096;
+const MAX_FIELDS: usize = 64;
+const MAX_FIELD_BYTES: usize = 16 * 1024;
+const MAX_BODY: usize = 4096;
+const MAX_KEY: usize = 64;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     pub kind: u32,
     /// audit(SECONDS.MILLIS:SERIAL): the records of one event share it.
     pub time_ns: u64,
     pub serial: u64,
-    /// The record's own text after `audit(...): `.
+    /// The record's own text after `audit(...): ` (its first [`MAX_BODY`] bytes).
     pub body: String,
     pub fields: Vec<(String, Vec<u8>)>,
     /// SELinux's `{ read write }` permission set.
@@ -79,11 +87,15 @@ pub fn parse(line: &str) -> Option<Record> {
         .unwrap_or("")
         .trim_end();
     let (fields, perms) = fields(body);
+    let mut cut = body.len().min(MAX_BODY);
+    while !body.is_char_boundary(cut) {
+        cut -= 1;
+    }
     Some(Record {
         kind,
         time_ns: secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)?,
         serial,
-        body: body.to_string(),
+        body: body[..cut].to_string(),
         fields,
         perms,
     })
@@ -112,10 +124,17 @@ fn fields(body: &str) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
     let mut out = Vec::new();
     let mut perms = Vec::new();
     let mut rest = body.trim_start();
-    while !rest.is_empty() {
+    let mut budget = MAX_FIELD_BYTES;
+    while !rest.is_empty() && out.len() < MAX_FIELDS && perms.len() < MAX_FIELDS {
         if let Some(inner) = rest.strip_prefix('{') {
             let end = inner.find('}').unwrap_or(inner.len());
-            perms.extend(inner[..end].split_whitespace().map(str::to_string));
+            let room = MAX_FIELDS - perms.len();
+            perms.extend(
+                inner[..end]
+                    .split_whitespace()
+                    .take(room)
+                    .map(str::to_string),
+            );
             rest = inner.get(end + 1..).unwrap_or("").trim_start();
             continue;
         }
@@ -137,11 +156,17 @@ fn fields(body: &str) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
                 (&value[..end], false, end)
             }
         };
-        let bytes = if !quoted && STRING_FIELDS.contains(&key) {
+        if key.len() > MAX_KEY {
+            rest = value[used..].trim_start();
+            continue;
+        }
+        let mut bytes = if !quoted && STRING_FIELDS.contains(&key) {
             hex(raw).unwrap_or_else(|| raw.as_bytes().to_vec())
         } else {
             raw.as_bytes().to_vec()
         };
+        bytes.truncate(MAX_VALUE.min(budget));
+        budget -= bytes.len();
         out.push((key.to_string(), bytes));
         rest = value[used..].trim_start();
     }
@@ -178,6 +203,16 @@ mod tests {
             (LANDLOCK_ACCESS, 1_500_000_000)
         );
         assert_eq!(parse("random text"), None);
+    }
+
+    #[test]
+    fn huge_records_are_cut() {
+        let long = "2F".repeat(3 * MAX_VALUE);
+        let many = "k=v ".repeat(10 * MAX_FIELDS);
+        let r = parse(&format!("type=1423 msg=audit(1.0:1): path={long} {many}")).unwrap();
+        assert_eq!(r.get("path").map(<[u8]>::len), Some(MAX_VALUE));
+        assert_eq!(r.fields.len(), MAX_FIELDS);
+        assert_eq!(r.body.len(), MAX_BODY);
     }
 
     #[test]

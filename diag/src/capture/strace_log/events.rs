@@ -1,9 +1,11 @@
 //! Turns ordered strace records into model events, keeping the state strace's text implies:
 //! which tid belongs to which process, each process's name, and which fds are its
-//! stdout/stderr.
+//! stdout/stderr. That state is dropped when a process exits, and bounded for logs whose
+//! processes never show their exit.
 
 use super::records::{Call, Kind, Record};
 use super::syntax::{self, Ret, Str};
+use crate::capture::offline::Sink;
 use crate::capture::CaptureConfig;
 use crate::model::{
     flags, syscalls, CaptureStats, Event, EvidenceSource, Exec, Exit, Failure, Fork,
@@ -16,36 +18,52 @@ const COMM_LEN: usize = 15;
 const F_DUPFD: &str = "F_DUPFD";
 const F_DUPFD_CLOEXEC: &str = "F_DUPFD_CLOEXEC";
 const LANDLOCK_CREATE_RULESET_VERSION: &str = "LANDLOCK_CREATE_RULESET_VERSION";
+/// Threads and processes whose state is kept at once; beyond it one is forgotten (and counted).
+const MAX_TRACKED: usize = 65_536;
+
+/// An fd that is a process's stdout or stderr: (fd, 1 or 2, close-on-exec).
+type Stream = (i32, i32, bool);
 
 #[derive(Default)]
 pub struct Builder {
-    pub events: Vec<Event>,
     pub stats: CaptureStats,
     /// The first process of the log, its argv and its exit status.
     pub root: Option<u32>,
     pub command: Vec<Text>,
     pub root_status: Option<i32>,
     pub truncated_messages: u64,
+    /// Processes (or threads) forgotten at the [`MAX_TRACKED`] bound.
+    pub forgotten_processes: u64,
     tgid: HashMap<u32, u32>,
     comm: HashMap<u32, Text>,
-    /// (pid, fd) → (1 or 2, close-on-exec): fds that are the process's stdout or stderr.
-    streams: HashMap<(u32, i32), (i32, bool)>,
+    streams: HashMap<u32, Vec<Stream>>,
     /// Processes that created a Landlock ruleset or forked from one that did, until they exec.
     ruleset_holders: HashSet<u32>,
 }
 
+/// Inserts into a map of per-process state, forgetting some other entry when it is full.
+fn insert_bounded<V>(map: &mut HashMap<u32, V>, key: u32, value: V, forgotten: &mut u64) {
+    if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
+        if let Some(&other) = map.keys().next() {
+            map.remove(&other);
+            *forgotten += 1;
+        }
+    }
+    map.insert(key, value);
+}
+
 impl Builder {
-    pub fn record(&mut self, r: &Record, config: &CaptureConfig) {
+    pub fn record(&mut self, r: &Record, config: &CaptureConfig, sink: &mut dyn Sink) {
         let pid = self.pid_of(r.tid);
         self.root.get_or_insert(pid);
         match &r.kind {
             Kind::Call(c) => match c.ret {
-                Ret::Ok(v, ref note) => self.success(r, pid, c, v, note.as_deref()),
-                Ret::Err(errno) => self.failure(r, pid, c, errno, config),
+                Ret::Ok(v, ref note) => self.success(r, pid, c, v, note.as_deref(), sink),
+                Ret::Err(errno) => self.failure(r, pid, c, errno, config, sink),
                 Ret::Unknown => {}
             },
-            Kind::Exited(code) => self.exit(r, pid, *code),
-            Kind::Killed(sig) => self.exit(r, pid, 128 + sig),
+            Kind::Exited(code) => self.exit(r, pid, *code, sink),
+            Kind::Killed(sig) => self.exit(r, pid, 128 + sig, sink),
         }
     }
 
@@ -64,28 +82,40 @@ impl Builder {
         }
     }
 
-    fn exit(&mut self, r: &Record, pid: u32, status: i32) {
+    fn exit(&mut self, r: &Record, pid: u32, status: i32, sink: &mut dyn Sink) {
+        self.tgid.remove(&r.tid);
         if r.tid != pid {
             return; // a thread, not the process
         }
+        self.comm.remove(&pid);
+        self.streams.remove(&pid);
+        self.ruleset_holders.remove(&pid);
         if self.root == Some(pid) {
             self.root_status = Some(status);
         }
-        self.events.push(Event::Exit(Exit {
+        sink.event(Event::Exit(Exit {
             time_ns: r.order,
             pid,
             status: Some(status),
         }));
     }
 
-    fn failure(&mut self, r: &Record, pid: u32, c: &Call, errno: i32, config: &CaptureConfig) {
+    fn failure(
+        &mut self,
+        r: &Record,
+        pid: u32,
+        c: &Call,
+        errno: i32,
+        config: &CaptureConfig,
+        sink: &mut dyn Sink,
+    ) {
         let watched = syscalls::number(&c.name).is_some_and(|n| config.syscalls.contains(&n));
         let path = path_arg(c);
         if !watched || !config.errnos.watches(errno, path.as_deref()) {
             return;
         }
         let flags_text = flag_text(c).map(str::to_string);
-        self.events.push(Event::Failure(Failure {
+        sink.event(Event::Failure(Failure {
             origin: self.origin(r, pid),
             syscall: c.name.clone(),
             errno,
@@ -101,20 +131,33 @@ impl Builder {
         }));
     }
 
-    fn success(&mut self, r: &Record, pid: u32, c: &Call, value: i64, note: Option<&[u8]>) {
+    fn success(
+        &mut self,
+        r: &Record,
+        pid: u32,
+        c: &Call,
+        value: i64,
+        note: Option<&[u8]>,
+        sink: &mut dyn Sink,
+    ) {
         let arg = |i: usize| c.args.get(i).map(String::as_str).unwrap_or("");
         let name = c.name.as_str();
         match name {
-            _ if syscalls::is_clone(name) => self.clone_(r, pid, c, value),
-            "execve" | "execveat" => self.exec(r, pid, c),
+            _ if syscalls::is_clone(name) => self.clone_(r, pid, c, value, sink),
+            "execve" | "execveat" => self.exec(r, pid, c, sink),
             "prctl" if arg(0) == "PR_SET_NAME" && r.tid == pid => {
                 if let Some(s) = syntax::string(arg(1)) {
-                    self.comm.insert(pid, comm(&s.bytes));
+                    insert_bounded(
+                        &mut self.comm,
+                        pid,
+                        comm(&s.bytes),
+                        &mut self.forgotten_processes,
+                    );
                 }
             }
             "write" | "pwrite64" => {
                 if let Some(s) = syntax::string(arg(1)) {
-                    self.message(r, pid, arg(0), s);
+                    self.message(r, pid, arg(0), s, sink);
                 }
             }
             "writev" | "pwritev" | "pwritev2" => {
@@ -130,59 +173,80 @@ impl Builder {
                         None => text.truncated |= iov == "...",
                     }
                 }
-                self.message(r, pid, arg(0), text);
+                self.message(r, pid, arg(0), text, sink);
             }
-            "dup" | "dup2" | "dup3" | "fcntl" => self.dup(pid, c, value),
+            "dup" | "dup2" | "dup3" | "fcntl" => self.dup(pid, c, value, sink),
             "close" => {
                 if let Some((fd, _)) = syntax::fd(arg(0)).filter(|(fd, _)| *fd > 2) {
-                    self.streams.remove(&(pid, fd));
+                    self.set_stream(pid, fd, None);
                     if self.ruleset_holders.contains(&pid) {
-                        self.events.push(Event::FdClosed { pid, fd });
+                        sink.event(Event::FdClosed { pid, fd });
                     }
                 }
             }
             _ if syscalls::is_open(name) && self.ruleset_holders.contains(&pid) => {
                 let path = note.map(<[u8]>::to_vec).or_else(|| path_arg(c));
                 if let (Some(path), Ok(fd)) = (path, i32::try_from(value)) {
-                    self.events.push(Event::FdOpened {
+                    sink.event(Event::FdOpened {
                         pid,
                         fd,
                         path: Text::new(path),
                     });
                 }
             }
-            _ if name.starts_with("landlock_") => self.landlock(r, pid, c, value),
+            _ if name.starts_with("landlock_") => self.landlock(r, pid, c, value, sink),
             _ => {}
         }
     }
 
-    fn clone_(&mut self, r: &Record, parent: u32, c: &Call, child: i64) {
+    fn stream(&self, pid: u32, fd: i32) -> Option<i32> {
+        let streams = self.streams.get(&pid)?;
+        streams.iter().find(|s| s.0 == fd).map(|s| s.1)
+    }
+
+    /// Makes `fd` of `pid` a copy of stdout/stderr (`Some((stream, cloexec))`), or not.
+    fn set_stream(&mut self, pid: u32, fd: i32, to: Option<(i32, bool)>) {
+        let mut streams = self.streams.remove(&pid).unwrap_or_default();
+        streams.retain(|s| s.0 != fd);
+        if let Some((stream, cloexec)) = to {
+            streams.push((fd, stream, cloexec));
+        }
+        if !streams.is_empty() {
+            insert_bounded(
+                &mut self.streams,
+                pid,
+                streams,
+                &mut self.forgotten_processes,
+            );
+        }
+    }
+
+    fn clone_(&mut self, r: &Record, parent: u32, c: &Call, child: i64, sink: &mut dyn Sink) {
         let Ok(child) = u32::try_from(child) else {
             return;
         };
         let flags = clone_flag_text(c).and_then(flags::parse).unwrap_or(0);
+        let forgotten = &mut self.forgotten_processes;
         if flags & flags::CLONE_THREAD != 0 {
-            self.tgid.insert(child, parent);
+            insert_bounded(&mut self.tgid, child, parent, forgotten);
             self.stats.thread_forks += 1;
             return;
         }
         self.stats.process_forks += 1;
-        self.tgid.insert(child, child);
+        // A recycled pid was a thread of another process before.
+        self.tgid.remove(&child);
         let comm = self.comm.get(&parent).cloned().unwrap_or_default();
-        self.comm.insert(child, comm.clone());
-        let inherited: Vec<_> = self
-            .streams
-            .iter()
-            .filter(|((p, _), _)| *p == parent)
-            .map(|(&(_, fd), &v)| (fd, v))
-            .collect();
-        for (fd, v) in inherited {
-            self.streams.insert((child, fd), v);
+        insert_bounded(&mut self.comm, child, comm.clone(), forgotten);
+        match self.streams.get(&parent).cloned() {
+            Some(inherited) => insert_bounded(&mut self.streams, child, inherited, forgotten),
+            None => {
+                self.streams.remove(&child);
+            }
         }
-        if self.ruleset_holders.contains(&parent) {
+        if self.ruleset_holders.contains(&parent) && self.ruleset_holders.len() < MAX_TRACKED {
             self.ruleset_holders.insert(child);
         }
-        self.events.push(Event::Fork(Fork {
+        sink.event(Event::Fork(Fork {
             time_ns: r.order,
             parent_pid: parent,
             child_pid: child,
@@ -190,12 +254,18 @@ impl Builder {
         }));
     }
 
-    fn exec(&mut self, r: &Record, pid: u32, c: &Call) {
+    fn exec(&mut self, r: &Record, pid: u32, c: &Call, sink: &mut dyn Sink) {
         let Some(filename) = path_arg(c) else { return };
         let base = filename.rsplit(|&b| b == b'/').next().unwrap_or_default();
-        self.comm.insert(pid, comm(base));
-        self.streams
-            .retain(|(p, _), (_, cloexec)| *p != pid || !*cloexec);
+        insert_bounded(
+            &mut self.comm,
+            pid,
+            comm(base),
+            &mut self.forgotten_processes,
+        );
+        if let Some(streams) = self.streams.get_mut(&pid) {
+            streams.retain(|&(_, _, cloexec)| !cloexec);
+        }
         // Ruleset fds are O_CLOEXEC.
         self.ruleset_holders.remove(&pid);
         if self.root == Some(pid) && self.command.is_empty() {
@@ -208,26 +278,26 @@ impl Builder {
                 .map(|s| Text::new(s.bytes))
                 .collect();
         }
-        self.events.push(Event::Exec(Exec {
+        sink.event(Event::Exec(Exec {
             origin: self.origin(r, pid),
             filename: Text::new(filename),
         }));
     }
 
     /// A write to fd 1/2, or to an fd duplicated from them, is something the program said.
-    fn message(&mut self, r: &Record, pid: u32, fd_arg: &str, s: Str) {
+    fn message(&mut self, r: &Record, pid: u32, fd_arg: &str, s: Str, sink: &mut dyn Sink) {
         let Some((fd, _)) = syntax::fd(fd_arg) else {
             return;
         };
         let stream = match fd {
             1 | 2 => fd,
-            _ => match self.streams.get(&(pid, fd)) {
-                Some(&(stream, _)) => stream,
+            _ => match self.stream(pid, fd) {
+                Some(stream) => stream,
                 None => return,
             },
         };
         self.truncated_messages += s.truncated as u64;
-        self.events.push(Event::Message(Message {
+        sink.event(Event::Message(Message {
             origin: self.origin(r, pid),
             fd: stream,
             text: Text::new(s.bytes),
@@ -235,7 +305,7 @@ impl Builder {
         }));
     }
 
-    fn dup(&mut self, pid: u32, c: &Call, new: i64) {
+    fn dup(&mut self, pid: u32, c: &Call, new: i64, sink: &mut dyn Sink) {
         let arg = |i: usize| c.args.get(i).map(String::as_str).unwrap_or("");
         let cloexec = match c.name.as_str() {
             "fcntl" if arg(1) == F_DUPFD => false,
@@ -248,7 +318,7 @@ impl Builder {
             return;
         };
         if self.ruleset_holders.contains(&pid) {
-            self.events.push(Event::FdDup {
+            sink.event(Event::FdDup {
                 pid,
                 old,
                 new,
@@ -257,15 +327,12 @@ impl Builder {
         }
         let stream = match old {
             1 | 2 => Some(old),
-            _ => self.streams.get(&(pid, old)).map(|&(s, _)| s),
+            _ => self.stream(pid, old),
         };
-        match stream {
-            Some(s) => self.streams.insert((pid, new), (s, cloexec)),
-            None => self.streams.remove(&(pid, new)),
-        };
+        self.set_stream(pid, new, stream.map(|s| (s, cloexec)));
     }
 
-    fn landlock(&mut self, r: &Record, pid: u32, c: &Call, value: i64) {
+    fn landlock(&mut self, r: &Record, pid: u32, c: &Call, value: i64, sink: &mut dyn Sink) {
         let arg = |i: usize| c.args.get(i).map(String::as_str).unwrap_or("");
         let fd_of = |s: &str| syntax::fd(s).map(|(fd, _)| fd);
         let op = match c.name.as_str() {
@@ -273,7 +340,9 @@ impl Builder {
                 if arg(0) == "NULL" || arg(2).contains(LANDLOCK_CREATE_RULESET_VERSION) {
                     return; // an ABI query, not a ruleset
                 }
-                self.ruleset_holders.insert(pid);
+                if self.ruleset_holders.len() < MAX_TRACKED {
+                    self.ruleset_holders.insert(pid);
+                }
                 LandlockOp::CreateRuleset {
                     fd: value as i32,
                     handled_fs: landlock_bits(syntax::field(arg(0), "handled_access_fs")),
@@ -294,7 +363,7 @@ impl Builder {
                         };
                         if let Some(path) = path {
                             // `-y` names the rule's directory right in the call.
-                            self.events.push(Event::FdOpened {
+                            sink.event(Event::FdOpened {
                                 pid,
                                 fd: parent_fd,
                                 path: Text::new(path),
@@ -322,7 +391,7 @@ impl Builder {
             },
             _ => return,
         };
-        self.events.push(Event::Landlock(LandlockCall {
+        sink.event(Event::Landlock(LandlockCall {
             origin: self.origin(r, pid),
             op,
         }));
@@ -426,7 +495,7 @@ mod tests {
 
 #[cfg(test)]
 mod builder_tests {
-    use super::super::{parse, Input};
+    use super::super::{parse, Input, Source};
     use crate::capture::CaptureConfig;
     use crate::model::Event;
 
@@ -434,11 +503,11 @@ mod builder_tests {
         let input = Input {
             name: "t".into(),
             pid: None,
-            reader: Box::new(log.as_bytes()),
+            source: Source::Reader(Box::new(log.as_bytes())),
         };
-        parse(vec![input], &CaptureConfig::default())
-            .unwrap()
-            .events
+        let mut events = Vec::new();
+        parse(vec![input], &CaptureConfig::default(), &mut events).unwrap();
+        events
     }
 
     #[test]
@@ -493,6 +562,31 @@ mod builder_tests {
     }
 
     #[test]
+    fn landlock_calls_with_fd_paths() {
+        let ev = events(concat!(
+            "7 landlock_create_ruleset({handled_access_fs=LANDLOCK_ACCESS_FS_READ_FILE|LANDLOCK_ACCESS_FS_WRITE_FILE, ...}, 48, 0) = 3<anon_inode:[landlock-ruleset]>\n",
+            "7 landlock_add_rule(3<anon_inode:[landlock-ruleset]>, LANDLOCK_RULE_PATH_BENEATH, {allowed_access=LANDLOCK_ACCESS_FS_READ_FILE, parent_fd=4</usr>}, 0) = 0\n",
+            "7 landlock_restrict_self(3<anon_inode:[landlock-ruleset]>, 0) = 0\n",
+        ));
+        let ops: Vec<_> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Landlock(l) => Some(format!("{:?}", l.op)),
+                Event::FdOpened { fd, path, .. } => Some(format!("fd {fd} {}", path.lossy())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ops.len(), 4, "{ops:?}");
+        assert!(
+            ops[0].starts_with("CreateRuleset { fd: 3, handled_fs: 6"),
+            "{ops:?}"
+        );
+        assert_eq!(ops[1], "fd 4 /usr");
+        assert!(ops[2].starts_with("AddPathRule { ruleset_fd: 3, parent_fd: 4, allowed: 4"));
+        assert!(ops[3].starts_with("RestrictSelf { ruleset_fd: 3"));
+    }
+
+    #[test]
     fn ruleset_fds_are_followed_through_dup_close_and_fork_until_exec() {
         let ev = events(concat!(
             "7 landlock_create_ruleset({handled_access_fs=LANDLOCK_ACCESS_FS_READ_FILE}, 8, 0) = 3\n",
@@ -525,30 +619,5 @@ mod builder_tests {
             ["7 dup 3->9 false", "7 close 3", "8 dup 9->10 true"],
             "{ev:#?}"
         );
-    }
-
-    #[test]
-    fn landlock_calls_with_fd_paths() {
-        let ev = events(concat!(
-            "7 landlock_create_ruleset({handled_access_fs=LANDLOCK_ACCESS_FS_READ_FILE|LANDLOCK_ACCESS_FS_WRITE_FILE, ...}, 48, 0) = 3<anon_inode:[landlock-ruleset]>\n",
-            "7 landlock_add_rule(3<anon_inode:[landlock-ruleset]>, LANDLOCK_RULE_PATH_BENEATH, {allowed_access=LANDLOCK_ACCESS_FS_READ_FILE, parent_fd=4</usr>}, 0) = 0\n",
-            "7 landlock_restrict_self(3<anon_inode:[landlock-ruleset]>, 0) = 0\n",
-        ));
-        let ops: Vec<_> = ev
-            .iter()
-            .filter_map(|e| match e {
-                Event::Landlock(l) => Some(format!("{:?}", l.op)),
-                Event::FdOpened { fd, path, .. } => Some(format!("fd {fd} {}", path.lossy())),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(ops.len(), 4, "{ops:?}");
-        assert!(
-            ops[0].starts_with("CreateRuleset { fd: 3, handled_fs: 6"),
-            "{ops:?}"
-        );
-        assert_eq!(ops[1], "fd 4 /usr");
-        assert!(ops[2].starts_with("AddPathRule { ruleset_fd: 3, parent_fd: 4, allowed: 4"));
-        assert!(ops[3].starts_with("RestrictSelf { ruleset_fd: 3"));
     }
 }

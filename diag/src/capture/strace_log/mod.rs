@@ -1,60 +1,70 @@
 //! Offline backend: strace output (`strace -f -o trace.log`, `-ff` per-pid files, `-tt`/`-ttt`
 //! /`-T` timestamps, `-y`/`-yy` fd paths, `-Z`, `-s N`) turned into model events.
 //!
-//! Reading is in three steps: `line` classifies a line, `records` joins `<unfinished ...>`
-//! halves and merges the inputs in time order, `events` rebuilds the process tree, names and
-//! stdio fds and emits the events.
+//! Reading is a stream in three steps: `line` classifies a line, `records` joins
+//! `<unfinished ...>` halves, `merge` puts the inputs in one time order, and `events` rebuilds
+//! the process tree, names and stdio fds and hands each event to the sink as it comes. Memory
+//! stays bounded whatever the size of the log.
 
 mod events;
 mod line;
+mod merge;
 mod records;
 mod syntax;
 
-pub use records::Input;
+pub use records::{Input, Source};
 
-use super::offline::{self, OfflineLog};
+use super::offline::{OfflineLog, Sink};
 use super::CaptureConfig;
 use std::path::{Path, PathBuf};
 
-/// Reads strace logs. A name that does not exist but has `-ff` siblings (`trace.log.1234`)
-/// stands for all of them. Errors are one line, for the operator.
-pub fn read_files(paths: &[PathBuf], config: &CaptureConfig) -> Result<OfflineLog, String> {
+/// Reads strace logs into `sink`. `-` is stdin; a name that does not exist but has `-ff`
+/// siblings (`trace.log.1234`) stands for all of them. Errors are one line, for the operator.
+pub fn read_files(
+    paths: &[PathBuf],
+    config: &CaptureConfig,
+    sink: &mut dyn Sink,
+) -> Result<OfflineLog, String> {
     let mut inputs = Vec::new();
     for path in paths {
         for (file, pid) in expand(path)? {
-            offline::check_text_file(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let f = std::fs::File::open(&file)
-                .map_err(|e| format!("{}: cannot read it: {e}", file.display()))?;
             inputs.push(Input {
                 name: file.display().to_string(),
                 pid,
-                reader: Box::new(std::io::BufReader::new(f)),
+                source: Source::Path(file),
             });
         }
     }
-    parse(inputs, config)
+    parse(inputs, config, sink)
 }
 
-/// Parses inputs already opened (the fuzz target feeds bytes here).
-pub fn parse(inputs: Vec<Input>, config: &CaptureConfig) -> Result<OfflineLog, String> {
+/// Parses inputs into `sink` (the fuzz target feeds bytes here).
+pub fn parse(
+    inputs: Vec<Input>,
+    config: &CaptureConfig,
+    sink: &mut dyn Sink,
+) -> Result<OfflineLog, String> {
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
     let per_pid_files = inputs.len() > 1 && inputs.iter().all(|i| i.pid.is_some());
-    let reading = records::read(inputs).map_err(|e| format!("reading the log: {e}"))?;
-    if reading.records.is_empty() && reading.skipped_lines == reading.lines {
+    let mut merge = merge::Merge::new(inputs)?;
+    let mut b = events::Builder::default();
+    let mut records = 0u64;
+    while let Some(r) = merge.next()? {
+        records += 1;
+        b.record(&r, config, sink);
+    }
+    let counts = &merge.counts;
+    if records == 0 && counts.skipped_lines == counts.lines {
         return Err(format!(
             "{}: no strace lines found (expected lines like `1234 openat(AT_FDCWD, \"/dev/ptmx\", O_RDWR) = -1 EACCES (Permission denied)`)",
             names.join(", ")
         ));
     }
-    let mut b = events::Builder::default();
-    for r in &reading.records {
-        b.record(r, config);
-    }
     let mut notes = Vec::new();
-    if reading.successful_calls == 0 {
+    if counts.successful_calls == 0 {
         notes.push("the log shows no successful call (recorded with -Z?): the process tree, names, messages and Landlock rules cannot be rebuilt from it".into());
     }
-    if !reading.timed && per_pid_files {
+    if !merge.timed && per_pid_files {
         notes.push("per-pid files without timestamps: events are in causal order only; record with -ttt for times".into());
     }
     if b.truncated_messages > 0 {
@@ -63,22 +73,32 @@ pub fn parse(inputs: Vec<Input>, config: &CaptureConfig) -> Result<OfflineLog, S
             b.truncated_messages
         ));
     }
-    if reading.unknown_pid_lines > 0 {
+    if counts.unknown_pid_lines > 0 {
         notes.push(format!(
             "{} lines had no pid (strace without -f, or before a second process): they are shown as pid {}",
-            reading.unknown_pid_lines,
+            counts.unknown_pid_lines,
             records::UNKNOWN_PID
         ));
     }
-    if reading.skipped_lines > 0 {
+    if counts.skipped_lines > 0 {
         notes.push(format!(
             "{} of {} lines were not strace call lines and were skipped",
-            reading.skipped_lines, reading.lines
+            counts.skipped_lines, counts.lines
         ));
     }
+    // What a bound cut, or the log got wrong: how many, then what.
+    let counted = [
+        (counts.mismatched_resumes, "`<... resumed>` lines named another call than the one unfinished on their thread: they were skipped, the unfinished call kept"),
+        (counts.pending_evicted, "`<unfinished ...>` calls were forgotten to bound memory: too many were pending at once"),
+        (counts.released_early, "unfinished clones held back too many lines: what followed them was read before the child was known"),
+        (b.forgotten_processes, "processes without an exit line were forgotten to bound memory: their later names and stdio fds are unknown"),
+    ];
+    notes.extend(
+        (counted.iter())
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}")),
+    );
     Ok(OfflineLog {
-        events: b.events,
-        processes: Vec::new(),
         root_pids: b.root.into_iter().collect(),
         command: b.command,
         exit_status: b.root_status,
@@ -94,7 +114,7 @@ fn expand(path: &Path) -> Result<Vec<(PathBuf, Option<u32>)>, String> {
             .and_then(|e| e.to_str())
             .and_then(|e| e.parse::<u32>().ok())
     };
-    if path.exists() {
+    if path.as_os_str() == "-" || path.exists() {
         return Ok(vec![(path.to_path_buf(), pid_of(path))]);
     }
     let dir = match path.parent() {
