@@ -36,3 +36,13 @@ lab_seccomp() { /usr/bin/python3 "$LAB/tools/seccomp-run.py" "$@"; }
 # A user for the cases that drop root (no passwd entry needed: a bare uid, as in containers).
 LAB_UID=4242
 lab_as_user() { setpriv --reuid=$LAB_UID --regid=$LAB_UID --clear-groups "$@"; }
+
+# Builds lab/go/$1.go into $CASE_TMP/$1 (setup steps only).
+lab_go() {
+    mkdir -p /var/cache/diag-lab/go-build
+    HOME=$CASE_TMP GOCACHE=/var/cache/diag-lab/go-build GOFLAGS=-mod=mod \
+        go build -o "$CASE_TMP/$1" "$LAB/go/$1.go"
+}
+
+# Compiles lab/java/$1.java into $CASE_TMP (setup steps only).
+lab_javac() { javac -d "$CASE_TMP" "$LAB/java/$1.java"; }
