@@ -46,3 +46,6 @@ lab_go() {
 
 # Compiles lab/java/$1.java into $CASE_TMP (setup steps only).
 lab_javac() { javac -d "$CASE_TMP" "$LAB/java/$1.java"; }
+
+# Compiles lab/rust/$1.rs into $CASE_TMP/$1 (setup steps only).
+lab_rustc() { rustc -O -o "$CASE_TMP/$1" "$LAB/rust/$1.rs"; }

@@ -301,15 +301,31 @@ fn run_bounded(cmd: &mut Command, limit: Duration, log: &Path) -> Result<Option<
     }
 }
 
-fn script_command(script: &Path, scratch: &Path, case: &Case, diag: &Path) -> Command {
-    let mut cmd = Command::new("bash");
-    cmd.arg(script)
-        .current_dir(scratch)
+/// The PATH of the traced run: a plain system's, so no user's toolchain directory leaks into
+/// the programs' searches.
+const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A command with the case's environment and nothing of cargo's (LD_LIBRARY_PATH would send
+/// every dynamic loader through the toolchain's directories).
+fn in_case_env(mut cmd: Command, scratch: &Path, case: &Case, diag: &Path, path: &str) -> Command {
+    cmd.current_dir(scratch)
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", "/root")
+        .env("LANG", "C.UTF-8")
         .env("CASE_TMP", scratch)
         .env("CASE_ID", &case.id)
         .env("LAB", lab_dir())
         .env("DIAG", diag);
     cmd
+}
+
+/// Setup and teardown steps keep the caller's PATH (compilers may live in a user's toolchain).
+fn script_command(script: &Path, scratch: &Path, case: &Case, diag: &Path) -> Command {
+    let mut bash = Command::new("bash");
+    bash.arg(script);
+    let path = std::env::var("PATH").unwrap_or_else(|_| SYSTEM_PATH.into());
+    in_case_env(bash, scratch, case, diag, &path)
 }
 
 fn run_case(case: &Case, backend: &'static str, diag: &Path, out: &Path) -> Outcome {
@@ -327,7 +343,7 @@ fn try_run_case(case: &Case, backend: &'static str, diag: &Path, out: &Path) -> 
     let _ = std::fs::remove_file(&json);
     let write = |name: &str, text: &str| -> Result<PathBuf> {
         let path = scratch.0.join(name);
-        std::fs::write(&path, text)?;
+        std::fs::write(&path, with_helpers(text))?;
         Ok(path)
     };
     if let Some(setup) = &case.setup {
@@ -348,17 +364,13 @@ fn try_run_case(case: &Case, backend: &'static str, diag: &Path, out: &Path) -> 
         }
     }
     let script = write("run.sh", &case.script)?;
-    let mut cmd = Command::new(diag);
-    cmd.args(["run", "--quiet", "--backend", backend, "--json"])
+    let mut run = Command::new(diag);
+    run.args(["run", "--quiet", "--backend", backend, "--json"])
         .arg(&json)
         .arg("--")
         .arg("bash")
-        .arg(&script)
-        .current_dir(&scratch.0)
-        .env("CASE_TMP", &scratch.0)
-        .env("CASE_ID", &case.id)
-        .env("LAB", lab_dir())
-        .env("DIAG", diag);
+        .arg(&script);
+    let mut cmd = in_case_env(run, &scratch.0, case, diag, SYSTEM_PATH);
     let status = run_bounded(&mut cmd, limit, &log);
     teardown(case, &scratch.0, diag, out, limit)?;
     if status?.is_none() {
@@ -375,12 +387,17 @@ fn try_run_case(case: &Case, backend: &'static str, diag: &Path, out: &Path) -> 
     Ok(Outcome::Graded { points, top })
 }
 
+/// Every script starts with the lab's helpers (lab/lib.sh).
+fn with_helpers(script: &str) -> String {
+    format!("source \"$LAB/lib.sh\"\n{script}")
+}
+
 fn teardown(case: &Case, scratch: &Path, diag: &Path, out: &Path, limit: Duration) -> Result<()> {
     let Some(teardown) = &case.teardown else {
         return Ok(());
     };
     let script = scratch.join("teardown.sh");
-    std::fs::write(&script, teardown)?;
+    std::fs::write(&script, with_helpers(teardown))?;
     let log = out.join(format!("{}.teardown.log", case.id));
     if run_bounded(&mut script_command(&script, scratch, case, diag), limit, &log)? != Some(0) {
         eprintln!("xtask: cases: {}: teardown failed, see {}", case.id, log.display());
