@@ -124,10 +124,7 @@ pub fn load_all() -> Result<Vec<Case>> {
 
 /// The Debian packages the cases name (for `cargo xtask setup`).
 pub fn apt_packages() -> Result<Vec<String>> {
-    let mut all: Vec<String> = load_all()?
-        .into_iter()
-        .flat_map(|c| c.apt)
-        .collect();
+    let mut all: Vec<String> = load_all()?.into_iter().flat_map(|c| c.apt).collect();
     all.sort();
     all.dedup();
     Ok(all)
@@ -224,7 +221,12 @@ fn grade(case: &Case, report: &Value) -> (Points, String) {
     let indices = |key: &str| -> Vec<usize> {
         top[key]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_u64()).map(|v| v as usize).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_u64())
+                    .map(|v| v as usize)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let cause = top["cause"].as_str().unwrap_or("?");
@@ -253,19 +255,14 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(id: &str, backend: &str) -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!(
-            "diag-lab-{}-{id}-{backend}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("diag-lab-{}-{id}-{backend}", std::process::id()));
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
         std::fs::create_dir(&dir)?;
         // The scripts drop privileges to users such as nobody, who must still reach it.
-        std::fs::set_permissions(
-            &dir,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )?;
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
         Ok(Scratch(dir))
     }
 }
@@ -399,8 +396,17 @@ fn teardown(case: &Case, scratch: &Path, diag: &Path, out: &Path, limit: Duratio
     let script = scratch.join("teardown.sh");
     std::fs::write(&script, with_helpers(teardown))?;
     let log = out.join(format!("{}.teardown.log", case.id));
-    if run_bounded(&mut script_command(&script, scratch, case, diag), limit, &log)? != Some(0) {
-        eprintln!("xtask: cases: {}: teardown failed, see {}", case.id, log.display());
+    if run_bounded(
+        &mut script_command(&script, scratch, case, diag),
+        limit,
+        &log,
+    )? != Some(0)
+    {
+        eprintln!(
+            "xtask: cases: {}: teardown failed, see {}",
+            case.id,
+            log.display()
+        );
     }
     Ok(())
 }
@@ -514,7 +520,10 @@ fn check_quick(rows: &[Row]) -> Result<()> {
         eprintln!("xtask: cases --quick: every quick case scored 4/4 on every backend");
         return Ok(());
     }
-    bail!("cases --quick: below expectation:\n  {}", below.join("\n  "))
+    bail!(
+        "cases --quick: below expectation:\n  {}",
+        below.join("\n  ")
+    )
 }
 
 fn cell(row: Option<&Row>) -> String {
@@ -575,14 +584,21 @@ fn accuracy_md(all: &[Case], rows: &[Row]) -> String {
             case.source,
             case.program,
             case.runtime,
-            if case.stand_in.is_some() { " (stand-in)" } else { "" },
+            if case.stand_in.is_some() {
+                " (stand-in)"
+            } else {
+                ""
+            },
             case.cause,
             case.layer,
             cell(find(case, "ebpf")),
             cell(find(case, "ptrace")),
         );
     }
-    let _ = writeln!(md, "\n## Cannot run here\n\n| case | expected cause/layer | needs |\n|---|---|---|");
+    let _ = writeln!(
+        md,
+        "\n## Cannot run here\n\n| case | expected cause/layer | needs |\n|---|---|---|"
+    );
     for case in all {
         if let Some(needs) = unmet(case) {
             let _ = writeln!(
@@ -593,4 +609,153 @@ fn accuracy_md(all: &[Case], rows: &[Row]) -> String {
         }
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn case() -> Case {
+        serde_yaml_ng::from_str(
+            r#"
+id: t
+source: https://example.org
+program: tmux
+runtime: C
+layer: landlock
+cause: pty-denied
+message: "fork failed"
+call: {syscalls: [openat], errno: EACCES, path: /dev/ptmx}
+fix_mentions: [/dev/pts]
+script: "true"
+"#,
+        )
+        .expect("a valid case")
+    }
+
+    fn report(layer: &str, cause: &str, fix: &str, explains: &[u64]) -> Value {
+        json!({
+            "failures": [
+                {"syscall": "read", "errno": "EAGAIN", "path": null, "layer": "unknown"},
+                {"syscall": "openat", "errno": "EACCES", "path": "/dev/ptmx", "layer": layer},
+            ],
+            "messages": [{"text": "create window failed: fork failed: Permission denied"}],
+            "findings": [{"cause": cause, "layer": layer, "failures": [1], "explains": explains, "fix": fix}],
+        })
+    }
+
+    #[test]
+    fn a_right_report_scores_four() {
+        let (points, top) = grade(
+            &case(),
+            &report("landlock", "pty-denied", "Grant /dev/pts", &[0]),
+        );
+        assert_eq!(points.total(), 4);
+        assert_eq!(top, "pty-denied/landlock");
+    }
+
+    #[test]
+    fn each_point_fails_on_its_own() {
+        let wrong_layer = grade(
+            &case(),
+            &report("dac", "pty-denied", "Grant /dev/pts", &[0]),
+        )
+        .0;
+        assert!(wrong_layer.capture && !wrong_layer.layer && !wrong_layer.top && wrong_layer.fix);
+        let wrong_cause = grade(
+            &case(),
+            &report("landlock", "file-denied", "Grant /dev/pts", &[0]),
+        )
+        .0;
+        assert!(wrong_cause.layer && !wrong_cause.top);
+        let vague_fix = grade(
+            &case(),
+            &report("landlock", "pty-denied", "Grant access", &[0]),
+        )
+        .0;
+        assert!(vague_fix.top && !vague_fix.fix);
+        let unexplained = grade(
+            &case(),
+            &report("landlock", "pty-denied", "Grant /dev/pts", &[]),
+        )
+        .0;
+        assert!(!unexplained.fix);
+    }
+
+    #[test]
+    fn another_call_scores_no_capture_layer_or_top() {
+        let mut r = report("landlock", "pty-denied", "Grant /dev/pts", &[0]);
+        r["failures"][1]["path"] = json!("/dev/null");
+        let points = grade(&case(), &r).0;
+        // The fix point stands alone: it grades what the user is told.
+        assert!(!points.capture && !points.layer && !points.top && points.fix);
+    }
+
+    /// design.md §4, plus the causes the catalog added (exec-format) and the one the lab
+    /// proposes (nofile-exhausted, RLIMIT_NOFILE).
+    const LAYERS: &[&str] = &[
+        "dac",
+        "landlock",
+        "selinux",
+        "apparmor",
+        "bpf-lsm",
+        "lsm",
+        "seccomp",
+        "rlimit-nproc",
+        "rlimit",
+        "cgroup-pids",
+        "cgroup-devices",
+        "threads-max",
+        "sysctl",
+        "mount-noexec",
+        "mount-nosuid",
+        "mount-ro",
+        "userns",
+        "no-new-privs",
+        "capability",
+        "unknown",
+    ];
+    const CAUSES: &[&str] = &[
+        "pty-denied",
+        "nproc-exhausted",
+        "pids-limit",
+        "threads-max",
+        "seccomp-denied",
+        "exec-noexec",
+        "exec-denied",
+        "file-denied",
+        "read-only-fs",
+        "userns-denied",
+        "capability-missing",
+        "sysctl-limit",
+        "device-denied",
+        "privilege-not-gained",
+        "interpreter-missing",
+        "exec-format",
+        "nofile-exhausted",
+    ];
+
+    #[test]
+    fn every_case_file_parses_and_speaks_the_vocabulary() {
+        let cases = load_all().expect("lab/cases parses");
+        assert!(cases.len() >= 60, "{} cases", cases.len());
+        for c in &cases {
+            assert!(
+                LAYERS.contains(&c.layer.as_str()),
+                "{}: layer {}",
+                c.id,
+                c.layer
+            );
+            assert!(
+                CAUSES.contains(&c.cause.as_str()),
+                "{}: cause {}",
+                c.id,
+                c.cause
+            );
+            assert!(c.source.starts_with("https://"), "{}: source", c.id);
+            assert!(!c.fix_mentions.is_empty(), "{}: fix_mentions", c.id);
+        }
+        assert!(cases.iter().any(|c| c.quick), "a quick subset");
+    }
 }
