@@ -49,3 +49,24 @@ lab_javac() { javac -d "$CASE_TMP" "$LAB/java/$1.java"; }
 
 # Compiles lab/rust/$1.rs into $CASE_TMP/$1 (setup steps only).
 lab_rustc() { rustc -O -o "$CASE_TMP/$1" "$LAB/rust/$1.rs"; }
+
+# Another workload of the same uid: N sleeping tasks of LAB_UID (setup), their pids kept in
+# $CASE_TMP/holders so the teardown ends exactly those.
+lab_hold_tasks() {
+    for _ in $(seq "$1"); do
+        setpriv --reuid=$LAB_UID --regid=$LAB_UID --clear-groups setsid sleep 60 </dev/null >/dev/null 2>&1 &
+        echo $! >> "$CASE_TMP/holders"
+    done
+    sleep 0.5
+}
+lab_release_tasks() {
+    [ -f "$CASE_TMP/holders" ] || return 0
+    local pids
+    pids=$(cat "$CASE_TMP/holders")
+    kill -9 $pids 2>/dev/null
+    # Until init reaps them they still count against the uid's RLIMIT_NPROC.
+    for _ in $(seq 50); do
+        ps -p "$(echo $pids | tr ' ' ,)" >/dev/null || return 0
+        sleep 0.1
+    done
+}
