@@ -1,6 +1,7 @@
-//! Project tasks: `cargo xtask setup | test | demo | bench | dist | fuzz | soak`.
+//! Project tasks: `cargo xtask setup | test | demo | bench | cases | dist | fuzz | soak`.
 
 mod bench;
+mod cases;
 mod fuzz;
 mod setup;
 mod soak;
@@ -43,6 +44,9 @@ enum Task {
     },
     /// diag against strace, strace --seccomp-bpf and bpftrace, interleaved in one run.
     Bench(bench::BenchArgs),
+    /// The case lab: real-world failures reproduced here, graded per backend; writes
+    /// docs/accuracy.md.
+    Cases(cases::CasesArgs),
 }
 
 fn main() -> Result<()> {
@@ -54,6 +58,7 @@ fn main() -> Result<()> {
         Task::Dist => dist(),
         Task::Fuzz { seconds } => fuzz::run(seconds),
         Task::Bench(args) => bench::run(args),
+        Task::Cases(args) => cases::run(args),
     }
 }
 
@@ -136,10 +141,13 @@ fn test() -> Result<()> {
     let tally = tally::cargo_test(cargo().args(["test", "--workspace", "--all-targets"]))?;
     // A smoke run of the benchmark: every tracer runs and counts every denial (no timings).
     run_cmd(cargo().args(["xtask", "bench", "--quick"]))?;
-    // The last line CI reads: how many tests really ran (the bench smoke run counts as one).
+    // The case lab's quick subset: cases diag gets fully right must stay right.
+    run_cmd(cargo().args(["xtask", "cases", "--quick"]))?;
+    // The last line CI reads: how many tests really ran (the bench smoke run and the quick case
+    // lab count as one each).
     println!(
         "tests: {} passed, {} failed, {} skipped",
-        tally.passed + 1,
+        tally.passed + 2,
         tally.failed,
         tally.skipped
     );

@@ -43,12 +43,25 @@ fn have(binary: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Whether dpkg knows the package as installed.
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f", "${Status}", package])
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.ends_with(b" installed"))
+}
+
 fn install_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
+    let lab = crate::cases::apt_packages()?;
+    let mut missing: Vec<&str> = PACKAGES
         .iter()
         .filter(|(bin, _)| !have(bin))
         .map(|(_, pkg)| *pkg)
         .collect();
+    // The case lab's packages (lab/cases/*.yaml `apt`), by package name.
+    missing.extend(lab.iter().map(String::as_str).filter(|p| !installed(p)));
+    missing.sort_unstable();
+    missing.dedup();
     if missing.is_empty() {
         eprintln!("xtask: setup: Debian packages present");
         return Ok(());
