@@ -127,6 +127,10 @@ pub struct AttachArgs {
     /// Every process of this cgroup (v1 or v2 directory).
     #[arg(long, value_name = "PATH", conflicts_with = "pid")]
     pub cgroup: Option<PathBuf>,
+    /// Every process of this running container (Docker, Podman or containerd name or id; found
+    /// through the engine's CLI, else by its id in /proc/*/cgroup).
+    #[arg(long, value_name = "NAME|ID", conflicts_with_all = ["pid", "cgroup"])]
+    pub container: Option<String>,
     /// Stop after this long (e.g. 60s, 5m); default: until the tree exits or Ctrl-C.
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,

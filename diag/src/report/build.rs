@@ -2,7 +2,7 @@
 
 use super::model::*;
 use crate::attribute::Attribution;
-use crate::capture::ProbeReport;
+use crate::capture::{container, ProbeReport};
 use crate::context::HostFacts;
 use crate::correlate::{landlock::access_names, Trace};
 use crate::model::{errno, flags, syscalls, Failure, Text};
@@ -127,6 +127,8 @@ pub fn build(
                     .collect(),
                 candidates: a.candidates.clone(),
                 noise: a.noise.clone(),
+                engine_plumbing: container::engine_program(&f.origin.comm.lossy())
+                    .map(str::to_string),
                 count: g.count,
                 other_pids: g.other_pids,
                 first_ns: rel(g.first_ns),
@@ -136,6 +138,13 @@ pub fn build(
     for f in &mut findings {
         f.fingerprint = fingerprint(f, &failures);
     }
+    // A container engine's own failures never outrank the workload's (stable: explain's order
+    // holds within each group).
+    findings.sort_by_key(|f| {
+        f.failures
+            .iter()
+            .all(|&i| failures.get(i).is_some_and(|e| e.engine_plumbing.is_some()))
+    });
     let messages = trace
         .messages
         .iter()
@@ -247,5 +256,6 @@ pub fn build(
         },
         warnings,
         verification: None,
+        container: None,
     }
 }

@@ -27,6 +27,7 @@ pub fn sample() -> Report {
         }],
         candidates: vec![Layer::Landlock, Layer::Lsm],
         noise: noise.map(String::from),
+        engine_plumbing: None,
         count: 2,
         other_pids: 3,
         first_ns: 5,
@@ -170,6 +171,16 @@ pub fn sample() -> Report {
             disappeared: vec!["openat /dev/ptmx EACCES (tmux: server)".into()],
             remained: vec![],
             appeared: vec![format!("openat /dev/tty EACCES ({HOSTILE})")],
+        }),
+        container: Some(Container {
+            engine: "docker".into(),
+            id: Text::from("eab49f4ef0bbb1e774668e247c2fbb2b19d3aab596314707ce76739599f7b9fa"),
+            name: Some(Text::from(HOSTILE)),
+            image: Some(Text::from(HOSTILE)),
+            init_pid: 11,
+            cgroup: Text::from("/sys/fs/cgroup/docker/eab49f4ef0bb"),
+            found_by: "docker container inspect".into(),
+            confinement: Default::default(),
         }),
     }
 }

@@ -1,0 +1,174 @@
+//! The traced container in the report, and fixes said in its engine's terms (`docker run
+//! --cap-add ...`, a seccomp profile patch, a Kubernetes `securityContext`).
+
+use super::model::{Container, FailureEntry, Finding, Report};
+use crate::model::Layer;
+
+impl Report {
+    /// Names the traced container and says each finding's fix as its engine would take it.
+    pub fn set_container(&mut self, container: Option<Container>) {
+        let Some(c) = container else { return };
+        for f in &mut self.findings {
+            let failures: Vec<&FailureEntry> = f
+                .failures
+                .iter()
+                .filter_map(|&i| self.failures.get(i))
+                .collect();
+            if failures.iter().all(|e| e.engine_plumbing.is_some()) {
+                continue;
+            }
+            if let Some(fix) = engine_fix(&c, f, &failures) {
+                f.fix = format!("{fix}. Outside the engine: {}", f.fix);
+            }
+        }
+        self.container = Some(c);
+    }
+}
+
+/// Calls moby's default seccomp profile allows only with CAP_SYS_ADMIN.
+const SYS_ADMIN_GATED: &[&str] = &[
+    "mount",
+    "umount2",
+    "unshare",
+    "setns",
+    "sethostname",
+    "setdomainname",
+    "pivot_root",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "move_mount",
+    "open_tree",
+];
+
+/// The engine's CLI (`docker`, `podman`, `nerdctl`), or None where pods are the unit.
+fn cli(c: &Container) -> Option<&'static str> {
+    match c.engine.as_str() {
+        "docker" => Some("docker"),
+        "podman" => Some("podman"),
+        "containerd" => Some("nerdctl"),
+        _ => None,
+    }
+}
+
+/// `CAP_SYS_ADMIN` named in the finding's evidence.
+fn denied_capability(f: &Finding, failures: &[&FailureEntry]) -> Option<String> {
+    f.evidence
+        .iter()
+        .chain(failures.iter().flat_map(|e| e.evidence.iter()))
+        .find_map(|ev| {
+            let at = ev.find("CAP_")?;
+            let name: String = ev[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            (name.len() > 4).then_some(name)
+        })
+}
+
+fn engine_fix(c: &Container, f: &Finding, failures: &[&FailureEntry]) -> Option<String> {
+    let first = failures.first()?;
+    let path = first.path.as_ref().map(|p| p.escaped());
+    let syscall = first.syscall.as_str();
+    let (flag, k8s) = match f.layer {
+        Layer::Capability => {
+            let cap = denied_capability(f, failures)?;
+            let short = cap.trim_start_matches("CAP_").to_string();
+            (
+                format!("--cap-add {short}"),
+                format!("securityContext: {{capabilities: {{add: [\"{short}\"]}}}}"),
+            )
+        }
+        Layer::Seccomp => {
+            let rule = if syscall == "clone3" {
+                // glibc falls back to clone on ENOSYS; EPERM makes it give up.
+                format!("{{\"names\": [\"{syscall}\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 38}}")
+            } else {
+                format!("{{\"names\": [\"{syscall}\"], \"action\": \"SCMP_ACT_ALLOW\"}}")
+            };
+            let default = c.confinement.seccomp_profile.as_deref() == Some("default");
+            let profile = if default {
+                "the engine's default profile (moby's profiles/seccomp/default.json)"
+            } else {
+                "the container's seccomp profile"
+            };
+            // The default profile allows these to a container granted CAP_SYS_ADMIN.
+            let with_cap = default
+                && SYS_ADMIN_GATED.contains(&syscall)
+                && !c
+                    .confinement
+                    .capabilities
+                    .iter()
+                    .any(|k| k == "CAP_SYS_ADMIN");
+            let or_cap = if with_cap {
+                " (or --cap-add SYS_ADMIN: the default profile allows it then)"
+            } else {
+                ""
+            };
+            (
+                format!("--security-opt seccomp=PROFILE.json{or_cap}, where PROFILE.json is {profile} with this rule added to \"syscalls\": {rule}"),
+                "securityContext: {seccompProfile: {type: Localhost, localhostProfile: PROFILE.json}}".into(),
+            )
+        }
+        Layer::CgroupPids => {
+            let limit = c
+                .confinement
+                .pids_max
+                .map_or("a higher limit".to_string(), |m| (m * 2).to_string());
+            (
+                format!("--pids-limit {limit}"),
+                "the kubelet's podPidsLimit (a node setting), or fewer processes".into(),
+            )
+        }
+        Layer::RlimitNproc => (
+            "--ulimit nproc=HIGHER".into(),
+            "the container runtime's default ulimits (a node setting)".into(),
+        ),
+        Layer::MountNoexec => {
+            let dir = mount_of(c, path.as_deref()?)?;
+            (
+                format!("--tmpfs {dir}:exec"),
+                format!("an emptyDir volume mounted at {dir}"),
+            )
+        }
+        Layer::MountRo => {
+            let dir = path.as_deref().and_then(|p| parent_dir(p))?;
+            let flag = if c.confinement.read_only_rootfs {
+                format!("--tmpfs {dir} (the root filesystem is read-only: --read-only)")
+            } else {
+                format!("a writable mount at {dir} (-v or --tmpfs)")
+            };
+            (
+                flag,
+                format!("an emptyDir volume at {dir}, or securityContext: {{readOnlyRootFilesystem: false}}"),
+            )
+        }
+        _ if path.as_deref().is_some_and(|p| p.starts_with("/dev/")) && first.errno == "EPERM" => {
+            let dev = path?;
+            (
+                format!("--device {dev}"),
+                format!("a device plugin exposing {dev}, or securityContext: {{privileged: true}}"),
+            )
+        }
+        _ => return None,
+    };
+    Some(match cli(c) {
+        Some(cli) => format!("In {}: {cli} run {flag}", c.engine),
+        None => format!("In the pod spec: {k8s}"),
+    })
+}
+
+/// The restricted mount holding `path`, from the container's own mount table.
+fn mount_of(c: &Container, path: &str) -> Option<String> {
+    c.confinement
+        .restricted_mounts
+        .iter()
+        .map(|m| m.path.escaped())
+        .filter(|m| path == m || path.starts_with(&format!("{}/", m.trim_end_matches('/'))))
+        .max_by_key(|m| m.len())
+}
+
+fn parent_dir(path: &str) -> Option<&str> {
+    let (dir, _) = path.rsplit_once('/')?;
+    Some(if dir.is_empty() { "/" } else { dir })
+}
