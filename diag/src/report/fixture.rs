@@ -83,7 +83,10 @@ pub fn sample() -> Report {
         failures: vec![
             failure("openat", b"/dev/ptmx", None),
             failure("openat", &[format!("/tmp/{HOSTILE}").as_bytes(), b"\xff"].concat(), None),
-            failure("faccessat", b"/usr/local/bin/tmux", Some("PATH search")),
+            FailureEntry {
+                engine_plumbing: Some("runc".into()),
+                ..failure("faccessat", b"/usr/local/bin/tmux", Some("PATH search"))
+            },
         ],
         landlock_domains: vec![DomainEntry {
             id: 1,
@@ -180,7 +183,20 @@ pub fn sample() -> Report {
             init_pid: 11,
             cgroup: Text::from("/sys/fs/cgroup/docker/eab49f4ef0bb"),
             found_by: "docker container inspect".into(),
-            confinement: Default::default(),
+            confinement: Confinement {
+                seccomp: "filter".into(),
+                seccomp_profile: Some("default".into()),
+                capabilities: vec!["CAP_CHOWN".into()],
+                pids_max: Some(50),
+                restricted_mounts: vec![RestrictedMount {
+                    path: Text::from(format!("/tmp/{HOSTILE}")),
+                    options: vec!["noexec".into()],
+                }],
+                devices: Some(vec!["c 1:3 rwm".into()]),
+                uid_map: vec!["0 100000 65536".into()],
+                user_namespace: true,
+                ..Default::default()
+            },
         }),
     }
 }

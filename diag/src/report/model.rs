@@ -1,7 +1,7 @@
 //! The `diag.report/v1` JSON report (design.md §3). Field names are a contract: the checks and
 //! `docs/report-schema.json` rely on them.
 
-pub use crate::capture::container::Container;
+pub use crate::capture::container::{Confinement, Container, RestrictedMount};
 use crate::model::{Confidence, Layer, Text};
 use serde::{Deserialize, Serialize};
 
