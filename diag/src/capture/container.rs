@@ -297,7 +297,9 @@ fn by_proc_cgroup(selector: &str) -> Result<Container> {
         bail!("without an engine, give at least 12 hex digits of the container id");
     }
     let selector = selector.to_ascii_lowercase();
-    let mut found: BTreeMap<String, (&'static str, Vec<(u32, u32)>)> = BTreeMap::new();
+    // Container id → (engine, its (pid, ppid)s).
+    type Members = (&'static str, Vec<(u32, u32)>);
+    let mut found: BTreeMap<String, Members> = BTreeMap::new();
     for p in procfs::process::all_processes()?.flatten() {
         let Ok(text) = std::fs::read_to_string(format!("/proc/{}/cgroup", p.pid)) else {
             continue;

@@ -132,11 +132,15 @@ fn engine_fix(c: &Container, f: &Finding, failures: &[&FailureEntry]) -> Option<
             )
         }
         Layer::MountRo => {
-            let dir = path.as_deref().and_then(|p| parent_dir(p))?;
-            let flag = if c.confinement.read_only_rootfs {
-                format!("--tmpfs {dir} (the root filesystem is read-only: --read-only)")
-            } else {
-                format!("a writable mount at {dir} (-v or --tmpfs)")
+            let dir = path.as_deref().and_then(parent_dir)?;
+            let flag = match (c.confinement.read_only_rootfs, dir) {
+                (true, "/") => {
+                    "without --read-only (the workload writes to the root directory)".to_string()
+                }
+                (true, _) => {
+                    format!("--tmpfs {dir} (the root filesystem is read-only: --read-only)")
+                }
+                (false, _) => format!("a writable mount at {dir} (-v or --tmpfs)"),
             };
             (
                 flag,
