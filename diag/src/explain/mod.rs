@@ -6,6 +6,7 @@ pub mod docs;
 pub mod policy;
 
 use crate::attribute::{Attribution, Suspects};
+use crate::capture::container::engine_program;
 use crate::context::path::FileKind;
 use crate::correlate::{FailureGroup, Trace};
 use crate::model::{errno, syscalls, Confidence, Layer, Text};
@@ -30,6 +31,8 @@ fn suspect_layer(suspect: &str) -> Option<Layer> {
 struct Draft<'c> {
     cause: &'c Cause,
     layer: Layer,
+    /// A container engine's own failures make findings of their own, never the workload's.
+    engine_plumbing: bool,
     failures: Vec<usize>,
     explains: Vec<usize>,
     /// (message index, misleading note) of the best message.
@@ -43,14 +46,15 @@ pub fn findings(trace: &Trace, attributions: &[Attribution], catalog: &Catalog) 
             continue;
         }
         let cause = match_cause(catalog, g, a);
-        match drafts
-            .iter_mut()
-            .find(|d| d.cause.id == cause.id && d.layer == a.layer)
-        {
+        let engine_plumbing = engine_program(&g.failure.origin.comm.lossy()).is_some();
+        match drafts.iter_mut().find(|d| {
+            d.cause.id == cause.id && d.layer == a.layer && d.engine_plumbing == engine_plumbing
+        }) {
             Some(d) => d.failures.push(i),
             None => drafts.push(Draft {
                 cause,
                 layer: a.layer,
+                engine_plumbing,
                 failures: vec![i],
                 explains: vec![],
                 misleading: None,
