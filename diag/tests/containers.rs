@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// One engine, set up for this test binary.
@@ -261,6 +261,7 @@ const DEVICE: Case = Case {
 /// Starts the container held at a gate (a bind-mounted directory), attaches diag to it by
 /// name, opens the gate, and returns diag's report once the container has exited.
 fn attach_case(engine: &Engine, case: &Case) -> (Report, String) {
+    let _one = one_at_a_time();
     // Two tests may run the same case at once.
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let tag = format!(
@@ -323,6 +324,55 @@ fn attach_case(engine: &Engine, case: &Case) -> (Report, String) {
     (serde_json::from_str(&text).unwrap(), name)
 }
 
+/// One container case at a time: `diag run -- docker run` traces the daemon's containerd, which
+/// starts every container of this binary's dockerd.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `diag run -- ENGINE run --rm ... IMAGE sh -c SCRIPT`.
+fn run_case(engine: &Engine, case: &Case) -> Report {
+    let _one = one_at_a_time();
+    let scratch = Scratch::new(&format!("ctr-run-{}-{}", case.tag, engine.cli));
+    let name = format!(
+        "diag-run-{}-{}-{}",
+        case.tag,
+        engine.cli,
+        std::process::id()
+    );
+    // The workload lingers a moment so that its confinement can be read.
+    let script = format!("{}; sleep 0.5", case.script);
+    let mut args = vec![
+        "--",
+        engine.cli,
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        "--network",
+        "none",
+    ];
+    args.extend(case.flags);
+    args.extend([engine.image.as_str(), "sh", "-c", &script]);
+    let run = common::diag_json_with(&scratch, "run", &args, |c| {
+        c.envs(engine.env.iter().map(|(k, v)| (k, v)));
+    });
+    let r = run.report().clone();
+    let c = r
+        .container
+        .as_ref()
+        .expect("the report names the container");
+    assert_eq!(c.name.as_ref().map(|n| n.lossy()), Some(name.clone()));
+    assert!(
+        c.found_by.starts_with("started by the command"),
+        "{}",
+        c.found_by
+    );
+    check(engine, case, &r, &name);
+    r
+}
+
 fn check(engine: &Engine, case: &Case, r: &Report, name: &str) {
     let c = r
         .container
@@ -351,6 +401,36 @@ fn check(engine: &Engine, case: &Case, r: &Report, name: &str) {
         "{}",
         top.fix
     );
+}
+
+macro_rules! run_cases {
+    ($($test:ident: $engine:ident, $case:ident;)*) => {$(
+        #[test]
+        fn $test() {
+            require_privileged!();
+            let engine = match $engine() {
+                Ok(e) => e,
+                Err(why) => {
+                    eprintln!("SKIPPED: {why}");
+                    return;
+                }
+            };
+            let r = run_case(engine, &$case);
+            // The engine's own failures are labelled, and rank below the container's.
+            assert!(r.failures.iter().any(|f| f.engine_plumbing.is_some()), "{:#?}", r.failures);
+        }
+    )*};
+}
+
+run_cases! {
+    docker_run_seccomp: docker, SECCOMP;
+    docker_run_capability: docker, CAPABILITY;
+    docker_run_read_only_rootfs: docker, READ_ONLY;
+    docker_run_noexec_tmpfs: docker, NOEXEC;
+    docker_run_missing_device: docker, DEVICE;
+    podman_run_capability: podman, CAPABILITY;
+    podman_run_read_only_rootfs: podman, READ_ONLY;
+    podman_run_noexec_tmpfs: podman, NOEXEC;
 }
 
 macro_rules! attach_cases {

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use procfs::process::Process;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -472,6 +472,294 @@ fn devices_v1(proc: &Process) -> Option<Vec<String>> {
     Some(list.lines().take(MAX_LISTED).map(str::to_string).collect())
 }
 
+/// `docker run ...`, `podman run ...`, `nerdctl run ...` (global flags allowed before `run`):
+/// the engine CLI and the engine.
+pub fn engine_run(command: &[String]) -> Option<(&'static str, &'static str)> {
+    let program = Path::new(command.first()?).file_name()?.to_str()?;
+    let &(cli, engine) = ENGINE_CLIS.iter().find(|(cli, _)| *cli == program)?;
+    command[1..]
+        .iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "run")
+        .then_some((cli, engine))
+}
+
+/// Finds the container an engine command starts, among the processes diag traces.
+pub struct NewContainer {
+    cli: &'static str,
+    engine: &'static str,
+    /// Container ids alive before the command ran: not the one it starts.
+    known: BTreeSet<String>,
+    /// Processes already looked at (runc's init is looked at again after it execs).
+    checked: BTreeSet<u32>,
+    /// The new container, seen so far only through runc's init (its confinement not applied).
+    seen: Option<(u32, String, Option<Inspected>)>,
+    found: Option<Container>,
+    /// The engine's `events` stream: it names a container even if it exits between two looks.
+    events: Option<(std::process::Child, std::sync::mpsc::Receiver<String>)>,
+    /// A container the engine said it started: (id, name, image).
+    started: Option<(String, String, String)>,
+    /// `--name NAME` of the run command: other containers started meanwhile are not the one.
+    name: Option<String>,
+}
+
+impl NewContainer {
+    /// For an engine run command: the watcher, and the daemon processes to trace so that the
+    /// container is seen from its first syscall (Docker and nerdctl start it from containerd;
+    /// podman from the command itself, which is traced anyway).
+    pub fn watch(command: &[String]) -> Option<(Self, Vec<u32>)> {
+        let (cli, engine) = engine_run(command)?;
+        let daemons = if engine == "podman" {
+            vec![]
+        } else {
+            containerd_pids(cli)
+        };
+        let watch = NewContainer {
+            cli,
+            engine,
+            known: container_ids(),
+            checked: BTreeSet::new(),
+            seen: None,
+            found: None,
+            events: start_events(cli),
+            started: None,
+            name: name_option(command),
+        };
+        Some((watch, daemons))
+    }
+
+    /// Looks at processes not seen yet: one in a new container's cgroup names the container;
+    /// its confinement is read from the first one that runs the workload (not runc's init).
+    pub fn look(&mut self, pids: &[u32]) {
+        if let (None, Some((_, lines))) = (&self.started, &self.events) {
+            self.started = lines.try_iter().find_map(|l| {
+                let mut f = l.splitn(3, '\t').map(str::to_string);
+                let (id, name, image) = (f.next()?, f.next()?, f.next()?);
+                let ours = self.name.as_ref().is_none_or(|n| *n == name);
+                (ours && !self.known.contains(&id)).then_some((id, name, image))
+            });
+        }
+        if self.found.is_some() {
+            return;
+        }
+        for &pid in pids {
+            if self.checked.contains(&pid) {
+                continue;
+            }
+            let Some(id) = process_container_id(pid) else {
+                self.checked.insert(pid);
+                continue;
+            };
+            if self.known.contains(&id) {
+                self.checked.insert(pid);
+                continue;
+            }
+            if self.seen.as_ref().is_none_or(|(_, seen, _)| *seen != id) {
+                let inspected = inspect(self.cli, self.engine, &id);
+                let named = |i: &Inspected| i.name.as_ref() == self.name.as_ref();
+                if self.name.is_some() && !inspected.as_ref().is_some_and(named) {
+                    self.known.insert(id);
+                    continue;
+                }
+                self.seen = Some((pid, id.clone(), inspected));
+            }
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if engine_program(comm.trim()).is_some() {
+                continue;
+            }
+            self.checked.insert(pid);
+            if let Ok(c) = from_pid(pid, self.engine, id) {
+                self.found = Some(self.named(c, "its first workload process"));
+                return;
+            }
+        }
+    }
+
+    /// The container the command started, if one was seen.
+    pub fn found(mut self) -> Option<Container> {
+        self.look(&[]);
+        if let Some((mut child, _)) = self.events.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(c) = self.found.take() {
+            return Some(c);
+        }
+        if let (None, Some((id, name, image))) = (&self.seen, &self.started) {
+            let inspected = Inspected {
+                engine: self.engine,
+                cli: self.cli,
+                id: id.clone(),
+                name: Some(name.clone()),
+                image: Some(image.clone()),
+                pid: 0,
+                seccomp_profile: None,
+            };
+            self.seen = Some((0, id.clone(), Some(inspected)));
+        }
+        let (pid, id, _) = self.seen.as_ref()?;
+        let c = Container {
+            engine: self.engine.to_string(),
+            id: Text::from(id.as_str()),
+            name: None,
+            image: None,
+            init_pid: *pid,
+            cgroup: Text::from(""),
+            found_by: String::new(),
+            confinement: Confinement {
+                seccomp: "unknown".into(),
+                ..Default::default()
+            },
+        };
+        let mut c = self.named(c, "");
+        c.found_by = format!(
+            "started by the command: {} named it{}; the workload exited before diag could read its confinement",
+            if *pid == 0 { "the engine's start event" } else { "its new cgroup" },
+            if self.engine == "podman" { "" } else { ", traced from containerd's fork" }
+        );
+        Some(c)
+    }
+
+    fn named(&self, mut c: Container, read_from: &str) -> Container {
+        let traced_from = if self.engine == "podman" {
+            "the command's own process tree"
+        } else {
+            "containerd's fork"
+        };
+        c.found_by = format!(
+            "started by the command: a new {} container cgroup, traced from {traced_from}; confinement read from {read_from}",
+            self.engine
+        );
+        if let Some((_, _, Some(i))) = &self.seen {
+            c.name = i.name.clone().map(Text::from);
+            c.image = i.image.clone().map(Text::from);
+            c.confinement.seccomp_profile = i.seccomp_profile.clone();
+        }
+        if c.confinement.seccomp_profile.is_none() && c.confinement.seccomp == "filter" {
+            c.confinement.seccomp_profile = Some("default".into());
+        }
+        c
+    }
+}
+
+/// The run command's `--name NAME` or `--name=NAME`.
+fn name_option(command: &[String]) -> Option<String> {
+    let mut args = command.iter().take_while(|a| *a != "--");
+    while let Some(a) = args.next() {
+        if a == "--name" {
+            return args.next().cloned();
+        }
+        if let Some(n) = a.strip_prefix("--name=") {
+            return Some(n.to_string());
+        }
+    }
+    None
+}
+
+/// `CLI events`, for container starts from now on, one `ID\tNAME\tIMAGE` line each.
+fn start_events(cli: &str) -> Option<(std::process::Child, std::sync::mpsc::Receiver<String>)> {
+    let format = if cli == "podman" {
+        "{{.ID}}\t{{.Name}}\t{{.Image}}"
+    } else {
+        "{{.ID}}\t{{.Actor.Attributes.name}}\t{{.Actor.Attributes.image}}"
+    };
+    let mut child = Command::new(cli)
+        .args([
+            "events",
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=start",
+        ])
+        .args(["--format", format])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let out = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        // Bounded: the first few starts are all the watcher needs.
+        for line in std::io::BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .take(64)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Some((child, rx))
+}
+
+/// The container id `pid`'s cgroup names, if any.
+fn process_container_id(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .find_map(id_in_cgroup_path)
+        .map(|(id, _)| id)
+}
+
+/// Every container id some process's cgroup names now.
+fn container_ids() -> BTreeSet<String> {
+    procfs::process::all_processes()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|p| process_container_id(p.pid as u32))
+        .collect()
+}
+
+/// The containerd that starts `cli`'s containers: for docker, the one the dockerd on
+/// `DOCKER_HOST`'s socket runs (else every containerd); for nerdctl, every containerd.
+fn containerd_pids(cli: &str) -> Vec<u32> {
+    let procs: Vec<(u32, u32, String, Vec<String>)> = procfs::process::all_processes()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|p| {
+            let st = p.stat().ok()?;
+            Some((
+                st.pid as u32,
+                st.ppid as u32,
+                st.comm,
+                p.cmdline().unwrap_or_default(),
+            ))
+        })
+        .collect();
+    let containerds = || procs.iter().filter(|p| p.2 == "containerd");
+    if cli == "docker" {
+        let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+        let socket = host
+            .strip_prefix("unix://")
+            .unwrap_or("/var/run/docker.sock");
+        let dockerd = procs
+            .iter()
+            .find(|p| p.2 == "dockerd" && p.3.iter().any(|a| a.ends_with(socket)));
+        let dockerd = dockerd.or_else(|| {
+            let mut all = procs.iter().filter(|p| {
+                p.2 == "dockerd"
+                    && !p
+                        .3
+                        .iter()
+                        .any(|a| a.starts_with("-H") || a.starts_with("--host"))
+            });
+            all.next()
+        });
+        if let Some(d) = dockerd {
+            let own: Vec<u32> = containerds().filter(|c| c.1 == d.0).map(|c| c.0).collect();
+            if !own.is_empty() {
+                return own;
+            }
+        }
+    }
+    containerds().map(|c| c.0).collect()
+}
+
 /// The engines whose CLI is on PATH, for `diag doctor`.
 pub fn engines_on_path() -> Vec<&'static str> {
     ENGINE_CLIS
@@ -523,6 +811,30 @@ mod tests {
         assert_eq!(engine_program("conmon"), Some("conmon"));
         assert_eq!(engine_program("mount"), None);
         assert_eq!(engine_program("run"), None);
+    }
+
+    #[test]
+    fn engine_run_commands() {
+        let cmd = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            engine_run(&cmd("/usr/bin/docker run --rm img sh")),
+            Some(("docker", "docker"))
+        );
+        assert_eq!(
+            engine_run(&cmd("podman --runtime runc run img")),
+            Some(("podman", "podman"))
+        );
+        assert_eq!(engine_run(&cmd("docker ps")), None);
+        assert_eq!(
+            name_option(&cmd("docker run --name web img")).as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            name_option(&cmd("podman run --name=db img")).as_deref(),
+            Some("db")
+        );
+        assert_eq!(name_option(&cmd("docker run img sh -- --name x")), None);
+        assert_eq!(engine_run(&cmd("sh -c run")), None);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use super::args::{Backend, FilterArgs, RunArgs};
 use super::live::{self, Interrupt};
 use super::{output, usage};
+use crate::capture::container::{Container, NewContainer};
 use crate::capture::ptrace::{self, PtraceCapture};
+use crate::capture::targets;
 use crate::capture::{
     ebpf::{Closing, EbpfCapture},
     launch, CaptureConfig, ProbeReport,
@@ -164,6 +166,8 @@ struct Captured {
     probes: ProbeReport,
     /// The eBPF capture's teardown, joined when dropped (after the report is out).
     closing: Option<Closing>,
+    /// The container an engine run command started.
+    container: Option<Container>,
 }
 
 /// `--backend`: eBPF where it loads; `auto` falls back to ptrace with a one-line note.
@@ -249,6 +253,24 @@ fn capture_ebpf(
         return Err(e);
     }
     add_root(trace, root, args);
+    // `docker run ...`: the container is containerd's child, not the command's.
+    let mut watch = NewContainer::watch(&args.command).map(|(watch, daemons)| {
+        for seed in daemons
+            .into_iter()
+            .filter_map(|pid| targets::seed(pid).ok())
+        {
+            let tracked = seed.tids.iter().all(|&tid| cap.track(tid).is_ok());
+            if tracked {
+                trace.add_process(
+                    seed.pid,
+                    seed.ppid,
+                    Text::from(seed.comm.as_str()),
+                    seed.exe.as_deref().map(Text::from),
+                );
+            }
+        }
+        watch
+    });
     live::prioritise_reader();
     // A handled SIGCHLD interrupts the pump's poll(): the command's exit ends tracing at once
     // instead of at the next poll tick (half of `diag run -- true`'s wall time otherwise).
@@ -258,7 +280,10 @@ fn capture_ebpf(
     )?;
     let exec_failure = exec_failure(held.release()?);
     let mut status = None;
-    let partial = live::pump(&mut cap, trace, interrupt, |_, _| {
+    let partial = live::pump(&mut cap, trace, interrupt, |t, _| {
+        if let Some(w) = watch.as_mut() {
+            w.look(&t.live_pids());
+        }
         status = reap(root);
         status.is_some()
     })?;
@@ -291,6 +316,7 @@ fn capture_ebpf(
         probes,
         // Detaching the programs takes a while: it runs while the report is built.
         closing: Some(cap.close_in_background()),
+        container: watch.and_then(NewContainer::found),
     })
 }
 
@@ -357,6 +383,7 @@ fn capture_ptrace(
         exec_failure,
         probes: cap.probes,
         closing: None,
+        container: None,
     })
 }
 
@@ -408,7 +435,8 @@ fn trace_once(
         started,
     };
     let source = suggest.map(PolicyFile::source);
-    let (report, grants) = pipeline::diagnose(&trace, session, source.as_ref());
+    let (mut report, grants) = pipeline::diagnose(&trace, session, source.as_ref());
+    report.set_container(captured.container);
     Ok(Outcome {
         report,
         grants,
