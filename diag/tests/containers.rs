@@ -261,6 +261,18 @@ const DEVICE: Case = Case {
 /// Starts the container held at a gate (a bind-mounted directory), attaches diag to it by
 /// name, opens the gate, and returns diag's report once the container has exited.
 fn attach_case(engine: &Engine, case: &Case) -> (Report, String) {
+    attach_case_by(engine, case, Select::Name)
+}
+
+/// How the test names the container to diag.
+#[derive(PartialEq)]
+enum Select {
+    Name,
+    /// 12 hex digits of its id, with no engine CLI on diag's PATH: found in /proc/*/cgroup.
+    IdWithoutEngine,
+}
+
+fn attach_case_by(engine: &Engine, case: &Case, select: Select) -> (Report, String) {
     let _one = one_at_a_time();
     // Two tests may run the same case at once.
     static RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -293,12 +305,20 @@ fn attach_case(engine: &Engine, case: &Case) -> (Report, String) {
     args.extend([engine.image.as_str(), "sh", "-c", &script]);
     engine.ok(&args);
     let json = scratch.path("report.json");
-    let mut diag = diag_command()
+    let mut diag = diag_command();
+    let selector = match select {
+        Select::Name => name.clone(),
+        Select::IdWithoutEngine => {
+            diag.env("PATH", "/nonexistent");
+            engine.ok(&["inspect", "--format", "{{.Id}}", &name])[..12].to_string()
+        }
+    };
+    let mut diag = diag
         .envs(engine.env.iter().map(|(k, v)| (k, v)))
         .args([
             "attach",
             "--container",
-            &name,
+            &selector,
             "--duration",
             "60s",
             "--json",
@@ -463,6 +483,27 @@ attach_cases! {
 }
 
 #[test]
+fn attach_by_id_without_an_engine_cli_finds_the_container_in_proc() {
+    require_privileged!();
+    let engine = match docker() {
+        Ok(e) => e,
+        Err(why) => return eprintln!("SKIPPED: {why}"),
+    };
+    let (r, _) = attach_case_by(engine, &NOEXEC, Select::IdWithoutEngine);
+    let c = r.container.as_ref().unwrap();
+    assert_eq!(c.engine, "docker");
+    assert!(c.found_by.starts_with("/proc/"), "{}", c.found_by);
+    assert_eq!(c.name, None);
+    let f = r.failures.iter().find(|f| f.syscall == "execve").unwrap();
+    assert_eq!(f.layer.as_str(), "mount-noexec");
+    assert!(
+        r.findings[0].fix.contains("--tmpfs /scratch:exec"),
+        "{}",
+        r.findings[0].fix
+    );
+}
+
+#[test]
 fn docker_attach_reads_the_confinement() {
     require_privileged!();
     let engine = match docker() {
@@ -498,4 +539,61 @@ fn an_unknown_container_is_one_clear_error() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// examples/kubernetes/diag-daemonset.yaml holds what diag needs on a node (it was not run on a
+/// cluster here): a privileged container in the host's pid namespace, with the kernel's BTF,
+/// the BPF filesystem and the cgroup tree mounted from the host.
+#[test]
+fn the_daemonset_manifest_has_what_diag_needs() {
+    use serde::Deserialize;
+    let path = common::workspace().join("examples/kubernetes/diag-daemonset.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let docs: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| serde_json::Value::deserialize(d).unwrap())
+        .collect();
+    let daemonset = docs
+        .iter()
+        .find(|d| d["kind"] == "DaemonSet")
+        .expect("a DaemonSet");
+    let host_path = |p: &str| {
+        serde_json::json!({
+            "type": "array",
+            "contains": {"properties": {"hostPath": {"properties": {"path": {"const": p}}, "required": ["path"]}}, "required": ["hostPath"]}
+        })
+    };
+    let mount = |p: &str| serde_json::json!({"contains": {"properties": {"mountPath": {"const": p}}, "required": ["mountPath"]}});
+    let schema = serde_json::json!({
+        "properties": {
+            "apiVersion": {"const": "apps/v1"},
+            "spec": {"properties": {"template": {"properties": {"spec": {
+                "required": ["hostPID", "containers", "volumes"],
+                "properties": {
+                    "hostPID": {"const": true},
+                    "volumes": {"allOf": [host_path("/sys/kernel/btf"), host_path("/sys/fs/bpf"), host_path("/sys/fs/cgroup")]},
+                    "containers": {"type": "array", "minItems": 1, "items": {
+                        "required": ["securityContext", "volumeMounts", "resources"],
+                        "properties": {
+                            "securityContext": {"properties": {"privileged": {"const": true}}, "required": ["privileged"]},
+                            "volumeMounts": {"allOf": [mount("/sys/kernel/btf"), mount("/sys/fs/bpf"), mount("/sys/fs/cgroup")]},
+                            "resources": {"required": ["limits"]}
+                        }
+                    }}
+                }
+            }}, "required": ["spec"]}}, "required": ["template"]}
+        },
+        "required": ["apiVersion", "spec"]
+    });
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(daemonset)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert_eq!(errors, Vec::<String>::new());
+    // A broken manifest fails the check.
+    let mut unprivileged = daemonset.clone();
+    unprivileged["spec"]["template"]["spec"]["hostPID"] = false.into();
+    assert!(!validator.is_valid(&unprivileged));
+    // The request the manifest documents is one diag accepts.
+    assert!(text.contains("diag attach --container $CID --duration 60s --quiet --json -"));
 }
