@@ -52,6 +52,12 @@ pub fn engine_program(comm: &str) -> Option<&'static str> {
         .find(|p| *p == name || (name.len() == 15 && p.starts_with(name)))
 }
 
+/// The engine program a traced process is, by its comm or, for runc's re-exec of itself (comm
+/// `exe`), by its executable's name.
+pub fn engine_process(comm: &str, exe: Option<&str>) -> Option<&'static str> {
+    engine_program(comm).or_else(|| engine_program(Path::new(exe?).file_name()?.to_str()?))
+}
+
 /// The most mounts and device rules kept (a container can have thousands of bind mounts).
 const MAX_LISTED: usize = 64;
 
@@ -811,6 +817,8 @@ mod tests {
         assert_eq!(engine_program("conmon"), Some("conmon"));
         assert_eq!(engine_program("mount"), None);
         assert_eq!(engine_program("run"), None);
+        assert_eq!(engine_process("exe", Some("/usr/sbin/runc")), Some("runc"));
+        assert_eq!(engine_process("exe", Some("/usr/bin/python3")), None);
     }
 
     #[test]

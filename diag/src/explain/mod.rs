@@ -6,10 +6,10 @@ pub mod docs;
 pub mod policy;
 
 use crate::attribute::{Attribution, Suspects};
-use crate::capture::container::engine_program;
 use crate::context::path::FileKind;
 use crate::correlate::{FailureGroup, Trace};
 use crate::model::{errno, syscalls, Confidence, Layer, Text};
+use crate::report::build::engine_plumbing;
 use crate::report::model::{Finding, RuledOutEntry};
 use catalog::{Catalog, Cause};
 
@@ -46,7 +46,7 @@ pub fn findings(trace: &Trace, attributions: &[Attribution], catalog: &Catalog) 
             continue;
         }
         let cause = match_cause(catalog, g, a);
-        let engine_plumbing = engine_program(&g.failure.origin.comm.lossy()).is_some();
+        let engine_plumbing = engine_plumbing(trace, &g.failure).is_some();
         match drafts.iter_mut().find(|d| {
             d.cause.id == cause.id && d.layer == a.layer && d.engine_plumbing == engine_plumbing
         }) {

@@ -90,6 +90,16 @@ fn digits_folded(s: &str) -> String {
     out
 }
 
+/// The container engine program that failed, if one did.
+pub fn engine_plumbing(trace: &Trace, f: &Failure) -> Option<&'static str> {
+    let exe = trace
+        .processes
+        .get(&f.origin.pid)
+        .and_then(|p| p.exe.as_ref())
+        .map(Text::lossy);
+    container::engine_process(&f.origin.comm.lossy(), exe.as_deref())
+}
+
 pub fn build(
     trace: &Trace,
     attributions: &[Attribution],
@@ -127,8 +137,7 @@ pub fn build(
                     .collect(),
                 candidates: a.candidates.clone(),
                 noise: a.noise.clone(),
-                engine_plumbing: container::engine_program(&f.origin.comm.lossy())
-                    .map(str::to_string),
+                engine_plumbing: engine_plumbing(trace, f).map(str::to_string),
                 count: g.count,
                 other_pids: g.other_pids,
                 first_ns: rel(g.first_ns),
