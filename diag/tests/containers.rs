@@ -423,71 +423,63 @@ fn check(engine: &Engine, case: &Case, r: &Report, name: &str) {
     );
 }
 
-macro_rules! run_cases {
-    ($($test:ident: $engine:ident, $case:ident;)*) => {$(
+/// The engine, or None after saying why it cannot run here.
+fn available(engine: Result<&'static Engine, String>) -> Option<&'static Engine> {
+    engine.map_err(|why| eprintln!("SKIPPED: {why}")).ok()
+}
+
+/// Under `diag run -- ENGINE run ...`: the engine's own failures are labelled, and rank below
+/// the container's (checked by `check`).
+fn under_run(engine: &Engine, case: &Case) {
+    let r = run_case(engine, case);
+    assert!(
+        r.failures.iter().any(|f| f.engine_plumbing.is_some()),
+        "{:#?}",
+        r.failures
+    );
+}
+
+fn under_attach(engine: &Engine, case: &Case) {
+    let (report, name) = attach_case(engine, case);
+    check(engine, case, &report, &name);
+}
+
+macro_rules! container_cases {
+    ($($test:ident: $mode:ident, $engine:ident, $case:ident;)*) => {$(
         #[test]
         fn $test() {
             require_privileged!();
-            let engine = match $engine() {
-                Ok(e) => e,
-                Err(why) => {
-                    eprintln!("SKIPPED: {why}");
-                    return;
-                }
-            };
-            let r = run_case(engine, &$case);
-            // The engine's own failures are labelled, and rank below the container's.
-            assert!(r.failures.iter().any(|f| f.engine_plumbing.is_some()), "{:#?}", r.failures);
+            if let Some(engine) = available($engine()) {
+                $mode(engine, &$case);
+            }
         }
     )*};
 }
 
-run_cases! {
-    docker_run_seccomp: docker, SECCOMP;
-    docker_run_capability: docker, CAPABILITY;
-    docker_run_read_only_rootfs: docker, READ_ONLY;
-    docker_run_noexec_tmpfs: docker, NOEXEC;
-    docker_run_missing_device: docker, DEVICE;
-    podman_run_capability: podman, CAPABILITY;
-    podman_run_read_only_rootfs: podman, READ_ONLY;
-    podman_run_noexec_tmpfs: podman, NOEXEC;
-}
-
-macro_rules! attach_cases {
-    ($($test:ident: $engine:ident, $case:ident;)*) => {$(
-        #[test]
-        fn $test() {
-            require_privileged!();
-            let engine = match $engine() {
-                Ok(e) => e,
-                Err(why) => {
-                    eprintln!("SKIPPED: {why}");
-                    return;
-                }
-            };
-            let (report, name) = attach_case(engine, &$case);
-            check(engine, &$case, &report, &name);
-        }
-    )*};
-}
-
-attach_cases! {
-    docker_attach_seccomp: docker, SECCOMP;
-    docker_attach_capability: docker, CAPABILITY;
-    docker_attach_read_only_rootfs: docker, READ_ONLY;
-    docker_attach_noexec_tmpfs: docker, NOEXEC;
-    docker_attach_missing_device: docker, DEVICE;
-    podman_attach_capability: podman, CAPABILITY;
-    podman_attach_read_only_rootfs: podman, READ_ONLY;
-    podman_attach_noexec_tmpfs: podman, NOEXEC;
+container_cases! {
+    docker_run_seccomp: under_run, docker, SECCOMP;
+    docker_run_capability: under_run, docker, CAPABILITY;
+    docker_run_read_only_rootfs: under_run, docker, READ_ONLY;
+    docker_run_noexec_tmpfs: under_run, docker, NOEXEC;
+    docker_run_missing_device: under_run, docker, DEVICE;
+    podman_run_capability: under_run, podman, CAPABILITY;
+    podman_run_read_only_rootfs: under_run, podman, READ_ONLY;
+    podman_run_noexec_tmpfs: under_run, podman, NOEXEC;
+    docker_attach_seccomp: under_attach, docker, SECCOMP;
+    docker_attach_capability: under_attach, docker, CAPABILITY;
+    docker_attach_read_only_rootfs: under_attach, docker, READ_ONLY;
+    docker_attach_noexec_tmpfs: under_attach, docker, NOEXEC;
+    docker_attach_missing_device: under_attach, docker, DEVICE;
+    podman_attach_capability: under_attach, podman, CAPABILITY;
+    podman_attach_read_only_rootfs: under_attach, podman, READ_ONLY;
+    podman_attach_noexec_tmpfs: under_attach, podman, NOEXEC;
 }
 
 #[test]
 fn attach_by_id_without_an_engine_cli_finds_the_container_in_proc() {
     require_privileged!();
-    let engine = match docker() {
-        Ok(e) => e,
-        Err(why) => return eprintln!("SKIPPED: {why}"),
+    let Some(engine) = available(docker()) else {
+        return;
     };
     let (r, _) = attach_case_by(engine, &NOEXEC, Select::IdWithoutEngine);
     let c = r.container.as_ref().unwrap();
@@ -506,9 +498,8 @@ fn attach_by_id_without_an_engine_cli_finds_the_container_in_proc() {
 #[test]
 fn docker_attach_reads_the_confinement() {
     require_privileged!();
-    let engine = match docker() {
-        Ok(e) => e,
-        Err(why) => return eprintln!("SKIPPED: {why}"),
+    let Some(engine) = available(docker()) else {
+        return;
     };
     let (r, _) = attach_case(engine, &READ_ONLY);
     let k = &r.container.unwrap().confinement;
