@@ -93,7 +93,7 @@ impl Container {
         }
         let k = &self.confinement;
         out += &format!(
-            ", init pid {}, found by {}; seccomp {}{}, no_new_privs {}, {} capabilities, pids.max {}",
+            ", init pid {} ({}); seccomp {}{}, no_new_privs {}, {} capabilities, pids.max {}",
             self.init_pid,
             self.found_by,
             k.seccomp,

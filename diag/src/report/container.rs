@@ -176,3 +176,73 @@ fn parent_dir(path: &str) -> Option<&str> {
     let (dir, _) = path.rsplit_once('/')?;
     Some(if dir.is_empty() { "/" } else { dir })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Layer, Text};
+    use crate::report::fixture::sample;
+    use crate::report::model::Report;
+
+    /// The sample report with its first finding (failure 0) turned into `layer`, `syscall`,
+    /// `evidence`, in a container of `engine`.
+    fn fixed(engine: &str, layer: Layer, syscall: &str, evidence: &str) -> String {
+        let mut r: Report = sample();
+        let mut c = r.container.take().unwrap();
+        c.engine = engine.into();
+        r.failures[0].syscall = syscall.into();
+        r.failures[0].path = Some(Text::from("/scratch/b"));
+        r.findings[0].layer = layer;
+        r.findings[0].evidence = vec![evidence.into()];
+        r.findings[0].fix = "HOST FIX".into();
+        r.set_container(Some(c));
+        r.findings[0].fix.clone()
+    }
+
+    #[test]
+    fn fixes_in_the_engines_terms() {
+        let cap = fixed(
+            "docker",
+            Layer::Capability,
+            "mount",
+            "cap_capable refused CAP_SYS_ADMIN",
+        );
+        assert_eq!(
+            cap,
+            "In docker: docker run --cap-add SYS_ADMIN. Outside the engine: HOST FIX"
+        );
+        let pod = fixed("kubernetes", Layer::Capability, "mount", "CAP_NET_ADMIN");
+        assert!(
+            pod.starts_with(
+                "In the pod spec: securityContext: {capabilities: {add: [\"NET_ADMIN\"]}}"
+            ),
+            "{pod}"
+        );
+        let clone3 = fixed("podman", Layer::Seccomp, "clone3", "");
+        assert!(clone3.contains("\"errnoRet\": 38"), "{clone3}");
+        // The fixture's pids.max is 50; its mount list has no /scratch: no noexec fix is made up.
+        let pids = fixed("containerd", Layer::CgroupPids, "clone", "");
+        assert!(
+            pids.starts_with("In containerd: nerdctl run --pids-limit 100"),
+            "{pids}"
+        );
+        assert_eq!(
+            fixed("docker", Layer::MountNoexec, "execve", ""),
+            "HOST FIX"
+        );
+    }
+
+    #[test]
+    fn the_engines_own_findings_keep_their_fix() {
+        let mut r: Report = sample();
+        let c = r.container.take();
+        for f in &mut r.failures {
+            f.engine_plumbing = Some("runc".into());
+        }
+        r.findings[0].layer = Layer::Capability;
+        r.findings[0].evidence = vec!["CAP_SYS_ADMIN".into()];
+        let before = r.findings[0].fix.clone();
+        r.set_container(c);
+        assert_eq!(r.findings[0].fix, before);
+        assert!(r.container.is_some());
+    }
+}
