@@ -248,6 +248,18 @@ const NOEXEC: Case = Case {
     fix: "--tmpfs /scratch:exec",
 };
 
+/// Four processes of five: the inner shell's fork is refused, and the shell exits at once ("can't
+/// fork"); its pids cgroup is read through its parent.
+const PIDS: Case = Case {
+    tag: "pids",
+    flags: &["--pids-limit", "5"],
+    script: "sleep 1 & sleep 1 & sleep 1 & sh -c 'sleep 1 & wait'",
+    syscall: "clone",
+    errno: "EAGAIN",
+    layer: "cgroup-pids",
+    fix: "--pids-limit 10",
+};
+
 const DEVICE: Case = Case {
     tag: "device",
     flags: &[],
@@ -462,6 +474,8 @@ container_cases! {
     docker_run_read_only_rootfs: under_run, docker, READ_ONLY;
     docker_run_noexec_tmpfs: under_run, docker, NOEXEC;
     docker_run_missing_device: under_run, docker, DEVICE;
+    docker_run_pids_limit: under_run, docker, PIDS;
+    podman_run_pids_limit: under_run, podman, PIDS;
     podman_run_capability: under_run, podman, CAPABILITY;
     podman_run_read_only_rootfs: under_run, podman, READ_ONLY;
     podman_run_noexec_tmpfs: under_run, podman, NOEXEC;
@@ -470,6 +484,8 @@ container_cases! {
     docker_attach_read_only_rootfs: under_attach, docker, READ_ONLY;
     docker_attach_noexec_tmpfs: under_attach, docker, NOEXEC;
     docker_attach_missing_device: under_attach, docker, DEVICE;
+    docker_attach_pids_limit: under_attach, docker, PIDS;
+    podman_attach_pids_limit: under_attach, podman, PIDS;
     podman_attach_capability: under_attach, podman, CAPABILITY;
     podman_attach_read_only_rootfs: under_attach, podman, READ_ONLY;
     podman_attach_noexec_tmpfs: under_attach, podman, NOEXEC;

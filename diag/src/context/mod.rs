@@ -39,7 +39,24 @@ pub fn snapshot(
             ctx.notes.push(format!(
                 "process {pid} exited before its credentials could be read: using uid {uid} gid {gid} from the kernel event"
             ));
-            ctx.process = Some(ProcessContext::from_event(pid, uid, gid));
+            let mut p = ProcessContext::from_event(pid, uid, gid);
+            // A refused fork often ends the process (a shell's "can't fork"): its pids cgroup
+            // is read through its nearest living relative, which shares it unless it moved.
+            if want_process_counts {
+                if let Some((r, pc)) = relatives.iter().find_map(|&r| {
+                    let groups = procfs::process::Process::new(r as i32)
+                        .ok()?
+                        .cgroups()
+                        .ok()?;
+                    Some((r, cgroup::pids_cgroup(&groups)?))
+                }) {
+                    ctx.notes.push(format!(
+                        "pids cgroup of {pid} read through pid {r}, its nearest living relative"
+                    ));
+                    p.pids = Some(pc);
+                }
+            }
+            ctx.process = Some(p);
         }
         (Err(e), None) => ctx.notes.push(format!("process {pid}: {e}")),
     }
