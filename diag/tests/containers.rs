@@ -604,3 +604,49 @@ fn the_daemonset_manifest_has_what_diag_needs() {
     // The request the manifest documents is one diag accepts.
     assert!(text.contains("diag attach --container $CID --duration 60s --quiet --json -"));
 }
+
+/// `--verify-fix -- docker run ...` runs again with the fix's flag after `run`: the default
+/// seccomp profile allows mount to a container with CAP_SYS_ADMIN.
+#[test]
+fn docker_verify_fix_reruns_with_the_engine_flag() {
+    require_privileged!();
+    let Some(engine) = available(docker()) else {
+        return;
+    };
+    let _one = one_at_a_time();
+    let scratch = Scratch::new("ctr-verify");
+    let image = engine.image.as_str();
+    let args = [
+        "--verify-fix",
+        "--",
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        image,
+        "sh",
+        "-c",
+        "mount -t tmpfs none /mnt; sleep 0.5",
+    ];
+    let run = common::diag_json_with(&scratch, "run", &args, |c| {
+        c.envs(engine.env.iter().map(|(k, v)| (k, v)));
+    });
+    let v = run.report().verification.as_ref().expect("a verification");
+    assert!(
+        v.patch.contains(&format!(
+            "+++ docker run --cap-add SYS_ADMIN --rm --network none {image}"
+        )),
+        "{}",
+        v.patch
+    );
+    assert!(
+        v.disappeared
+            .contains(&"mount /mnt EPERM (mount)".to_string()),
+        "{v:#?}"
+    );
+    assert!(
+        !v.after.failures.iter().any(|f| f.syscall == "mount"),
+        "{v:#?}"
+    );
+}

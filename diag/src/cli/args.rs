@@ -76,7 +76,7 @@ pub struct FilterArgs {
     pub ring_buffer_kib: u32,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     #[command(flatten)]
     pub report: ReportArgs,
@@ -90,9 +90,10 @@ pub struct RunArgs {
     /// Apply this OpenShell-style sandbox policy to the command before exec.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// Run twice: under --policy, then under the policy patched with diag's suggested grants;
-    /// report both and exit with the second run's status.
-    #[arg(long, requires = "policy")]
+    /// Run twice: under --policy, then under the policy patched with diag's suggested grants
+    /// (or, for `docker|podman|nerdctl run ...`, with the engine flags of the fix: --cap-add,
+    /// --pids-limit); report both and exit with the second run's status.
+    #[arg(long)]
     pub verify_fix: bool,
     /// A policy to suggest patches against, without applying it (the sandbox applies it).
     #[arg(long, value_name = "FILE", conflicts_with = "policy")]

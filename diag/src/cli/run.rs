@@ -4,7 +4,7 @@
 use super::args::{Backend, FilterArgs, RunArgs};
 use super::live::{self, Interrupt};
 use super::{output, usage};
-use crate::capture::container::{Container, NewContainer};
+use crate::capture::container::{engine_run, Container, NewContainer};
 use crate::capture::ptrace::{self, PtraceCapture};
 use crate::capture::targets;
 use crate::capture::{
@@ -16,6 +16,7 @@ use crate::correlate::{Procfs, Trace};
 use crate::model::{errno, syscalls, Text};
 use crate::pipeline::{self, PolicySource};
 use crate::report::build::Session;
+use crate::report::container::verify_flags;
 use crate::report::model::{FailureEntry, RunSummary, Verification};
 use crate::report::{human, Report};
 use crate::sandbox::patch::{self, Grant};
@@ -97,10 +98,13 @@ pub fn run(args: RunArgs) -> Result<i32> {
         .map(PolicyFile::read)
         .transpose()?;
     if args.verify_fix {
-        let policy = applied.ok_or_else(|| {
-            usage("--verify-fix needs --policy FILE: the policy to patch and run under")
-        })?;
-        return verify_fix(&args, &config, &policy);
+        return match applied {
+            Some(policy) => verify_fix(&args, &config, &policy),
+            None if engine_run(&args.command).is_some() => verify_engine_fix(&args, &config),
+            None => Err(usage(
+                "--verify-fix needs --policy FILE (the policy to patch and run under), or an engine's run command (docker|podman|nerdctl run ...)",
+            )),
+        };
     }
     let suggest = applied.as_ref().or(suggest_only.as_ref());
     let applied = applied.as_ref().map(|p| &p.policy);
@@ -459,6 +463,41 @@ fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Re
     let patched_policy = PolicyFile::from_text(patched.text, policy.name.clone())
         .context("the patched policy does not parse")?;
     let after = trace_once(args, config, Some(&patched_policy.policy), None)?;
+    report_verification(args, before, after, patched.diff)
+}
+
+/// `--verify-fix -- docker run ...`: runs again with the fix's engine flags added after `run`.
+fn verify_engine_fix(args: &RunArgs, config: &CaptureConfig) -> Result<i32> {
+    let before = trace_once(args, config, None, None)?;
+    let Some(flags) = verify_flags(&before.report) else {
+        let mut out = before;
+        out.report.warnings.push("--verify-fix: the container's top finding is not one engine flags fix (--cap-add, --pids-limit); nothing to verify".into());
+        emit(&out, args);
+        return Ok(out.exit_code);
+    };
+    let at = args
+        .command
+        .iter()
+        .position(|a| a == "run")
+        .map_or(0, |i| i + 1);
+    let mut patched = args.clone();
+    patched.command.splice(at..at, flags.iter().cloned());
+    let after = trace_once(&patched, config, None, None)?;
+    let patch = format!(
+        "--- {}\n+++ {}\n",
+        shlex::try_join(args.command.iter().map(String::as_str)).unwrap_or_default(),
+        shlex::try_join(patched.command.iter().map(String::as_str)).unwrap_or_default()
+    );
+    report_verification(args, before, after, patch)
+}
+
+/// Compares the workload's failures before and after the fix, and reports both runs.
+fn report_verification(
+    args: &RunArgs,
+    before: Outcome,
+    after: Outcome,
+    patch: String,
+) -> Result<i32> {
     let key = |f: &FailureEntry| {
         format!(
             "{} {} {} ({})",
@@ -471,7 +510,7 @@ fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Re
     let meaningful = |r: &Report| -> Vec<FailureEntry> {
         r.failures
             .iter()
-            .filter(|f| f.noise.is_none())
+            .filter(|f| f.noise.is_none() && f.engine_plumbing.is_none())
             .cloned()
             .collect()
     };
@@ -479,7 +518,7 @@ fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Re
     let after_keys: Vec<String> = a.iter().map(key).collect();
     let before_keys: Vec<String> = b.iter().map(key).collect();
     let verification = Verification {
-        patch: patched.diff,
+        patch,
         disappeared: b
             .iter()
             .map(key)

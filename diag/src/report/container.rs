@@ -66,6 +66,60 @@ fn denied_capability(f: &Finding, failures: &[&FailureEntry]) -> Option<String> 
         })
 }
 
+/// `--pids-limit`'s new value: twice the limit met.
+fn higher_pids_limit(c: &Container) -> Option<u64> {
+    c.confinement.pids_max.map(|m| m * 2)
+}
+
+/// Whether the default profile would allow `syscall` with CAP_SYS_ADMIN, which the container
+/// lacks.
+fn sys_admin_would_do(c: &Container, syscall: &str) -> bool {
+    c.confinement.seccomp_profile.as_deref() == Some("default")
+        && SYS_ADMIN_GATED.contains(&syscall)
+        && !c
+            .confinement
+            .capabilities
+            .iter()
+            .any(|k| k == "CAP_SYS_ADMIN")
+}
+
+/// The workload's top finding and its failures (the engine's own findings are skipped).
+fn workload_finding(r: &Report) -> Option<(&Finding, Vec<&FailureEntry>)> {
+    r.findings.iter().find_map(|f| {
+        let failures: Vec<&FailureEntry> = f
+            .failures
+            .iter()
+            .filter_map(|&i| r.failures.get(i))
+            .collect();
+        (!failures.iter().all(|e| e.engine_plumbing.is_some())).then_some((f, failures))
+    })
+}
+
+/// The run flags that apply the top workload finding's fix where flags alone do it (a
+/// capability, the pids limit), for `--verify-fix`.
+pub fn verify_flags(r: &Report) -> Option<Vec<String>> {
+    let c = r.container.as_ref()?;
+    cli(c)?;
+    let (f, failures) = workload_finding(r)?;
+    let syscall = failures.first()?.syscall.as_str();
+    match f.layer {
+        Layer::Capability => Some(vec![
+            "--cap-add".into(),
+            denied_capability(f, &failures)?
+                .trim_start_matches("CAP_")
+                .into(),
+        ]),
+        Layer::Seccomp if sys_admin_would_do(c, syscall) => {
+            Some(vec!["--cap-add".into(), "SYS_ADMIN".into()])
+        }
+        Layer::CgroupPids => Some(vec![
+            "--pids-limit".into(),
+            higher_pids_limit(c)?.to_string(),
+        ]),
+        _ => None,
+    }
+}
+
 fn engine_fix(c: &Container, f: &Finding, failures: &[&FailureEntry]) -> Option<String> {
     let first = failures.first()?;
     let path = first.path.as_ref().map(|p| p.escaped());
@@ -111,10 +165,8 @@ fn engine_fix(c: &Container, f: &Finding, failures: &[&FailureEntry]) -> Option<
             )
         }
         Layer::CgroupPids => {
-            let limit = c
-                .confinement
-                .pids_max
-                .map_or("a higher limit".to_string(), |m| (m * 2).to_string());
+            let limit =
+                higher_pids_limit(c).map_or("a higher limit".to_string(), |m| m.to_string());
             (
                 format!("--pids-limit {limit}"),
                 "the kubelet's podPidsLimit (a node setting), or fewer processes".into(),

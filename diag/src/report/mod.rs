@@ -1,7 +1,7 @@
 //! Reports: the `diag.report/v1` model, and its JSON, human and Markdown renderings.
 
 pub mod build;
-mod container;
+pub mod container;
 #[cfg(test)]
 mod fixture;
 pub mod github;
