@@ -477,6 +477,7 @@ container_cases! {
     docker_run_pids_limit: under_run, docker, PIDS;
     podman_run_pids_limit: under_run, podman, PIDS;
     podman_run_capability: under_run, podman, CAPABILITY;
+    podman_run_missing_device: under_run, podman, DEVICE;
     podman_run_read_only_rootfs: under_run, podman, READ_ONLY;
     podman_run_noexec_tmpfs: under_run, podman, NOEXEC;
     docker_attach_seccomp: under_attach, docker, SECCOMP;
@@ -487,6 +488,7 @@ container_cases! {
     docker_attach_pids_limit: under_attach, docker, PIDS;
     podman_attach_pids_limit: under_attach, podman, PIDS;
     podman_attach_capability: under_attach, podman, CAPABILITY;
+    podman_attach_missing_device: under_attach, podman, DEVICE;
     podman_attach_read_only_rootfs: under_attach, podman, READ_ONLY;
     podman_attach_noexec_tmpfs: under_attach, podman, NOEXEC;
 }
