@@ -68,6 +68,14 @@ fn every_bad_input_gets_one_line_and_exit_2() {
             vec!["attach", "--json", j, "--cgroup", "/etc/hostname"],
         ),
         (
+            "--container that is no container",
+            vec!["attach", "--json", j, "--container", "no-such-container"],
+        ),
+        (
+            "--container that looks like a flag",
+            vec!["attach", "--json", j, "--container=-f"],
+        ),
+        (
             "--policy on a directory",
             vec!["run", "--json", j, "--policy", dir, "--", "true"],
         ),

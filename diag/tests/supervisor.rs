@@ -128,6 +128,16 @@ fn diagnose(mode: Mode, policy: Policy, tag: &str) -> (DiagRun, Scratch) {
             }
             let cmd = supervisor(&policy_file, &tmux, &extra);
             let sup = spawn_detached(&cmd);
+            // Attaching in the middle of the set-up would see some of it: wait until it waits.
+            let waiting = scratch.path("go.waiting");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !waiting.exists() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the supervisor never got set up"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             let pid = sup.0.id().to_string();
             let args = ["--backend", backend, "--duration", "60s", "--pid", &pid];
             attach_with(&scratch, &args, |_| touch(&go))

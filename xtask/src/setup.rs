@@ -19,6 +19,11 @@ const PACKAGES: &[(&str, &str)] = &[
     ("auditctl", "auditd"),
     ("/usr/bin/time", "time"),
     ("gcc", "gcc"),
+    // Real container engines for diag/tests/containers.rs (dockerd started by the tests).
+    ("dockerd", "docker.io"),
+    ("podman", "podman"),
+    ("runc", "runc"),
+    ("/bin/busybox", "busybox-static"),
 ];
 
 pub fn run() -> Result<()> {

@@ -1,6 +1,7 @@
 //! Capture backends. Each one turns what it sees into [`crate::model::Event`]s.
 
 pub mod audit_log;
+pub mod container;
 pub mod ebpf;
 pub mod launch;
 pub mod offline;

@@ -30,7 +30,8 @@ pub struct CgroupTarget {
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
 
-fn seed(pid: u32) -> Result<Seed> {
+/// `pid` as it is now, with its threads.
+pub fn seed(pid: u32) -> Result<Seed> {
     let p = Process::new(pid as i32).with_context(|| format!("no process {pid}"))?;
     let stat = p
         .stat()

@@ -127,7 +127,7 @@ pub struct EnvArgs {
     pub preserve_env: Vec<String>,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     #[command(flatten)]
     pub report: ReportArgs,
@@ -146,9 +146,10 @@ pub struct RunArgs {
     /// Apply this OpenShell-style sandbox policy to the command before exec.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// Run twice: under --policy, then under the policy patched with diag's suggested grants;
-    /// report both and exit with the second run's status.
-    #[arg(long, requires = "policy")]
+    /// Run twice: under --policy, then under the policy patched with diag's suggested grants
+    /// (or, for `docker|podman|nerdctl run ...`, with the engine flags of the fix: --cap-add,
+    /// --pids-limit); report both and exit with the second run's status.
+    #[arg(long)]
     pub verify_fix: bool,
     /// A policy to suggest patches against, without applying it (the sandbox applies it).
     #[arg(long, value_name = "FILE", conflicts_with = "policy")]
@@ -187,6 +188,10 @@ pub struct AttachArgs {
     /// Every process of this cgroup (v1 or v2 directory).
     #[arg(long, value_name = "PATH", conflicts_with = "pid")]
     pub cgroup: Option<PathBuf>,
+    /// Every process of this running container (Docker, Podman or containerd name or id; found
+    /// through the engine's CLI, else by its id in /proc/*/cgroup).
+    #[arg(long, value_name = "NAME|ID", conflicts_with_all = ["pid", "cgroup"])]
+    pub container: Option<String>,
     /// Stop after this long (e.g. 60s, 5m), a hard deadline: the report is written by then.
     /// Default: until the attached processes exit (--pid) or Ctrl-C.
     #[arg(long, value_name = "DURATION")]

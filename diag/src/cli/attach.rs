@@ -6,6 +6,7 @@ use super::args::{AttachArgs, Backend, OnSignal};
 use super::live::{self, Interrupt};
 use super::status::StatusLine;
 use super::{output, run::capture_config, usage};
+use crate::capture::container;
 use crate::capture::ptrace::{self, PtraceCapture};
 use crate::capture::targets::{self, Seed};
 use crate::capture::{ebpf::EbpfCapture, CaptureConfig, ProbeReport};
@@ -70,9 +71,19 @@ struct Captured {
     warnings: Vec<String>,
 }
 
-pub fn attach(args: AttachArgs) -> Result<i32> {
+pub fn attach(mut args: AttachArgs) -> Result<i32> {
     let started = std::time::SystemTime::now();
     output::check(&args.report, &[])?;
+    // A container is traced as its cgroup.
+    let container = args
+        .container
+        .as_deref()
+        .map(container::resolve)
+        .transpose()
+        .map_err(|e| usage(format!("{e:#}")))?;
+    if let Some(c) = &container {
+        args.cgroup = Some(c.cgroup_dir());
+    }
     let config = capture_config(&args.filter)?;
     let duration = args
         .duration
@@ -89,7 +100,11 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
             targets::pid_tree(&args.pid).map_err(|e| usage(format!("{e:#}")))?,
             None,
         ),
-        _ => return Err(usage("give either --pid PID (repeatable) or --cgroup PATH")),
+        _ => {
+            return Err(usage(
+                "give either --pid PID (repeatable), --cgroup PATH or --container NAME|ID",
+            ))
+        }
     };
     let mut trace = Trace::new();
     for s in &seeds {
@@ -156,7 +171,7 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
             .map(|s| s.cmdline.iter().map(|a| Text::from(a.as_str())).collect())
             .unwrap_or_default(),
     };
-    let report = pipeline::report(
+    let mut report = pipeline::report(
         &trace,
         Session {
             backend: captured.backend,
@@ -175,6 +190,7 @@ pub fn attach(args: AttachArgs) -> Result<i32> {
             started,
         },
     );
+    report.set_container(container);
     output::emit(&report, &args.report).context("writing the report")?;
     Ok(interrupt
         .exit_code()

@@ -2,7 +2,7 @@
 
 use super::args::DoctorArgs;
 use super::output::{ebpf_status, version};
-use crate::capture::{ebpf, CaptureConfig, ProbeReport};
+use crate::capture::{container, ebpf, CaptureConfig, ProbeReport};
 use crate::context::support::{self, Check, Status};
 use crate::context::HostFacts;
 use crate::model::text::escape;
@@ -15,6 +15,7 @@ pub fn doctor(args: DoctorArgs) -> Result<i32> {
     let mut checks = vec![backend_check()];
     checks.extend(support::host_checks(&host));
     checks.extend(probe_checks());
+    checks.push(engines_check());
     if args.json {
         let doc = serde_json::json!({ "schema": SCHEMA, "diag": version(), "checks": checks });
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -29,6 +30,25 @@ fn backend_check() -> Check {
         None => Check::new("ebpf_backend", Status::Ok, ebpf_status()),
         Some(_) => Check::new("ebpf_backend", Status::Missing, ebpf_status())
             .fix("install the eBPF toolchain (cargo xtask setup) and rebuild diag"),
+    }
+}
+
+/// The container engines whose CLI `attach --container` can ask.
+fn engines_check() -> Check {
+    let found = container::engines_on_path();
+    if found.is_empty() {
+        Check::new(
+            "container_engines",
+            Status::Warn,
+            "no docker, podman, nerdctl, ctr or crictl on PATH: --container takes an id only, found in /proc/*/cgroup",
+        )
+        .fix("put the engine's CLI on PATH to select containers by name")
+    } else {
+        Check::new(
+            "container_engines",
+            Status::Ok,
+            format!("found {}", found.join(", ")),
+        )
     }
 }
 

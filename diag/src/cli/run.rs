@@ -4,7 +4,9 @@
 use super::args::{Backend, FilterArgs, OnSignal, RunArgs};
 use super::live::{self, Interrupt};
 use super::{output, usage};
+use crate::capture::container::{engine_run, Container, NewContainer};
 use crate::capture::ptrace::{self, PtraceCapture};
+use crate::capture::targets;
 use crate::capture::{
     ebpf::{Closing, EbpfCapture},
     launch, CaptureConfig, ProbeReport,
@@ -14,6 +16,7 @@ use crate::correlate::Trace;
 use crate::model::{errno, syscalls, Text};
 use crate::pipeline::{self, PolicySource};
 use crate::report::build::Session;
+use crate::report::container::verify_flags;
 use crate::report::model::{FailureEntry, RunSummary, Verification};
 use crate::report::{human, Report};
 use crate::sandbox::patch::{self, Grant};
@@ -98,10 +101,13 @@ pub fn run(args: RunArgs) -> Result<i32> {
         .map(PolicyFile::read)
         .transpose()?;
     if args.verify_fix {
-        let policy = applied.ok_or_else(|| {
-            usage("--verify-fix needs --policy FILE: the policy to patch and run under")
-        })?;
-        return verify_fix(&args, &config, &policy);
+        return match applied {
+            Some(policy) => verify_fix(&args, &config, &policy),
+            None if engine_run(&args.command).is_some() => verify_engine_fix(&args, &config),
+            None => Err(usage(
+                "--verify-fix needs --policy FILE (the policy to patch and run under), or an engine's run command (docker|podman|nerdctl run ...)",
+            )),
+        };
     }
     let suggest = applied.as_ref().or(suggest_only.as_ref());
     let applied = applied.as_ref().map(|p| &p.policy);
@@ -190,6 +196,8 @@ struct Captured {
     warnings: Vec<String>,
     /// The eBPF capture's teardown, joined when dropped (after the report is out).
     closing: Option<Closing>,
+    /// The container an engine run command started.
+    container: Option<Container>,
 }
 
 /// `--backend`: eBPF where it loads; `auto` falls back to ptrace with a one-line note.
@@ -276,6 +284,24 @@ fn capture_ebpf(
         return Err(e);
     }
     add_root(trace, root, args);
+    // `docker run ...`: the container is containerd's child, not the command's.
+    let mut watch = NewContainer::watch(&args.command).map(|(watch, daemons)| {
+        for seed in daemons
+            .into_iter()
+            .filter_map(|pid| targets::seed(pid).ok())
+        {
+            let tracked = seed.tids.iter().all(|&tid| cap.track(tid).is_ok());
+            if tracked {
+                trace.add_process(
+                    seed.pid,
+                    seed.ppid,
+                    Text::from(seed.comm.as_str()),
+                    seed.exe.as_deref().map(Text::from),
+                );
+            }
+        }
+        watch
+    });
     live::prioritise_reader();
     // A handled SIGCHLD interrupts the pump's poll(): the command's exit ends tracing at once
     // instead of at the next poll tick (half of `diag run -- true`'s wall time otherwise).
@@ -287,6 +313,9 @@ fn capture_ebpf(
     let mut status = None;
     let after_root = live::AfterRoots::new(args.wait_tree);
     live::pump_until(&mut cap, trace, interrupt, args.on_signal, |t, _| {
+        if let Some(w) = watch.as_mut() {
+            w.look(&t.live_pids());
+        }
         status = status.or_else(|| reap(root));
         status.is_some() && after_root.over(t)
     })?;
@@ -307,6 +336,7 @@ fn capture_ebpf(
         warnings: unread.into_iter().collect(),
         // Detaching the programs takes a while: it runs while the report is built.
         closing: Some(cap.close_in_background()),
+        container: watch.and_then(NewContainer::found),
     })
 }
 
@@ -360,6 +390,7 @@ fn capture_ptrace(
         probes: cap.probes,
         warnings: vec![],
         closing: None,
+        container: None,
     })
 }
 
@@ -422,7 +453,8 @@ fn trace_once(
         started,
     };
     let source = suggest.map(PolicyFile::source);
-    let (report, grants) = pipeline::diagnose(&trace, session, source.as_ref());
+    let (mut report, grants) = pipeline::diagnose(&trace, session, source.as_ref());
+    report.set_container(captured.container);
     Ok(Outcome {
         report,
         grants,
@@ -451,6 +483,41 @@ fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Re
     let patched_policy = PolicyFile::from_text(patched.text, policy.name.clone())
         .context("the patched policy does not parse")?;
     let after = trace_once(args, config, Some(&patched_policy.policy), None)?;
+    report_verification(args, before, after, patched.diff)
+}
+
+/// `--verify-fix -- docker run ...`: runs again with the fix's engine flags added after `run`.
+fn verify_engine_fix(args: &RunArgs, config: &CaptureConfig) -> Result<i32> {
+    let before = trace_once(args, config, None, None)?;
+    let Some(flags) = verify_flags(&before.report) else {
+        let mut out = before;
+        out.report.warnings.push("--verify-fix: the container's top finding is not one engine flags fix (--cap-add, --pids-limit); nothing to verify".into());
+        emit(&out, args);
+        return Ok(out.exit_code);
+    };
+    let at = args
+        .command
+        .iter()
+        .position(|a| a == "run")
+        .map_or(0, |i| i + 1);
+    let mut patched = args.clone();
+    patched.command.splice(at..at, flags.iter().cloned());
+    let after = trace_once(&patched, config, None, None)?;
+    let patch = format!(
+        "--- {}\n+++ {}\n",
+        shlex::try_join(args.command.iter().map(String::as_str)).unwrap_or_default(),
+        shlex::try_join(patched.command.iter().map(String::as_str)).unwrap_or_default()
+    );
+    report_verification(args, before, after, patch)
+}
+
+/// Compares the workload's failures before and after the fix, and reports both runs.
+fn report_verification(
+    args: &RunArgs,
+    before: Outcome,
+    after: Outcome,
+    patch: String,
+) -> Result<i32> {
     let key = |f: &FailureEntry| {
         format!(
             "{} {} {} ({})",
@@ -463,7 +530,7 @@ fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Re
     let meaningful = |r: &Report| -> Vec<FailureEntry> {
         r.failures
             .iter()
-            .filter(|f| f.noise.is_none())
+            .filter(|f| f.noise.is_none() && f.engine_plumbing.is_none())
             .cloned()
             .collect()
     };
@@ -492,7 +559,7 @@ fn verify_fix(args: &RunArgs, config: &CaptureConfig, policy: &PolicyFile) -> Re
         }
     }
     let verification = Verification {
-        patch: patched.diff,
+        patch,
         disappeared: b
             .iter()
             .map(key)

@@ -24,8 +24,9 @@ pub struct FailureContext {
 
 /// Reads the context of a failure of `pid` on `path` (if any), right now. `ids` are the real
 /// uid/gid the kernel reported with the failure, used when the process has already exited;
-/// `relatives` (nearest first) lend their view of the filesystem in that case. `fresh_counts`:
-/// count the uid's tasks now rather than reuse the count `counts` holds.
+/// `relatives` (nearest first) lend their view of the filesystem in that case. `fresh_counts`
+/// (a fork-like call): count the uid's tasks now rather than reuse the count `counts` holds, and
+/// read an exited process's pids cgroup through a relative.
 pub fn snapshot(
     pid: u32,
     ids: Option<(u32, u32)>,
@@ -44,7 +45,24 @@ pub fn snapshot(
             ctx.notes.push(format!(
                 "process {pid} exited before its credentials could be read: using uid {uid} gid {gid} from the kernel event"
             ));
-            ctx.process = Some(ProcessContext::from_event(pid, uid, gid));
+            let mut p = ProcessContext::from_event(pid, uid, gid);
+            // A refused fork often ends the process (a shell's "can't fork"): its pids cgroup
+            // is read through its nearest living relative, which shares it unless it moved.
+            if fresh_counts {
+                if let Some((r, pc)) = relatives.iter().find_map(|&r| {
+                    let groups = procfs::process::Process::new(r as i32)
+                        .ok()?
+                        .cgroups()
+                        .ok()?;
+                    Some((r, cgroup::pids_cgroup(&groups)?))
+                }) {
+                    ctx.notes.push(format!(
+                        "pids cgroup of {pid} read through pid {r}, its nearest living relative"
+                    ));
+                    p.pids = Some(pc);
+                }
+            }
+            ctx.process = Some(p);
         }
         (Err(e), None) => ctx.notes.push(format!("process {pid}: {e}")),
     }

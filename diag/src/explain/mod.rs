@@ -9,6 +9,7 @@ use crate::attribute::{Attribution, Suspects};
 use crate::context::path::FileKind;
 use crate::correlate::{FailureGroup, Trace};
 use crate::model::{errno, syscalls, Confidence, Failure, Layer, Text};
+use crate::report::build::engine_plumbing;
 use crate::report::model::{Finding, RuledOutEntry};
 use catalog::{Catalog, Cause};
 
@@ -30,6 +31,8 @@ fn suspect_layer(suspect: &str) -> Option<Layer> {
 struct Draft<'c> {
     cause: &'c Cause,
     layer: Layer,
+    /// A container engine's own failures make findings of their own, never the workload's.
+    engine_plumbing: bool,
     failures: Vec<usize>,
     explains: Vec<usize>,
     /// (message index, misleading note) of the best message.
@@ -43,14 +46,15 @@ pub fn findings(trace: &Trace, attributions: &[Attribution], catalog: &Catalog) 
             continue;
         }
         let cause = match_cause(catalog, g, a);
-        match drafts
-            .iter_mut()
-            .find(|d| d.cause.id == cause.id && d.layer == a.layer)
-        {
+        let engine_plumbing = engine_plumbing(trace, &g.failure).is_some();
+        match drafts.iter_mut().find(|d| {
+            d.cause.id == cause.id && d.layer == a.layer && d.engine_plumbing == engine_plumbing
+        }) {
             Some(d) => d.failures.push(i),
             None => drafts.push(Draft {
                 cause,
                 layer: a.layer,
+                engine_plumbing,
                 failures: vec![i],
                 explains: vec![],
                 misleading: None,

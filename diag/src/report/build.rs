@@ -2,7 +2,7 @@
 
 use super::model::*;
 use crate::attribute::Attribution;
-use crate::capture::ProbeReport;
+use crate::capture::{container, ProbeReport};
 use crate::context::HostFacts;
 use crate::correlate::{landlock::access_names, Trace};
 use crate::model::{errno, flags, syscalls, Failure, Text};
@@ -90,6 +90,16 @@ fn digits_folded(s: &str) -> String {
     out
 }
 
+/// The container engine program that failed, if one did.
+pub fn engine_plumbing(trace: &Trace, f: &Failure) -> Option<&'static str> {
+    let exe = trace
+        .processes
+        .get(&f.origin.pid)
+        .and_then(|p| p.exe.as_ref())
+        .map(Text::lossy);
+    container::engine_process(&f.origin.comm.lossy(), exe.as_deref())
+}
+
 pub fn build(
     trace: &Trace,
     attributions: &[Attribution],
@@ -128,6 +138,7 @@ pub fn build(
                     .collect(),
                 candidates: a.candidates.clone(),
                 noise: a.noise.clone(),
+                engine_plumbing: engine_plumbing(trace, f).map(str::to_string),
                 count: g.count,
                 other_pids: g.other_pids,
                 first_ns: rel(g.first_ns),
@@ -137,6 +148,13 @@ pub fn build(
     for f in &mut findings {
         f.fingerprint = fingerprint(f, &failures);
     }
+    // A container engine's own failures never outrank the workload's (stable: explain's order
+    // holds within each group).
+    findings.sort_by_key(|f| {
+        f.failures
+            .iter()
+            .all(|&i| failures.get(i).is_some_and(|e| e.engine_plumbing.is_some()))
+    });
     let messages = trace
         .messages
         .iter()
@@ -249,5 +267,6 @@ pub fn build(
         },
         warnings,
         verification: None,
+        container: None,
     }
 }

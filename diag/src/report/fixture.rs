@@ -29,6 +29,7 @@ pub fn sample() -> Report {
         }],
         candidates: vec![Layer::Landlock, Layer::Lsm],
         noise: noise.map(String::from),
+        engine_plumbing: None,
         count: 2,
         other_pids: 3,
         first_ns: 5,
@@ -84,7 +85,10 @@ pub fn sample() -> Report {
         failures: vec![
             failure("openat", b"/dev/ptmx", None),
             failure("openat", &[format!("/tmp/{HOSTILE}").as_bytes(), b"\xff"].concat(), None),
-            failure("faccessat", b"/usr/local/bin/tmux", Some("PATH search")),
+            FailureEntry {
+                engine_plumbing: Some("runc".into()),
+                ..failure("faccessat", b"/usr/local/bin/tmux", Some("PATH search"))
+            },
         ],
         landlock_domains: vec![DomainEntry {
             id: 1,
@@ -173,6 +177,29 @@ pub fn sample() -> Report {
             disappeared: vec!["openat /dev/ptmx EACCES (tmux: server)".into()],
             remained: vec![],
             appeared: vec![format!("openat /dev/tty EACCES ({HOSTILE})")],
+        }),
+        container: Some(Container {
+            engine: "docker".into(),
+            id: Text::from("eab49f4ef0bbb1e774668e247c2fbb2b19d3aab596314707ce76739599f7b9fa"),
+            name: Some(Text::from(HOSTILE)),
+            image: Some(Text::from(HOSTILE)),
+            init_pid: 11,
+            cgroup: Text::from("/sys/fs/cgroup/docker/eab49f4ef0bb"),
+            found_by: "docker container inspect".into(),
+            confinement: Confinement {
+                seccomp: "filter".into(),
+                seccomp_profile: Some("default".into()),
+                capabilities: vec!["CAP_CHOWN".into()],
+                pids_max: Some(50),
+                restricted_mounts: vec![RestrictedMount {
+                    path: Text::from(format!("/tmp/{HOSTILE}")),
+                    options: vec!["noexec".into()],
+                }],
+                devices: Some(vec!["c 1:3 rwm".into()]),
+                uid_map: vec!["0 100000 65536".into()],
+                user_namespace: true,
+                ..Default::default()
+            },
         }),
     }
 }

@@ -60,6 +60,9 @@ fn render_head(r: &Report) -> String {
         }
         None => out.push_str(&format!("diag: {}.\n", no_finding(r))),
     }
+    if let Some(c) = &r.container {
+        out.push_str(&format!("diag: container: {}\n", escape(&c.describe())));
+    }
     for w in &r.warnings {
         out.push_str(&format!("diag: warning: {}\n", escape(w)));
     }
@@ -85,9 +88,10 @@ fn render_tables(r: &Report) -> String {
         ]);
         for &i in r.failures_by_relevance().iter().take(MAX_ROWS) {
             let f = &r.failures[i];
-            let layer = match &f.noise {
-                Some(_) => format!("{} (noise)", f.layer),
-                None => f.layer.to_string(),
+            let layer = match (&f.noise, &f.engine_plumbing) {
+                (Some(_), _) => format!("{} (noise)", f.layer),
+                (None, Some(engine)) => format!("{} ({engine}: engine)", f.layer),
+                (None, None) => f.layer.to_string(),
             };
             t.add_row(vec![
                 Cell::new(f.pid),

@@ -215,7 +215,11 @@ fn host(md: &mut String, r: &Report) {
         ("Events lost", r.lost_events.to_string()),
         ("diag", inline(&r.tool.version)),
     ];
-    for (k, v) in rows {
+    let container = r
+        .container
+        .as_ref()
+        .map(|c| ("Container", inline(&c.describe())));
+    for (k, v) in rows.into_iter().chain(container) {
         let _ = writeln!(md, "| {k} | {v} |");
     }
     md.push('\n');
@@ -481,9 +485,9 @@ mod tests {
         // The verdict, Findings, two findings, Verification, Host, Command: no heading from a
         // traced program.
         assert_eq!(headings, 7, "{md}");
-        // Verification (2), host facts (6), failures (3), messages (2): no row or cell split by
-        // a `|`.
-        assert_eq!(rows, 13, "{md}");
+        // Verification (2), host facts (6) and the container, failures (3), messages (2): no row
+        // or cell split by a `|`.
+        assert_eq!(rows, 14, "{md}");
         assert_eq!(
             html,
             [

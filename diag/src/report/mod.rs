@@ -1,6 +1,7 @@
 //! Reports: the `diag.report/v1` model, and its JSON, human and Markdown renderings.
 
 pub mod build;
+pub mod container;
 #[cfg(test)]
 pub(crate) mod fixture;
 pub mod github;

@@ -1,6 +1,7 @@
 //! The `diag.report/v1` JSON report (design.md §3). Field names are a contract: the checks and
 //! `docs/report-schema.json` rely on them.
 
+pub use crate::capture::container::{Confinement, Container, RestrictedMount};
 use crate::model::{Confidence, Layer, Text};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,9 @@ pub struct Report {
     pub warnings: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
+    /// The container traced (`attach --container`, or the one `run -- docker run ...` started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
 }
 
 /// `--verify-fix`: the command run under the policy and under the patched policy.
@@ -128,6 +132,10 @@ pub struct FailureEntry {
     /// Why this failure is benign noise, when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<String>,
+    /// The container engine program that failed ("podman", "runc"...): the engine's plumbing,
+    /// not the workload's own failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_plumbing: Option<String>,
     pub count: u64,
     /// Other processes whose identical failure was folded into this entry (fork loops).
     #[serde(default, skip_serializing_if = "is_zero")]

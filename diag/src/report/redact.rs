@@ -2,7 +2,7 @@
 //! JSON, Markdown and CI outputs all show the same masked text.
 //!
 //! Masked: everything a traced process or the host supplied (argv, comm, exe, paths, messages,
-//! Landlock rule paths) and diag's prose that quotes it (evidence, ruled-out reasons, summaries,
+//! Landlock rule paths, the container's name, image, cgroup and mounts) and diag's prose that quotes it (evidence, ruled-out reasons, summaries,
 //! fixes, policy patches, warnings, probe errors, verification). Not masked: the vocabulary
 //! (syscall and errno names, layers, causes, flags), numbers, and the host's kernel and LSMs.
 //!
@@ -164,6 +164,14 @@ impl<'a> Redactor<'a> {
             .iter_mut()
             .for_each(|m| self.in_place(&mut m.why));
         self.all(&mut r.warnings);
+        if let Some(c) = &mut r.container {
+            c.name.iter_mut().for_each(|t| self.text(t));
+            c.image.iter_mut().for_each(|t| self.text(t));
+            self.text(&mut c.cgroup);
+            for m in &mut c.confinement.restricted_mounts {
+                self.text(&mut m.path);
+            }
+        }
         if let Some(v) = &mut r.verification {
             self.in_place(&mut v.patch);
             for f in v
