@@ -4,7 +4,7 @@ use crate::attribute::{Attribution, Attributor, ProbesLive};
 use crate::capture::ProbeReport;
 use crate::context::HostFacts;
 use crate::correlate::Trace;
-use crate::explain::{self, catalog};
+use crate::explain;
 use crate::report::{build, Report};
 use crate::sandbox::patch::{self, Grant};
 
@@ -35,7 +35,7 @@ pub fn diagnose(
     policy: Option<&PolicySource>,
 ) -> (Report, Vec<Grant>) {
     let attributions = attribute(trace, session.host, session.probes);
-    let mut findings = explain::findings(trace, &attributions, catalog::builtin());
+    let mut findings = explain::findings(trace, &attributions, session.catalog);
     let mut top_grants: Option<Vec<Grant>> = None;
     if let Some(p) = policy {
         for f in &mut findings {

@@ -27,8 +27,8 @@ use crate::model::{syscalls, Confidence, EvidenceSource, Failure, Layer};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuledOut {
-    /// A layer or cause name from the vocabulary.
-    pub suspect: String,
+    /// The layer excluded; None for the filesystem's own permission checks (FUSE, NFS...).
+    pub layer: Option<Layer>,
     pub why: String,
 }
 
@@ -66,9 +66,9 @@ impl Attribution {
         self
     }
 
-    fn exclude(&mut self, suspect: impl Into<String>, why: impl Into<String>) {
+    fn exclude(&mut self, layer: impl Into<Option<Layer>>, why: impl Into<String>) {
         self.ruled_out.push(RuledOut {
-            suspect: suspect.into(),
+            layer: layer.into(),
             why: why.into(),
         });
     }
@@ -214,7 +214,7 @@ impl Attributor<'_> {
         }
         if self.probes.cap_capable && f.evidence.source == EvidenceSource::Kernel {
             a.exclude(
-                "capability",
+                Layer::Capability,
                 "cap_capable refused no capability during the call",
             );
         }
@@ -253,15 +253,15 @@ impl Attributor<'_> {
         }
         if f.evidence.source == EvidenceSource::Kernel && mode == Some(0) {
             a.exclude(
-                "seccomp",
+                Layer::Seccomp,
                 "seccomp: no filter installed (mode 0), and the call reached sys_enter",
             );
         } else if f.evidence.source == EvidenceSource::Kernel {
-            a.exclude("seccomp", format!("seccomp: {mode_text}, but this call reached sys_enter, so no filter refused it"));
+            a.exclude(Layer::Seccomp, format!("seccomp: {mode_text}, but this call reached sys_enter, so no filter refused it"));
         } else if f.evidence.seccomp_passed {
-            a.exclude("seccomp", "seccomp: the call stopped at diag's SECCOMP_RET_TRACE filter, which any filter's refusal would have outranked, so no filter refused it");
+            a.exclude(Layer::Seccomp, "seccomp: the call stopped at diag's SECCOMP_RET_TRACE filter, which any filter's refusal would have outranked, so no filter refused it");
         } else if mode == Some(0) {
-            a.exclude("seccomp", "seccomp: no filter (mode 0)");
+            a.exclude(Layer::Seccomp, "seccomp: no filter (mode 0)");
         }
         None
     }
@@ -348,7 +348,7 @@ impl Attributor<'_> {
             }
             if is_exec {
                 a.exclude(
-                    "mount-noexec",
+                    Layer::MountNoexec,
                     format!("{} is mounted without noexec", m.mount_point.display()),
                 );
             }
@@ -405,7 +405,7 @@ impl Attributor<'_> {
                         } else {
                             " (checked in diag's own view of the host: the process had exited)"
                         };
-                        a.exclude("dac", format!("DAC: {}{caveat}", v.why));
+                        a.exclude(Layer::Dac, format!("DAC: {}{caveat}", v.why));
                         // Only a check in the process's own view can carry an elimination.
                         dac_excluded = measured;
                     }
@@ -420,7 +420,7 @@ impl Attributor<'_> {
         let mut landlock_excluded = false;
         if f.errno != libc::EACCES {
             a.exclude(
-                "landlock",
+                Layer::Landlock,
                 format!(
                     "Landlock refuses file access with EACCES, never {}",
                     crate::model::errno::name(f.errno)
@@ -443,7 +443,7 @@ impl Attributor<'_> {
                 ));
             } else if !domains.is_empty() {
                 a.exclude(
-                    "landlock",
+                    Layer::Landlock,
                     format!(
                         "the traced Landlock domain(s) grant {} on {}",
                         n.what,
@@ -453,7 +453,7 @@ impl Attributor<'_> {
                 landlock_excluded = true;
             } else if self.trace.traced_from_start {
                 a.exclude(
-                    "landlock",
+                    Layer::Landlock,
                     "no Landlock domain was created in the traced tree, which was traced from its start (only a domain diag itself runs in could confine it)",
                 );
                 landlock_excluded = true;
@@ -463,7 +463,7 @@ impl Attributor<'_> {
             && domains.iter().all(|d| !d.rules_unknown)
         {
             a.exclude(
-                "landlock",
+                Layer::Landlock,
                 format!("Landlock does not restrict {}", f.syscall),
             );
             landlock_excluded = true;
@@ -478,7 +478,7 @@ impl Attributor<'_> {
         if let Some(m) = facts.mount.as_ref().filter(|_| measured) {
             if fs_local {
                 a.exclude(
-                    "filesystem",
+                    None,
                     format!(
                         "{} is {}, which applies only the generic permission checks",
                         m.mount_point.display(),
@@ -503,7 +503,7 @@ impl Attributor<'_> {
         if self.host.has_lsm("bpf") {
             match &self.host.bpf_lsm_programs {
                 Some(progs) if progs.is_empty() => a.exclude(
-                    "bpf-lsm",
+                    Layer::BpfLsm,
                     "BPF LSM is enabled but no BPF LSM program is attached",
                 ),
                 Some(progs) => {
@@ -517,7 +517,7 @@ impl Attributor<'_> {
         for (name, layer) in DENYING_LSMS {
             if !self.host.has_lsm(name) && *layer != Layer::Lsm {
                 a.exclude(
-                    layer.as_str(),
+                    *layer,
                     format!(
                         "{name} is not among the active LSMs ({})",
                         self.host.lsms.join(",")
@@ -525,7 +525,7 @@ impl Attributor<'_> {
                 );
             }
         }
-        let seccomp_excluded = a.ruled_out.iter().any(|r| r.suspect == "seccomp");
+        let seccomp_excluded = a.ruled_out.iter().any(|r| r.layer == Some(Layer::Seccomp));
         let all_excluded = dac_excluded && seccomp_excluded && fs_local && a.candidates.is_empty();
         if all_excluded && remaining.len() == 1 {
             let layer = remaining[0];

@@ -21,10 +21,10 @@ pub(super) fn attribute(f: &Failure, ctx: &FailureContext, mut a: Attribution) -
                     pc.dir.display(), pc.current, max, pc.refused
                 ),
             )),
-            Some(max) => a.exclude("pids-limit", format!("pids cgroup {}: {} of {max}, no fork refused", pc.dir.display(), pc.current)),
-            None => a.exclude("pids-limit", format!("pids cgroup {}: {} tasks, pids.max is max (no limit)", pc.dir.display(), pc.current)),
+            Some(max) => a.exclude(Layer::CgroupPids, format!("pids cgroup {}: {} of {max}, no fork refused", pc.dir.display(), pc.current)),
+            None => a.exclude(Layer::CgroupPids, format!("pids cgroup {}: {} tasks, pids.max is max (no limit)", pc.dir.display(), pc.current)),
         },
-        None => a.exclude("pids-limit", "no pids controller applies to this process"),
+        None => a.exclude(Layer::CgroupPids, "no pids controller applies to this process"),
     }
     // Root with CAP_SYS_RESOURCE or CAP_SYS_ADMIN is exempt from RLIMIT_NPROC.
     let exempt = p.ruid == 0 && (p.has_cap(24) || p.has_cap(21));
@@ -37,7 +37,7 @@ pub(super) fn attribute(f: &Failure, ctx: &FailureContext, mut a: Attribution) -
             ),
         )),
         (Some(limit), Some(n)) => a.exclude(
-            "nproc-exhausted",
+            Layer::RlimitNproc,
             format!(
                 "RLIMIT_NPROC: {n} of {limit} for uid {}{}",
                 p.ruid,
@@ -48,7 +48,7 @@ pub(super) fn attribute(f: &Failure, ctx: &FailureContext, mut a: Attribution) -
                 }
             ),
         ),
-        (None, _) => a.exclude("nproc-exhausted", "RLIMIT_NPROC: unlimited"),
+        (None, _) => a.exclude(Layer::RlimitNproc, "RLIMIT_NPROC: unlimited"),
         (Some(limit), None) => a.evidence.push(format!(
             "RLIMIT_NPROC soft limit {limit}; the uid's task count was not measured"
         )),
@@ -58,7 +58,7 @@ pub(super) fn attribute(f: &Failure, ctx: &FailureContext, mut a: Attribution) -
             Layer::ThreadsMax,
             format!("kernel.threads-max: {n} tasks on the system of {max}"),
         )),
-        Some((n, max)) => a.exclude("threads-max", format!("kernel.threads-max: {n} of {max}")),
+        Some((n, max)) => a.exclude(Layer::ThreadsMax, format!("kernel.threads-max: {n} of {max}")),
         None => {}
     }
     match verdicts.len() {

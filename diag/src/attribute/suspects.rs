@@ -1,5 +1,5 @@
-//! The classic suspects every finding addresses (seccomp, nproc, pids, no-new-privs, clone),
-//! each with the figures measured in this run.
+//! The classic suspects every finding addresses (seccomp, nproc, pids), each with the figures
+//! measured in this run.
 
 use super::{Attribution, RuledOut};
 use crate::context::FailureContext;
@@ -35,7 +35,7 @@ impl Suspects {
                 _ => "mode not read",
             };
             out.push(RuledOut {
-                suspect: "seccomp".into(),
+                layer: Some(Layer::Seccomp),
                 why: format!("seccomp: {mode}, refused nothing that mattered in this run"),
             });
         }
@@ -46,17 +46,14 @@ impl Suspects {
             .map(|g| g.count)
             .sum();
         let s = &trace.stats;
+        // No failed fork rules out every limit on process creation; RLIMIT_NPROC carries the
+        // figures.
         if clone_failed == 0 {
-            out.push(RuledOut {
-                suspect: "clone".into(),
-                why: format!(
-                    "fork/clone: {} processes and {} threads created, 0 calls failed",
-                    s.process_forks, s.thread_forks
-                ),
-            });
-        }
-        if let Some(p) = proc_ {
-            let nproc = match (p.nproc_limit, p.uid_tasks) {
+            let forks = format!(
+                "fork/clone: {} processes and {} threads created, 0 calls failed",
+                s.process_forks, s.thread_forks
+            );
+            let nproc = proc_.and_then(|p| match (p.nproc_limit, p.uid_tasks) {
                 (Some(l), Some(n)) if n < l => {
                     Some(format!("RLIMIT_NPROC: {n} of {l} tasks for uid {}", p.ruid))
                 }
@@ -66,28 +63,17 @@ impl Suspects {
                 )),
                 (None, None) => Some("RLIMIT_NPROC: unlimited".into()),
                 _ => None,
-            };
-            if let Some(why) = nproc.filter(|_| clone_failed == 0) {
-                out.push(RuledOut {
-                    suspect: "nproc-exhausted".into(),
-                    why,
-                });
-            }
-            if let Some(pc) = p.pids.as_ref().filter(|pc| pc.refused == 0) {
-                let max = pc.max.map_or("max".to_string(), |m| m.to_string());
-                out.push(RuledOut {
-                    suspect: "pids-limit".into(),
-                    why: format!("pids cgroup: {} of {max}, no fork refused", pc.current),
-                });
-            }
-            let nnp = match p.no_new_privs {
-                Some(true) => "no_new_privs: set, but no failure here involves gaining privileges",
-                Some(false) => "no_new_privs: not set",
-                None => "no_new_privs: not read",
-            };
+            });
             out.push(RuledOut {
-                suspect: "no-new-privs".into(),
-                why: nnp.into(),
+                layer: Some(Layer::RlimitNproc),
+                why: nproc.map_or(forks.clone(), |n| format!("{n}; {forks}")),
+            });
+        }
+        if let Some(pc) = proc_.and_then(|p| p.pids.as_ref()).filter(|pc| pc.refused == 0) {
+            let max = pc.max.map_or("max".to_string(), |m| m.to_string());
+            out.push(RuledOut {
+                layer: Some(Layer::CgroupPids),
+                why: format!("pids cgroup: {} of {max}, no fork refused", pc.current),
             });
         }
         Suspects { ruled_out: out }

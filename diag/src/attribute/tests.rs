@@ -219,7 +219,7 @@ fn missing_sys_enter_is_direct_seccomp_and_its_presence_excludes_seccomp() {
     );
     let a = attribute(&g, LSMS, NO_FEXIT);
     assert!(
-        a.ruled_out.iter().any(|r| r.suspect == "seccomp"),
+        a.ruled_out.iter().any(|r| r.layer == Some(Layer::Seccomp)),
         "{:?}",
         a.ruled_out
     );
@@ -270,7 +270,7 @@ fn landlock_by_elimination_lists_each_exclusion() {
         "{:?}",
         a.evidence
     );
-    let ruled: Vec<&str> = a.ruled_out.iter().map(|r| r.suspect.as_str()).collect();
+    let ruled: Vec<&str> = a.ruled_out.iter().map(|r| r.layer.map_or("filesystem", Layer::as_str)).collect();
     for s in [
         "seccomp",
         "dac",
@@ -298,7 +298,7 @@ fn landlock_never_returns_eperm_so_elimination_stops() {
     assert!(
         a.ruled_out
             .iter()
-            .any(|r| r.suspect == "landlock" && r.why.contains("never EPERM")),
+            .any(|r| r.layer == Some(Layer::Landlock) && r.why.contains("never EPERM")),
         "{:?}",
         a.ruled_out
     );
@@ -335,7 +335,7 @@ fn a_view_from_outside_the_process_namespace_carries_no_elimination() {
     for l in [Layer::Landlock, Layer::MountNoexec] {
         assert!(a.candidates.contains(&l), "{l} missing: {:?}", a.candidates);
     }
-    let dac = a.ruled_out.iter().find(|r| r.suspect == "dac").unwrap();
+    let dac = a.ruled_out.iter().find(|r| r.layer == Some(Layer::Dac)).unwrap();
     assert!(dac.why.contains("diag's own view"), "{}", dac.why);
     // A refusal seen only from outside is no verdict either.
     let g = group(
@@ -445,5 +445,5 @@ fn clone_eagain_names_the_limit_that_was_reached() {
         (a.layer, a.confidence),
         (Layer::CgroupPids, Confidence::Inferred)
     );
-    assert!(a.ruled_out.iter().any(|r| r.suspect == "nproc-exhausted"));
+    assert!(a.ruled_out.iter().any(|r| r.layer == Some(Layer::RlimitNproc)));
 }

@@ -7,6 +7,7 @@ use crate::context::HostFacts;
 use crate::correlate::Trace;
 use crate::pipeline;
 use crate::report::build::Session;
+use crate::report::model::{Backend, Mode};
 use anyhow::{Context, Result};
 
 pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
@@ -19,12 +20,12 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     let mut trace = Trace::new();
     let (backend, log) = if args.audit {
         (
-            "audit-log",
+            Backend::AuditLog,
             audit_log::read_files(&args.files, &config, &mut trace),
         )
     } else {
         (
-            "strace-log",
+            Backend::StraceLog,
             strace_log::read_files(&args.files, &config, &mut trace),
         )
     };
@@ -36,7 +37,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         &trace,
         Session {
             backend,
-            mode: "analyze",
+            mode: Mode::Analyze,
             command: log.command,
             root_pids: log.root_pids,
             exit_status: log.exit_status,
@@ -44,6 +45,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
             host: &host,
             probes: &ProbeReport::default(),
             warnings: log.notes,
+            catalog: output::catalog(args.report.catalog.as_deref())?,
             started,
         },
     );

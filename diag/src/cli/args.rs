@@ -99,6 +99,11 @@ pub struct ReportArgs {
     /// Do not print the human report on stderr, nor CI annotations.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Extend the built-in cause catalog with this file (same YAML format as `diag catalog
+    /// --json` shows): an entry with a built-in cause's id adds messages (cases), evidence and
+    /// fixes to it; an entry named `local-...` is a cause of your own. At most 1 MiB.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
 }
 
 /// What to capture.
@@ -226,6 +231,9 @@ pub struct CatalogArgs {
     /// Print the catalog as JSON (the same fields as its YAML source).
     #[arg(long)]
     pub json: bool,
+    /// Show the built-in catalog extended by this file (see `diag run --catalog`).
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -14,7 +14,7 @@ use crate::context::HostFacts;
 use crate::correlate::Trace;
 use crate::model::Text;
 use crate::pipeline;
-use crate::report::build::Session;
+use crate::report::{self, build::Session};
 use anyhow::{Context, Result};
 use std::time::{Duration, Instant};
 
@@ -66,7 +66,7 @@ impl Tracing<'_> {
 
 /// What a backend's capture leaves for the report.
 struct Captured {
-    backend: &'static str,
+    backend: report::model::Backend,
     probes: ProbeReport,
     warnings: Vec<String>,
 }
@@ -175,7 +175,7 @@ pub fn attach(mut args: AttachArgs) -> Result<i32> {
         &trace,
         Session {
             backend: captured.backend,
-            mode: "attach",
+            mode: report::model::Mode::Attach,
             command,
             root_pids: seeds
                 .iter()
@@ -187,6 +187,7 @@ pub fn attach(mut args: AttachArgs) -> Result<i32> {
             host: &host,
             probes: &captured.probes,
             warnings: captured.warnings,
+            catalog: output::catalog(args.report.catalog.as_deref())?,
             started,
         },
     );
@@ -258,7 +259,7 @@ fn attach_ebpf(
     warnings.extend(live::drain(&mut cap, trace, limit)?);
     trace.finish(cap.stats()?);
     Ok(Captured {
-        backend: "ebpf",
+        backend: report::model::Backend::Ebpf,
         probes: std::mem::take(&mut cap.probes),
         warnings,
     })
@@ -285,7 +286,7 @@ fn attach_ptrace(
     })?;
     trace.finish(cap.stats());
     Ok(Captured {
-        backend: "ptrace",
+        backend: report::model::Backend::Ptrace,
         probes: std::mem::take(&mut cap.probes),
         warnings,
     })

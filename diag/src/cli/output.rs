@@ -4,6 +4,7 @@
 use super::args::{FailOn, ReportArgs};
 use super::ci;
 use crate::capture::ebpf;
+use crate::explain::catalog::{self, Catalog};
 use crate::model::Confidence;
 use crate::report::model::Finding;
 use crate::report::{human, markdown, redact::Redactor, write, Report};
@@ -32,9 +33,18 @@ pub fn ebpf_status() -> String {
     }
 }
 
+/// The cause catalog of this session: the built-in one, extended by `--catalog FILE`.
+pub fn catalog(path: Option<&Path>) -> Result<&'static Catalog> {
+    match path {
+        None => Ok(catalog::builtin()),
+        Some(p) => catalog::with_user_file(p).map_err(|e| super::usage(format!("{e:#}"))),
+    }
+}
+
 /// Checks up front that every requested output can be written, and that none of them would
 /// overwrite one of the command's `inputs` (a log, a policy) or another output.
 pub fn check(args: &ReportArgs, inputs: &[&Path]) -> Result<()> {
+    catalog(args.catalog.as_deref())?;
     let system = ci::system(args);
     let ci_json = system.map(|_| ci::json_artifact_path());
     let code_quality =

@@ -18,7 +18,7 @@ use crate::pipeline::{self, PolicySource};
 use crate::report::build::Session;
 use crate::report::container::verify_flags;
 use crate::report::model::{FailureEntry, RunSummary, Verification};
-use crate::report::{human, Report};
+use crate::report::{self, human, Report};
 use crate::sandbox::patch::{self, Grant};
 use crate::sandbox::policy::read_policy_text;
 use crate::sandbox::terminal::Isolation;
@@ -187,7 +187,7 @@ enum Chosen {
 
 /// What a backend captured of the launched command.
 struct Captured {
-    backend: &'static str,
+    backend: report::model::Backend,
     root: Pid,
     status: Option<WaitStatus>,
     /// exec failed: errno and reason.
@@ -328,7 +328,7 @@ fn capture_ebpf(
     trace.finish(cap.stats()?);
     let probes = std::mem::take(&mut cap.probes);
     Ok(Captured {
-        backend: "ebpf",
+        backend: report::model::Backend::Ebpf,
         root,
         status,
         exec_failure,
@@ -383,7 +383,7 @@ fn capture_ptrace(
     };
     trace.finish(cap.stats());
     Ok(Captured {
-        backend: "ptrace",
+        backend: report::model::Backend::Ptrace,
         root,
         status: cap.root_status(),
         exec_failure,
@@ -395,8 +395,8 @@ fn capture_ptrace(
 }
 
 /// What the processes left running after tracing face, by backend.
-fn left_behind(backend: &str) -> &'static str {
-    if backend == "ptrace" {
+fn left_behind(backend: report::model::Backend) -> &'static str {
+    if backend == report::model::Backend::Ptrace {
         "; diag's seccomp prefilter stays on them with no tracer, so the calls it stops (opens, writes, ...) now fail with ENOSYS (--wait-tree keeps tracing them; --backend ebpf leaves them untouched)"
     } else {
         "; their later failures are not in this report (--wait-tree follows them)"
@@ -438,7 +438,7 @@ fn trace_once(
     let exit_status = captured.status.and_then(launch::exit_code);
     let session = Session {
         backend: captured.backend,
-        mode: "run",
+        mode: report::model::Mode::Run,
         command: args
             .command
             .iter()
@@ -450,6 +450,7 @@ fn trace_once(
         host: &host,
         probes: &captured.probes,
         warnings,
+        catalog: output::catalog(args.report.catalog.as_deref())?,
         started,
     };
     let source = suggest.map(PolicyFile::source);

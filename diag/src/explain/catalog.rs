@@ -19,10 +19,14 @@ struct CatalogFile {
 #[serde(deny_unknown_fields)]
 struct CauseSpec {
     id: String,
+    // Optional in a user file that only adds messages to a built-in cause; a cause needs them.
+    #[serde(default)]
     title: String,
+    #[serde(default)]
     description: String,
     #[serde(default)]
     evidence: Vec<EvidenceSpec>,
+    #[serde(default)]
     fix: BTreeMap<String, String>,
     #[serde(default)]
     cases: Vec<CaseSpec>,
@@ -96,12 +100,76 @@ pub fn builtin() -> &'static Catalog {
     CATALOG.get_or_init(|| Catalog::parse(CATALOG_YAML).expect("the built-in catalog is valid"))
 }
 
+/// The most a `--catalog` file may hold: a team's messages, not a data dump.
+pub const USER_FILE_MAX_BYTES: u64 = 1 << 20;
+
+/// New causes of a user catalog are named `local-...`, so a report's cause is always either a
+/// built-in one (the schema's enum) or visibly a site's own.
+pub const LOCAL_PREFIX: &str = "local-";
+
+/// The built-in catalog extended by a team's file (`--catalog FILE`, the same format): an entry
+/// with a built-in cause's id adds its evidence, cases and fixes to that cause; an entry named
+/// `local-...` is a new cause, matched before the catch-all `unknown`. Parsed once; the result
+/// lives as long as diag.
+pub fn with_user_file(path: &std::path::Path) -> Result<&'static Catalog> {
+    static LOADED: OnceLock<(std::path::PathBuf, &'static Catalog)> = OnceLock::new();
+    if let Some((_, c)) = LOADED.get().filter(|(p, _)| p == path) {
+        return Ok(c);
+    }
+    let catalog: &'static Catalog = Box::leak(Box::new(read_user_file(path)?));
+    let _ = LOADED.set((path.to_path_buf(), catalog));
+    Ok(catalog)
+}
+
+fn read_user_file(path: &std::path::Path) -> Result<Catalog> {
+    use std::io::Read;
+    let shown = path.display();
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .with_context(|| format!("--catalog {shown}"))?
+        .take(USER_FILE_MAX_BYTES + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("--catalog {shown}: not UTF-8 text"))?;
+    if text.len() as u64 > USER_FILE_MAX_BYTES {
+        bail!("--catalog {shown}: larger than {USER_FILE_MAX_BYTES} bytes");
+    }
+    let user: CatalogFile = serde_yaml_ng::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("--catalog {shown}: {e}"))?;
+    let mut file: CatalogFile =
+        serde_yaml_ng::from_str(CATALOG_YAML).expect("the built-in catalog is valid");
+    for spec in user.causes {
+        match file.causes.iter_mut().find(|c| c.id == spec.id) {
+            Some(builtin) => {
+                builtin.evidence.extend(spec.evidence);
+                builtin.cases.extend(spec.cases);
+                builtin.fix.extend(spec.fix);
+            }
+            None if spec.id.starts_with(LOCAL_PREFIX) => {
+                let before_unknown = file.causes.len() - 1;
+                file.causes.insert(before_unknown, spec);
+            }
+            None => bail!(
+                "--catalog {shown}: cause '{}' is neither a built-in cause nor named {LOCAL_PREFIX}...",
+                spec.id
+            ),
+        }
+    }
+    Catalog::from_file(file).map_err(|e| anyhow::anyhow!("--catalog {shown}: {e:#}"))
+}
+
 impl Catalog {
     pub fn parse(yaml: &str) -> Result<Self> {
         let file: CatalogFile =
             serde_yaml_ng::from_str(yaml).context("parsing the cause catalog")?;
+        Self::from_file(file)
+    }
+
+    fn from_file(file: CatalogFile) -> Result<Self> {
         let mut causes = Vec::new();
         for c in file.causes {
+            if c.title.is_empty() || c.description.is_empty() {
+                bail!("cause {} has no title or description", c.id);
+            }
             if !c.fix.contains_key("default") {
                 bail!("cause {} has no default fix", c.id);
             }

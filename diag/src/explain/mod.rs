@@ -5,28 +5,13 @@ pub mod catalog;
 pub mod docs;
 pub mod policy;
 
-use crate::attribute::{Attribution, Suspects};
+use crate::attribute::{Attribution, RuledOut, Suspects};
 use crate::context::path::FileKind;
 use crate::correlate::{FailureGroup, Trace};
 use crate::model::{errno, syscalls, Confidence, Failure, Layer, Text};
 use crate::report::build::engine_plumbing;
 use crate::report::model::{Finding, RuledOutEntry};
 use catalog::{Catalog, Cause};
-
-/// Which suspect names a layer rules out, so a finding never lists its own cause as excluded.
-fn suspect_layer(suspect: &str) -> Option<Layer> {
-    Some(match suspect {
-        "seccomp" => Layer::Seccomp,
-        "nproc-exhausted" => Layer::RlimitNproc,
-        "pids-limit" => Layer::CgroupPids,
-        "threads-max" => Layer::ThreadsMax,
-        "dac" => Layer::Dac,
-        "landlock" => Layer::Landlock,
-        "mount-noexec" => Layer::MountNoexec,
-        "capability" => Layer::Capability,
-        other => return Layer::parse(other),
-    })
-}
 
 struct Draft<'c> {
     cause: &'c Cause,
@@ -45,7 +30,7 @@ pub fn findings(trace: &Trace, attributions: &[Attribution], catalog: &Catalog) 
         if a.noise.is_some() {
             continue;
         }
-        let cause = match_cause(catalog, g, a);
+        let cause = match_cause(catalog, &g.failure, a.layer);
         let engine_plumbing = engine_plumbing(trace, &g.failure).is_some();
         match drafts.iter_mut().find(|d| {
             d.cause.id == cause.id && d.layer == a.layer && d.engine_plumbing == engine_plumbing
@@ -78,15 +63,14 @@ pub fn findings(trace: &Trace, attributions: &[Attribution], catalog: &Catalog) 
                 .min()
                 .unwrap_or(Confidence::Unknown);
             let key = (d.explains.is_empty(), conf, d.cause.id == "unknown", first);
-            (finish(trace, attributions, d), key)
+            (finish(trace, attributions, catalog, d), key)
         })
         .collect();
     out.sort_by_key(|(_, k)| *k);
     out.into_iter().map(|(f, _)| f).collect()
 }
 
-fn match_cause<'c>(catalog: &'c Catalog, g: &FailureGroup, a: &Attribution) -> &'c Cause {
-    let f = &g.failure;
+fn match_cause<'c>(catalog: &'c Catalog, f: &Failure, layer: Layer) -> &'c Cause {
     let path = f.path.as_ref().map(Text::lossy);
     catalog
         .causes
@@ -94,7 +78,7 @@ fn match_cause<'c>(catalog: &'c Catalog, g: &FailureGroup, a: &Attribution) -> &
         .find(|c| {
             c.evidence
                 .iter()
-                .any(|e| e.matches(&f.syscall, f.errno, path.as_deref(), a.layer))
+                .any(|e| e.matches(&f.syscall, f.errno, path.as_deref(), layer))
         })
         .unwrap_or_else(|| catalog.causes.last().expect("catalog ends with unknown"))
 }
@@ -146,7 +130,7 @@ fn link_messages(trace: &Trace, drafts: &mut [Draft]) {
     }
 }
 
-fn finish(trace: &Trace, attributions: &[Attribution], d: Draft) -> Finding {
+fn finish(trace: &Trace, attributions: &[Attribution], catalog: &Catalog, d: Draft) -> Finding {
     let lead = d.failures[0];
     let g = &trace.failures[lead];
     let a = &attributions[lead];
@@ -215,7 +199,7 @@ fn finish(trace: &Trace, attributions: &[Attribution], d: Draft) -> Finding {
             .min()
             .unwrap_or(Confidence::Unknown),
         summary,
-        ruled_out: ruled_out(trace, attributions, &d),
+        ruled_out: ruled_out(trace, attributions, catalog, &d),
         fix: fix_text(d.cause, d.layer, g, trace),
         failures: d.failures,
         explains: d.explains,
@@ -265,33 +249,41 @@ pub fn describe_call(g: &FailureGroup) -> String {
 }
 
 /// The failures' own exclusions plus the classic suspects, minus the finding's own layer.
-fn ruled_out(trace: &Trace, attributions: &[Attribution], d: &Draft) -> Vec<RuledOutEntry> {
+fn ruled_out(
+    trace: &Trace,
+    attributions: &[Attribution],
+    catalog: &Catalog,
+    d: &Draft,
+) -> Vec<RuledOutEntry> {
     let lead = d.failures[0];
-    let mut out: Vec<RuledOutEntry> = Vec::new();
-    let mut push = |suspect: &str, why: &str| {
-        if suspect_layer(suspect) == Some(d.layer) || out.iter().any(|r| r.cause == suspect) {
-            return;
-        }
-        let is_limit_cause = matches!(
-            d.cause.id.as_str(),
-            "nproc-exhausted" | "pids-limit" | "threads-max"
-        );
-        if suspect == "clone" && is_limit_cause {
-            return;
-        }
-        out.push(RuledOutEntry {
-            cause: suspect.to_string(),
-            why: why.to_string(),
-        });
-    };
-    for r in &attributions[lead].ruled_out {
-        push(&r.suspect, &r.why);
-    }
     let suspects = Suspects::measure(trace, attributions, trace.failures[lead].context.as_ref());
-    for r in &suspects.ruled_out {
-        push(&r.suspect, &r.why);
+    let mut out: Vec<RuledOutEntry> = Vec::new();
+    for r in attributions[lead].ruled_out.iter().chain(&suspects.ruled_out) {
+        if r.layer == Some(d.layer) || out.iter().any(|o| o.layer == r.layer) {
+            continue;
+        }
+        out.push(ruled_out_entry(catalog, r, &trace.failures[lead].failure));
     }
     out
+}
+
+/// A ruled-out layer in the cause vocabulary: the cause of the layer's own (a catalog cause
+/// whose evidence names that layer alone, e.g. seccomp-denied), else the cause `f` would have had
+/// had that layer refused it (file-denied, exec-denied...).
+pub fn ruled_out_entry(catalog: &Catalog, r: &RuledOut, f: &Failure) -> RuledOutEntry {
+    let layer = r.layer.unwrap_or(Layer::Unknown);
+    let own = catalog
+        .causes
+        .iter()
+        .find(|c| c.evidence.iter().any(|e| e.layers == [layer]));
+    RuledOutEntry {
+        cause: own
+            .unwrap_or_else(|| match_cause(catalog, f, layer))
+            .id
+            .clone(),
+        layer: r.layer,
+        why: r.why.clone(),
+    }
 }
 
 fn fix_text(cause: &Cause, layer: Layer, g: &FailureGroup, trace: &Trace) -> String {

@@ -4,6 +4,7 @@ use super::model::*;
 use crate::attribute::Attribution;
 use crate::capture::{container, ProbeReport};
 use crate::context::HostFacts;
+use crate::explain::{self, catalog::Catalog};
 use crate::correlate::{landlock::access_names, Trace};
 use crate::model::{errno, flags, syscalls, Failure, Text};
 use sha2::{Digest, Sha256};
@@ -11,8 +12,8 @@ use std::time::SystemTime;
 
 /// What the caller knows about the session beyond the trace.
 pub struct Session<'a> {
-    pub backend: &'a str,
-    pub mode: &'a str,
+    pub backend: Backend,
+    pub mode: Mode,
     pub command: Vec<Text>,
     pub root_pids: Vec<u32>,
     pub exit_status: Option<i32>,
@@ -20,6 +21,8 @@ pub struct Session<'a> {
     pub host: &'a HostFacts,
     pub probes: &'a ProbeReport,
     pub warnings: Vec<String>,
+    /// The cause catalog in use (the built-in one, or with `--catalog FILE`).
+    pub catalog: &'a Catalog,
     /// When the session began.
     pub started: SystemTime,
 }
@@ -131,10 +134,7 @@ pub fn build(
                 ruled_out: a
                     .ruled_out
                     .iter()
-                    .map(|r| RuledOutEntry {
-                        cause: r.suspect.clone(),
-                        why: r.why.clone(),
-                    })
+                    .map(|r| explain::ruled_out_entry(s.catalog, r, f))
                     .collect(),
                 candidates: a.candidates.clone(),
                 noise: a.noise.clone(),
@@ -225,8 +225,8 @@ pub fn build(
             name: "diag".into(),
             version: env!("CARGO_PKG_VERSION").into(),
         },
-        backend: s.backend.into(),
-        mode: s.mode.into(),
+        backend: s.backend.as_str().into(),
+        mode: s.mode.as_str().into(),
         command: s.command,
         root_pids: s.root_pids,
         exit_status: s.exit_status,

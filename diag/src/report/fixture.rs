@@ -24,7 +24,8 @@ pub fn sample() -> Report {
         confidence: Confidence::Direct,
         evidence: vec!["Landlock domain 1 grants /tmp; /dev/ptmx needs write_file".into()],
         ruled_out: vec![RuledOutEntry {
-            cause: "dac".into(),
+            cause: "pty-denied".into(),
+            layer: Some(Layer::Dac),
             why: "DAC: /dev/ptmx is crw-rw-rw-".into(),
         }],
         candidates: vec![Layer::Landlock, Layer::Lsm],
@@ -132,11 +133,13 @@ pub fn sample() -> Report {
                 evidence: vec!["Landlock domain 1 grants /tmp; /dev/ptmx needs write_file".into()],
                 ruled_out: vec![
                     RuledOutEntry {
-                        cause: "seccomp".into(),
+                        cause: "seccomp-denied".into(),
+                        layer: Some(Layer::Seccomp),
                         why: "seccomp: no filter installed (mode 0)".into(),
                     },
                     RuledOutEntry {
                         cause: "nproc-exhausted".into(),
+                        layer: Some(Layer::RlimitNproc),
                         why: "RLIMIT_NPROC: 83 of 96365 tasks for uid 0".into(),
                     },
                 ],

@@ -9,6 +9,7 @@ pub mod human;
 pub mod markdown;
 pub mod model;
 pub mod redact;
+pub mod schema;
 #[cfg(test)]
 mod tests;
 pub mod write;

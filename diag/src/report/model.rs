@@ -7,6 +7,54 @@ use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = "diag.report/v1";
 
+/// The `mode` vocabulary: how diag was used. The schema's enum is checked against `ALL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Run,
+    Attach,
+    Analyze,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::Run, Mode::Attach, Mode::Analyze];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Run => "run",
+            Mode::Attach => "attach",
+            Mode::Analyze => "analyze",
+        }
+    }
+}
+
+/// The `backend` vocabulary: what captured the failures. The schema's enum is checked against
+/// `ALL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Ebpf,
+    Ptrace,
+    StraceLog,
+    AuditLog,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 4] = [
+        Backend::Ebpf,
+        Backend::Ptrace,
+        Backend::StraceLog,
+        Backend::AuditLog,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Ebpf => "ebpf",
+            Backend::Ptrace => "ptrace",
+            Backend::StraceLog => "strace-log",
+            Backend::AuditLog => "audit-log",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     pub schema: String,
@@ -41,7 +89,8 @@ pub struct Report {
     pub lost_events: u64,
     #[serde(default)]
     pub stats: Stats,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Always present (`[]` when there is nothing to say), so consumers need no null check.
+    #[serde(default)]
     pub warnings: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
@@ -187,7 +236,11 @@ pub struct MessageEntry {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuledOutEntry {
+    /// A cause id of the catalog: the cause this failure would have had, had `layer` refused it.
     pub cause: String,
+    /// The layer excluded; absent for the filesystem's own permission checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<Layer>,
     pub why: String,
 }
 
