@@ -27,6 +27,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed={SKIP_VAR}");
     println!("cargo:rerun-if-env-changed=PATH");
 
+    embed_commit(&manifest_dir);
     let object = out_dir.join("diag.bpf.o");
     match build_ebpf(&ebpf_dir, &out_dir) {
         Ok(built) => {
@@ -39,6 +40,28 @@ fn main() {
             println!("cargo:rustc-env=DIAG_EBPF_MISSING={reason}");
         }
     }
+}
+
+/// `DIAG_COMMIT` for `--version`: the source's git commit, or "unknown" outside a checkout (a
+/// crates.io or tarball build). Rebuilt when HEAD moves.
+fn embed_commit(manifest_dir: &Path) {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(manifest_dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    for watched in ["HEAD", "logs/HEAD"] {
+        if let Some(p) = git(&["rev-parse", "--git-path", watched]) {
+            println!("cargo:rerun-if-changed={}", manifest_dir.join(p).display());
+        }
+    }
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=DIAG_COMMIT={commit}");
 }
 
 /// The toolchain needed for the eBPF object is absent; carries the one-line reason.

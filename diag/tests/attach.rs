@@ -512,7 +512,11 @@ fn landlock_by_elimination_when_the_domain_predates_the_attach() {
     );
     let ev = f.evidence.join("\n");
     assert!(ev.contains("by elimination"), "{ev}");
-    let ruled: Vec<&str> = f.ruled_out.iter().map(|x| x.cause.as_str()).collect();
+    let ruled: Vec<&str> = f
+        .ruled_out
+        .iter()
+        .filter_map(|x| Some(x.layer?.as_str()))
+        .collect();
     for suspect in ["seccomp", "dac"] {
         assert!(
             ruled.contains(&suspect),

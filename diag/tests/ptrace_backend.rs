@@ -79,7 +79,7 @@ fn seed_case_under_ptrace_finds_the_ptmx_denial_and_its_message() {
     assert_seed_finding(r, i);
     let top = &r.findings[0];
     // Seccomp is ruled out by the prefilter's own stop, not assumed.
-    let seccomp = top.ruled_out.iter().find(|x| x.cause == "seccomp");
+    let seccomp = top.ruled_out.iter().find(|x| x.cause == "seccomp-denied");
     assert!(seccomp.is_some(), "{:#?}", top.ruled_out);
 
     assert!(

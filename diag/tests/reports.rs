@@ -672,13 +672,19 @@ fn doctor_reports_missing_btf_with_its_fix() {
 }
 
 #[test]
-fn version_names_the_ebpf_backend_of_this_build() {
+fn version_names_the_commit_and_the_ebpf_backend_of_this_build() {
     let out = Command::new(diag_bin()).arg("--version").output().unwrap();
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         format!(
-            "diag {} (eBPF backend: {})\n",
+            "diag {} (commit {}; eBPF backend: {})\n",
             env!("CARGO_PKG_VERSION"),
+            String::from_utf8_lossy(&head.stdout).trim(),
             diag::cli::output::ebpf_status()
         )
     );

@@ -67,11 +67,20 @@ fn seed_case_pty_denied_by_landlock() {
         "{}",
         top.fix
     );
-    let ruled: Vec<&str> = top.ruled_out.iter().map(|x| x.cause.as_str()).collect();
-    for suspect in ["seccomp", "nproc-exhausted", "dac", "clone"] {
+    // In the cause vocabulary, each with the layer it excludes.
+    let ruled: Vec<(&str, Option<&str>)> = top
+        .ruled_out
+        .iter()
+        .map(|x| (x.cause.as_str(), x.layer.map(|l| l.as_str())))
+        .collect();
+    for suspect in [
+        ("seccomp-denied", Some("seccomp")),
+        ("nproc-exhausted", Some("rlimit-nproc")),
+        ("pty-denied", Some("dac")),
+    ] {
         assert!(
             ruled.contains(&suspect),
-            "{suspect} not ruled out: {:#?}",
+            "{suspect:?} not ruled out: {:#?}",
             top.ruled_out
         );
     }
@@ -81,7 +90,7 @@ fn seed_case_pty_denied_by_landlock() {
         .find(|x| x.cause == "nproc-exhausted")
         .unwrap();
     assert!(
-        nproc.why.chars().any(|c| c.is_ascii_digit()),
+        nproc.why.chars().any(|c| c.is_ascii_digit()) && nproc.why.contains("fork/clone"),
         "nproc without figures: {}",
         nproc.why
     );

@@ -439,7 +439,12 @@ fn attach_after_the_ruleset_was_built_keeps_landlock_in() {
             f.evidence.iter().any(|e| e.contains("rules are unknown")),
             "{f:#?}"
         );
-        assert!(f.ruled_out.iter().all(|x| x.cause != "landlock"), "{f:#?}");
+        assert!(
+            f.ruled_out
+                .iter()
+                .all(|x| x.layer.is_none_or(|l| l.as_str() != "landlock")),
+            "{f:#?}"
+        );
     }
     assert_eq!(r.findings[0].cause, "pty-denied", "{:#?}", r.findings);
 }

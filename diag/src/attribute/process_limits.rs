@@ -58,7 +58,10 @@ pub(super) fn attribute(f: &Failure, ctx: &FailureContext, mut a: Attribution) -
             Layer::ThreadsMax,
             format!("kernel.threads-max: {n} tasks on the system of {max}"),
         )),
-        Some((n, max)) => a.exclude(Layer::ThreadsMax, format!("kernel.threads-max: {n} of {max}")),
+        Some((n, max)) => a.exclude(
+            Layer::ThreadsMax,
+            format!("kernel.threads-max: {n} of {max}"),
+        ),
         None => {}
     }
     match verdicts.len() {

@@ -69,7 +69,10 @@ impl Suspects {
                 why: nproc.map_or(forks.clone(), |n| format!("{n}; {forks}")),
             });
         }
-        if let Some(pc) = proc_.and_then(|p| p.pids.as_ref()).filter(|pc| pc.refused == 0) {
+        if let Some(pc) = proc_
+            .and_then(|p| p.pids.as_ref())
+            .filter(|pc| pc.refused == 0)
+        {
             let max = pc.max.map_or("max".to_string(), |m| m.to_string());
             out.push(RuledOut {
                 layer: Some(Layer::CgroupPids),

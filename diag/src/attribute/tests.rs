@@ -270,7 +270,11 @@ fn landlock_by_elimination_lists_each_exclusion() {
         "{:?}",
         a.evidence
     );
-    let ruled: Vec<&str> = a.ruled_out.iter().map(|r| r.layer.map_or("filesystem", Layer::as_str)).collect();
+    let ruled: Vec<&str> = a
+        .ruled_out
+        .iter()
+        .map(|r| r.layer.map_or("filesystem", Layer::as_str))
+        .collect();
     for s in [
         "seccomp",
         "dac",
@@ -335,7 +339,11 @@ fn a_view_from_outside_the_process_namespace_carries_no_elimination() {
     for l in [Layer::Landlock, Layer::MountNoexec] {
         assert!(a.candidates.contains(&l), "{l} missing: {:?}", a.candidates);
     }
-    let dac = a.ruled_out.iter().find(|r| r.layer == Some(Layer::Dac)).unwrap();
+    let dac = a
+        .ruled_out
+        .iter()
+        .find(|r| r.layer == Some(Layer::Dac))
+        .unwrap();
     assert!(dac.why.contains("diag's own view"), "{}", dac.why);
     // A refusal seen only from outside is no verdict either.
     let g = group(
@@ -445,5 +453,8 @@ fn clone_eagain_names_the_limit_that_was_reached() {
         (a.layer, a.confidence),
         (Layer::CgroupPids, Confidence::Inferred)
     );
-    assert!(a.ruled_out.iter().any(|r| r.layer == Some(Layer::RlimitNproc)));
+    assert!(a
+        .ruled_out
+        .iter()
+        .any(|r| r.layer == Some(Layer::RlimitNproc)));
 }

@@ -58,6 +58,24 @@ pub enum FailOn {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    /// The choice made, or None to decide by the terminal.
+    pub fn forced(self) -> Option<bool> {
+        match self {
+            ColorWhen::Auto => None,
+            ColorWhen::Always => Some(true),
+            ColorWhen::Never => Some(false),
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
     /// eBPF when it loads, else ptrace.
     Auto,
@@ -99,6 +117,9 @@ pub struct ReportArgs {
     /// Do not print the human report on stderr, nor CI annotations.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Colour in the human report: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorWhen,
     /// Extend the built-in cause catalog with this file (same YAML format as `diag catalog
     /// --json` shows): an entry with a built-in cause's id adds messages (cases), evidence and
     /// fixes to it; an entry named `local-...` is a cause of your own. At most 1 MiB.

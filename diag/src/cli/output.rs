@@ -13,12 +13,14 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::LazyLock;
 
-/// `--version`: the version and whether the eBPF backend is built in.
+/// `--version`: the version, the commit it was built from and whether the eBPF backend is
+/// built in.
 pub fn version() -> &'static str {
     static VERSION: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "{} (eBPF backend: {})",
+            "{} (commit {}; eBPF backend: {})",
             env!("CARGO_PKG_VERSION"),
+            env!("DIAG_COMMIT"),
             ebpf_status()
         )
     });
@@ -31,6 +33,11 @@ pub fn ebpf_status() -> String {
         None => "built in".into(),
         Some(r) => format!("not built in: {r}"),
     }
+}
+
+/// What the human report is printed on (stderr), with `--color`.
+pub fn terminal(args: &ReportArgs) -> human::Terminal {
+    human::Terminal::stderr(args.color.forced())
 }
 
 /// The cause catalog of this session: the built-in one, extended by `--catalog FILE`.
@@ -106,7 +113,7 @@ pub fn emit(report: &Report, args: &ReportArgs) -> Result<()> {
     let report = &report;
     let system = ci::system(args);
     if !args.quiet {
-        let (head, tables) = human::render_parts(report);
+        let (head, tables) = human::render_parts(report, terminal(args));
         let text = match system {
             Some(s) => ci::fold(s, &head, &tables),
             None => head + &tables,

@@ -590,7 +590,10 @@ fn report_verification(
     if !args.report.quiet {
         eprint!(
             "{}",
-            human::render_verification(out.report.verification.as_ref().expect("set above"))
+            human::render_verification(
+                out.report.verification.as_ref().expect("set above"),
+                output::terminal(&args.report)
+            )
         );
     }
     Ok(after.exit_code)

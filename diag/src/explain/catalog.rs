@@ -133,8 +133,8 @@ fn read_user_file(path: &std::path::Path) -> Result<Catalog> {
     if text.len() as u64 > USER_FILE_MAX_BYTES {
         bail!("--catalog {shown}: larger than {USER_FILE_MAX_BYTES} bytes");
     }
-    let user: CatalogFile = serde_yaml_ng::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("--catalog {shown}: {e}"))?;
+    let user: CatalogFile =
+        serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("--catalog {shown}: {e}"))?;
     let mut file: CatalogFile =
         serde_yaml_ng::from_str(CATALOG_YAML).expect("the built-in catalog is valid");
     for spec in user.causes {

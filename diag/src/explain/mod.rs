@@ -258,7 +258,11 @@ fn ruled_out(
     let lead = d.failures[0];
     let suspects = Suspects::measure(trace, attributions, trace.failures[lead].context.as_ref());
     let mut out: Vec<RuledOutEntry> = Vec::new();
-    for r in attributions[lead].ruled_out.iter().chain(&suspects.ruled_out) {
+    for r in attributions[lead]
+        .ruled_out
+        .iter()
+        .chain(&suspects.ruled_out)
+    {
         if r.layer == Some(d.layer) || out.iter().any(|o| o.layer == r.layer) {
             continue;
         }

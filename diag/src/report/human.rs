@@ -1,15 +1,71 @@
 //! The human report on stderr: the verdict first, then the tables. Every untrusted string is
 //! escaped before it reaches the terminal.
 
-use super::model::{Finding, Report, Verification};
+use super::model::{FailureEntry, Finding, Report, Verification};
 use crate::model::text::escape;
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, ContentArrangement, Table};
+use comfy_table::presets::{ASCII_FULL_CONDENSED, UTF8_FULL_CONDENSED};
+use comfy_table::{Cell, ContentArrangement, Table};
 
 /// Rows of failures shown before "... and N more".
 const MAX_ROWS: usize = 40;
 
-pub fn verdict(f: &Finding) -> String {
-    format!("{}\n  Fix: {}", escape(&f.summary), escape(&f.fix))
+/// Where the human report goes: a terminal gets box-drawing tables as wide as it is, and colour
+/// unless turned off; a file, pipe or CI log gets plain ASCII, unwrapped and uncoloured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Terminal {
+    /// Columns to fit the tables in; None: no wrapping (not a terminal).
+    pub width: Option<u16>,
+    pub unicode: bool,
+    pub color: bool,
+}
+
+impl Terminal {
+    /// Plain text: ASCII, no colour, no wrapping.
+    pub const PLAIN: Terminal = Terminal {
+        width: None,
+        unicode: false,
+        color: false,
+    };
+
+    /// What stderr is. `color`: Some(choice) from `--color always|never`; None for auto: on a
+    /// terminal unless NO_COLOR is set (https://no-color.org).
+    pub fn stderr(color: Option<bool>) -> Terminal {
+        let term = console::Term::stderr();
+        let tty = term.is_term();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Terminal {
+            width: tty
+                .then(|| term.size_checked().map(|(_, cols)| cols))
+                .flatten(),
+            unicode: tty,
+            color: color.unwrap_or(tty && !no_color),
+        }
+    }
+
+    fn paint(self, sgr: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{sgr}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn table<const N: usize>(self, header: [&str; N]) -> Table {
+        let mut t = Table::new();
+        t.load_preset(if self.unicode {
+            UTF8_FULL_CONDENSED
+        } else {
+            ASCII_FULL_CONDENSED
+        })
+        .set_header(header.to_vec());
+        match self.width {
+            Some(w) => t
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_width(w),
+            None => t.set_content_arrangement(ContentArrangement::Disabled),
+        };
+        t
+    }
 }
 
 /// The verdict when there is no finding.
@@ -21,22 +77,17 @@ pub fn no_finding(r: &Report) -> String {
     }
 }
 
-pub fn render(r: &Report) -> String {
-    let (head, tables) = render_parts(r);
-    head + &tables
-}
-
 /// The report in two parts: the verdict, warnings and fix (always in view), and the tables and
 /// notes (which a CI log may fold).
-pub fn render_parts(r: &Report) -> (String, String) {
-    (render_head(r), render_tables(r))
+pub fn render_parts(r: &Report, term: Terminal) -> (String, String) {
+    (render_head(r, term), render_tables(r, term))
 }
 
-fn render_head(r: &Report) -> String {
+fn render_head(r: &Report, term: Terminal) -> String {
     let mut out = String::new();
     match r.findings.first() {
         Some(top) => {
-            out.push_str(&format!("diag: {}\n", verdict(top)));
+            out.push_str(&verdict(r, top, term));
             if !top.ruled_out.is_empty() {
                 out.push_str("  Ruled out:\n");
                 for ro in &top.ruled_out {
@@ -63,19 +114,65 @@ fn render_head(r: &Report) -> String {
     if let Some(c) = &r.container {
         out.push_str(&format!("diag: container: {}\n", escape(&c.describe())));
     }
+    let warning = term.paint("33", "diag: warning:");
     for w in &r.warnings {
-        out.push_str(&format!("diag: warning: {}\n", escape(w)));
+        out.push_str(&format!("{warning} {}\n", escape(w)));
     }
     if r.lost_events > 0 && !r.warnings.iter().any(|w| w.contains("lost")) {
-        out.push_str(&format!("diag: warning: {} events lost\n", r.lost_events));
+        out.push_str(&format!("{warning} {} events lost\n", r.lost_events));
     }
     out
 }
 
-fn render_tables(r: &Report) -> String {
+/// The top finding: what happened, the fix, and what the fix refers to (the calls with their
+/// arguments, the evidence naming the capability, the rule, the limit).
+fn verdict(r: &Report, top: &Finding, term: Terminal) -> String {
+    let mut out = format!(
+        "{} {}\n  {} {}\n",
+        term.paint("1;31", "diag:"),
+        escape(&top.summary),
+        term.paint("1;32", "Fix:"),
+        escape(&top.fix)
+    );
+    let calls = top
+        .failures
+        .iter()
+        .filter_map(|&i| r.failures.get(i))
+        .take(3)
+        .map(call_line);
+    let lines: Vec<String> = calls
+        .chain(top.evidence.iter().map(|e| escape(e)))
+        .collect();
+    if !lines.is_empty() {
+        out.push_str("  Evidence:\n");
+        for line in lines {
+            out.push_str(&format!("    - {line}\n"));
+        }
+    }
+    out
+}
+
+/// A failure as one line, escaped: the call with its arguments, its result and who made it.
+fn call_line(f: &FailureEntry) -> String {
+    let mut call = f.syscall.clone();
+    if let Some(p) = f.path_escaped() {
+        call.push_str(&format!(" {p}"));
+    }
+    if let Some(flags) = &f.flags {
+        call.push_str(&format!(" ({})", escape(flags)));
+    }
+    format!(
+        "{call} = -1 {} in pid {} ({})",
+        f.errno,
+        f.pid,
+        f.comm.escaped()
+    )
+}
+
+fn render_tables(r: &Report, term: Terminal) -> String {
     let mut out = String::new();
     if !r.failures.is_empty() {
-        let mut t = table([
+        let mut t = term.table([
             "pid",
             "comm",
             "syscall",
@@ -117,7 +214,7 @@ fn render_tables(r: &Report) -> String {
         }
     }
     if !r.messages.is_empty() {
-        let mut t = table(["pid", "comm", "fd", "message"]);
+        let mut t = term.table(["pid", "comm", "fd", "message"]);
         for m in r.messages.iter().take(MAX_ROWS) {
             t.add_row(vec![
                 Cell::new(m.pid),
@@ -152,9 +249,9 @@ fn render_tables(r: &Report) -> String {
 }
 
 /// The before/after comparison of `--verify-fix`.
-pub fn render_verification(v: &Verification) -> String {
+pub fn render_verification(v: &Verification, term: Terminal) -> String {
     let status = |s: Option<i32>| s.map_or_else(|| "none".to_string(), |c| c.to_string());
-    let mut t = table(["", "before (policy)", "after (patched policy)"]);
+    let mut t = term.table(["", "before (policy)", "after (patched policy)"]);
     t.add_row(vec![
         "exit status".to_string(),
         status(v.before.exit_status),
@@ -179,13 +276,4 @@ pub fn render_verification(v: &Verification) -> String {
         ));
     }
     out
-}
-
-fn table<const N: usize>(header: [&str; N]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(160)
-        .set_header(header.to_vec());
-    t
 }

@@ -79,7 +79,10 @@ fn the_published_schema_has_a_versioned_id_and_no_closed_object() {
         "{id}"
     );
     let text = serde_json::to_string(&s).unwrap();
-    assert!(!text.contains("\"additionalProperties\":false"), "a closed object");
+    assert!(
+        !text.contains("\"additionalProperties\":false"),
+        "a closed object"
+    );
 }
 
 #[test]
@@ -138,7 +141,11 @@ fn the_schema_enums_are_the_vocabulary() {
     assert_eq!(names("/$defs/mode/anyOf/0/enum"), strings(&modes));
     let backends: Vec<&str> = Backend::ALL.iter().map(|b| b.as_str()).collect();
     assert_eq!(names("/$defs/backend/anyOf/0/enum"), strings(&backends));
-    let causes: Vec<&str> = catalog::builtin().causes.iter().map(|c| c.id.as_str()).collect();
+    let causes: Vec<&str> = catalog::builtin()
+        .causes
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
     assert_eq!(names("/$defs/cause/anyOf/0/enum"), strings(&causes));
     for pointer in [
         "/properties/findings/items/properties/cause/$ref",
