@@ -49,6 +49,6 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
             started,
         },
     );
-    output::emit(&report, &args.report).context("writing the report")?;
+    output::emit(&report, &args.report, None).context("writing the report")?;
     Ok(output::status_for(&report, args.fail_on))
 }

@@ -58,6 +58,13 @@ pub enum FailOn {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Jsonl,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorWhen {
     Auto,
     Always,
@@ -117,6 +124,11 @@ pub struct ReportArgs {
     /// Do not print the human report on stderr, nor CI annotations.
     #[arg(long, short)]
     pub quiet: bool,
+    /// How the report is shown: `table` (the human report on stderr), `json` (the JSON report on
+    /// stdout), `jsonl` (JSON lines on stdout: each failure and finding as it is known, then a
+    /// summary line with the whole report).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "table")]
+    pub format: Format,
     /// Colour in the human report: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
     pub color: ColorWhen,
@@ -187,6 +199,11 @@ pub struct RunArgs {
     /// diag if diag is killed (SIGKILL); `detach` leaves it running then too.
     #[arg(long, value_enum, default_value = "end")]
     pub on_signal: OnSignal,
+    /// Write what would go to stdout (`--json -`, `--markdown -`, `--format json|jsonl`) to this
+    /// open file descriptor instead, so it does not mix with the command's own output (e.g.
+    /// `--report-fd 3 3>report.jsonl`). The command does not inherit it.
+    #[arg(long, value_name = "FD")]
+    pub report_fd: Option<i32>,
     /// ptrace backend: stop on every syscall instead of only those the seccomp prefilter marks,
     /// so calls a sandbox's own seccomp filter refuses are seen (and named as seccomp's).
     #[arg(long)]
@@ -225,6 +242,9 @@ pub struct AttachArgs {
     /// Exit 1 when a finding at least this strong is made (default: exit 0 once reported).
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub fail_on: Option<FailOn>,
+    /// Follow: JSON lines on stdout as failures and findings become known (`--format jsonl`).
+    #[arg(long, conflicts_with = "format")]
+    pub follow: bool,
     /// With --pid: keep tracing until every descendant has exited too, not just the processes
     /// named (daemons they left behind included).
     #[arg(long, conflicts_with = "cgroup")]

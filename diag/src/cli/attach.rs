@@ -2,7 +2,7 @@
 //! cgroup, until the processes named exit, `--duration` elapses, or a signal. With eBPF where it
 //! loads, else (or with `--backend ptrace`) by attaching ptrace to every thread.
 
-use super::args::{AttachArgs, Backend, OnSignal};
+use super::args::{AttachArgs, Backend, Format, OnSignal};
 use super::live::{self, Interrupt};
 use super::status::StatusLine;
 use super::{output, run::capture_config, usage};
@@ -16,6 +16,7 @@ use crate::model::Text;
 use crate::pipeline;
 use crate::report::{self, build::Session};
 use anyhow::{Context, Result};
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 /// When to stop tracing, besides a signal.
@@ -53,6 +54,16 @@ struct Tracing<'a> {
     /// Says "attached" (a caller may start the workload on that line).
     announce: &'a dyn Fn(),
     quiet: bool,
+    /// `--format jsonl` / `--follow`: lines written while tracing.
+    following: RefCell<Option<output::Following<'a>>>,
+}
+
+impl Tracing<'_> {
+    fn follow(&self, trace: &Trace, probes: &ProbeReport, backend: report::model::Backend) {
+        if let Some(f) = self.following.borrow_mut().as_mut() {
+            f.tick(trace, probes, backend);
+        }
+    }
 }
 
 impl Tracing<'_> {
@@ -73,7 +84,11 @@ struct Captured {
 
 pub fn attach(mut args: AttachArgs) -> Result<i32> {
     let started = std::time::SystemTime::now();
+    if args.follow {
+        args.report.format = Format::Jsonl;
+    }
     output::check(&args.report, &[])?;
+    let catalog = output::catalog(args.report.catalog.as_deref())?;
     // A container is traced as its cgroup.
     let container = args
         .container
@@ -144,6 +159,38 @@ pub fn attach(mut args: AttachArgs) -> Result<i32> {
         after_roots: live::AfterRoots::new(args.until_tree_exits),
         started: Instant::now(),
     };
+    let command = match &args.cgroup {
+        Some(p) => vec![Text::from(format!("cgroup:{}", p.display()))],
+        None => seeds
+            .first()
+            .map(|s| s.cmdline.iter().map(|a| Text::from(a.as_str())).collect())
+            .unwrap_or_default(),
+    };
+    let root_pids: Vec<u32> = seeds
+        .iter()
+        .filter(|s| !by_pid || args.pid.contains(&(s.pid as i64)))
+        .map(|s| s.pid)
+        .collect();
+    let report_of = |trace: &Trace, probes: &ProbeReport, backend, warnings| {
+        pipeline::report(
+            trace,
+            Session {
+                backend,
+                mode: report::model::Mode::Attach,
+                command: command.clone(),
+                root_pids: root_pids.clone(),
+                exit_status: None,
+                partial: interrupt.fired(),
+                host: &host,
+                probes,
+                warnings,
+                catalog,
+                started,
+            },
+        )
+    };
+    let snapshot =
+        |trace: &Trace, probes: &ProbeReport, backend| report_of(trace, probes, backend, vec![]);
     let tracing = Tracing {
         seeds: &seeds,
         interrupt: &interrupt,
@@ -151,6 +198,7 @@ pub fn attach(mut args: AttachArgs) -> Result<i32> {
         until: &until,
         announce: &announce,
         quiet: args.report.quiet,
+        following: RefCell::new(output::Following::new(&args.report, &snapshot)),
     };
     let mut captured = match choose(&args, &config, cgroup_id)? {
         Chosen::Ebpf(cap, warnings) => attach_ebpf(cap, &mut trace, &tracing, warnings)?,
@@ -164,35 +212,18 @@ pub fn attach(mut args: AttachArgs) -> Result<i32> {
         ));
     }
 
-    let command = match &args.cgroup {
-        Some(p) => vec![Text::from(format!("cgroup:{}", p.display()))],
-        None => seeds
-            .first()
-            .map(|s| s.cmdline.iter().map(|a| Text::from(a.as_str())).collect())
-            .unwrap_or_default(),
-    };
-    let mut report = pipeline::report(
+    let mut report = report_of(
         &trace,
-        Session {
-            backend: captured.backend,
-            mode: report::model::Mode::Attach,
-            command,
-            root_pids: seeds
-                .iter()
-                .filter(|s| !by_pid || args.pid.contains(&(s.pid as i64)))
-                .map(|s| s.pid)
-                .collect(),
-            exit_status: None,
-            partial: interrupt.fired(),
-            host: &host,
-            probes: &captured.probes,
-            warnings: captured.warnings,
-            catalog: output::catalog(args.report.catalog.as_deref())?,
-            started,
-        },
+        &captured.probes,
+        captured.backend,
+        captured.warnings,
     );
     report.set_container(container);
-    output::emit(&report, &args.report).context("writing the report")?;
+    let stream = tracing
+        .following
+        .into_inner()
+        .map(output::Following::into_stream);
+    output::emit(&report, &args.report, stream).context("writing the report")?;
     Ok(interrupt
         .exit_code()
         .unwrap_or_else(|| output::status_for(&report, args.fail_on)))
@@ -249,6 +280,7 @@ fn attach_ebpf(
     let status = StatusLine::new(t.quiet);
     live::pump_until(&mut cap, trace, t.interrupt, t.on_signal, |tr, cap| {
         status.update(tr, cap.stats().map(|s| s.lost_events).unwrap_or(0));
+        t.follow(tr, &cap.probes, report::model::Backend::Ebpf);
         t.until.reached(tr)
     })?;
     status.finish();
@@ -281,7 +313,8 @@ fn attach_ptrace(
         }
     }
     (t.announce)();
-    live::step_until(&mut cap, trace, t.interrupt, t.on_signal, |tr, _| {
+    live::step_until(&mut cap, trace, t.interrupt, t.on_signal, |tr, cap| {
+        t.follow(tr, &cap.probes, report::model::Backend::Ptrace);
         t.until.reached(tr)
     })?;
     trace.finish(cap.stats());

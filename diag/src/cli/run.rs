@@ -18,7 +18,7 @@ use crate::pipeline::{self, PolicySource};
 use crate::report::build::Session;
 use crate::report::container::verify_flags;
 use crate::report::model::{FailureEntry, RunSummary, Verification};
-use crate::report::{self, human, Report};
+use crate::report::{self, human, write, Report};
 use crate::sandbox::patch::{self, Grant};
 use crate::sandbox::policy::read_policy_text;
 use crate::sandbox::terminal::Isolation;
@@ -93,6 +93,15 @@ pub fn run(args: RunArgs) -> Result<i32> {
         .map(|p| p.as_path())
         .collect();
     output::check(&args.report, &inputs)?;
+    match (output::stdout_outputs(&args.report).first(), args.report_fd) {
+        (_, Some(fd)) => write::send_stdout_to(fd).map_err(|e| usage(format!("{e:#}")))?,
+        (Some(what), None) => {
+            return Err(usage(format!(
+                "{what}: stdout is the command's own output here; write the report to a file, or to another descriptor with --report-fd 3 (3>FILE)"
+            )))
+        }
+        (None, None) => {}
+    }
     let config = capture_config(&args.filter)?;
     let applied = args.policy.as_deref().map(PolicyFile::read).transpose()?;
     let suggest_only = args
@@ -121,7 +130,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
 fn emit(out: &Outcome, args: &RunArgs) {
     let mut report_args = args.report.clone();
     report_args.quiet |= out.exec_failed;
-    if let Err(e) = output::emit(&out.report, &report_args) {
+    if let Err(e) = output::emit(&out.report, &report_args, None) {
         eprintln!("diag: error: writing the report: {e:#}");
     }
 }

@@ -10,6 +10,7 @@ pub mod markdown;
 pub mod model;
 pub mod redact;
 pub mod schema;
+pub mod stream;
 #[cfg(test)]
 mod tests;
 pub mod write;

@@ -29,10 +29,44 @@ impl Owner {
     }
 }
 
+/// Where `-` writes: stdout, or the descriptor `run --report-fd` named.
+static REPORT_FD: std::sync::OnceLock<std::os::fd::OwnedFd> = std::sync::OnceLock::new();
+
+/// Sends what would go to stdout to `fd` instead (`run --report-fd`), so it does not mix with
+/// the traced command's output. The descriptor is marked close-on-exec: the command does not
+/// inherit it.
+pub fn send_stdout_to(fd: i32) -> Result<()> {
+    use std::os::fd::BorrowedFd;
+    if fd <= 2 {
+        bail!("--report-fd {fd}: use a descriptor above 2 (e.g. --report-fd 3 3>report.json)");
+    }
+    // SAFETY: the descriptor is only borrowed to be checked and duplicated (with CLOEXEC).
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let owned = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL)
+        .map_err(|e| anyhow::anyhow!("--report-fd {fd}: {}", e.desc()))
+        .and_then(|_| Ok(borrowed.try_clone_to_owned()?))?;
+    // The original stays open in diag (it is the caller's); mark it too so no child gets it.
+    nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
+    REPORT_FD
+        .set(owned)
+        .map_err(|_| anyhow::anyhow!("--report-fd given twice"))
+}
+
+/// The writer behind `-`.
+pub fn stdout() -> Box<dyn Write> {
+    match REPORT_FD.get().and_then(|fd| fd.try_clone().ok()) {
+        Some(fd) => Box::new(std::fs::File::from(fd)),
+        None => Box::new(std::io::stdout()),
+    }
+}
+
 /// Writes `content` to `path` (or stdout for `-`), replacing whatever regular file was there.
 pub fn write_output(path: &Path, content: &str, owner: Option<Owner>) -> Result<()> {
     if path == Path::new("-") {
-        let mut out = std::io::stdout().lock();
+        let mut out = stdout();
         out.write_all(content.as_bytes())?;
         return Ok(out.flush()?);
     }
