@@ -34,10 +34,11 @@ pub(super) fn label(f: &Failure, trace: &Trace) -> Option<String> {
         return clone3_fallback(f, trace);
     }
     // A PATH search tries each directory for the same name, then runs the one it finds.
+    let searched = f.path.as_ref().map(|x| file_name(&x.lossy()));
     let same_name_ran_later = trace.processes.get(&f.origin.pid).is_some_and(|p| {
-        p.exec_ns.is_some_and(|t| t > f.origin.time_ns)
-            && p.exe.as_ref().map(|e| file_name(&e.lossy()))
-                == f.path.as_ref().map(|x| file_name(&x.lossy()))
+        p.execs
+            .iter()
+            .any(|(t, e)| *t > f.origin.time_ns && Some(file_name(&e.lossy())) == searched)
     });
     if syscalls::is_exec(&f.syscall) && same_name_ran_later {
         return Some("a PATH search: the command was found and executed elsewhere".into());

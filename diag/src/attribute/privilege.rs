@@ -1,0 +1,73 @@
+//! A setuid/setgid or file-capability program that ran without its privilege: exec succeeds
+//! under no_new_privs or from a nosuid mount, but the kernel grants nothing, so a later call
+//! that needed the privilege fails (ping's socket EPERM).
+
+use super::{cap_names, Attribution};
+use crate::context::{refusal::Program, FailureContext};
+use crate::model::{Confidence, Failure, Layer};
+
+pub(super) fn check(f: &Failure, ctx: &FailureContext, mut a: Attribution) -> Option<Attribution> {
+    if !matches!(f.errno, libc::EPERM | libc::EACCES) {
+        return None;
+    }
+    let program = ctx
+        .refusal
+        .program
+        .as_ref()
+        .filter(|p| p.grants_privilege())?;
+    let p = ctx.process.as_ref().filter(|p| !p.from_event)?;
+    let meant = meant_privilege(program);
+    let file_caps = program.facts.file_caps.map_or(0, |c| c.permitted);
+    let lacks_caps = file_caps != 0 && p.cap_effective & file_caps != file_caps;
+    let lacks_uid = program.setuid && p.euid != program.facts.uid;
+    let lacks_gid = program.setgid && p.egid != program.facts.gid;
+    if !(lacks_caps || lacks_uid || lacks_gid) {
+        return None;
+    }
+    // The refused capability, when the kernel named it, must be one the file was to grant.
+    if let Some(cap) = f.evidence.denied_capability {
+        if file_caps != 0 && file_caps & (1 << cap) == 0 && !program.setuid {
+            return None;
+        }
+    }
+    let exe = program.facts.path.display().to_string();
+    let held = format!(
+        "the process runs {exe}, which carries {meant}, yet its effective capabilities are {:#x} and its euid {}",
+        p.cap_effective, p.euid
+    );
+    if p.no_new_privs == Some(true) {
+        let why = format!("{held}: no_new_privs is set (NoNewPrivs: 1), so execve granted none of it and {} failed without it", f.syscall);
+        a.fix = Some(format!("Drop no_new_privs for this program (remove security_opt no-new-privileges / --security-opt no-new-privileges, NoNewPrivileges= in the unit, setpriv --no-new-privs), or grant {meant} to the process itself (e.g. --cap-add, AmbientCapabilities=) so {exe} need not raise it."));
+        return Some(a.decide(Layer::NoNewPrivs, Confidence::Inferred, why));
+    }
+    a.exclude(
+        "no-new-privs",
+        "NoNewPrivs is 0: execve may raise privilege",
+    );
+    let mount = program.facts.mount.as_ref().filter(|m| m.nosuid)?;
+    let why = format!(
+        "{held}: {exe} is on {} ({}), mounted nosuid, so execve ignored its setuid bit and file capabilities and {} failed without them",
+        mount.mount_point.display(),
+        mount.fs_type,
+        f.syscall
+    );
+    a.fix = Some(format!(
+        "Run {exe} from a filesystem mounted without nosuid (mount -o remount,suid {}; firejail: keep it out of --private-bin), or grant {meant} to the process itself.",
+        mount.mount_point.display()
+    ));
+    Some(a.decide(Layer::MountNosuid, Confidence::Inferred, why))
+}
+
+fn meant_privilege(program: &Program) -> String {
+    let mut parts = vec![];
+    if program.setuid {
+        parts.push(format!("setuid {}", program.facts.uid));
+    }
+    if program.setgid {
+        parts.push(format!("setgid {}", program.facts.gid));
+    }
+    if let Some(c) = program.facts.file_caps.filter(|c| c.permitted != 0) {
+        parts.push(format!("file capabilities {}", cap_names(c.permitted)));
+    }
+    parts.join(" and ")
+}
