@@ -216,12 +216,20 @@ impl Attributor<'_> {
             );
             return a.decide(Layer::Unknown, Confidence::Inferred, why);
         }
-        // cap_capable also reports noaudit probes (the overcommit reserve asks for CAP_SYS_ADMIN
-        // on every new mapping, execve's included): a refusal is the verdict only for an EPERM
-        // outside exec, and DAC capabilities are weighed with the file's mode below.
+        let exe = self
+            .trace
+            .processes
+            .get(&f.origin.pid)
+            .and_then(|p| p.exe.as_ref());
+        if let Some(a) = privilege::check_exited(f, ctx, exe, a.clone()) {
+            return a;
+        }
         if let Some(a) = capability::check(f, ctx, a.clone()) {
             return a;
         }
+        // cap_capable also reports noaudit probes (the overcommit reserve asks for CAP_SYS_ADMIN
+        // on every new mapping, execve's included): a refusal is the verdict only for an EPERM
+        // outside exec, and DAC capabilities are weighed with the file's mode below.
         if let Some(cap) = f.evidence.denied_capability {
             let decisive = f.errno == libc::EPERM && !syscalls::is_exec(&f.syscall);
             if decisive && (!is_dac_cap(cap) || f.path.is_none()) {

@@ -72,7 +72,16 @@ fn went_on_to_exec(f: &Failure, trace: &Trace) -> Option<String> {
             f.syscall
         ));
     }
-    (p.exit_status == Some(0)).then(|| {
+    // A program that reported the failure before going on (nice's "cannot set niceness:
+    // Permission denied", then the command) told its user something went wrong.
+    let errno_text = crate::model::errno::message(f.errno);
+    let reported = trace.messages.iter().any(|m| {
+        m.origin.pid == f.origin.pid
+            && m.origin.time_ns >= f.origin.time_ns
+            && p.exec_ns.is_some_and(|t| m.origin.time_ns <= t)
+            && m.text.lossy().contains(&errno_text)
+    });
+    (p.exit_status == Some(0) && !reported).then(|| {
         format!(
             "pid {} went on to exec {exe}, which exited 0: the failure did not stop it",
             f.origin.pid

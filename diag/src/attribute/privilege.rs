@@ -71,3 +71,35 @@ fn meant_privilege(program: &Program) -> String {
     }
     parts.join(" and ")
 }
+
+/// The process exited before its credentials could be read, but the kernel named the refused
+/// capability and the program it exec'd carries it as a file capability (read in diag's own
+/// view): execve should have granted it, so no_new_privs or a nosuid mount is the likelier
+/// layer. Neither can be told apart, or proven, without the process.
+pub(super) fn check_exited(
+    f: &Failure,
+    ctx: &FailureContext,
+    exe: Option<&crate::model::Text>,
+    mut a: Attribution,
+) -> Option<Attribution> {
+    let cap = f.evidence.denied_capability?;
+    if f.errno != libc::EPERM || ctx.process.as_ref().is_some_and(|p| !p.from_event) {
+        return None;
+    }
+    let exe = exe?.lossy();
+    let caps = crate::context::filecaps::read(std::path::Path::new(&exe))?;
+    if caps.permitted & (1 << cap) == 0 {
+        return None;
+    }
+    let name = crate::context::process::cap_name(cap);
+    a.evidence.push(format!(
+        "cap_capable refused {name} during the call, yet the program {exe} carries file capabilities {} (read in diag's own view: the process had exited), so its exec should have granted {name}: no_new_privs or a nosuid mount kept it from doing so",
+        cap_names(caps.permitted)
+    ));
+    a.candidates = vec![Layer::NoNewPrivs, Layer::MountNosuid, Layer::Capability];
+    a.fix = Some(format!(
+        "Let execve grant {exe} its file capability {name}: drop no_new_privs (security_opt no-new-privileges, NoNewPrivileges=, setpriv --no-new-privs) and run it from a mount without nosuid; or grant {name} to the process itself (--cap-add {}).",
+        name.trim_start_matches("CAP_")
+    ));
+    Some(a)
+}

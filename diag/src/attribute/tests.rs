@@ -832,3 +832,85 @@ fn setrlimit_nofile_names_cap_sys_resource() {
         a.evidence
     );
 }
+
+fn nice_trace(message: &str) -> Trace {
+    let mut trace = Trace::new();
+    trace.processes.insert(
+        10,
+        crate::correlate::ProcessInfo {
+            pid: 10,
+            exe: Some(Text::from("/usr/bin/true")),
+            exec_ns: Some(300),
+            exit_status: Some(0),
+            ..Default::default()
+        },
+    );
+    trace.messages.push(crate::model::Message {
+        origin: Origin {
+            pid: 10,
+            tid: 10,
+            time_ns: 200,
+            ..Default::default()
+        },
+        fd: 2,
+        text: Text::from(message),
+        truncated: false,
+    });
+    trace
+}
+
+#[test]
+fn a_failure_reported_before_exec_is_not_noise() {
+    let f = failure("setpriority", libc::EACCES, None);
+    let reported = nice_trace("nice: cannot set niceness: Permission denied\n");
+    assert_eq!(noise::label(&f, &reported), None);
+    let unrelated = nice_trace("starting\n");
+    assert!(noise::label(&f, &unrelated).unwrap().contains("exited 0"));
+}
+
+#[test]
+fn an_exited_process_whose_program_carries_the_refused_capability_is_not_a_plain_capability() {
+    let ping = std::path::Path::new("/usr/bin/ping");
+    let Some(caps) = crate::context::filecaps::read(ping).filter(|c| c.permitted & (1 << 13) != 0)
+    else {
+        eprintln!("SKIPPED: /usr/bin/ping carries no cap_net_raw file capability here");
+        return;
+    };
+    assert!(caps.effective);
+    let f = with_evidence(
+        failure("socket", libc::EPERM, None),
+        KernelEvidence {
+            denied_capability: Some(13),
+            ..Default::default()
+        },
+    );
+    let mut f = f;
+    f.args = Some([2, libc::SOCK_RAW as u64, 1, 0, 0, 0]);
+    let g = group(f, Some(ProcessContext::from_event(10, 4242, 4242)), None);
+    let mut trace = Trace::new();
+    trace.processes.insert(
+        10,
+        crate::correlate::ProcessInfo {
+            pid: 10,
+            exe: Some(Text::from("/usr/bin/ping")),
+            ..Default::default()
+        },
+    );
+    let host = host(LSMS);
+    let a = Attributor {
+        host: &host,
+        probes: NO_FEXIT,
+        trace: &trace,
+    }
+    .attribute(&g);
+    assert_eq!(a.layer, Layer::Unknown);
+    assert_eq!(
+        a.candidates,
+        vec![Layer::NoNewPrivs, Layer::MountNosuid, Layer::Capability]
+    );
+    let fix = a.fix.unwrap();
+    assert!(
+        fix.contains("no-new-privileges") && fix.contains("nosuid"),
+        "{fix}"
+    );
+}
