@@ -98,7 +98,7 @@ pub(super) fn check(f: &Failure, ctx: &FailureContext, mut a: Attribution) -> Op
             "{name} is in neither the effective nor the bounding set, so no exec can regain it"
         ),
         Some(true) => format!("{name} is not in the effective set (it is in the bounding set)"),
-        None => format!("the process had exited: its capabilities were not read"),
+        None => "the process had exited: its capabilities were not read".to_string(),
     };
     let (confidence, source) = if kernel_said {
         (
