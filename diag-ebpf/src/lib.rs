@@ -10,6 +10,11 @@ pub const COMM_LEN: usize = 16;
 pub const MAX_SYSCALLS: usize = 512;
 /// Errno values the errno mask covers (EHWPOISON is 133).
 pub const MAX_ERRNO: usize = 192;
+/// ENOENT, ENXIO, ENODEV: watched on paths under /dev/ when `DIAG_DEV_ERRNOS` is set.
+pub const DEV_ERRNOS: [u32; 3] = [2, 6, 19];
+/// ENOENT, ENOEXEC, ENOSPC, EMFILE, ENFILE: bit i of `DIAG_SCOPED_ERRNOS[nr]` watches the i-th
+/// for syscall nr only (userspace's `model::errno::SCOPED_ERRNOS`, same order).
+pub const SCOPED_ERRNOS: [u32; 5] = [2, 8, 28, 24, 23];
 
 /// `EventHeader::kind` values.
 pub mod kind {
@@ -261,7 +266,8 @@ pub mod globals {
     pub const ERRNO_MASK: &str = "DIAG_ERRNO_MASK";
     pub const SYSCALL_MASK: &str = "DIAG_SYSCALL_MASK";
     pub const PATH_ARG: &str = "DIAG_PATH_ARG";
-    pub const DEV_ENOENT: &str = "DIAG_DEV_ENOENT";
+    pub const DEV_ERRNOS: &str = "DIAG_DEV_ERRNOS";
+    pub const SCOPED_ERRNOS: &str = "DIAG_SCOPED_ERRNOS";
     pub const CGROUP_ID: &str = "DIAG_CGROUP_ID";
     pub const MESSAGE_BURST: &str = "DIAG_MESSAGE_BURST";
     pub const WAKEUP_BYTES: &str = "DIAG_WAKEUP_BYTES";

@@ -25,9 +25,9 @@ use aya_ebpf::{
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
 use diag_ebpf::{
     counter, evidence, kind, path_hash_chunk, reason, EventHeader, ExecPath, FailureKey, Newborn,
-    ProcEvent, Repeats, SyscallEvent, TaskState, COMM_LEN, DATA_LEN, MAX_ERRNO, MAX_SYSCALLS,
-    MESSAGE_WRITE, MESSAGE_WRITEV, NO_PATH_ARG, PATH_HASH_SEED, PATH_HEAD, PATH_LEN_UNKNOWN,
-    PATH_TAIL_CHUNKS,
+    ProcEvent, Repeats, SyscallEvent, TaskState, COMM_LEN, DATA_LEN, DEV_ERRNOS, MAX_ERRNO,
+    MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_PATH_ARG, PATH_HASH_SEED, PATH_HEAD,
+    PATH_LEN_UNKNOWN, PATH_TAIL_CHUNKS, SCOPED_ERRNOS,
 };
 
 // ---- configuration, overridden by the loader before load ----------------------------------
@@ -41,9 +41,12 @@ static DIAG_SYSCALL_MASK: [u64; MAX_SYSCALLS / 64] = [0; MAX_SYSCALLS / 64];
 /// Per syscall: which argument is a user path, or NO_PATH_ARG / MESSAGE_WRITE / MESSAGE_WRITEV.
 #[no_mangle]
 static DIAG_PATH_ARG: [u8; MAX_SYSCALLS] = [NO_PATH_ARG; MAX_SYSCALLS];
-/// Non-zero: also report ENOENT on paths under /dev/ (a missing device node is a real cause).
+/// Non-zero: also report `DEV_ERRNOS` on paths under /dev/ (a missing device is a real cause).
 #[no_mangle]
-static DIAG_DEV_ENOENT: u8 = 0;
+static DIAG_DEV_ERRNOS: u8 = 0;
+/// Per syscall: bit i set reports `SCOPED_ERRNOS[i]` for that syscall only.
+#[no_mangle]
+static DIAG_SCOPED_ERRNOS: [u8; MAX_SYSCALLS] = [0; MAX_SYSCALLS];
 /// Non-zero: also trace every task whose cgroup (v2) id is this.
 #[no_mangle]
 static DIAG_CGROUP_ID: u64 = 0;
@@ -194,7 +197,6 @@ const SYS_OPENAT2: u32 = 437;
 const SYS_LANDLOCK_CREATE_RULESET: u32 = 444;
 const SYS_LANDLOCK_ADD_RULE: u32 = 445;
 const SYS_LANDLOCK_RESTRICT_SELF: u32 = 446;
-const ENOENT: i64 = 2;
 
 /// `struct pt_regs` offsets on x86_64 (uapi layout: stable).
 const REGS_ORIG_AX: usize = 15 * 8;
@@ -377,9 +379,13 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
     if errno as usize >= MAX_ERRNO || !watched {
         return 0;
     }
-    let errno_watched = bit_set(&cfg(&DIAG_ERRNO_MASK), errno as usize);
-    // ENOENT only counts under /dev/, which needs the path: decide after reading it.
-    let dev_only = !errno_watched && errno == ENOENT && cfg(&DIAG_DEV_ENOENT) != 0 && path_arg < 6;
+    let errno_watched =
+        bit_set(&cfg(&DIAG_ERRNO_MASK), errno as usize) || scoped_errno_watched(nr, errno as u32);
+    // These count only under /dev/, which needs the path: decide after reading it.
+    let dev_only = !errno_watched
+        && DEV_ERRNOS.iter().any(|&e| e == errno as u32)
+        && cfg(&DIAG_DEV_ERRNOS) != 0
+        && path_arg < 6;
     if !errno_watched && !dev_only {
         return 0;
     }
@@ -438,6 +444,20 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
     }
     entry.submit(wakeup_flags());
     0
+}
+
+/// Whether this syscall watches this errno on its own (exec's ENOENT, inotify's ENOSPC...).
+#[inline(always)]
+fn scoped_errno_watched(nr: u32, errno: u32) -> bool {
+    let bits = cfg(&DIAG_SCOPED_ERRNOS[nr as usize]);
+    let mut i = 0;
+    while i < SCOPED_ERRNOS.len() {
+        if SCOPED_ERRNOS[i] == errno {
+            return bits & (1 << i) != 0;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// The length of a path whose first `PATH_HEAD` bytes filled the key, and a hash of the rest

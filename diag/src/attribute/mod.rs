@@ -9,9 +9,16 @@
 //! candidates listed.
 
 pub mod access;
+pub mod capability;
+mod devices;
+mod exec_file;
+mod fd_limits;
 mod noise;
+mod privilege;
 mod process_limits;
 mod suspects;
+mod sysctl;
+mod userns;
 
 pub use suspects::Suspects;
 
@@ -44,6 +51,11 @@ pub struct Attribution {
     pub noise: Option<String>,
     /// The access the call needed, for file failures (drives policy suggestions).
     pub needed: Option<access::Needed>,
+    /// What the call asked for, when that explains the refusal ("setpriority(PRIO_PROCESS, 0,
+    /// -10) needs CAP_SYS_NICE").
+    pub decoded: Option<String>,
+    /// A fix fitted to what the checker measured; the catalog's fix otherwise.
+    pub fix: Option<String>,
 }
 
 impl Attribution {
@@ -56,6 +68,8 @@ impl Attribution {
             candidates: vec![],
             noise: None,
             needed: None,
+            decoded: None,
+            fix: None,
         }
     }
 
@@ -162,6 +176,22 @@ impl Attributor<'_> {
         if syscalls::is_clone(&f.syscall) && f.errno == libc::EAGAIN {
             return process_limits::attribute(f, ctx, a);
         }
+        type Checker = fn(&Failure, &FailureContext, Attribution) -> Option<Attribution>;
+        const CHECKERS: &[Checker] = &[
+            exec_file::check,
+            fd_limits::check,
+            sysctl::check,
+            devices::check,
+            privilege::check,
+        ];
+        for check in CHECKERS {
+            if let Some(a) = check(f, ctx, a.clone()) {
+                return a;
+            }
+        }
+        if let Some(a) = userns::check(f, ctx, a.clone(), self.host) {
+            return a;
+        }
         if f.errno == libc::EROFS {
             let mount = ctx.path.as_ref().and_then(|p| p.mount.as_ref());
             let why = match mount {
@@ -186,6 +216,17 @@ impl Attributor<'_> {
             );
             return a.decide(Layer::Unknown, Confidence::Inferred, why);
         }
+        let exe = self
+            .trace
+            .processes
+            .get(&f.origin.pid)
+            .and_then(|p| p.exe.as_ref());
+        if let Some(a) = privilege::check_exited(f, ctx, exe, a.clone()) {
+            return a;
+        }
+        if let Some(a) = capability::check(f, ctx, a.clone()) {
+            return a;
+        }
         // cap_capable also reports noaudit probes (the overcommit reserve asks for CAP_SYS_ADMIN
         // on every new mapping, execve's included): a refusal is the verdict only for an EPERM
         // outside exec, and DAC capabilities are weighed with the file's mode below.
@@ -194,11 +235,6 @@ impl Attributor<'_> {
             if decisive && (!is_dac_cap(cap) || f.path.is_none()) {
                 let why = format!("cap_capable refused {} during the call", cap_name(cap));
                 return a.decide(Layer::Capability, Confidence::Direct, why);
-            }
-        }
-        if is_userns_call(f) {
-            if let Some(a) = userns(f, a.clone(), self.host) {
-                return a;
             }
         }
         if f.path.is_some() && matches!(f.errno, libc::EACCES | libc::EPERM) {
@@ -561,45 +597,6 @@ fn is_dac_cap(cap: u32) -> bool {
 fn is_prot_exec(f: &Failure) -> bool {
     matches!(f.syscall.as_str(), "mmap" | "mprotect" | "pkey_mprotect")
         && f.flags.is_some_and(|p| p & 4 != 0)
-}
-
-fn is_userns_call(f: &Failure) -> bool {
-    let newuser = f
-        .flags
-        .is_some_and(|fl| fl & crate::model::flags::CLONE_NEWUSER != 0);
-    (matches!(f.syscall.as_str(), "unshare" | "clone") && newuser)
-        || f.path.as_ref().is_some_and(|p| {
-            p.contains("uid_map") || p.contains("gid_map") || p.contains("setgroups")
-        })
-}
-
-fn read_sysctl(path: &str) -> Option<i64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// User-namespace creation and id-map writes: the sysctls that refuse them.
-fn userns(f: &Failure, a: Attribution, host: &HostFacts) -> Option<Attribution> {
-    if read_sysctl("/proc/sys/user/max_user_namespaces") == Some(0) {
-        return Some(a.decide(
-            Layer::Userns,
-            Confidence::Inferred,
-            "user.max_user_namespaces is 0",
-        ));
-    }
-    let uid = f.origin.uid.unwrap_or(0);
-    if uid != 0 && read_sysctl("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
-        return Some(a.decide(
-            Layer::Userns,
-            Confidence::Inferred,
-            format!("kernel.unprivileged_userns_clone is 0 and uid {uid} is unprivileged"),
-        ));
-    }
-    if host.has_lsm("apparmor")
-        && read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1)
-    {
-        return Some(a.decide(Layer::Apparmor, Confidence::Inferred, "kernel.apparmor_restrict_unprivileged_userns is 1: AppArmor restricts unprivileged user namespaces"));
-    }
-    None
 }
 
 /// Kernel-function probes on the file path (where fexit loads). Landlock's hook runs only after

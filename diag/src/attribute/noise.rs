@@ -34,10 +34,11 @@ pub(super) fn label(f: &Failure, trace: &Trace) -> Option<String> {
         return clone3_fallback(f, trace);
     }
     // A PATH search tries each directory for the same name, then runs the one it finds.
+    let searched = f.path.as_ref().map(|x| file_name(&x.lossy()));
     let same_name_ran_later = trace.processes.get(&f.origin.pid).is_some_and(|p| {
-        p.exec_ns.is_some_and(|t| t > f.origin.time_ns)
-            && p.exe.as_ref().map(|e| file_name(&e.lossy()))
-                == f.path.as_ref().map(|x| file_name(&x.lossy()))
+        p.execs
+            .iter()
+            .any(|(t, e)| *t > f.origin.time_ns && Some(file_name(&e.lossy())) == searched)
     });
     if syscalls::is_exec(&f.syscall) && same_name_ran_later {
         return Some("a PATH search: the command was found and executed elsewhere".into());
@@ -71,7 +72,16 @@ fn went_on_to_exec(f: &Failure, trace: &Trace) -> Option<String> {
             f.syscall
         ));
     }
-    (p.exit_status == Some(0)).then(|| {
+    // A program that reported the failure before going on (nice's "cannot set niceness:
+    // Permission denied", then the command) told its user something went wrong.
+    let errno_text = crate::model::errno::message(f.errno);
+    let reported = trace.messages.iter().any(|m| {
+        m.origin.pid == f.origin.pid
+            && m.origin.time_ns >= f.origin.time_ns
+            && p.exec_ns.is_some_and(|t| m.origin.time_ns <= t)
+            && m.text.lossy().contains(&errno_text)
+    });
+    (p.exit_status == Some(0) && !reported).then(|| {
         format!(
             "pid {} went on to exec {exe}, which exited 0: the failure did not stop it",
             f.origin.pid

@@ -151,7 +151,8 @@ mod tests {
         let root = parent.id();
         let mut seeds = pid_tree(&[root as i64]).unwrap();
         for _ in 0..1000 {
-            if seeds.len() > 1 {
+            // The forked child is "sh" until it has exec'd sleep.
+            if seeds.iter().any(|s| s.comm == "sleep") {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));

@@ -142,8 +142,9 @@ pub struct ReportArgs {
 /// What to capture.
 #[derive(Args, Debug, Clone)]
 pub struct FilterArgs {
-    /// Errnos to report: names, numbers, `default` (EACCES,EPERM,EAGAIN,EROFS,ENOSYS plus ENOENT
-    /// under /dev/) or `all`.
+    /// Errnos to report: names, numbers, `default` (EACCES,EPERM,EAGAIN,EROFS,ENOSYS; plus
+    /// ENOENT/ENXIO/ENODEV under /dev/, exec's ENOENT/ENOEXEC, clone/unshare/inotify ENOSPC,
+    /// EMFILE/ENFILE from calls that make a descriptor) or `all`.
     #[arg(long, value_name = "LIST", default_value = "default")]
     pub errno: String,
     /// Syscalls to watch: `all`, groups (file, process, exec, network, memory, privileged) or

@@ -7,6 +7,7 @@ pub mod filecaps;
 pub mod host;
 pub mod path;
 pub mod process;
+pub mod refusal;
 pub mod support;
 
 pub use host::HostFacts;
@@ -20,6 +21,8 @@ pub struct FailureContext {
     pub path: Option<PathFacts>,
     /// Why some context could not be read (the process had exited, ...).
     pub notes: Vec<String>,
+    /// What only some refusals need (an exec's interpreter, the descriptor limit...).
+    pub refusal: refusal::RefusalFacts,
 }
 
 /// Reads the context of a failure of `pid` on `path` (if any), right now. `ids` are the real

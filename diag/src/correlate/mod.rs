@@ -13,6 +13,7 @@ use std::hash::{BuildHasher, RandomState};
 const MAX_MESSAGES: usize = 2000;
 /// Bound on distinct failures; the rest are counted.
 const MAX_FAILURE_GROUPS: usize = 5000;
+pub const MAX_EXECS_KEPT: usize = 16;
 
 #[derive(Clone, Debug, Default)]
 pub struct ProcessInfo {
@@ -23,6 +24,9 @@ pub struct ProcessInfo {
     pub first_seen_ns: u64,
     /// When it last exec'd successfully.
     pub exec_ns: Option<u64>,
+    /// Its successful execs (time, file), the first [`MAX_EXECS_KEPT`]: a PATH search's misses
+    /// are told apart by a later exec of the same name, which need not be the last one.
+    pub execs: Vec<(u64, Text)>,
     pub exited: bool,
     /// Its exit status, where the backend knows it.
     pub exit_status: Option<i32>,
@@ -92,6 +96,7 @@ impl LiveView for Procfs {
             counts,
             syscalls::is_clone(&f.syscall),
         );
+        ctx.refusal = context::refusal::RefusalFacts::read(f, ctx.path.as_ref());
         if let (Some(cut), true) = (f.path_cut, f.path_truncated()) {
             ctx.notes.push(format!(
                 "path: only its first {} bytes were copied and the whole path could not be read back from the process: not examined",
@@ -199,6 +204,7 @@ impl Trace {
             exe,
             first_seen_ns: 0,
             exec_ns: None,
+            execs: vec![],
             exited: false,
             exit_status: None,
         });
@@ -234,6 +240,7 @@ impl Trace {
                         exe,
                         first_seen_ns: f.time_ns,
                         exec_ns: None,
+                        execs: vec![],
                         exited: false,
                         exit_status: None,
                     },
@@ -245,6 +252,10 @@ impl Trace {
                 let exe = live.exe(e.origin.pid).or(Some(e.filename));
                 let p = self.process_mut(e.origin.pid, e.origin.time_ns);
                 p.comm = e.origin.comm;
+                if p.execs.len() < MAX_EXECS_KEPT {
+                    p.execs
+                        .push((e.origin.time_ns, exe.clone().unwrap_or_default()));
+                }
                 p.exe = exe;
                 p.exec_ns = Some(e.origin.time_ns);
             }

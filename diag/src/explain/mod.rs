@@ -141,6 +141,10 @@ fn finish(trace: &Trace, attributions: &[Attribution], catalog: &Catalog, d: Dra
         Layer::Unknown => format!("failed with {}", errno::name(f.errno)),
         l => format!("was refused by {}", l.title()),
     };
+    let refused = match &a.decoded {
+        Some(decoded) => format!("{refused} ({decoded})"),
+        None => refused,
+    };
     let forks = fork_note(trace);
     let summary = match d.explains.first().map(|&mi| &trace.messages[mi]) {
         Some(m) => {
@@ -200,7 +204,10 @@ fn finish(trace: &Trace, attributions: &[Attribution], catalog: &Catalog, d: Dra
             .unwrap_or(Confidence::Unknown),
         summary,
         ruled_out: ruled_out(trace, attributions, catalog, &d),
-        fix: fix_text(d.cause, d.layer, g, trace),
+        fix: a
+            .fix
+            .clone()
+            .unwrap_or_else(|| fix_text(d.cause, d.layer, g, trace)),
         failures: d.failures,
         explains: d.explains,
         evidence,

@@ -23,6 +23,8 @@ fn attribution(layer: Layer, confidence: Confidence) -> Attribution {
         candidates: vec![],
         noise: None,
         needed: None,
+        decoded: None,
+        fix: None,
     }
 }
 

@@ -2,8 +2,68 @@
 
 use super::errno_table::ERRNO_NAMES;
 
-/// The default watched set (design.md §1). ENOENT is added only for paths under /dev/.
+/// The default watched set (design.md §1), plus [`DEV_ERRNOS`] under /dev/ and the
+/// [`scoped_errnos`] of each syscall.
 pub const DEFAULT_ERRNOS: &[&str] = &["EACCES", "EPERM", "EAGAIN", "EROFS", "ENOSYS"];
+
+/// Watched by default only on paths under /dev/: a missing or absent device is a real cause,
+/// a missing file elsewhere mostly a probe.
+pub const DEV_ERRNOS: [i32; 3] = [libc::ENOENT, libc::ENXIO, libc::ENODEV];
+
+/// The errnos [`scoped_errnos`] may name, in the order of the kernel's per-syscall bits
+/// (`DIAG_SCOPED_ERRNOS`).
+pub const SCOPED_ERRNOS: [i32; 5] = [
+    libc::ENOENT,
+    libc::ENOEXEC,
+    libc::ENOSPC,
+    libc::EMFILE,
+    libc::ENFILE,
+];
+
+/// Syscalls that return a new file descriptor: EMFILE/ENFILE there is a descriptor limit.
+const FD_CREATORS: &[&str] = &[
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "socket",
+    "socketpair",
+    "accept",
+    "accept4",
+    "pipe",
+    "pipe2",
+    "dup",
+    "dup2",
+    "dup3",
+    "fcntl",
+    "epoll_create",
+    "epoll_create1",
+    "eventfd",
+    "eventfd2",
+    "memfd_create",
+    "timerfd_create",
+    "signalfd",
+    "signalfd4",
+    "pidfd_open",
+    "io_uring_setup",
+    "perf_event_open",
+    "userfaultfd",
+    "inotify_init",
+    "inotify_init1",
+    "fanotify_init",
+];
+
+/// Errnos watched by default for this syscall only, where they name a limit or a file the
+/// kernel could not run: exec's ENOENT (a missing interpreter or loader) and ENOEXEC, the
+/// namespace and inotify-watch ENOSPC, and descriptor exhaustion.
+pub fn scoped_errnos(syscall: &str) -> &'static [i32] {
+    match syscall {
+        "execve" | "execveat" => &[libc::ENOENT, libc::ENOEXEC],
+        "clone" | "clone3" | "unshare" | "inotify_add_watch" | "fanotify_mark" => &[libc::ENOSPC],
+        s if FD_CREATORS.contains(&s) => &[libc::EMFILE, libc::ENFILE],
+        _ => &[],
+    }
+}
 
 pub fn name(errno: i32) -> String {
     match ERRNO_NAMES.get(errno as usize) {
@@ -35,8 +95,8 @@ pub fn message(errno: i32) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrnoSelection {
     pub errnos: Vec<i32>,
-    /// Also ENOENT, but only on paths under /dev/.
-    pub dev_enoent: bool,
+    /// Also [`DEV_ERRNOS`] on paths under /dev/, and each syscall's [`scoped_errnos`].
+    pub scoped: bool,
 }
 
 impl ErrnoSelection {
@@ -44,12 +104,36 @@ impl ErrnoSelection {
         self.errnos.contains(&errno)
     }
 
-    /// Whether a failure with this errno and path is watched.
-    pub fn watches(&self, errno: i32, path: Option<&[u8]>) -> bool {
+    /// Whether a failure of this syscall with this errno and path is watched.
+    pub fn watches(&self, syscall: &str, errno: i32, path: Option<&[u8]>) -> bool {
         self.contains(errno)
-            || (self.dev_enoent
-                && errno == libc::ENOENT
-                && path.is_some_and(|p| p.starts_with(b"/dev/")))
+            || (self.scoped
+                && (scoped_errnos(syscall).contains(&errno)
+                    || (DEV_ERRNOS.contains(&errno)
+                        && path.is_some_and(|p| p.starts_with(b"/dev/")))))
+    }
+
+    /// Whether the path is needed to tell if this failure is watched.
+    pub fn maybe_watches(&self, syscall: &str, errno: i32) -> bool {
+        self.contains(errno)
+            || (self.scoped
+                && (scoped_errnos(syscall).contains(&errno) || DEV_ERRNOS.contains(&errno)))
+    }
+
+    /// Per syscall number, the bits of [`SCOPED_ERRNOS`] watched for it (the kernel's table).
+    pub fn scoped_table<const N: usize>(&self) -> [u8; N] {
+        let mut table = [0u8; N];
+        if !self.scoped {
+            return table;
+        }
+        for nr in super::syscalls::all_numbers().filter(|&n| (n as usize) < N) {
+            for e in scoped_errnos(&super::syscalls::name(nr)) {
+                if let Some(bit) = SCOPED_ERRNOS.iter().position(|s| s == e) {
+                    table[nr as usize] |= 1 << bit;
+                }
+            }
+        }
+        table
     }
 }
 
@@ -62,7 +146,7 @@ impl Default for ErrnoSelection {
 /// Parses `all`, `default` or a comma-separated list of names (`EACCES`) or numbers.
 pub fn parse_selection(spec: &str) -> Result<ErrnoSelection, String> {
     let mut errnos = Vec::new();
-    let mut dev_enoent = false;
+    let mut scoped = false;
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match item {
             "all" => errnos.extend(
@@ -72,7 +156,7 @@ pub fn parse_selection(spec: &str) -> Result<ErrnoSelection, String> {
             ),
             "default" => {
                 errnos.extend(DEFAULT_ERRNOS.iter().filter_map(|n| number(n)));
-                dev_enoent = true;
+                scoped = true;
             }
             _ => {
                 let numeric = item.parse::<i32>().ok().filter(|n| (1..4096).contains(n));
@@ -92,7 +176,7 @@ pub fn parse_selection(spec: &str) -> Result<ErrnoSelection, String> {
     }
     errnos.sort_unstable();
     errnos.dedup();
-    Ok(ErrnoSelection { errnos, dev_enoent })
+    Ok(ErrnoSelection { errnos, scoped })
 }
 
 #[cfg(test)]
@@ -109,12 +193,26 @@ mod tests {
     }
 
     #[test]
-    fn default_selection_watches_dev_enoent_only() {
+    fn default_selection_scopes_enoent_enospc_emfile() {
         let s = ErrnoSelection::default();
-        assert!(s.watches(libc::EACCES, None));
-        assert!(s.watches(libc::ENOENT, Some(b"/dev/ptmx")));
-        assert!(!s.watches(libc::ENOENT, Some(b"/etc/ld.so.preload")));
-        assert!(!s.watches(libc::EBADF, None));
+        assert!(s.watches("openat", libc::EACCES, None));
+        assert!(s.watches("openat", libc::ENOENT, Some(b"/dev/ptmx")));
+        assert!(s.watches("openat", libc::ENXIO, Some(b"/dev/net/tun")));
+        assert!(!s.watches("openat", libc::ENOENT, Some(b"/etc/ld.so.preload")));
+        assert!(s.watches("execve", libc::ENOENT, Some(b"./deps.sh")));
+        assert!(s.watches("execve", libc::ENOEXEC, Some(b"./entrypoint.sh")));
+        assert!(s.watches("inotify_add_watch", libc::ENOSPC, Some(b"static/f1")));
+        assert!(!s.watches("write", libc::ENOSPC, None));
+        assert!(s.watches("openat", libc::EMFILE, Some(b"testfiles/1")));
+        assert!(s.watches("inotify_init1", libc::EMFILE, None));
+        assert!(!s.watches("read", libc::EMFILE, None));
+        assert!(!s.watches("openat", libc::EBADF, None));
+        let explicit = parse_selection("EACCES").unwrap();
+        assert!(!explicit.watches("execve", libc::ENOENT, None));
+        let table: [u8; 512] = s.scoped_table();
+        let execve = crate::model::syscalls::number("execve").unwrap() as usize;
+        assert_eq!(table[execve], 0b11);
+        assert_eq!(explicit.scoped_table::<512>()[execve], 0);
     }
 
     #[test]

@@ -110,9 +110,11 @@ impl Stream {
             Some(Verdict::Failure(f, ppid)) => {
                 let watched = syscalls::number(&f.syscall)
                     .is_none_or(|n| config.syscalls.contains(&n))
-                    && config
-                        .errnos
-                        .watches(f.errno, f.path.as_ref().map(|p| p.as_bytes()));
+                    && config.errnos.watches(
+                        &f.syscall,
+                        f.errno,
+                        f.path.as_ref().map(|p| p.as_bytes()),
+                    );
                 if !watched {
                     return;
                 }

@@ -180,7 +180,8 @@ impl EbpfCapture {
         let syscall_mask =
             bitmask::<{ MAX_SYSCALLS / 64 }>(config.syscalls.iter().map(|&n| n as usize));
         let path_args = config.path_arg_table();
-        let dev_enoent = u8::from(config.errnos.dev_enoent);
+        let dev_errnos = u8::from(config.errnos.scoped);
+        let scoped_errnos: [u8; MAX_SYSCALLS] = config.errnos.scoped_table();
         let cgroup = cgroup_id.unwrap_or(0);
         let burst = config.message_burst;
         // Records wake the reader once an eighth of the ring is used; the poll tick reads the rest.
@@ -193,7 +194,8 @@ impl EbpfCapture {
             .override_global(globals::ERRNO_MASK, &errno_mask, true)
             .override_global(globals::SYSCALL_MASK, &syscall_mask, true)
             .override_global(globals::PATH_ARG, &path_args, true)
-            .override_global(globals::DEV_ENOENT, &dev_enoent, true)
+            .override_global(globals::DEV_ERRNOS, &dev_errnos, true)
+            .override_global(globals::SCOPED_ERRNOS, &scoped_errnos, true)
             .override_global(globals::CGROUP_ID, &cgroup, true)
             .override_global(globals::MESSAGE_BURST, &burst, true)
             .override_global(globals::WAKEUP_BYTES, &wakeup_bytes, true)

@@ -215,9 +215,8 @@ impl Decoder {
         let nr = sc.nr as usize;
         let path_arg = self.path_arg[nr] as usize;
         let has_path = path_arg < 6;
-        let maybe = self.errnos.contains(errno)
-            || (errno == libc::ENOENT && self.errnos.dev_enoent && has_path);
-        if !self.watched[nr] || !maybe {
+        let name = syscalls::name(sc.nr);
+        if !self.watched[nr] || !self.errnos.maybe_watches(&name, errno) {
             return;
         }
         let mut path_cut = None;
@@ -233,11 +232,10 @@ impl Decoder {
         });
         if !self
             .errnos
-            .watches(errno, path.as_ref().map(Text::as_bytes))
+            .watches(&name, errno, path.as_ref().map(Text::as_bytes))
         {
             return;
         }
-        let name = syscalls::name(sc.nr);
         sink(Event::Failure(Failure {
             origin: self.origin(pid, tid),
             errno,

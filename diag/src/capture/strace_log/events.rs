@@ -111,7 +111,7 @@ impl Builder {
     ) {
         let watched = syscalls::number(&c.name).is_some_and(|n| config.syscalls.contains(&n));
         let path = path_arg(c);
-        if !watched || !config.errnos.watches(errno, path.as_deref()) {
+        if !watched || !config.errnos.watches(&c.name, errno, path.as_deref()) {
             return;
         }
         let flags_text = flag_text(c).map(str::to_string);
