@@ -196,7 +196,8 @@ impl Attributor<'_> {
                 return a.decide(Layer::Capability, Confidence::Direct, why);
             }
         }
-        if is_userns_call(f) {
+        // The sysctls read are this host's: they say nothing of a log's.
+        if is_userns_call(f) && self.trace.from_log.is_none() {
             if let Some(a) = userns(f, a.clone(), self.host) {
                 return a;
             }
@@ -307,8 +308,10 @@ impl Attributor<'_> {
             if let Some(why) = self.unresolved_landlock_denial(f) {
                 return a.decide(Layer::Landlock, Confidence::Direct, why);
             }
-            a.evidence
-                .push("the path could not be examined (the process had exited)".into());
+            a.evidence.push(match self.trace.from_log {
+                Some(_) => "the file, its mount and its mode are not known from this log".into(),
+                None => "the path could not be examined (the process had exited)".into(),
+            });
             a.candidates = vec![Layer::Dac, Layer::Landlock, Layer::Lsm];
             return a;
         };

@@ -27,7 +27,10 @@ impl Suspects {
             .filter(|(_, a)| a.layer == Layer::Seccomp && a.noise.is_none())
             .map(|(g, _)| g.count)
             .sum();
-        if seccomp_refusals == 0 {
+        // A log records neither a process's seccomp mode nor (audit, strace -Z) its forks:
+        // what it cannot show is not ruled out (analyze says so in its warnings).
+        let from_log = trace.from_log;
+        if seccomp_refusals == 0 && from_log.is_none() {
             let mode = match proc_.and_then(|p| p.seccomp_mode) {
                 Some(2) => "filter present (mode 2)",
                 Some(1) => "strict mode",
@@ -46,7 +49,7 @@ impl Suspects {
             .map(|g| g.count)
             .sum();
         let s = &trace.stats;
-        if clone_failed == 0 {
+        if clone_failed == 0 && from_log.is_none_or(|l| l.forks_recorded) {
             out.push(RuledOut {
                 suspect: "clone".into(),
                 why: format!(

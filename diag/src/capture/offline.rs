@@ -19,6 +19,8 @@ pub struct OfflineLog {
     pub stats: CaptureStats,
     /// What the operator should know about the log's limits.
     pub notes: Vec<String>,
+    /// The log shows process creation (strace with successful calls).
+    pub forks_recorded: bool,
 }
 
 /// Where parsed events go, as they are parsed: nothing of a log is kept beyond what the sink

@@ -4,7 +4,7 @@ use super::args::AnalyzeArgs;
 use super::{output, run::capture_config, usage};
 use crate::capture::{audit_log, strace_log, ProbeReport};
 use crate::context::HostFacts;
-use crate::correlate::Trace;
+use crate::correlate::{LogScope, Trace};
 use crate::pipeline;
 use crate::report::build::Session;
 use anyhow::{Context, Result};
@@ -30,6 +30,9 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     };
     let log = log.map_err(usage)?;
     trace.finish(log.stats);
+    trace.from_log = Some(LogScope {
+        forks_recorded: log.forks_recorded,
+    });
     // The log's host is not this one: no host facts are assumed.
     let host = HostFacts::default();
     let report = pipeline::report(

@@ -332,12 +332,16 @@ fn cut_note(f: &Failure) -> String {
     }
 }
 
-/// How /dev/ptmx looks to the failing process (else on this host): a node or a symlink.
+/// How /dev/ptmx looks to the failing process (else on this host, unless the trace comes
+/// from a log of another host): a node or a symlink.
 pub fn ptmx_kind(trace: &Trace) -> Option<FileKind> {
     let seen = trace.failures.iter().find_map(|g| {
         let facts = g.context.as_ref()?.path.as_ref()?;
         (facts.path == std::path::Path::new("/dev/ptmx")).then(|| facts.kind.clone())
     });
+    if trace.from_log.is_some() {
+        return seen;
+    }
     seen.or_else(|| {
         let m = std::fs::symlink_metadata("/dev/ptmx").ok()?;
         Some(if m.file_type().is_symlink() {

@@ -29,6 +29,9 @@ const MAX_NOTES: usize = 100;
 /// Processes declared to the sink, remembered so each is declared once.
 const MAX_DECLARED: usize = 65_536;
 
+/// What an audit log cannot tell, so the report does not pretend to.
+const NOT_IN_AUDIT_RECORDS: &str = "not known from this log: process creation, seccomp refusals (audited only for filters installed with SECCOMP_FILTER_FLAG_LOG), the files' types and mounts, the processes' limits";
+
 /// An audit log read so far.
 #[derive(Default)]
 pub struct Stream {
@@ -170,7 +173,8 @@ impl Stream {
                 self.dropped_records
             ));
         }
-        if self.failures == 0 && log.notes.is_empty() {
+        log.notes.push(NOT_IN_AUDIT_RECORDS.into());
+        if self.failures == 0 && log.notes.len() == 1 {
             log.notes.push(format!(
                 "{} audit events read; none is a denial diag knows (Landlock, SELinux AVC, AppArmor, seccomp)",
                 self.events
