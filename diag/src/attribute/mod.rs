@@ -126,6 +126,7 @@ impl Attributor<'_> {
 
         if let Some(v) = &f.evidence.audit {
             let layer = Layer::parse(&v.layer).unwrap_or(Layer::Lsm);
+            a.evidence.extend(v.explained.iter().cloned());
             return a.decide(
                 layer,
                 Confidence::Direct,

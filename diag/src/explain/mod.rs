@@ -318,6 +318,16 @@ fn fix_text(cause: &Cause, layer: Layer, g: &FailureGroup, trace: &Trace) -> Str
         .replace("{mount_point}", &mount)
         .replace("{pty_grant}", &pty_grant(trace))
         + &cut_note(f)
+        + &audit_remedy(f)
+}
+
+/// What the layer's own denial record says would allow the access (an audit record's `allow`
+/// rule, profile line or Landlock rule).
+fn audit_remedy(f: &Failure) -> String {
+    match f.evidence.audit.as_ref().and_then(|v| v.remedy.as_ref()) {
+        Some(r) => format!(" {r}"),
+        None => String::new(),
+    }
 }
 
 /// Says that a fix's path is only the head of the path the program used.

@@ -8,6 +8,7 @@
 //! ones push it out. Memory stays bounded whatever the size of the log.
 
 mod denial;
+mod lsm;
 mod record;
 
 use super::offline::{self, OfflineLog, Sink};
