@@ -2,8 +2,8 @@
 //! `-` for stdin, a pipe, a FIFO), the text check on its first bytes, bounded line reading, and
 //! the sink their events stream into as they are parsed.
 
-use crate::correlate::{Offline, Trace};
-use crate::model::{CaptureStats, Event, Text};
+use crate::correlate::{Offline, Trace, WALL_CLOCK_FLOOR_NS};
+use crate::model::{CaptureStats, Event, Origin, Text};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::os::fd::AsFd;
@@ -45,6 +45,110 @@ impl Sink for Vec<Event> {
     fn process(&mut self, _: u32, _: Option<u32>, _: Text, _: Option<Text>) {}
     fn event(&mut self, ev: Event) {
         self.push(ev);
+    }
+}
+
+/// `analyze --pid/--comm/--since`: which failures and messages of a log are reported.
+#[derive(Clone, Debug, Default)]
+pub struct LogFilter {
+    /// These processes and their descendants (as the log shows their forks).
+    pub pids: Vec<u32>,
+    /// Processes by name, as the log names them (comm).
+    pub comms: Vec<String>,
+    /// Wall-clock nanoseconds since the epoch.
+    pub since_ns: Option<u64>,
+}
+
+impl LogFilter {
+    pub fn is_empty(&self) -> bool {
+        self.pids.is_empty() && self.comms.is_empty() && self.since_ns.is_none()
+    }
+}
+
+/// Descendants of `--pid` processes remembered; beyond it later forks are not followed.
+const MAX_SELECTED: usize = 65_536;
+
+/// A sink that passes on only what a [`LogFilter`] selects; the process tree (forks, execs,
+/// exits, Landlock calls) always passes, so what is kept is still explained.
+pub struct Filtered<'a> {
+    sink: &'a mut dyn Sink,
+    filter: &'a LogFilter,
+    selected: std::collections::HashSet<u32>,
+    /// Failures left out, and those kept under --since because the log gave them no date.
+    pub left_out: u64,
+    pub undated: u64,
+}
+
+impl<'a> Filtered<'a> {
+    pub fn new(sink: &'a mut dyn Sink, filter: &'a LogFilter) -> Self {
+        Filtered {
+            sink,
+            filter,
+            selected: filter.pids.iter().copied().collect(),
+            left_out: 0,
+            undated: 0,
+        }
+    }
+
+    fn keeps(&mut self, o: &Origin, failure: bool) -> bool {
+        let f = self.filter;
+        let by_pid = f.pids.is_empty() || self.selected.contains(&o.pid);
+        let by_comm = f.comms.is_empty() || f.comms.iter().any(|c| c.as_bytes() == o.comm.as_bytes());
+        let by_time = match f.since_ns {
+            Some(since) if o.time_ns >= WALL_CLOCK_FLOOR_NS => o.time_ns >= since,
+            Some(_) => {
+                self.undated += failure as u64;
+                true
+            }
+            None => true,
+        };
+        let keep = by_pid && by_comm && by_time;
+        self.left_out += (failure && !keep) as u64;
+        keep
+    }
+
+    /// What the filter did, for the report's warnings.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.left_out > 0 {
+            notes.push(format!(
+                "{} failures of the log were left out by --pid/--comm/--since",
+                self.left_out
+            ));
+        }
+        if self.undated > 0 {
+            notes.push(format!(
+                "{} failures have no date in the log (strace without -ttt): --since could not apply to them, they are kept",
+                self.undated
+            ));
+        }
+        notes
+    }
+}
+
+impl Sink for Filtered<'_> {
+    fn process(&mut self, pid: u32, ppid: Option<u32>, comm: Text, exe: Option<Text>) {
+        if ppid.is_some_and(|p| self.selected.contains(&p)) && self.selected.len() < MAX_SELECTED {
+            self.selected.insert(pid);
+        }
+        self.sink.process(pid, ppid, comm, exe);
+    }
+
+    fn event(&mut self, ev: Event) {
+        let keep = match &ev {
+            Event::Failure(f) => self.keeps(&f.origin, true),
+            Event::Message(m) => self.keeps(&m.origin, false),
+            Event::Fork(f) => {
+                if self.selected.contains(&f.parent_pid) && self.selected.len() < MAX_SELECTED {
+                    self.selected.insert(f.child_pid);
+                }
+                true
+            }
+            _ => true,
+        };
+        if keep {
+            self.sink.event(ev);
+        }
     }
 }
 

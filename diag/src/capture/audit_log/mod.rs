@@ -39,6 +39,8 @@ pub struct Stream {
     window: VecDeque<Vec<Record>>,
     lines: u64,
     records: u64,
+    /// Records written by `ausearch -i` (dated in the local time of the host that ran it).
+    interpreted: u64,
     events: u64,
     failures: u64,
     dropped_records: u64,
@@ -84,6 +86,7 @@ impl Stream {
             self.lines += 1;
             if let Some(r) = record::parse(&String::from_utf8_lossy(&buf)) {
                 self.records += 1;
+                self.interpreted += r.interpreted as u64;
                 self.add(r, config, sink);
             }
         }
@@ -174,13 +177,16 @@ impl Stream {
                 self.dropped_records
             ));
         }
-        log.notes.push(NOT_IN_AUDIT_RECORDS.into());
-        if self.failures == 0 && log.notes.len() == 1 {
+        if self.failures == 0 && log.notes.is_empty() {
             log.notes.push(format!(
                 "{} audit events read; none is a denial diag knows (Landlock, SELinux AVC, AppArmor, seccomp)",
                 self.events
             ));
         }
+        if self.interpreted > 0 {
+            log.notes.push("`ausearch -i` dates its records in the local time of the host that ran it: they are read as UTC".into());
+        }
+        log.notes.push(NOT_IN_AUDIT_RECORDS.into());
         log
     }
 }
