@@ -216,7 +216,7 @@ fn finish(trace: &Trace, attributions: &[Attribution], d: Draft) -> Finding {
             .unwrap_or(Confidence::Unknown),
         summary,
         ruled_out: ruled_out(trace, attributions, &d),
-        fix: fix_text(d.cause, d.layer, g, trace),
+        fix: fix_text(d.cause, d.layer, g, trace) + &audit_remedies(trace, &d.failures),
         failures: d.failures,
         explains: d.explains,
         evidence,
@@ -318,16 +318,24 @@ fn fix_text(cause: &Cause, layer: Layer, g: &FailureGroup, trace: &Trace) -> Str
         .replace("{mount_point}", &mount)
         .replace("{pty_grant}", &pty_grant(trace))
         + &cut_note(f)
-        + &audit_remedy(f)
 }
 
-/// What the layer's own denial record says would allow the access (an audit record's `allow`
-/// rule, profile line or Landlock rule).
-fn audit_remedy(f: &Failure) -> String {
-    match f.evidence.audit.as_ref().and_then(|v| v.remedy.as_ref()) {
-        Some(r) => format!(" {r}"),
-        None => String::new(),
+/// Distinct remedies shown in one fix: each audit record of a finding may name its own rule.
+const MAX_REMEDIES: usize = 5;
+
+/// What the layers' own denial records say would allow the accesses (an audit record's
+/// `allow` rule, profile line or Landlock rule), once each.
+fn audit_remedies(trace: &Trace, failures: &[usize]) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for &i in failures {
+        let audit = trace.failures[i].failure.evidence.audit.as_ref();
+        if let Some(r) = audit.and_then(|v| v.remedy.as_deref()) {
+            if !out.contains(&r) && out.len() < MAX_REMEDIES {
+                out.push(r);
+            }
+        }
     }
+    out.iter().map(|r| format!(" {r}")).collect()
 }
 
 /// Says that a fix's path is only the head of the path the program used.

@@ -175,6 +175,8 @@ fn implied_syscall(denial: &Record, layer: &str) -> &'static str {
             Some("exec") => "execve",
             Some("mkdir") => "mkdir",
             Some("unlink") => "unlink",
+            Some("ptrace") => "ptrace",
+            Some("signal") => "kill",
             _ => "unknown",
         },
         "selinux" if denial.perms.iter().any(|p| p == "open") => "open",

@@ -94,7 +94,11 @@ impl Stream {
     }
 
     fn add(&mut self, r: Record, config: &CaptureConfig, sink: &mut dyn Sink) {
-        let same = |g: &Vec<Record>| g[0].time_ns == r.time_ns && g[0].serial == r.serial;
+        // `ausearch -i` may date the records of one event in different forms: its serial
+        // alone (unique in a boot) ties them.
+        let same = |g: &Vec<Record>| {
+            g[0].serial == r.serial && (g[0].time_ns == r.time_ns || r.interpreted)
+        };
         if let Some(g) = self.window.iter_mut().rev().find(|g| same(g)) {
             if g.len() < MAX_RECORDS_PER_EVENT {
                 g.push(r);
