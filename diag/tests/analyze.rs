@@ -763,10 +763,7 @@ fn audit_records_in_every_form_from_stdin() {
         ("audit.log", audit_log),
         ("dmesg", dmesg.clone()),
         ("dmesg without timestamps", with("audit: ")),
-        (
-            "journalctl -k",
-            with("Nov 28 21:02:46 vm kernel: audit: "),
-        ),
+        ("journalctl -k", with("Nov 28 21:02:46 vm kernel: audit: ")),
         (
             "journalctl -k -o short-iso",
             with("2026-11-28T21:02:46+0000 vm kernel: audit: "),
@@ -832,7 +829,9 @@ fn offline_reports_use_no_host_facts() {
         top.ruled_out
     );
     assert!(
-        r.warnings.iter().any(|w| w.starts_with("not known from this log")),
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("not known from this log")),
         "{:?}",
         r.warnings
     );
@@ -1045,9 +1044,14 @@ fn filters_pid_comm_since() {
     assert_eq!(pids(&["--since", "2025-11-28T20:56:00Z"]), [200]);
     assert_eq!(pids(&["--since", "@1764363300"]), [101, 200]);
     let r = analyze_stdin(&scratch, &["--comm", "cat"], LOG);
-    assert_eq!(r.failures[0].first_at.as_deref(), Some("2025-11-28T20:56:41.000Z"));
+    assert_eq!(
+        r.failures[0].first_at.as_deref(),
+        Some("2025-11-28T20:56:41.000Z")
+    );
     assert!(
-        r.warnings.iter().any(|w| w.contains("1 failures of the log were left out")),
+        r.warnings
+            .iter()
+            .any(|w| w.contains("1 failures of the log were left out")),
         "{:?}",
         r.warnings
     );

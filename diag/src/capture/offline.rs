@@ -93,7 +93,8 @@ impl<'a> Filtered<'a> {
     fn keeps(&mut self, o: &Origin, failure: bool) -> bool {
         let f = self.filter;
         let by_pid = f.pids.is_empty() || self.selected.contains(&o.pid);
-        let by_comm = f.comms.is_empty() || f.comms.iter().any(|c| c.as_bytes() == o.comm.as_bytes());
+        let by_comm =
+            f.comms.is_empty() || f.comms.iter().any(|c| c.as_bytes() == o.comm.as_bytes());
         let by_time = match f.since_ns {
             Some(since) if o.time_ns >= WALL_CLOCK_FLOOR_NS => o.time_ns >= since,
             Some(_) => {

@@ -85,7 +85,9 @@ fn since(text: &str, now: std::time::SystemTime) -> Result<u64, String> {
             "not a time (2025-11-28T20:56:39Z, 2025-11-28 20:56:39, @1764363399) nor a duration (10m)"
         })?
     };
-    let ns = at.duration_since(UNIX_EPOCH).map_err(|_| "before the epoch")?;
+    let ns = at
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| "before the epoch")?;
     Ok(u64::try_from(ns.as_nanos()).unwrap_or(u64::MAX))
 }
 

@@ -37,7 +37,11 @@ fn render_head(r: &Report) -> String {
     match r.findings.first() {
         Some(top) => {
             out.push_str(&format!("diag: {}\n", verdict(top)));
-            let first_at = top.failures.iter().filter_map(|&i| r.failures.get(i)?.first_at.as_ref()).min();
+            let first_at = top
+                .failures
+                .iter()
+                .filter_map(|&i| r.failures.get(i)?.first_at.as_ref())
+                .min();
             if let Some(at) = first_at {
                 out.push_str(&format!("  First at: {} (the log's clock)\n", escape(at)));
             }

@@ -56,9 +56,8 @@ fn selinux(r: &Record) -> Option<Explained> {
     let tclass = r.text("tclass")?;
     let (stype, ttype) = (selinux_type(&scontext)?, selinux_type(&tcontext)?);
     let perms = r.perms.join(" ");
-    let why = format!(
-        "SELinux denied {{ {perms} }} on {tclass}: source {scontext}, target {tcontext}"
-    );
+    let why =
+        format!("SELinux denied {{ {perms} }} on {tclass}: source {scontext}, target {tcontext}");
     let rule = format!("allow {stype} {ttype}:{tclass} {{ {perms} }};");
     let what = r
         .text("path")
@@ -73,8 +72,7 @@ fn selinux(r: &Record) -> Option<Explained> {
         format!(
             "{what} carries another container's MCS categories ({tcat}, the process has {scat}): relabel the volume for this container with :Z (private) or :z (shared) on its mount"
         )
-    } else if file_class && stype.starts_with("container") && GENERIC_FILE_TYPES.contains(&ttype)
-    {
+    } else if file_class && stype.starts_with("container") && GENERIC_FILE_TYPES.contains(&ttype) {
         format!(
             "{what} is labelled {ttype}, which containers may not use: mount it with :z (shared) or :Z (private) so the engine relabels it container_file_t"
         )
@@ -139,7 +137,10 @@ fn apparmor(r: &Record) -> Option<Explained> {
             r.text("signal").unwrap_or_default(),
             r.text("peer").unwrap_or_default()
         ),
-        "ptrace" => format!("ptrace ({denied}) peer={},", r.text("peer").unwrap_or_default()),
+        "ptrace" => format!(
+            "ptrace ({denied}) peer={},",
+            r.text("peer").unwrap_or_default()
+        ),
         "mount" | "umount" | "remount" => format!("{operation},"),
         "userns_create" => "userns,".into(),
         _ => format!("{} {},", name.as_deref()?, apparmor_file_perms(&denied)),
@@ -216,9 +217,22 @@ mod tests {
     /// containers/container-selinux#169: a container reading the host's var_lib_t files.
     #[test]
     fn selinux_generic_label_in_a_container_asks_for_a_relabel() {
-        let e = explained(&[r#"type=AVC msg=audit(1644242078.478:707): avc:  denied  { read } for  pid=3831 comm="date" path="/bin/busybox" dev="vda1" ino=265811 scontext=system_u:system_r:container_t:s0:c196,c287 tcontext=unconfined_u:object_r:var_lib_t:s0 tclass=file permissive=0"#], "selinux");
-        assert!(e.why.contains("{ read } on file") && e.why.contains("container_t"), "{}", e.why);
-        assert!(e.remedy.contains(":Z") && e.remedy.contains("var_lib_t"), "{}", e.remedy);
+        let e = explained(
+            &[
+                r#"type=AVC msg=audit(1644242078.478:707): avc:  denied  { read } for  pid=3831 comm="date" path="/bin/busybox" dev="vda1" ino=265811 scontext=system_u:system_r:container_t:s0:c196,c287 tcontext=unconfined_u:object_r:var_lib_t:s0 tclass=file permissive=0"#,
+            ],
+            "selinux",
+        );
+        assert!(
+            e.why.contains("{ read } on file") && e.why.contains("container_t"),
+            "{}",
+            e.why
+        );
+        assert!(
+            e.remedy.contains(":Z") && e.remedy.contains("var_lib_t"),
+            "{}",
+            e.remedy
+        );
     }
 
     /// fedora-selinux/selinux-policy#1659 (`ausearch -i`): no hint fits, the allow rule does.
@@ -226,7 +240,8 @@ mod tests {
     fn selinux_allow_rule() {
         let e = explained(&["type=AVC msg=audit(04/25/2023 21:22:49.431:10767) : avc:  denied  { open } for  pid=246920 comm=less path=/dev/pts/2 dev=\"devpts\" ino=5 scontext=sysadm_u:sysadm_r:journalctl_t:s0-s0:c0.c1023 tcontext=sysadm_u:object_r:user_devpts_t:s0 tclass=chr_file permissive=0"], "selinux");
         assert!(
-            e.remedy.contains("allow journalctl_t user_devpts_t:chr_file { open };"),
+            e.remedy
+                .contains("allow journalctl_t user_devpts_t:chr_file { open };"),
             "{}",
             e.remedy
         );
@@ -235,10 +250,24 @@ mod tests {
     /// A docker-default file denial in dmesg form, and the capability form.
     #[test]
     fn apparmor_rule_lines() {
-        let e = explained(&[r#"[12345.678901] audit: type=1400 audit(1700000001.500:77): apparmor="DENIED" operation="open" class="file" profile="docker-default" name="/dev/ptmx" pid=4242 comm="tmux" requested_mask="wr" denied_mask="wr" fsuid=0 ouid=0"#], "apparmor");
+        let e = explained(
+            &[
+                r#"[12345.678901] audit: type=1400 audit(1700000001.500:77): apparmor="DENIED" operation="open" class="file" profile="docker-default" name="/dev/ptmx" pid=4242 comm="tmux" requested_mask="wr" denied_mask="wr" fsuid=0 ouid=0"#,
+            ],
+            "apparmor",
+        );
         assert!(e.remedy.contains("`/dev/ptmx rw,`"), "{}", e.remedy);
-        assert!(e.why.contains("docker-default denied open of /dev/ptmx"), "{}", e.why);
-        let e = explained(&[r#"audit: type=1400 audit(1700000001.500:78): apparmor="DENIED" operation="capable" class="cap" profile="/usr/sbin/cupsd" pid=1 comm="cupsd" capability=12 capname="net_admin""#], "apparmor");
+        assert!(
+            e.why.contains("docker-default denied open of /dev/ptmx"),
+            "{}",
+            e.why
+        );
+        let e = explained(
+            &[
+                r#"audit: type=1400 audit(1700000001.500:78): apparmor="DENIED" operation="capable" class="cap" profile="/usr/sbin/cupsd" pid=1 comm="cupsd" capability=12 capname="net_admin""#,
+            ],
+            "apparmor",
+        );
         assert!(e.remedy.contains("`capability net_admin,`"), "{}", e.remedy);
     }
 
@@ -260,7 +289,12 @@ mod tests {
             e.why
         );
         assert!(e.remedy.contains("PATH_BENEATH"), "{}", e.remedy);
-        let e = explained(&[r#"type=UNKNOWN[1423] msg=audit(1729738800.268:31): domain=195ba459b blockers=scope.signal opid=1 ocomm="systemd""#], "landlock");
+        let e = explained(
+            &[
+                r#"type=UNKNOWN[1423] msg=audit(1729738800.268:31): domain=195ba459b blockers=scope.signal opid=1 ocomm="systemd""#,
+            ],
+            "landlock",
+        );
         assert!(e.remedy.contains("scoped"), "{}", e.remedy);
     }
 }

@@ -253,9 +253,11 @@ mod tests {
         assert_eq!(r.time_ns, 1_682_457_769_431_000_000);
         assert_eq!(r.text("syscall").as_deref(), Some("openat"));
         assert_eq!(r.get("comm"), Some(&b"less"[..]));
-        let r = parse("type=PATH msg=audit(22.10.2024 22:04:46.449:3240) : item=0 name=/cafe/face").unwrap();
+        let r = parse("type=PATH msg=audit(22.10.2024 22:04:46.449:3240) : item=0 name=/cafe/face")
+            .unwrap();
         assert_eq!(r.time_ns / 1_000_000_000, 1_729_634_686);
-        let r = parse("type=PATH msg=audit(22.10.2024 22:04:46.449:3240) : item=0 name=cafe").unwrap();
+        let r =
+            parse("type=PATH msg=audit(22.10.2024 22:04:46.449:3240) : item=0 name=cafe").unwrap();
         assert_eq!(r.get("name"), Some(&b"cafe"[..]), "not hex in -i output");
     }
 

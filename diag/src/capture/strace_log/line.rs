@@ -140,9 +140,15 @@ mod tests {
         );
         // -r, with -f and in a -ff file (right-aligned).
         let l = parse("26909      0.000010 openat(AT_FDCWD, \"/x\", O_RDONLY) = 3").unwrap();
-        assert_eq!((l.pid, l.stamp), (Some(26909), Some(Stamp::SincePrevious(10_000))));
+        assert_eq!(
+            (l.pid, l.stamp),
+            (Some(26909), Some(Stamp::SincePrevious(10_000)))
+        );
         let l = parse("     1.500000 close(3) = 0").unwrap();
-        assert_eq!((l.pid, l.stamp), (None, Some(Stamp::SincePrevious(1_500_000_000))));
+        assert_eq!(
+            (l.pid, l.stamp),
+            (None, Some(Stamp::SincePrevious(1_500_000_000)))
+        );
         let l = parse("[pid  4242] openat(AT_FDCWD, \"/x\", O_RDONLY) = 3").unwrap();
         assert_eq!(l.pid, Some(4242));
         assert!(matches!(l.body, Body::Call { name: "openat", .. }));

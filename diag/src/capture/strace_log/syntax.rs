@@ -33,8 +33,10 @@ pub fn split_call(rest: &str) -> Option<(Vec<&str>, &str)> {
 /// default output prints. Comments that are not a name (`/* 3 vars */`) and strings stay.
 pub fn abbreviate(s: &str) -> std::borrow::Cow<'_, str> {
     static VERBOSE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r#""(?:[^"\\]|\\.)*"|-?(?:0x[0-9a-fA-F]+|\d+) /\* ([A-Za-z_][A-Za-z0-9_|]*) \*/"#)
-            .expect("valid regex")
+        regex::Regex::new(
+            r#""(?:[^"\\]|\\.)*"|-?(?:0x[0-9a-fA-F]+|\d+) /\* ([A-Za-z_][A-Za-z0-9_|]*) \*/"#,
+        )
+        .expect("valid regex")
     });
     if !s.contains(" /* ") {
         return s.into();
