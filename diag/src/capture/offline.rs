@@ -108,22 +108,16 @@ impl<'a> Filtered<'a> {
         keep
     }
 
-    /// What the filter did, for the report's warnings.
+    /// What the filter did, for the report's warnings: how many, then what.
     pub fn notes(&self) -> Vec<String> {
-        let mut notes = Vec::new();
-        if self.left_out > 0 {
-            notes.push(format!(
-                "{} failures of the log were left out by --pid/--comm/--since",
-                self.left_out
-            ));
-        }
-        if self.undated > 0 {
-            notes.push(format!(
-                "{} failures have no date in the log (strace without -ttt): --since could not apply to them, they are kept",
-                self.undated
-            ));
-        }
-        notes
+        let counted = [
+            (self.left_out, "failures of the log were left out by --pid/--comm/--since"),
+            (self.undated, "failures have no date in the log (strace without -ttt): --since could not apply to them, they are kept"),
+        ];
+        (counted.iter())
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect()
     }
 }
 
