@@ -1056,3 +1056,34 @@ fn filters_pid_comm_since() {
         r.warnings
     );
 }
+
+/// journald's own audit lines (no `audit(TIME:SERIAL)` id), as in
+/// fedora-selinux/selinux-policy#2379 but enforcing, in `journalctl -o short-iso` form: each
+/// record is read alone, the call implied by the denial, the date from the ISO prefix.
+#[test]
+fn journald_audit_lines_are_read_alone() {
+    const SAMPLE: &str = r#"2024-10-08T18:42:47+0200 fedora audit[911]: AVC avc:  denied  { write } for  pid=911 comm="systemd-homed" name="home" dev="sda3" ino=196819 scontext=system_u:system_r:systemd_homed_t:s0 tcontext=system_u:object_r:systemd_homed_cache_t:s0 tclass=dir permissive=0
+2024-10-08T18:42:47+0200 fedora audit[911]: SYSCALL arch=c000003e syscall=83 success=no exit=-13 a0=55d3 a1=1ed a2=0 a3=0 items=1 ppid=1 pid=911 comm="systemd-homed" exe="/usr/lib/systemd/systemd-homed" key=(null)
+"#;
+    let scratch = Scratch::new("journald-audit");
+    let r = analyze_stdin(&scratch, &["--audit"], SAMPLE);
+    assert_eq!(r.failures.len(), 1, "{:#?}", r.failures);
+    let (f, finding) = failure_of(&r, 911);
+    assert_eq!(
+        (f.syscall.as_str(), f.errno.as_str(), f.layer.as_str()),
+        ("unknown", "EACCES", "selinux")
+    );
+    assert_eq!(f.first_at.as_deref(), Some("2024-10-08T16:42:47.000Z"));
+    assert!(
+        finding
+            .fix
+            .contains("allow systemd_homed_t systemd_homed_cache_t:dir { write };"),
+        "{}",
+        finding.fix
+    );
+    assert!(
+        r.warnings.iter().any(|w| w.contains("no event id")),
+        "{:?}",
+        r.warnings
+    );
+}

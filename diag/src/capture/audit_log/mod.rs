@@ -41,6 +41,8 @@ pub struct Stream {
     records: u64,
     /// Records written by `ausearch -i` (dated in the local time of the host that ran it).
     interpreted: u64,
+    /// journald's records without an event id, each read alone.
+    alone: u64,
     events: u64,
     failures: u64,
     dropped_records: u64,
@@ -87,6 +89,7 @@ impl Stream {
             if let Some(r) = record::parse(&String::from_utf8_lossy(&buf)) {
                 self.records += 1;
                 self.interpreted += r.interpreted as u64;
+                self.alone += r.alone as u64;
                 self.add(r, config, sink);
             }
         }
@@ -99,7 +102,10 @@ impl Stream {
         let same = |g: &Vec<Record>| {
             g[0].serial == r.serial && (g[0].time_ns == r.time_ns || r.interpreted)
         };
-        if let Some(g) = self.window.iter_mut().rev().find(|g| same(g)) {
+        if let Some(g) = (!r.alone)
+            .then(|| self.window.iter_mut().rev().find(|g| same(g)))
+            .flatten()
+        {
             if g.len() < MAX_RECORDS_PER_EVENT {
                 g.push(r);
             } else {
@@ -189,6 +195,9 @@ impl Stream {
         }
         if self.interpreted > 0 {
             log.notes.push("`ausearch -i` dates its records in the local time of the host that ran it: they are read as UTC".into());
+        }
+        if self.alone > 0 {
+            log.notes.push(format!("{} journal audit lines carry no event id: each was read alone, a denial's call implied by the denial (journalctl -o verbose, ausearch or dmesg keep the ids)", self.alone));
         }
         log.notes.push(NOT_IN_AUDIT_RECORDS.into());
         log

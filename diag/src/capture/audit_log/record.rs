@@ -61,6 +61,8 @@ pub struct Record {
     pub fields: Vec<(String, Vec<u8>)>,
     /// SELinux's `{ read write }` permission set.
     pub perms: Vec<String>,
+    /// journald's form has no event id: the record is an event by itself.
+    pub alone: bool,
     /// Written by `ausearch -i`: values are interpreted (names for numbers, paths decoded), and
     /// the time is the local time of the host that ran ausearch.
     pub interpreted: bool,
@@ -75,8 +77,20 @@ static HEAD: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 
+/// journald's own audit lines (`audit[911]: AVC avc:  denied ...`, `audit: PATH item=0 ...`):
+/// the type by name, no `audit(TIME:SERIAL)` id.
+static JOURNAL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\baudit(?:\[\d+\])?: ([A-Z_]+) ").expect("valid regex"));
+/// An ISO prefix (`journalctl -o short-iso`): `2024-10-08T18:42:47+0200`, `...T18:42:47.123Z`.
+static ISO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:Z|([+-])(\d{2}):?(\d{2}))?\s")
+        .expect("valid regex")
+});
+
 pub fn parse(line: &str) -> Option<Record> {
-    let c = HEAD.captures(line)?;
+    let Some(c) = HEAD.captures(line) else {
+        return journal(line);
+    };
     let kind = match (c.get(1).or(c.get(2)), c.get(3)) {
         (Some(n), _) => n.as_str().parse().ok()?,
         (None, Some(name)) => TYPE_NAMES.iter().find(|(n, _)| *n == name.as_str())?.1,
@@ -99,26 +113,62 @@ pub fn parse(line: &str) -> Option<Record> {
     let frac_ns: u64 =
         frac.parse::<u64>().ok()? * 10u64.checked_pow(9u32.checked_sub(frac.len() as u32)?)?;
     let serial = c[13].parse().ok()?;
+    let time_ns = secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)?;
+    let id = Some((time_ns, serial));
+    Some(record(kind, id, &line[c.get(0)?.end()..], interpreted))
+}
+
+/// A journald audit line: its time from an ISO prefix when there is one (the short forms have
+/// no year), and no id, so it is read alone.
+fn journal(line: &str) -> Option<Record> {
+    let c = JOURNAL.captures(line)?;
+    let kind = TYPE_NAMES.iter().find(|(n, _)| *n == &c[1])?.1;
+    let mut r = record(kind, None, &line[c.get(0)?.end()..], false);
+    r.time_ns = iso_time(line).unwrap_or(0);
+    Some(r)
+}
+
+fn iso_time(line: &str) -> Option<u64> {
+    let c = ISO.captures(line)?;
+    let n = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u64>().ok());
+    let days = days_from_civil(n(1)?, n(2)?, n(3)?)?;
+    let local = days * 86_400 + n(4)? * 3600 + n(5)? * 60 + n(6)?;
+    let offset = n(9).unwrap_or(0) * 3600 + n(10).unwrap_or(0) * 60;
+    let utc = match c.get(8).map(|m| m.as_str()) {
+        Some("-") => local + offset,
+        _ => local.checked_sub(offset)?,
+    };
+    let frac = c.get(7).map_or(0, |m| {
+        let digits: String = m
+            .as_str()
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(9)
+            .collect();
+        digits.parse().unwrap_or(0)
+    });
+    utc.checked_mul(1_000_000_000)?.checked_add(frac)
+}
+
+/// A record from its type, its `audit(TIME:SERIAL)` id if it has one, and its text.
+fn record(kind: u32, id: Option<(u64, u64)>, text: &str, interpreted: bool) -> Record {
     // auditd's enriched format puts interpreted fields after a GS byte.
-    let body = line[c.get(0)?.end()..]
-        .split('\x1d')
-        .next()
-        .unwrap_or("")
-        .trim_end();
+    let body = text.split('\x1d').next().unwrap_or("").trim_end();
     let (fields, perms) = fields(body, interpreted);
     let mut cut = body.len().min(MAX_BODY);
     while !body.is_char_boundary(cut) {
         cut -= 1;
     }
-    Some(Record {
+    Record {
         kind,
-        time_ns: secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)?,
-        serial,
+        time_ns: id.map_or(0, |(t, _)| t),
+        serial: id.map_or(0, |(_, s)| s),
+        alone: id.is_none(),
         body: body[..cut].to_string(),
         fields,
         perms,
         interpreted,
-    })
+    }
 }
 
 /// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Howard Hinnant's
@@ -241,6 +291,22 @@ mod tests {
         assert_eq!(parse("random text"), None);
         let iso = parse(r#"2025-11-28T20:56:39+0000 vm kernel: audit: type=1400 audit(1795899399.921:9): apparmor="DENIED" operation="open""#).unwrap();
         assert_eq!((iso.kind, iso.serial), (AVC, 9));
+    }
+
+    /// journald's own audit lines, from fedora-selinux/selinux-policy#2379 (short) and the
+    /// same in `-o short-iso`.
+    #[test]
+    fn journald_audit_lines() {
+        let r = parse(r#"Oct 08 18:42:47 fedora audit[911]: AVC avc:  denied  { write } for  pid=911 comm="systemd-homed" name="home" dev="sda3" ino=196819 scontext=system_u:system_r:systemd_homed_t:s0 tcontext=system_u:object_r:systemd_homed_cache_t:s0 tclass=dir permissive=1"#).unwrap();
+        assert_eq!((r.kind, r.alone, r.time_ns), (AVC, true, 0));
+        assert_eq!(r.perms, ["write"]);
+        assert_eq!(r.number("pid"), Some(911));
+        let r = parse(r#"2024-10-08T18:42:47+0200 fedora audit[911]: AVC avc:  denied  { write } for  pid=911"#).unwrap();
+        assert_eq!(r.time_ns, 1_728_405_767 * 1_000_000_000);
+        assert_eq!(
+            parse("Oct 08 18:42:47 fedora audit: BPF prog-id=1 op=LOAD"),
+            None
+        );
     }
 
     /// `ausearch -i`, from fedora-selinux/selinux-policy#1659 (month first) and #2408 (day
