@@ -19,7 +19,7 @@ use super::CaptureConfig;
 use std::path::{Path, PathBuf};
 
 /// What a strace log cannot tell, so the report does not pretend to.
-const NOT_IN_STRACE_LOGS: &str = "not known from this log: which layer refused a call (strace shows the errno only), seccomp filters, the files' types and mounts, the processes' limits";
+const NOT_IN_STRACE_LOGS: &str = "not known from this log: a layer's verdict beyond what the sandbox's own calls in it show (strace shows errnos, not who refused), seccomp filters, the files' types, modes and mounts, the processes' limits";
 
 /// Reads strace logs into `sink`. `-` is stdin; a name that does not exist but has `-ff`
 /// siblings (`trace.log.1234`) stands for all of them. Errors are one line, for the operator.
