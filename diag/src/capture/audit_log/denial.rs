@@ -134,7 +134,7 @@ fn number(v: &[u8]) -> Option<u32> {
 /// The errno of a failed call: `exit=-13`, or `ausearch -i`'s `exit=EACCES(Permission denied)`.
 fn exit_errno(sys: &Record) -> Option<i32> {
     if let Some(e) = sys.number("exit") {
-        return (e < 0).then_some((-e) as i32);
+        return i32::try_from(e.checked_neg()?).ok().filter(|&n| n > 0);
     }
     let text = sys.text("exit")?;
     errno::number(text.split('(').next()?)

@@ -267,6 +267,16 @@ mod tests {
     }
 
     #[test]
+    fn absurd_exit_values_imply_the_errno() {
+        let (f, _) = failures(concat!(
+            r#"type=AVC msg=audit(1.0:1): avc:  denied  { open } for  pid=7 path="/x" scontext=a:b:c_t:s0 tcontext=a:b:d_t:s0 tclass=file permissive=0"#,
+            "\n",
+            r#"type=SYSCALL msg=audit(1.0:1): arch=c000003e syscall=257 success=no exit=-9223372036854775808 pid=7"#,
+        ));
+        assert_eq!(f[0].errno, libc::EACCES);
+    }
+
+    #[test]
     fn seccomp_errno_is_a_failure_and_a_kill_is_a_note() {
         let (f, notes) = failures(concat!(
             r#"type=SECCOMP msg=audit(1700000002.000:88): auid=1000 uid=1000 gid=1000 ses=2 subj=unconfined pid=5150 comm="python3" exe="/usr/bin/python3.11" sig=0 arch=c000003e syscall=425 compat=0 ip=0x7f6f0e51e719 code=0x50026"#,
