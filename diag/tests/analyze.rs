@@ -125,12 +125,23 @@ fn strace_f_tt() {
     assert_seed_diagnosis(r);
     let (_, f) = seed_failure(r);
     assert!(f.first_ns > 0, "times come from the timestamps");
+    assert_eq!(f.first_at, None, "-tt has no date");
 }
 
 #[test]
 fn strace_f_ttt_t() {
     let (run, _s) = analyze_seed("ttt", &["-f", "-ttt", "-T"]);
-    assert_seed_diagnosis(run.report());
+    let r = run.report();
+    assert_seed_diagnosis(r);
+    // -ttt stamps are dates: the failure's is in the report (and the verdict).
+    let (_, f) = seed_failure(r);
+    let at = f.first_at.as_deref().expect("a date from -ttt");
+    let at = humantime::parse_rfc3339(at).unwrap();
+    let age = std::time::SystemTime::now().duration_since(at).unwrap();
+    assert!(
+        age < Duration::from_secs(600),
+        "recorded just now: {age:?} ago"
+    );
 }
 
 #[test]
