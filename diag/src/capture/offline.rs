@@ -59,12 +59,6 @@ pub struct LogFilter {
     pub since_ns: Option<u64>,
 }
 
-impl LogFilter {
-    pub fn is_empty(&self) -> bool {
-        self.pids.is_empty() && self.comms.is_empty() && self.since_ns.is_none()
-    }
-}
-
 /// Descendants of `--pid` processes remembered; beyond it later forks are not followed.
 const MAX_SELECTED: usize = 65_536;
 
@@ -75,8 +69,8 @@ pub struct Filtered<'a> {
     filter: &'a LogFilter,
     selected: std::collections::HashSet<u32>,
     /// Failures left out, and those kept under --since because the log gave them no date.
-    pub left_out: u64,
-    pub undated: u64,
+    left_out: u64,
+    undated: u64,
 }
 
 impl<'a> Filtered<'a> {
@@ -108,6 +102,14 @@ impl<'a> Filtered<'a> {
         keep
     }
 
+    /// A child of a selected process is selected too.
+    fn follow(&mut self, parent: Option<u32>, child: u32) {
+        if parent.is_some_and(|p| self.selected.contains(&p)) && self.selected.len() < MAX_SELECTED
+        {
+            self.selected.insert(child);
+        }
+    }
+
     /// What the filter did, for the report's warnings: how many, then what.
     pub fn notes(&self) -> Vec<String> {
         let counted = [
@@ -123,9 +125,7 @@ impl<'a> Filtered<'a> {
 
 impl Sink for Filtered<'_> {
     fn process(&mut self, pid: u32, ppid: Option<u32>, comm: Text, exe: Option<Text>) {
-        if ppid.is_some_and(|p| self.selected.contains(&p)) && self.selected.len() < MAX_SELECTED {
-            self.selected.insert(pid);
-        }
+        self.follow(ppid, pid);
         self.sink.process(pid, ppid, comm, exe);
     }
 
@@ -134,9 +134,7 @@ impl Sink for Filtered<'_> {
             Event::Failure(f) => self.keeps(&f.origin, true),
             Event::Message(m) => self.keeps(&m.origin, false),
             Event::Fork(f) => {
-                if self.selected.contains(&f.parent_pid) && self.selected.len() < MAX_SELECTED {
-                    self.selected.insert(f.child_pid);
-                }
+                self.follow(Some(f.parent_pid), f.child_pid);
                 true
             }
             _ => true,
