@@ -125,12 +125,23 @@ fn strace_f_tt() {
     assert_seed_diagnosis(r);
     let (_, f) = seed_failure(r);
     assert!(f.first_ns > 0, "times come from the timestamps");
+    assert_eq!(f.first_at, None, "-tt has no date");
 }
 
 #[test]
 fn strace_f_ttt_t() {
     let (run, _s) = analyze_seed("ttt", &["-f", "-ttt", "-T"]);
-    assert_seed_diagnosis(run.report());
+    let r = run.report();
+    assert_seed_diagnosis(r);
+    // -ttt stamps are dates: the failure's is in the report (and the verdict).
+    let (_, f) = seed_failure(r);
+    let at = f.first_at.as_deref().expect("a date from -ttt");
+    let at = humantime::parse_rfc3339(at).unwrap();
+    let age = std::time::SystemTime::now().duration_since(at).unwrap();
+    assert!(
+        age < Duration::from_secs(600),
+        "recorded just now: {age:?} ago"
+    );
 }
 
 #[test]
@@ -185,7 +196,7 @@ fn strace_f_z_only_failing_calls() {
     let (i, f) = seed_failure(r);
     assert_eq!(f.flags.as_deref(), Some("O_RDWR"));
     assert_eq!(f.layer.as_str(), "unknown");
-    assert_eq!(r.findings[0].cause, "pty-denied");
+    assert_eq!(r.findings[0].cause, "pty-denied", "{:#?}", r.failures);
     assert!(r.findings[0].failures.contains(&i));
     assert!(r.messages.is_empty() && r.landlock_domains.is_empty());
     assert!(
@@ -685,6 +696,404 @@ fn memory_stays_bounded_on_a_large_piped_log() {
     assert_eq!(r.failures.len(), FAILURES);
     assert!(
         r.warnings.iter().any(|w| w.contains("unfinished")),
+        "{:?}",
+        r.warnings
+    );
+}
+
+/// `diag analyze ARGS -` with `text` on stdin; the report it wrote.
+fn analyze_stdin(scratch: &Scratch, args: &[&str], text: &str) -> Report {
+    use std::io::Write;
+    let json = scratch.path("stdin.json");
+    let mut cmd = diag_command();
+    cmd.args(["analyze", "--quiet", "--json"])
+        .arg(&json)
+        .args(args)
+        .arg("-")
+        .stdin(Stdio::piped());
+    let _ = std::fs::remove_file(&json);
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    let text = std::fs::read_to_string(&json).unwrap();
+    assert_valid_report(&text);
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The one failure of `r` with this pid, and the finding that rests on it.
+fn failure_of(r: &Report, pid: u32) -> (&FailureEntry, &diag::report::model::Finding) {
+    let (i, f) = (r.failures.iter().enumerate())
+        .find(|(_, f)| f.pid == pid)
+        .unwrap_or_else(|| panic!("no failure of pid {pid} in {:#?}", r.failures));
+    let finding = (r.findings.iter())
+        .find(|x| x.failures.contains(&i))
+        .unwrap_or_else(|| panic!("no finding for pid {pid} in {:#?}", r.findings));
+    (f, finding)
+}
+
+/// The Landlock record of tests/fixtures (recorded on Linux 6.18) in each form a kernel audit
+/// line is pasted in: audit.log, dmesg with and without its timestamps, `journalctl -k` in
+/// its default and `-o short-iso` forms, each read from stdin. Every form gives the same
+/// pid, call, errno, layer, date and Landlock rule.
+#[test]
+fn audit_records_in_every_form_from_stdin() {
+    let fixture = workspace().join("diag/tests/fixtures/landlock-ptmx.dmesg");
+    let dmesg = std::fs::read_to_string(fixture).unwrap();
+    let bare: Vec<&str> = dmesg
+        .lines()
+        .map(|l| l.split_once("] audit: ").unwrap().1)
+        .collect();
+    let with = |prefix: &str| -> String {
+        bare.iter()
+            .map(|l| format!("{prefix}{l}\n"))
+            .collect::<String>()
+    };
+    let audit_log = bare
+        .iter()
+        .map(|l| {
+            l.replace("type=1423 audit(", "type=LANDLOCK_ACCESS msg=audit(")
+                .replace("type=1424 audit(", "type=LANDLOCK_DOMAIN msg=audit(")
+                .replace("type=1300 audit(", "type=SYSCALL msg=audit(")
+                .replace("type=1327 audit(", "type=PROCTITLE msg=audit(")
+                + "\n"
+        })
+        .collect::<String>();
+    let scratch = Scratch::new("audit-forms");
+    for (form, text) in [
+        ("audit.log", audit_log),
+        ("dmesg", dmesg.clone()),
+        ("dmesg without timestamps", with("audit: ")),
+        ("journalctl -k", with("Nov 28 21:02:46 vm kernel: audit: ")),
+        (
+            "journalctl -k -o short-iso",
+            with("2026-11-28T21:02:46+0000 vm kernel: audit: "),
+        ),
+    ] {
+        let r = analyze_stdin(&scratch, &["--audit"], &text);
+        let (f, finding) = failure_of(&r, 25458);
+        assert_eq!(
+            (
+                f.syscall.as_str(),
+                f.errno.as_str(),
+                f.layer.as_str(),
+                f.comm.lossy().as_str()
+            ),
+            ("openat", "EACCES", "landlock", "python3"),
+            "{form}"
+        );
+        assert_eq!(
+            f.first_at.as_deref(),
+            Some("2026-11-28T21:02:46.929Z"),
+            "{form}"
+        );
+        assert_eq!(finding.cause, "pty-denied", "{form}");
+        assert!(
+            finding.fix.contains(
+                "LANDLOCK_RULE_PATH_BENEATH rule granting fs.write_file, fs.read_file on /dev/ptmx"
+            ),
+            "{form}: {}",
+            finding.fix
+        );
+        let ev = f.evidence.join("\n");
+        assert!(
+            ev.contains("Landlock domain 157bd2aff (created by pid 25458 /usr/bin/python3.11)"),
+            "{form}: {ev}"
+        );
+    }
+}
+
+/// A log from another host says nothing of this one: /dev/ptmx is a character device here,
+/// but the fix must not say so; the audit log records no forks and no seccomp mode, so
+/// neither is ruled out; what the log cannot tell is said.
+#[test]
+fn offline_reports_use_no_host_facts() {
+    let fixture = workspace().join("diag/tests/fixtures/landlock-ptmx.dmesg");
+    let scratch = Scratch::new("audit-no-host");
+    let run = diag_json(
+        &scratch,
+        "analyze",
+        &["--quiet", "--audit", fixture.to_str().unwrap()],
+    );
+    let r = run.report();
+    let top = &r.findings[0];
+    assert!(
+        !top.fix.contains(" here") && !top.fix.contains("this host"),
+        "{}",
+        top.fix
+    );
+    assert!(
+        top.ruled_out
+            .iter()
+            .all(|x| !x.why.contains("fork/clone") && !x.why.starts_with("seccomp")),
+        "{:?}",
+        top.ruled_out
+    );
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("not known from this log")),
+        "{:?}",
+        r.warnings
+    );
+    assert_eq!(r.hostname, None);
+}
+
+/// `ausearch -i` output, as pasted in fedora-selinux/selinux-policy#1659 (an SELinux denial
+/// with its SYSCALL, PATH and PROCTITLE records, names for numbers): the call, errno and flags
+/// come from the interpreted SYSCALL record, the `allow` rule from the AVC.
+#[test]
+fn ausearch_interpreted_selinux_denial() {
+    const SAMPLE: &str = "----
+type=PROCTITLE msg=audit(04/25/2023 21:22:49.431:10767) : proctitle=less
+type=PATH msg=audit(04/25/2023 21:22:49.431:10767) : item=0 name=/dev/pts/2 inode=5 dev=00:17 mode=character,620 ouid=root ogid=tty rdev=88:02 obj=sysadm_u:object_r:user_devpts_t:s0 nametype=NORMAL cap_fp=none cap_fi=none cap_fe=0 cap_fver=0 cap_frootid=0
+type=SYSCALL msg=audit(04/25/2023 21:22:49.431:10767) : arch=x86_64 syscall=openat success=no exit=EACCES(Permission denied) a0=AT_FDCWD a1=0x55e3fe882420 a2=O_RDONLY a3=0x0 items=1 ppid=246901 pid=246920 auid=root uid=root gid=root euid=root suid=root fsuid=root egid=root sgid=root fsgid=root tty=pts2 ses=80 comm=less exe=/usr/bin/less subj=sysadm_u:sysadm_r:journalctl_t:s0-s0:c0.c1023 key=(null)
+type=AVC msg=audit(04/25/2023 21:22:49.431:10767) : avc:  denied  { open } for  pid=246920 comm=less path=/dev/pts/2 dev=\"devpts\" ino=5 scontext=sysadm_u:sysadm_r:journalctl_t:s0-s0:c0.c1023 tcontext=sysadm_u:object_r:user_devpts_t:s0 tclass=chr_file permissive=0
+";
+    let scratch = Scratch::new("ausearch-i");
+    let r = analyze_stdin(&scratch, &["--audit"], SAMPLE);
+    let (f, finding) = failure_of(&r, 246920);
+    assert_eq!(
+        (
+            f.syscall.as_str(),
+            f.errno.as_str(),
+            f.layer.as_str(),
+            f.flags.as_deref(),
+            f.comm.lossy().as_str()
+        ),
+        ("openat", "EACCES", "selinux", Some("O_RDONLY"), "less")
+    );
+    assert_eq!(f.path.as_ref().unwrap().lossy(), "/dev/pts/2");
+    assert_eq!(f.uid, None, "a user name is not looked up on this host");
+    assert_eq!(f.first_at.as_deref(), Some("2023-04-25T21:22:49.431Z"));
+    assert!(
+        finding
+            .fix
+            .contains("allow journalctl_t user_devpts_t:chr_file { open };"),
+        "{}",
+        finding.fix
+    );
+    assert!(
+        f.evidence.iter().any(|e| e
+            == "SELinux denied { open } on chr_file: source sysadm_u:sysadm_r:journalctl_t:s0-s0:c0.c1023, target sysadm_u:object_r:user_devpts_t:s0"),
+        "{:?}",
+        f.evidence
+    );
+    assert!(r.warnings.iter().any(|w| w.contains("ausearch -i")));
+}
+
+/// Raw SELinux records: a container reading the host's var_lib_t files (from
+/// containers/container-selinux#169, no SYSCALL record) asks for a relabel (:z/:Z); logrotate
+/// with its SYSCALL, CWD and PATH records (fedora-selinux/selinux-policy#790) gets the `allow`
+/// rule, the call from syscall=257 and the path from the PATH record.
+#[test]
+fn selinux_avc_records_explained() {
+    const SAMPLE: &str = r#"type=AVC msg=audit(1644242078.478:707): avc:  denied  { read } for  pid=3831 comm="date" path="/bin/busybox" dev="vda1" ino=265811 scontext=system_u:system_r:container_t:s0:c196,c287 tcontext=unconfined_u:object_r:var_lib_t:s0 tclass=file permissive=0
+type=AVC msg=audit(1602816340.741:42012): avc:  denied  { read } for  pid=71978 comm="logrotate" name="overlay-containers" dev="dm-8" ino=4229964 scontext=system_u:system_r:logrotate_t:s0-s0:c0.c1023 tcontext=unconfined_u:object_r:container_var_lib_t:s0 tclass=dir permissive=0
+type=SYSCALL msg=audit(1602816340.741:42012): arch=c000003e syscall=257 success=no exit=-13 a0=ffffff9c a1=7fff0aaa9dd0 a2=90800 a3=0 items=1 ppid=71976 pid=71978 auid=4294967295 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm="logrotate" exe="/usr/sbin/logrotate" subj=system_u:system_r:logrotate_t:s0-s0:c0.c1023 key=(null)
+type=CWD msg=audit(1602816340.741:42012): cwd="/etc/logrotate.d"
+type=PATH msg=audit(1602816340.741:42012): item=0 name="/var/lib/containers/storage/overlay-containers" inode=4229964 dev=fd:08 mode=040700 ouid=0 ogid=0 rdev=00:00 obj=unconfined_u:object_r:container_var_lib_t:s0 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0
+"#;
+    let scratch = Scratch::new("selinux-raw");
+    let r = analyze_stdin(&scratch, &["--audit", "--errno", "all"], SAMPLE);
+    let (f, finding) = failure_of(&r, 3831);
+    assert_eq!(
+        (f.syscall.as_str(), f.errno.as_str(), f.layer.as_str()),
+        ("unknown", "EACCES", "selinux")
+    );
+    assert!(
+        finding.fix.contains("var_lib_t") && finding.fix.contains(":Z"),
+        "{}",
+        finding.fix
+    );
+    let (f, finding) = failure_of(&r, 71978);
+    assert_eq!(
+        (f.syscall.as_str(), f.errno.as_str(), f.layer.as_str()),
+        ("openat", "EACCES", "selinux")
+    );
+    assert_eq!(
+        f.path.as_ref().unwrap().lossy(),
+        "/var/lib/containers/storage/overlay-containers"
+    );
+    assert!(
+        finding
+            .fix
+            .contains("allow logrotate_t container_var_lib_t:dir { read };"),
+        "{}",
+        finding.fix
+    );
+}
+
+/// AppArmor denials as syslog kept them: docker-default refusing ptrace (from
+/// plexguide/PlexGuide.com#69, syslog and dmesg prefixes) and a file open; the profile, the
+/// operation and the rule line the profile lacks.
+#[test]
+fn apparmor_records_explained() {
+    const SAMPLE: &str = r#"Nov 26 15:58:32 UBUNTU-PLEX kernel: [43034.864822] audit: type=1400 audit(1511708312.309:215515): apparmor="DENIED" operation="ptrace" profile="docker-default" pid=7790 comm="apps.plugin" requested_mask="trace" denied_mask="trace" peer="unconfined"
+Nov 26 15:58:33 UBUNTU-PLEX kernel: [43035.000001] audit: type=1400 audit(1511708313.000:215600): apparmor="DENIED" operation="open" profile="docker-default" name="/proc/sysrq-trigger" pid=7791 comm="sh" requested_mask="w" denied_mask="w" fsuid=0 ouid=0
+"#;
+    let scratch = Scratch::new("apparmor");
+    let r = analyze_stdin(&scratch, &["--audit"], SAMPLE);
+    let (f, finding) = failure_of(&r, 7790);
+    assert_eq!(
+        (f.syscall.as_str(), f.errno.as_str(), f.layer.as_str()),
+        ("ptrace", "EACCES", "apparmor")
+    );
+    assert!(
+        finding.fix.contains("`ptrace (trace) peer=unconfined,`"),
+        "{}",
+        finding.fix
+    );
+    assert_eq!(f.first_at.as_deref(), Some("2017-11-26T14:58:32.309Z"));
+    let (f, finding) = failure_of(&r, 7791);
+    assert_eq!(
+        (f.syscall.as_str(), f.errno.as_str(), f.layer.as_str()),
+        ("open", "EACCES", "apparmor")
+    );
+    assert!(
+        finding.fix.contains("`/proc/sysrq-trigger w,`"),
+        "{}",
+        finding.fix
+    );
+    assert!(
+        f.evidence
+            .iter()
+            .any(|e| e.contains("profile docker-default denied open of /proc/sysrq-trigger")),
+        "{:?}",
+        f.evidence
+    );
+}
+
+/// An interpreted aarch64 record (fedora-selinux/selinux-policy#2408: the AVC dated day first,
+/// the SYSCALL month first and six hours apart, tied by their serial) and a raw ppc64le one
+/// written from the kernel's table (openat is 286 there).
+#[test]
+fn audit_records_of_other_architectures() {
+    const SAMPLE: &str = "type=AVC msg=audit(22.10.2024 22:04:46.449:3240) : avc:  denied  { search } for  pid=328102 comm=rpc.statd name=net dev=\"proc\" ino=8508325 scontext=system_u:system_r:rpcd_t:s0 tcontext=system_u:object_r:sysctl_net_t:s0 tclass=dir permissive=0
+type=SYSCALL msg=audit(10/22/2024 16:04:46.449:3240) : arch=aarch64 syscall=openat success=no exit=EACCES(Permission denied) a0=AT_FDCWD a1=0xffffed7f78b0 a2=O_RDONLY|O_NOCTTY|O_CLOEXEC a3=0x0 items=0 ppid=1 pid=328102 auid=unset uid=unknown(29) gid=unknown(29) euid=unknown(29) suid=unknown(29) fsuid=unknown(29) egid=unknown(29) sgid=unknown(29) fsgid=unknown(29) tty=(none) ses=unset comm=rpc.statd exe=/usr/sbin/rpc.statd subj=system_u:system_r:rpcd_t:s0 key=(null)
+type=AVC msg=audit(1700000000.100:77): avc:  denied  { read write } for  pid=4100 comm=\"tmux: server\" path=\"/dev/ptmx\" dev=\"devtmpfs\" ino=91 scontext=system_u:system_r:container_t:s0:c1,c2 tcontext=system_u:object_r:ptmx_t:s0 tclass=chr_file permissive=0
+type=SYSCALL msg=audit(1700000000.100:77): arch=c0000015 syscall=286 success=no exit=-13 a0=ffffff9c a1=1000f3c0 a2=2 a3=0 items=0 ppid=4099 pid=4100 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=(none) ses=3 comm=\"tmux: server\" exe=\"/usr/bin/tmux\" key=(null)
+";
+    let scratch = Scratch::new("audit-arches");
+    let r = analyze_stdin(&scratch, &["--audit"], SAMPLE);
+    let (f, _) = failure_of(&r, 328102);
+    assert_eq!(
+        (
+            f.syscall.as_str(),
+            f.errno.as_str(),
+            f.layer.as_str(),
+            f.uid,
+            f.flags.as_deref()
+        ),
+        (
+            "openat",
+            "EACCES",
+            "selinux",
+            Some(29),
+            Some("O_RDONLY|O_NOCTTY|O_CLOEXEC")
+        )
+    );
+    let (f, finding) = failure_of(&r, 4100);
+    assert_eq!(
+        (f.syscall.as_str(), f.errno.as_str(), f.layer.as_str()),
+        ("openat", "EACCES", "selinux")
+    );
+    assert_eq!(finding.cause, "pty-denied");
+    assert!(
+        finding
+            .fix
+            .contains("allow container_t ptmx_t:chr_file { read write };"),
+        "{}",
+        finding.fix
+    );
+}
+
+#[test]
+fn strace_f_r_relative_times() {
+    let (run, _s) = analyze_seed("r", &["-f", "-r"]);
+    let r = run.report();
+    assert_seed_diagnosis(r);
+    let (_, f) = seed_failure(r);
+    assert!(f.first_ns > 0, "times are the sums of -r stamps");
+    assert_eq!(f.first_at, None, "-r gives no date");
+}
+
+#[test]
+fn strace_f_x_verbose() {
+    let (run, _s) = analyze_seed("xv", &["-f", "-X", "verbose", "-yy"]);
+    assert_seed_diagnosis(run.report());
+}
+
+/// A `strace -f -ttt` log of two process trees on stdin: --pid keeps a process and the
+/// children the log shows it forking, --comm selects by name, --since by the log's dates.
+#[test]
+fn filters_pid_comm_since() {
+    const LOG: &str = r#"100 1764363300.000000 execve("/usr/bin/tmux", ["tmux"], 0x7ffc /* 3 vars */) = 0
+100 1764363301.000000 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x7f) = 101
+101 1764363302.000000 openat(AT_FDCWD, "/dev/ptmx", O_RDWR) = -1 EACCES (Permission denied)
+200 1764363400.000000 execve("/usr/bin/cat", ["cat"], 0x7ffc /* 3 vars */) = 0
+200 1764363401.000000 openat(AT_FDCWD, "/etc/shadow", O_RDONLY) = -1 EACCES (Permission denied)
+"#;
+    let scratch = Scratch::new("analyze-filters");
+    let pids = |args: &[&str]| -> Vec<u32> {
+        let r = analyze_stdin(&scratch, args, LOG);
+        r.failures.iter().map(|f| f.pid).collect()
+    };
+    assert_eq!(pids(&[]), [101, 200]);
+    assert_eq!(pids(&["--pid", "100"]), [101], "a child of --pid");
+    assert_eq!(pids(&["--comm", "cat"]), [200]);
+    assert_eq!(pids(&["--since", "2025-11-28T20:56:00Z"]), [200]);
+    assert_eq!(pids(&["--since", "@1764363300"]), [101, 200]);
+    let r = analyze_stdin(&scratch, &["--comm", "cat"], LOG);
+    assert_eq!(
+        r.failures[0].first_at.as_deref(),
+        Some("2025-11-28T20:56:41.000Z")
+    );
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("1 failures of the log were left out")),
+        "{:?}",
+        r.warnings
+    );
+}
+
+/// journald's own audit lines (no `audit(TIME:SERIAL)` id), as in
+/// fedora-selinux/selinux-policy#2379 but enforcing, in `journalctl -o short-iso` form: each
+/// record is read alone, the call implied by the denial, the date from the ISO prefix.
+#[test]
+fn journald_audit_lines_are_read_alone() {
+    const SAMPLE: &str = r#"2024-10-08T18:42:47+0200 fedora audit[911]: AVC avc:  denied  { write } for  pid=911 comm="systemd-homed" name="home" dev="sda3" ino=196819 scontext=system_u:system_r:systemd_homed_t:s0 tcontext=system_u:object_r:systemd_homed_cache_t:s0 tclass=dir permissive=0
+2024-10-08T18:42:47+0200 fedora audit[911]: SYSCALL arch=c000003e syscall=83 success=no exit=-13 a0=55d3 a1=1ed a2=0 a3=0 items=1 ppid=1 pid=911 comm="systemd-homed" exe="/usr/lib/systemd/systemd-homed" key=(null)
+"#;
+    let scratch = Scratch::new("journald-audit");
+    let r = analyze_stdin(&scratch, &["--audit"], SAMPLE);
+    assert_eq!(r.failures.len(), 1, "{:#?}", r.failures);
+    let (f, finding) = failure_of(&r, 911);
+    assert_eq!(
+        (f.syscall.as_str(), f.errno.as_str(), f.layer.as_str()),
+        ("unknown", "EACCES", "selinux")
+    );
+    assert_eq!(f.first_at.as_deref(), Some("2024-10-08T16:42:47.000Z"));
+    assert!(
+        finding
+            .fix
+            .contains("allow systemd_homed_t systemd_homed_cache_t:dir { write };"),
+        "{}",
+        finding.fix
+    );
+    assert!(
+        r.warnings.iter().any(|w| w.contains("no event id")),
         "{:?}",
         r.warnings
     );

@@ -140,6 +140,7 @@ impl Attributor<'_> {
 
         if let Some(v) = &f.evidence.audit {
             let layer = Layer::parse(&v.layer).unwrap_or(Layer::Lsm);
+            a.evidence.extend(v.explained.iter().cloned());
             return a.decide(
                 layer,
                 Confidence::Direct,
@@ -177,20 +178,20 @@ impl Attributor<'_> {
             return process_limits::attribute(f, ctx, a);
         }
         type Checker = fn(&Failure, &FailureContext, Attribution) -> Option<Attribution>;
-        const CHECKERS: &[Checker] = &[
-            exec_file::check,
-            fd_limits::check,
-            sysctl::check,
-            devices::check,
-            privilege::check,
-        ];
-        for check in CHECKERS {
+        const CHECKERS: &[Checker] = &[exec_file::check, devices::check, privilege::check];
+        // These read this host's sysctls: they say nothing of a log's.
+        const HOST_CHECKERS: &[Checker] = &[fd_limits::check, sysctl::check];
+        let live = self.trace.from_log.is_none();
+        let checkers = CHECKERS.iter().chain(HOST_CHECKERS.iter().filter(|_| live));
+        for check in checkers {
             if let Some(a) = check(f, ctx, a.clone()) {
                 return a;
             }
         }
-        if let Some(a) = userns::check(f, ctx, a.clone(), self.host) {
-            return a;
+        if live {
+            if let Some(a) = userns::check(f, ctx, a.clone(), self.host) {
+                return a;
+            }
         }
         if f.errno == libc::EROFS {
             let mount = ctx.path.as_ref().and_then(|p| p.mount.as_ref());
@@ -343,8 +344,10 @@ impl Attributor<'_> {
             if let Some(why) = self.unresolved_landlock_denial(f) {
                 return a.decide(Layer::Landlock, Confidence::Direct, why);
             }
-            a.evidence
-                .push("the path could not be examined (the process had exited)".into());
+            a.evidence.push(match self.trace.from_log {
+                Some(_) => "the file, its mount and its mode are not known from this log".into(),
+                None => "the path could not be examined (the process had exited)".into(),
+            });
             a.candidates = vec![Layer::Dac, Layer::Landlock, Layer::Lsm];
             return a;
         };

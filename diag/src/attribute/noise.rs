@@ -43,6 +43,21 @@ pub(super) fn label(f: &Failure, trace: &Trace) -> Option<String> {
     if syscalls::is_exec(&f.syscall) && same_name_ran_later {
         return Some("a PATH search: the command was found and executed elsewhere".into());
     }
+    // A log of failed calls only (strace -Z, audit) cannot show the exec that succeeded; the
+    // same name missed in several directories by one process is still a PATH search.
+    let successes_unseen = trace.from_log.is_some_and(|l| !l.forks_recorded);
+    if syscalls::is_exec(&f.syscall) && f.errno == libc::ENOENT && successes_unseen {
+        let searched_elsewhere = trace.failures.iter().any(|g| {
+            let o = &g.failure;
+            o.origin.pid == f.origin.pid
+                && syscalls::is_exec(&o.syscall)
+                && o.path != f.path
+                && o.path.as_ref().map(|x| file_name(&x.lossy())) == searched
+        });
+        if searched_elsewhere {
+            return Some("a PATH search: the same name was tried in other directories (this log records no successful call)".into());
+        }
+    }
     if let Some(label) = went_on_to_exec(f, trace) {
         return Some(label);
     }

@@ -27,7 +27,10 @@ impl Suspects {
             .filter(|(_, a)| a.layer == Layer::Seccomp && a.noise.is_none())
             .map(|(g, _)| g.count)
             .sum();
-        if seccomp_refusals == 0 {
+        // A log records neither a process's seccomp mode nor (audit, strace -Z) its forks:
+        // what it cannot show is not ruled out (analyze says so in its warnings).
+        let from_log = trace.from_log;
+        if seccomp_refusals == 0 && from_log.is_none() {
             let mode = match proc_.and_then(|p| p.seccomp_mode) {
                 Some(2) => "filter present (mode 2)",
                 Some(1) => "strict mode",
@@ -48,7 +51,7 @@ impl Suspects {
         let s = &trace.stats;
         // No failed fork rules out every limit on process creation; RLIMIT_NPROC carries the
         // figures.
-        if clone_failed == 0 {
+        if clone_failed == 0 && from_log.is_none_or(|l| l.forks_recorded) {
             let forks = format!(
                 "fork/clone: {} processes and {} threads created, 0 calls failed",
                 s.process_forks, s.thread_forks

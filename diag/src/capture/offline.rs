@@ -2,8 +2,8 @@
 //! `-` for stdin, a pipe, a FIFO), the text check on its first bytes, bounded line reading, and
 //! the sink their events stream into as they are parsed.
 
-use crate::correlate::{Offline, Trace};
-use crate::model::{CaptureStats, Event, Text};
+use crate::correlate::{Offline, Trace, WALL_CLOCK_FLOOR_NS};
+use crate::model::{CaptureStats, Event, Origin, Text};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::os::fd::AsFd;
@@ -19,6 +19,8 @@ pub struct OfflineLog {
     pub stats: CaptureStats,
     /// What the operator should know about the log's limits.
     pub notes: Vec<String>,
+    /// The log shows process creation (strace with successful calls).
+    pub forks_recorded: bool,
 }
 
 /// Where parsed events go, as they are parsed: nothing of a log is kept beyond what the sink
@@ -43,6 +45,103 @@ impl Sink for Vec<Event> {
     fn process(&mut self, _: u32, _: Option<u32>, _: Text, _: Option<Text>) {}
     fn event(&mut self, ev: Event) {
         self.push(ev);
+    }
+}
+
+/// `analyze --pid/--comm/--since`: which failures and messages of a log are reported.
+#[derive(Clone, Debug, Default)]
+pub struct LogFilter {
+    /// These processes and their descendants (as the log shows their forks).
+    pub pids: Vec<u32>,
+    /// Processes by name, as the log names them (comm).
+    pub comms: Vec<String>,
+    /// Wall-clock nanoseconds since the epoch.
+    pub since_ns: Option<u64>,
+}
+
+/// Descendants of `--pid` processes remembered; beyond it later forks are not followed.
+const MAX_SELECTED: usize = 65_536;
+
+/// A sink that passes on only what a [`LogFilter`] selects; the process tree (forks, execs,
+/// exits, Landlock calls) always passes, so what is kept is still explained.
+pub struct Filtered<'a> {
+    sink: &'a mut dyn Sink,
+    filter: &'a LogFilter,
+    selected: std::collections::HashSet<u32>,
+    /// Failures left out, and those kept under --since because the log gave them no date.
+    left_out: u64,
+    undated: u64,
+}
+
+impl<'a> Filtered<'a> {
+    pub fn new(sink: &'a mut dyn Sink, filter: &'a LogFilter) -> Self {
+        Filtered {
+            sink,
+            filter,
+            selected: filter.pids.iter().copied().collect(),
+            left_out: 0,
+            undated: 0,
+        }
+    }
+
+    fn keeps(&mut self, o: &Origin, failure: bool) -> bool {
+        let f = self.filter;
+        let by_pid = f.pids.is_empty() || self.selected.contains(&o.pid);
+        let by_comm =
+            f.comms.is_empty() || f.comms.iter().any(|c| c.as_bytes() == o.comm.as_bytes());
+        let by_time = match f.since_ns {
+            Some(since) if o.time_ns >= WALL_CLOCK_FLOOR_NS => o.time_ns >= since,
+            Some(_) => {
+                self.undated += failure as u64;
+                true
+            }
+            None => true,
+        };
+        let keep = by_pid && by_comm && by_time;
+        self.left_out += (failure && !keep) as u64;
+        keep
+    }
+
+    /// A child of a selected process is selected too.
+    fn follow(&mut self, parent: Option<u32>, child: u32) {
+        if parent.is_some_and(|p| self.selected.contains(&p)) && self.selected.len() < MAX_SELECTED
+        {
+            self.selected.insert(child);
+        }
+    }
+
+    /// What the filter did, for the report's warnings: how many, then what.
+    pub fn notes(&self) -> Vec<String> {
+        let counted = [
+            (self.left_out, "failures of the log were left out by --pid/--comm/--since"),
+            (self.undated, "failures have no date in the log (strace without -ttt): --since could not apply to them, they are kept"),
+        ];
+        (counted.iter())
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect()
+    }
+}
+
+impl Sink for Filtered<'_> {
+    fn process(&mut self, pid: u32, ppid: Option<u32>, comm: Text, exe: Option<Text>) {
+        self.follow(ppid, pid);
+        self.sink.process(pid, ppid, comm, exe);
+    }
+
+    fn event(&mut self, ev: Event) {
+        let keep = match &ev {
+            Event::Failure(f) => self.keeps(&f.origin, true),
+            Event::Message(m) => self.keeps(&m.origin, false),
+            Event::Fork(f) => {
+                self.follow(Some(f.parent_pid), f.child_pid);
+                true
+            }
+            _ => true,
+        };
+        if keep {
+            self.sink.event(ev);
+        }
     }
 }
 

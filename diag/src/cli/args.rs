@@ -308,15 +308,31 @@ pub struct AnalyzeArgs {
     pub report: ReportArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// The files are kernel audit records (audit.log, dmesg or `journalctl -k` output), not
-    /// strace logs.
+    /// The files are kernel audit records (audit.log, `ausearch --raw` or `ausearch -i`,
+    /// dmesg with or without timestamps, `journalctl -k` in any of its -o forms), not strace
+    /// logs.
     #[arg(long)]
     pub audit: bool,
     /// Exit 1 when a finding at least this strong is made (default: exit 0 once reported).
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub fail_on: Option<FailOn>,
-    /// strace logs (`strace -f -o FILE`; for `-ff`, FILE stands for its FILE.<pid> files), or
-    /// audit records with --audit. `-` is stdin; pipes and FIFOs are read once, as a stream.
+    /// Report only the failures of this process and its descendants, as the log shows its
+    /// forks (repeatable).
+    #[arg(long, value_name = "PID")]
+    pub pid: Vec<u32>,
+    /// Report only the failures of processes of this name, as the log names them (comm;
+    /// repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub comm: Vec<String>,
+    /// Report only the failures at or after TIME: `2025-11-28T20:56:39Z`, `2025-11-28
+    /// 20:56:39` or `2025-11-28` (UTC), `@1764363399` (seconds since the epoch), or a duration before now
+    /// (`10m`, `2h`). Logs with dates only (audit records, `strace -ttt`).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// strace logs (`strace -f -o FILE`; for `-ff`, FILE stands for its FILE.<pid> files;
+    /// `-t/-tt/-ttt/-r/-T/-y/-yy/-X verbose` are read), or with --audit kernel audit records
+    /// (audit.log, `ausearch --raw` or `-i`, dmesg, `journalctl -k`). `-` is stdin; pipes and
+    /// FIFOs are read once, as a stream.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }

@@ -97,6 +97,11 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
         "diag analyze --audit /var/log/audit/audit.log",
     ),
     (
+        "analyze",
+        "Explain pasted ausearch -i, dmesg or journalctl -k output from stdin, for one program since a date",
+        "ausearch -m avc -i | diag analyze --audit --comm tmux --since 2025-11-28 -",
+    ),
+    (
         "completions",
         "Install bash completion",
         "diag completions bash > /etc/bash_completion.d/diag",

@@ -60,6 +60,17 @@ pub trait LiveView {
     fn exe(&self, pid: u32) -> Option<Text>;
 }
 
+/// What a log read after the fact records, beyond its events.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogScope {
+    /// Process creation is in the log (strace with successful calls; audit logs and `-Z` lack it).
+    pub forks_recorded: bool,
+}
+
+/// Times from this one on are wall-clock (nanoseconds since the epoch, after 2001): logs with
+/// dates (audit records, `strace -ttt`) carry them; time-of-day and relative stamps stay below.
+pub const WALL_CLOCK_FLOOR_NS: u64 = 1_000_000_000 * 1_000_000_000;
+
 /// No live process to look at (logs analysed after the fact).
 pub struct Offline;
 
@@ -175,6 +186,9 @@ pub struct Trace {
     /// The tree was traced from its first instruction (`run`): every Landlock domain created in it
     /// was seen, so a process without one can only be confined by a domain diag itself is in.
     pub traced_from_start: bool,
+    /// Set when the trace was read from a log after the fact: this host's files, processes
+    /// and sysctls say nothing about it.
+    pub from_log: Option<LogScope>,
     /// Exited processes removed from the table because nothing in the report refers to them.
     pub processes_pruned: u64,
     /// Folds by the hash of their signature; a hit is confirmed against the first group's

@@ -207,7 +207,8 @@ fn finish(trace: &Trace, attributions: &[Attribution], catalog: &Catalog, d: Dra
         fix: a
             .fix
             .clone()
-            .unwrap_or_else(|| fix_text(d.cause, d.layer, g, trace)),
+            .unwrap_or_else(|| fix_text(d.cause, d.layer, g, trace))
+            + &audit_remedies(trace, &d.failures),
         failures: d.failures,
         explains: d.explains,
         evidence,
@@ -323,6 +324,24 @@ fn fix_text(cause: &Cause, layer: Layer, g: &FailureGroup, trace: &Trace) -> Str
         + &cut_note(f)
 }
 
+/// Distinct remedies shown in one fix: each audit record of a finding may name its own rule.
+const MAX_REMEDIES: usize = 5;
+
+/// What the layers' own denial records say would allow the accesses (an audit record's
+/// `allow` rule, profile line or Landlock rule), once each.
+fn audit_remedies(trace: &Trace, failures: &[usize]) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for &i in failures {
+        let audit = trace.failures[i].failure.evidence.audit.as_ref();
+        if let Some(r) = audit.and_then(|v| v.remedy.as_deref()) {
+            if !out.contains(&r) && out.len() < MAX_REMEDIES {
+                out.push(r);
+            }
+        }
+    }
+    out.iter().map(|r| format!(" {r}")).collect()
+}
+
 /// Says that a fix's path is only the head of the path the program used.
 fn cut_note(f: &Failure) -> String {
     match f.path_cut.filter(|_| f.path_truncated()) {
@@ -335,12 +354,16 @@ fn cut_note(f: &Failure) -> String {
     }
 }
 
-/// How /dev/ptmx looks to the failing process (else on this host): a node or a symlink.
+/// How /dev/ptmx looks to the failing process (else on this host, unless the trace comes
+/// from a log of another host): a node or a symlink.
 pub fn ptmx_kind(trace: &Trace) -> Option<FileKind> {
     let seen = trace.failures.iter().find_map(|g| {
         let facts = g.context.as_ref()?.path.as_ref()?;
         (facts.path == std::path::Path::new("/dev/ptmx")).then(|| facts.kind.clone())
     });
+    if trace.from_log.is_some() {
+        return seen;
+    }
     seen.or_else(|| {
         let m = std::fs::symlink_metadata("/dev/ptmx").ok()?;
         Some(if m.file_type().is_symlink() {

@@ -149,6 +149,11 @@ pub struct AuditVerdict {
     /// A layer name from the vocabulary (`landlock`, `selinux`, `apparmor`, `seccomp`).
     pub layer: String,
     pub record: String,
+    /// What the record says in its layer's terms (contexts, profile, domain), and what would
+    /// allow the access (the `allow` rule, the profile line, the Landlock rule), as
+    /// audit2why would; escaped.
+    pub explained: Option<String>,
+    pub remedy: Option<String>,
 }
 
 /// Bytes a traced process wrote to its stdout or stderr.

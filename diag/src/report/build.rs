@@ -4,7 +4,7 @@ use super::model::*;
 use crate::attribute::Attribution;
 use crate::capture::{container, ProbeReport};
 use crate::context::HostFacts;
-use crate::correlate::{landlock::access_names, Trace};
+use crate::correlate::{landlock::access_names, Trace, WALL_CLOCK_FLOOR_NS};
 use crate::explain::{self, catalog::Catalog};
 use crate::model::{errno, flags, syscalls, Failure, Text};
 use sha2::{Digest, Sha256};
@@ -25,6 +25,14 @@ pub struct Session<'a> {
     pub catalog: &'a Catalog,
     /// When the session began.
     pub started: SystemTime,
+}
+
+/// A log's own date of an event, when the log has dates (live times are since boot).
+fn wall_clock(trace: &Trace, ns: u64) -> Option<String> {
+    (trace.from_log.is_some() && ns >= WALL_CLOCK_FLOOR_NS).then(|| {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
+        humantime::format_rfc3339_millis(at).to_string()
+    })
 }
 
 pub fn flags_text(f: &Failure) -> Option<String> {
@@ -142,6 +150,7 @@ pub fn build(
                 count: g.count,
                 other_pids: g.other_pids,
                 first_ns: rel(g.first_ns),
+                first_at: wall_clock(trace, g.first_ns),
             }
         })
         .collect();

@@ -34,6 +34,7 @@ pub fn sample() -> Report {
         count: 2,
         other_pids: 3,
         first_ns: 5,
+        first_at: None,
     };
     Report {
         schema: SCHEMA.into(),

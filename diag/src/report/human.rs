@@ -88,6 +88,14 @@ fn render_head(r: &Report, term: Terminal) -> String {
     match r.findings.first() {
         Some(top) => {
             out.push_str(&verdict(r, top, term));
+            let first_at = top
+                .failures
+                .iter()
+                .filter_map(|&i| r.failures.get(i)?.first_at.as_ref())
+                .min();
+            if let Some(at) = first_at {
+                out.push_str(&format!("  First at: {} (the log's clock)\n", escape(at)));
+            }
             if !top.ruled_out.is_empty() {
                 out.push_str("  Ruled out:\n");
                 for ro in &top.ruled_out {

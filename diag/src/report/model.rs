@@ -190,6 +190,10 @@ pub struct FailureEntry {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub other_pids: u64,
     pub first_ns: u64,
+    /// When it first happened, by the log's own clock (RFC 3339, UTC): logs with dates only
+    /// (`analyze` of audit records or `strace -ttt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_at: Option<String>,
 }
 
 impl FailureEntry {

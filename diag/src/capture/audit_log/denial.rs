@@ -2,9 +2,11 @@
 //! layer comes straight from the denial record, the call from the SYSCALL record when there is
 //! one, else from the denial record itself.
 
+use super::lsm;
 use super::record::{self as rec, Record};
 use crate::model::{
-    syscalls, text, AuditVerdict, EvidenceSource, Failure, KernelEvidence, Origin, Text,
+    errno, flags, syscalls, text, AuditVerdict, EvidenceSource, Failure, KernelEvidence, Origin,
+    Text,
 };
 
 /// seccomp's action bits (`code=`), from `linux/seccomp.h`.
@@ -76,15 +78,17 @@ pub fn verdict(group: &[Record]) -> Option<Verdict> {
             return None; // LOG, TRACE, USER_NOTIF, ALLOW: the call went on
         }
     }
-    let errno = match sys.and_then(|s| s.number("exit")) {
-        Some(e) if e < 0 => (-e) as i32,
-        _ => implied_errno(denial, layer),
-    };
+    let errno = sys
+        .and_then(exit_errno)
+        .unwrap_or_else(|| implied_errno(denial, layer));
     let path = path(group, denial);
-    let flags = sys.and_then(|s| {
-        let i = syscalls::flag_arg(&syscall)?;
-        u64::from_str_radix(&s.text(&format!("a{i}"))?, 16).ok()
-    });
+    // `ausearch -i` names the flags (`O_RDWR|O_CLOEXEC`) where the raw record has hex.
+    let flag_arg = sys.and_then(|s| s.text(&format!("a{}", syscalls::flag_arg(&syscall)?)));
+    let flags = flag_arg
+        .as_deref()
+        .and_then(|a| u64::from_str_radix(a, 16).ok().or_else(|| flags::parse(a)));
+    let flags_text = flag_arg.filter(|_| sys.is_some_and(|s| s.interpreted));
+    let explained = lsm::explain(group, denial, layer);
     let failure = Failure {
         origin: Origin {
             time_ns: denial.time_ns,
@@ -99,12 +103,14 @@ pub fn verdict(group: &[Record]) -> Option<Verdict> {
         path,
         path_cut: None,
         flags,
-        flags_text: None,
+        flags_text,
         args: None,
         evidence: KernelEvidence {
             audit: Some(AuditVerdict {
                 layer: layer.into(),
                 record: describe(group, denial),
+                explained: explained.as_ref().map(|e| text::escape(&e.why)),
+                remedy: explained.map(|e| text::escape(&e.remedy)),
             }),
             source: EvidenceSource::CallOnly,
             ..KernelEvidence::default()
@@ -114,8 +120,24 @@ pub fn verdict(group: &[Record]) -> Option<Verdict> {
     Some(Verdict::Failure(Box::new(failure), ppid))
 }
 
+/// A number, or `ausearch -i`'s `unknown(29)` for an id it could not name (a name such as
+/// `root` is not looked up: this host's users are not the log's).
 fn number(v: &[u8]) -> Option<u32> {
-    std::str::from_utf8(v).ok()?.parse().ok()
+    let s = std::str::from_utf8(v).ok()?;
+    let s = s
+        .strip_prefix("unknown(")
+        .and_then(|n| n.strip_suffix(')'))
+        .unwrap_or(s);
+    s.parse().ok()
+}
+
+/// The errno of a failed call: `exit=-13`, or `ausearch -i`'s `exit=EACCES(Permission denied)`.
+fn exit_errno(sys: &Record) -> Option<i32> {
+    if let Some(e) = sys.number("exit") {
+        return i32::try_from(e.checked_neg()?).ok().filter(|&n| n > 0);
+    }
+    let text = sys.text("exit")?;
+    errno::number(text.split('(').next()?)
 }
 
 /// The errno a layer returns for this denial when no SYSCALL record gives it.
@@ -153,6 +175,8 @@ fn implied_syscall(denial: &Record, layer: &str) -> &'static str {
             Some("exec") => "execve",
             Some("mkdir") => "mkdir",
             Some("unlink") => "unlink",
+            Some("ptrace") => "ptrace",
+            Some("signal") => "kill",
             _ => "unknown",
         },
         "selinux" if denial.perms.iter().any(|p| p == "open") => "open",

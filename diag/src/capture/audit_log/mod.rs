@@ -8,6 +8,7 @@
 //! ones push it out. Memory stays bounded whatever the size of the log.
 
 mod denial;
+mod lsm;
 mod record;
 
 use super::offline::{self, OfflineLog, Sink};
@@ -29,12 +30,19 @@ const MAX_NOTES: usize = 100;
 /// Processes declared to the sink, remembered so each is declared once.
 const MAX_DECLARED: usize = 65_536;
 
+/// What an audit log cannot tell, so the report does not pretend to.
+const NOT_IN_AUDIT_RECORDS: &str = "not known from this log: process creation, seccomp refusals (audited only for filters installed with SECCOMP_FILTER_FLAG_LOG), the files' types and mounts, the processes' limits";
+
 /// An audit log read so far.
 #[derive(Default)]
 pub struct Stream {
     window: VecDeque<Vec<Record>>,
     lines: u64,
     records: u64,
+    /// Records written by `ausearch -i` (dated in the local time of the host that ran it).
+    interpreted: u64,
+    /// journald's records without an event id, each read alone.
+    alone: u64,
     events: u64,
     failures: u64,
     dropped_records: u64,
@@ -80,6 +88,8 @@ impl Stream {
             self.lines += 1;
             if let Some(r) = record::parse(&String::from_utf8_lossy(&buf)) {
                 self.records += 1;
+                self.interpreted += r.interpreted as u64;
+                self.alone += r.alone as u64;
                 self.add(r, config, sink);
             }
         }
@@ -87,8 +97,15 @@ impl Stream {
     }
 
     fn add(&mut self, r: Record, config: &CaptureConfig, sink: &mut dyn Sink) {
-        let same = |g: &Vec<Record>| g[0].time_ns == r.time_ns && g[0].serial == r.serial;
-        if let Some(g) = self.window.iter_mut().rev().find(|g| same(g)) {
+        // `ausearch -i` may date the records of one event in different forms: its serial
+        // alone (unique in a boot) ties them.
+        let same = |g: &Vec<Record>| {
+            g[0].serial == r.serial && (g[0].time_ns == r.time_ns || r.interpreted)
+        };
+        if let Some(g) = (!r.alone)
+            .then(|| self.window.iter_mut().rev().find(|g| same(g)))
+            .flatten()
+        {
             if g.len() < MAX_RECORDS_PER_EVENT {
                 g.push(r);
             } else {
@@ -178,6 +195,13 @@ impl Stream {
                 self.events
             ));
         }
+        if self.interpreted > 0 {
+            log.notes.push("`ausearch -i` dates its records in the local time of the host that ran it: they are read as UTC".into());
+        }
+        if self.alone > 0 {
+            log.notes.push(format!("{} journal audit lines carry no event id: each was read alone, a denial's call implied by the denial (journalctl -o verbose, ausearch or dmesg keep the ids)", self.alone));
+        }
+        log.notes.push(NOT_IN_AUDIT_RECORDS.into());
         log
     }
 }
@@ -242,6 +266,16 @@ mod tests {
         assert_eq!((f.origin.pid, f.syscall.as_str()), (4242, "open"));
         assert_eq!(errno::name(f.errno), "EACCES");
         assert_eq!(f.path.as_ref().unwrap().lossy(), "/dev/ptmx");
+    }
+
+    #[test]
+    fn absurd_exit_values_imply_the_errno() {
+        let (f, _) = failures(concat!(
+            r#"type=AVC msg=audit(1.0:1): avc:  denied  { open } for  pid=7 path="/x" scontext=a:b:c_t:s0 tcontext=a:b:d_t:s0 tclass=file permissive=0"#,
+            "\n",
+            r#"type=SYSCALL msg=audit(1.0:1): arch=c000003e syscall=257 success=no exit=-9223372036854775808 pid=7"#,
+        ));
+        assert_eq!(f[0].errno, libc::EACCES);
     }
 
     #[test]

@@ -11,12 +11,17 @@ pub struct Line<'a> {
     pub body: Body<'a>,
 }
 
-/// A `-t`/`-tt` time of day, or a `-ttt` time since the epoch, in nanoseconds.
+/// A `-t`/`-tt` time of day, a `-ttt` time since the epoch, or a `-r` time since the previous
+/// line, in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stamp {
     TimeOfDay(u64),
     Epoch(u64),
+    SincePrevious(u64),
 }
+
+/// `-ttt` seconds have ten digits (since 2001); `-r` seconds are few.
+const EPOCH_DIGITS: usize = 9;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body<'a> {
@@ -36,7 +41,7 @@ pub enum Body<'a> {
 
 static PREFIX: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^(?:\[pid\s+(\d+)\]\s+|(\d+)\s+)?(?:(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s+|(\d+)\.(\d{1,9})\s+)?",
+        r"^\s*(?:\[pid\s+(\d+)\]\s+|(\d+)\s+)?(?:(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s+|(\d+)\.(\d{1,9})\s+)?",
     )
     .expect("valid regex")
 });
@@ -62,7 +67,14 @@ pub fn parse(line: &str) -> Option<Line<'_>> {
             ((h * 60 + m) * 60 + s) * 1_000_000_000 + frac(6),
         ))
     } else {
-        int(7).map(|s| Stamp::Epoch(s.saturating_mul(1_000_000_000).saturating_add(frac(8))))
+        let digits = caps.get(7).map_or(0, |m| m.len());
+        int(7).map(|s| {
+            let ns = s.saturating_mul(1_000_000_000).saturating_add(frac(8));
+            match digits >= EPOCH_DIGITS {
+                true => Stamp::Epoch(ns),
+                false => Stamp::SincePrevious(ns),
+            }
+        })
     };
     let body = &line[caps.get(0).map_or(0, |m| m.end())..];
     Some(Line {
@@ -125,6 +137,17 @@ mod tests {
         assert_eq!(
             (l.pid, l.stamp),
             (None, Some(Stamp::Epoch(1_795_899_326_188_232_000)))
+        );
+        // -r, with -f and in a -ff file (right-aligned).
+        let l = parse("26909      0.000010 openat(AT_FDCWD, \"/x\", O_RDONLY) = 3").unwrap();
+        assert_eq!(
+            (l.pid, l.stamp),
+            (Some(26909), Some(Stamp::SincePrevious(10_000)))
+        );
+        let l = parse("     1.500000 close(3) = 0").unwrap();
+        assert_eq!(
+            (l.pid, l.stamp),
+            (None, Some(Stamp::SincePrevious(1_500_000_000)))
         );
         let l = parse("[pid  4242] openat(AT_FDCWD, \"/x\", O_RDONLY) = 3").unwrap();
         assert_eq!(l.pid, Some(4242));

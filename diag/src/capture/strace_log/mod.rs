@@ -18,6 +18,9 @@ use super::offline::{OfflineLog, Sink};
 use super::CaptureConfig;
 use std::path::{Path, PathBuf};
 
+/// What a strace log cannot tell, so the report does not pretend to.
+const NOT_IN_STRACE_LOGS: &str = "not known from this log: a layer's verdict beyond what the sandbox's own calls in it show (strace shows errnos, not who refused), seccomp filters, the files' types, modes and mounts, the processes' limits";
+
 /// Reads strace logs into `sink`. `-` is stdin; a name that does not exist but has `-ff`
 /// siblings (`trace.log.1234`) stands for all of them. Errors are one line, for the operator.
 pub fn read_files(
@@ -60,7 +63,7 @@ pub fn parse(
             names.join(", ")
         ));
     }
-    let mut notes = Vec::new();
+    let mut notes = vec![NOT_IN_STRACE_LOGS.to_string()];
     if counts.successful_calls == 0 {
         notes.push("the log shows no successful call (recorded with -Z?): the process tree, names, messages and Landlock rules cannot be rebuilt from it".into());
     }
@@ -104,6 +107,7 @@ pub fn parse(
         exit_status: b.root_status,
         stats: b.stats,
         notes,
+        forks_recorded: counts.successful_calls > 0,
     })
 }
 

@@ -413,7 +413,8 @@ fn keep(kind: &Kind, counts: &mut Counts) -> bool {
 
 /// A call line, or None when it does not parse.
 fn call(name: &str, rest: &str) -> Option<Kind> {
-    let (args, after) = syntax::split_call(rest)?;
+    let rest = syntax::abbreviate(rest);
+    let (args, after) = syntax::split_call(&rest)?;
     Some(Kind::Call(Call {
         name: name.to_string(),
         args: args.into_iter().map(str::to_string).collect(),
@@ -459,9 +460,12 @@ pub fn clone_result(text: &str) -> Option<u32> {
 }
 
 /// `-t`/`-tt` print the time of day: a log that runs past midnight wraps, so a jump back of
-/// more than twelve hours is taken as the next day.
+/// more than twelve hours is taken as the next day. `-r` prints the time since the previous
+/// line: their sum orders the lines.
 #[derive(Default)]
 struct DayClock {
+    /// The sum of `-r` stamps so far.
+    elapsed: u64,
     last: u64,
     days: u64,
 }
@@ -472,6 +476,10 @@ impl DayClock {
     fn ns(&mut self, stamp: Stamp) -> u64 {
         match stamp {
             Stamp::Epoch(ns) => ns,
+            Stamp::SincePrevious(ns) => {
+                self.elapsed += ns;
+                self.elapsed
+            }
             Stamp::TimeOfDay(ns) => {
                 if ns + Self::DAY / 2 < self.last {
                     self.days += 1;

@@ -28,6 +28,25 @@ pub fn split_call(rest: &str) -> Option<(Vec<&str>, &str)> {
     Some((split_top(&rest[..end]), &rest[end + 1..]))
 }
 
+/// `-X verbose` prints a named value as its number with the name in a comment
+/// (`0x80002 /* O_RDWR|O_CLOEXEC */`, `-100 /* AT_FDCWD */</tmp>`): the name alone is what the
+/// default output prints. Comments that are not a name (`/* 3 vars */`) and strings stay.
+pub fn abbreviate(s: &str) -> std::borrow::Cow<'_, str> {
+    static VERBOSE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r#""(?:[^"\\]|\\.)*"|-?(?:0x[0-9a-fA-F]+|\d+) /\* ([A-Za-z_][A-Za-z0-9_|]*) \*/"#,
+        )
+        .expect("valid regex")
+    });
+    if !s.contains(" /* ") {
+        return s.into();
+    }
+    VERBOSE.replace_all(s, |c: &regex::Captures| match c.get(1) {
+        Some(name) => name.as_str().to_string(),
+        None => c[0].to_string(),
+    })
+}
+
 /// Index of the `)` that closes the argument list; `angles` false retries for logs where a
 /// `<` stands alone.
 fn closing_paren(s: &str, angles: bool) -> Option<usize> {
@@ -242,6 +261,18 @@ mod tests {
         assert_eq!((s.bytes, s.truncated), (vec![0xff, 1], false));
         assert_eq!(string("0x7ffd"), None);
         assert_eq!(string("\"unterminated"), None);
+    }
+
+    /// Lines of `strace -f -X verbose -yy` (strace 6.1).
+    #[test]
+    fn verbose_constants_are_abbreviated() {
+        let rest = r#"-100 /* AT_FDCWD */</tmp>, "/a /* O_RDWR */ b", 0x80002 /* O_RDWR|O_CLOEXEC */) = -1 EACCES (Permission denied)"#;
+        assert_eq!(
+            abbreviate(rest),
+            r#"AT_FDCWD</tmp>, "/a /* O_RDWR */ b", O_RDWR|O_CLOEXEC) = -1 EACCES (Permission denied)"#
+        );
+        let env = "\"/bin/sh\", [\"sh\"], 0x7ffc /* 3 vars */) = 0";
+        assert_eq!(abbreviate(env), env);
     }
 
     #[test]
