@@ -57,7 +57,7 @@ impl PtraceCapture {
             )),
         }
         Ok(PtraceCapture {
-            tracer: Tracer::new(mode, decode::Decoder::new(config)),
+            tracer: Tracer::new(mode, decode::Decoder::new(config), prefilter.as_ref()),
             prefilter,
             _wake_latency: hold.ok(),
             probes,
