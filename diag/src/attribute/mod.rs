@@ -202,6 +202,9 @@ impl Attributor<'_> {
                 return a.decide(Layer::Capability, Confidence::Direct, why);
             }
         }
+        if let Some(why) = capability_lacking(f, ctx) {
+            return a.decide(Layer::Capability, Confidence::Inferred, why);
+        }
         if is_userns_call(f) {
             if let Some(a) = userns(f, a.clone(), self.host) {
                 return a;
@@ -557,6 +560,53 @@ impl Attributor<'_> {
         ));
         a
     }
+}
+
+/// Without cap_capable (the ptrace backend sees the call only): an EPERM from a call that
+/// needs one capability whatever its target, by a process whose effective set (read at the
+/// failure) lacks it.
+fn capability_lacking(f: &Failure, ctx: &FailureContext) -> Option<String> {
+    if f.evidence.source != EvidenceSource::CallOnly || f.errno != libc::EPERM {
+        return None;
+    }
+    let process = ctx.process.as_ref()?;
+    let cap = capability_needed(f)?;
+    (!process.has_cap(cap)).then(|| {
+        format!(
+            "{} needs {} and the process's effective capabilities (CapEff at the failure) lack it; the ptrace backend cannot see cap_capable itself",
+            f.syscall,
+            cap_name(cap)
+        )
+    })
+}
+
+/// The capability a call needs whatever its target, where one decides it (capabilities(7)).
+fn capability_needed(f: &Failure) -> Option<u32> {
+    // Numbers of capability.h.
+    const CHOWN: u32 = 0;
+    const NET_RAW: u32 = 13;
+    const SYS_MODULE: u32 = 16;
+    const SYS_CHROOT: u32 = 18;
+    const SYS_BOOT: u32 = 22;
+    const SYS_TIME: u32 = 25;
+    const MKNOD: u32 = 27;
+    let arg = |i: usize| f.args.map_or(0, |a| a[i]);
+    let cap = match f.syscall.as_str() {
+        "sethostname" | "setdomainname" | "mount" | "umount2" | "pivot_root" | "swapon"
+        | "swapoff" => crate::context::process::CAP_SYS_ADMIN,
+        // To another owner; an owner's chgrp to its own group needs none, but then no EPERM.
+        "chown" | "fchown" | "lchown" | "fchownat" => CHOWN,
+        "chroot" => SYS_CHROOT,
+        "mknod" | "mknodat" => MKNOD,
+        "settimeofday" | "clock_settime" | "adjtimex" | "clock_adjtime" => SYS_TIME,
+        "init_module" | "finit_module" | "delete_module" => SYS_MODULE,
+        "reboot" => SYS_BOOT,
+        "socket" if arg(1) & 0xf == libc::SOCK_RAW as u64 || arg(0) == libc::AF_PACKET as u64 => {
+            NET_RAW
+        }
+        _ => return None,
+    };
+    Some(cap)
 }
 
 fn is_dac_cap(cap: u32) -> bool {
