@@ -192,7 +192,8 @@ except OSError as e:
 /// refusal. `then_exec`: the filtered process execs mkdir(1), which inherits the filter.
 fn sees_a_seccomp_refusal(extra: &[&str], then_exec: bool) {
     require_ptrace!();
-    let scratch = Scratch::new("ptrace-seccomp");
+    // One scratch directory per variant: the tests run in parallel.
+    let scratch = Scratch::new(&format!("ptrace-seccomp{}-{then_exec}", extra.join("")));
     let script = scratch.path("seccomp_mkdir.py");
     std::fs::write(&script, SECCOMP_MKDIR).unwrap();
     let target = scratch.path("never-created");
