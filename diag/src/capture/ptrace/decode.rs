@@ -523,11 +523,13 @@ mod tests {
         let passed = Stops {
             entry: false,
             seccomp: true,
+            ..Stops::default()
         };
         d.syscall_exit(pid, me, &openat, passed, &mut |e| events.push(e));
         let refused = Stops {
             entry: true,
             seccomp: false,
+            ..Stops::default()
         };
         d.syscall_exit(pid, me, &openat, refused, &mut |e| events.push(e));
         // Unwatched errno: nothing.
@@ -561,6 +563,7 @@ mod tests {
             let stops = Stops {
                 entry: true,
                 seccomp: true,
+                ..Stops::default()
             };
             d.syscall_exit(me.as_raw() as u32, me, &openat, stops, &mut |e| {
                 events.push(e)

@@ -416,7 +416,7 @@ fn installs_filter(sc: &Syscall) -> Option<bool> {
     let filter = libc::SECCOMP_MODE_FILTER as u64;
     match sc.nr as i64 {
         libc::SYS_seccomp if sc.args[0] == libc::SECCOMP_SET_MODE_FILTER as u64 => {
-            Some(sc.args[1] & libc::SECCOMP_FILTER_FLAG_TSYNC as u64 != 0)
+            Some(sc.args[1] & libc::SECCOMP_FILTER_FLAG_TSYNC != 0)
         }
         libc::SYS_prctl if sc.args[0] == libc::PR_SET_SECCOMP as u64 && sc.args[1] == filter => {
             Some(false)
