@@ -159,7 +159,8 @@ fn auto_falls_back_to_ptrace_for_an_unprivileged_user() {
 }
 
 /// Python that installs a real seccomp filter refusing mkdir/mkdirat with EPERM (through
-/// ctypes, so no compiler is needed), then tries to create `argv[1]`.
+/// ctypes, so no compiler is needed), then tries to create `argv[1]` (with `exec` as
+/// `argv[2]`: has mkdir(1) try, under the inherited filter).
 const SECCOMP_MKDIR: &str = r#"
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -176,6 +177,8 @@ prog = [(0x20, 0, 0, 4), (0x15, 1, 0, AUDIT_ARCH_X86_64), (0x06, 0, 0, ALLOW),
 insns = (Insn * len(prog))(*[Insn(*i) for i in prog])
 if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(Prog(len(prog), insns)), 0, 0) != 0:
     sys.exit("cannot install the seccomp filter")
+if sys.argv[2:] == ["exec"]:
+    os.execv("/bin/mkdir", ["mkdir", sys.argv[1]])
 try:
     os.mkdir(sys.argv[1])
 except OSError as e:
@@ -183,55 +186,40 @@ except OSError as e:
     sys.exit(3)
 "#;
 
-#[test]
-fn no_prefilter_sees_and_names_a_seccomp_refusal() {
+/// The sandbox's filter refuses mkdir with EPERM; its ERRNO outranks diag's TRACE, so the call
+/// never stops at diag's filter. diag sees it anyway: a process with a filter of its own stops
+/// at every syscall entry (`--no-prefilter` always does), and "entry, no seccomp stop" is the
+/// refusal. `then_exec`: the filtered process execs mkdir(1), which inherits the filter.
+fn sees_a_seccomp_refusal(extra: &[&str], then_exec: bool) {
     require_ptrace!();
-    let scratch = Scratch::new("ptrace-seccomp");
+    // One scratch directory per variant: the tests run in parallel.
+    let scratch = Scratch::new(&format!("ptrace-seccomp{}-{then_exec}", extra.join("")));
     let script = scratch.path("seccomp_mkdir.py");
     std::fs::write(&script, SECCOMP_MKDIR).unwrap();
     let target = scratch.path("never-created");
     let (script, target) = (script.to_str().unwrap(), target.to_str().unwrap());
-    let is_mkdir = |f: &&diag::report::model::FailureEntry| {
-        f.syscall == "mkdir" && f.path.as_ref().is_some_and(|p| p.lossy() == target)
-    };
-
-    // With the prefilter, the sandbox filter's ERRNO outranks TRACE: the call never stops.
-    let run = run_ptrace(
-        &scratch,
-        &["--quiet", "--", "/usr/bin/python3", script, target],
+    let mut args = extra.to_vec();
+    args.extend(["--quiet", "--", "/usr/bin/python3", script, target]);
+    if then_exec {
+        args.push("exec");
+    }
+    let run = run_ptrace(&scratch, &args);
+    assert_eq!(
+        run.code(),
+        if then_exec { 1 } else { 3 },
+        "{}",
+        run.stderr()
     );
-    assert_eq!(run.code(), 3, "{}", run.stderr());
-    let r = run.report();
-    assert!(
-        !r.failures.iter().any(|f| is_mkdir(&f)),
-        "{:#?}",
-        r.failures
-    );
-    assert!(r
-        .probes
-        .missing
-        .iter()
-        .any(|m| m.probe == "seccomp/refused calls"));
-
-    let run = run_ptrace(
-        &scratch,
-        &[
-            "--no-prefilter",
-            "--quiet",
-            "--",
-            "/usr/bin/python3",
-            script,
-            target,
-        ],
-    );
-    assert_eq!(run.code(), 3, "{}", run.stderr());
     let r = run.report();
     let f = r
         .failures
         .iter()
-        .find(is_mkdir)
+        .find(|f| {
+            f.syscall.starts_with("mkdir") && f.path.as_ref().is_some_and(|p| p.lossy() == target)
+        })
         .unwrap_or_else(|| panic!("mkdir not seen: {:#?}", r.failures));
     assert_eq!(f.errno, "EPERM");
+    // The root pid is python's; mkdir(1) keeps it across exec.
     assert_eq!(f.pid, r.root_pids[0]);
     assert_eq!(
         (f.layer.as_str(), f.confidence.as_str()),
@@ -244,15 +232,73 @@ fn no_prefilter_sees_and_names_a_seccomp_refusal() {
         "{:?}",
         f.evidence
     );
-    assert!(
-        r.messages
-            .iter()
-            .any(|m| m.text.lossy() == "mkdir failed: Operation not permitted"),
-        "{:#?}",
-        r.messages
-    );
     assert_eq!(r.findings[0].cause, "seccomp-denied", "{:#?}", r.findings);
+    assert!(r.findings[0]
+        .failures
+        .iter()
+        .any(|&i| std::ptr::eq(&r.failures[i], f)));
     assert!(!std::path::Path::new(target).exists());
+}
+
+#[test]
+fn prefilter_sees_a_refusal_by_a_filter_installed_in_the_tree() {
+    sees_a_seccomp_refusal(&[], false);
+}
+
+#[test]
+fn prefilter_sees_a_refusal_by_an_inherited_filter_after_exec() {
+    sees_a_seccomp_refusal(&[], true);
+}
+
+#[test]
+fn no_prefilter_sees_and_names_a_seccomp_refusal() {
+    sees_a_seccomp_refusal(&["--no-prefilter"], false);
+}
+
+/// strace cannot trace what diag already traces: its PTRACE_TRACEME fails with EPERM, and
+/// the report says that failure is diag's.
+#[test]
+fn a_programs_ptrace_refused_because_diag_traces_it_is_labelled_as_diags() {
+    require_ptrace!();
+    if !std::path::Path::new("/usr/bin/strace").exists() {
+        eprintln!("SKIPPED: /usr/bin/strace is not installed");
+        return;
+    }
+    let scratch = Scratch::new("ptrace-interference");
+    let run = run_ptrace(
+        &scratch,
+        &[
+            "--quiet",
+            "--",
+            "/usr/bin/strace",
+            "-o",
+            "/dev/null",
+            "/bin/true",
+        ],
+    );
+    let r = run.report();
+    let f = r
+        .failures
+        .iter()
+        .find(|f| f.syscall == "ptrace")
+        .unwrap_or_else(|| panic!("ptrace not seen: {:#?}", r.failures));
+    assert_eq!(f.errno, "EPERM");
+    assert_eq!(f.pid, r.root_pids[0]);
+    assert_eq!(f.confidence.as_str(), "direct");
+    assert!(
+        f.evidence
+            .iter()
+            .any(|e| e.contains("diag's own interference")),
+        "{:?}",
+        f.evidence
+    );
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("diag's ptrace backend already traces")),
+        "{:?}",
+        r.warnings
+    );
 }
 
 #[test]

@@ -31,7 +31,9 @@ const RLIMITS: &[&str] = &[
 
 /// The call decoded, the capability it needed and why; None when the call is not one of these.
 pub fn needed(f: &Failure, ctx: &FailureContext) -> Option<(String, u32, String)> {
-    let args = f.args?;
+    let Some(args) = f.args else {
+        return whatever_the_target(f);
+    };
     match (f.syscall.as_str(), f.errno) {
         ("setpriority", libc::EACCES | libc::EPERM) => {
             let which = ["PRIO_PROCESS", "PRIO_PGRP", "PRIO_USER"]
@@ -74,13 +76,48 @@ pub fn needed(f: &Failure, ctx: &FailureContext) -> Option<(String, u32, String)
                 format!("raising the hard limit of {name} above its current value needs CAP_SYS_RESOURCE{hard}"),
             ))
         }
-        ("socket", libc::EPERM) if matches!(args[1] & 0xf, 3 | 10) => Some((
-            format!("socket({}, SOCK_RAW, {})", args[0], args[2]),
-            CAP_NET_RAW,
-            "a raw or packet socket needs CAP_NET_RAW".into(),
-        )),
-        _ => None,
+        ("socket", libc::EPERM)
+            if matches!(args[1] & 0xf, 3 | 10) || args[0] == libc::AF_PACKET as u64 =>
+        {
+            Some((
+                format!("socket({}, SOCK_RAW, {})", args[0], args[2]),
+                CAP_NET_RAW,
+                "a raw or packet socket needs CAP_NET_RAW".into(),
+            ))
+        }
+        _ => whatever_the_target(f),
     }
+}
+
+/// An EPERM from a call that needs one capability whatever its target (capabilities(7)).
+fn whatever_the_target(f: &Failure) -> Option<(String, u32, String)> {
+    // Numbers of capability.h.
+    const CHOWN: u32 = 0;
+    const SYS_MODULE: u32 = 16;
+    const SYS_CHROOT: u32 = 18;
+    const SYS_BOOT: u32 = 22;
+    const SYS_TIME: u32 = 25;
+    const MKNOD: u32 = 27;
+    if f.errno != libc::EPERM {
+        return None;
+    }
+    let cap = match f.syscall.as_str() {
+        "sethostname" | "setdomainname" | "mount" | "umount2" | "pivot_root" | "swapon"
+        | "swapoff" => crate::context::process::CAP_SYS_ADMIN,
+        // To another owner; an owner's chgrp to its own group needs none, but then no EPERM.
+        "chown" | "fchown" | "lchown" | "fchownat" => CHOWN,
+        "chroot" => SYS_CHROOT,
+        "mknod" | "mknodat" => MKNOD,
+        "settimeofday" | "clock_settime" | "adjtimex" | "clock_adjtime" => SYS_TIME,
+        "init_module" | "finit_module" | "delete_module" => SYS_MODULE,
+        "reboot" => SYS_BOOT,
+        _ => return None,
+    };
+    Some((
+        f.syscall.clone(),
+        cap,
+        format!("{} is refused without {}", f.syscall, cap_name(cap)),
+    ))
 }
 
 pub(super) fn check(f: &Failure, ctx: &FailureContext, mut a: Attribution) -> Option<Attribution> {

@@ -150,6 +150,12 @@ impl Attributor<'_> {
         if let Some(d) = self.seccomp(f, ctx, &mut a) {
             return a.decide(Layer::Seccomp, Confidence::Direct, d);
         }
+        if f.evidence.traced_by_diag {
+            return a.decide(Layer::Unknown, Confidence::Direct, format!(
+                "diag's own interference: the task this {} request names is traced by diag's ptrace backend, and a task has one tracer; under --backend ebpf the call would not fail this way",
+                f.syscall
+            ));
+        }
         if f.evidence.landlock_denied {
             return a.decide(
                 Layer::Landlock,

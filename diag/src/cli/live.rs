@@ -166,6 +166,23 @@ pub fn left_running(trace: &Trace, consequence: &str) -> Option<String> {
     ))
 }
 
+/// The ptrace backend's own interference: a program's ptrace calls refused because diag
+/// already traces the task they name.
+pub fn diag_was_the_tracer(trace: &Trace) -> Option<String> {
+    let refused: Vec<u32> = trace
+        .failures
+        .iter()
+        .filter(|g| g.failure.evidence.traced_by_diag)
+        .map(|g| g.failure.origin.pid)
+        .collect();
+    let first = *refused.first()?;
+    Some(format!(
+        "{} ptrace call(s) failed (first in pid {first}, {}) because diag's ptrace backend already traces the task they name (a task has one tracer): those failures are diag's, not the program's; --backend ebpf does not use ptrace",
+        refused.len(),
+        trace.comm_of(first).escaped(),
+    ))
+}
+
 /// Reinstalls `sig`'s handler with SA_RESTART cleared: a blocking call it lands in fails with
 /// EINTR instead of resuming.
 fn interrupts_blocking_calls(sig: libc::c_int) {

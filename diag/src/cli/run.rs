@@ -443,6 +443,7 @@ fn trace_once(
     }
     warnings.extend(captured.warnings);
     warnings.extend(live::left_running(&trace, left_behind(captured.backend)));
+    warnings.extend(live::diag_was_the_tracer(&trace));
     let partial = interrupt.fired();
     let exit_status = captured.status.and_then(launch::exit_code);
     let session = Session {

@@ -128,6 +128,9 @@ pub struct KernelEvidence {
     /// A seccomp stop (SECCOMP_RET_TRACE from diag's own filter) saw the call: no filter
     /// refused it, since a refusal (ERRNO, KILL, TRAP) outranks TRACE.
     pub seccomp_passed: bool,
+    /// A ptrace call refused because the task it names (the caller itself for
+    /// PTRACE_TRACEME) is traced by diag's ptrace backend: a task has one tracer.
+    pub traced_by_diag: bool,
     pub pids_denied: bool,
     /// A kernel audit record that names the layer (from `analyze --audit`).
     pub audit: Option<AuditVerdict>,

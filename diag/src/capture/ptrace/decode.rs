@@ -42,6 +42,8 @@ impl Syscall {
 pub struct Stops {
     pub entry: bool,
     pub seccomp: bool,
+    /// The call is a ptrace request on a task diag traces (see [`KernelEvidence`]).
+    pub names_traced_task: bool,
 }
 
 impl Stops {
@@ -49,6 +51,7 @@ impl Stops {
         KernelEvidence {
             source: EvidenceSource::CallOnly,
             seccomp_passed: self.seccomp,
+            traced_by_diag: self.names_traced_task,
             // Every syscall is TRACE'd when entry stops are on: only a refusal skips the stop.
             seccomp_denied: self.entry && !self.seccomp,
             ..KernelEvidence::default()
@@ -518,11 +521,13 @@ mod tests {
         let passed = Stops {
             entry: false,
             seccomp: true,
+            ..Stops::default()
         };
         d.syscall_exit(pid, me, &openat, passed, &mut |e| events.push(e));
         let refused = Stops {
             entry: true,
             seccomp: false,
+            ..Stops::default()
         };
         d.syscall_exit(pid, me, &openat, refused, &mut |e| events.push(e));
         // Unwatched errno: nothing.
@@ -556,6 +561,7 @@ mod tests {
             let stops = Stops {
                 entry: true,
                 seccomp: true,
+                ..Stops::default()
             };
             d.syscall_exit(me.as_raw() as u32, me, &openat, stops, &mut |e| {
                 events.push(e)

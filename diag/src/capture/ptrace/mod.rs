@@ -57,7 +57,7 @@ impl PtraceCapture {
             )),
         }
         Ok(PtraceCapture {
-            tracer: Tracer::new(mode, decode::Decoder::new(config)),
+            tracer: Tracer::new(mode, decode::Decoder::new(config), prefilter.as_ref()),
             prefilter,
             _wake_latency: hold.ok(),
             probes,
@@ -144,10 +144,7 @@ fn probes(prefilter: Option<&Prefilter>, mode: Mode) -> ProbeReport {
         "the ptrace backend sees each call and its result only: layers are inferred from procfs context and traced Landlock domains".into(),
     ));
     if mode == Mode::Prefilter {
-        p.missing.push((
-            "seccomp/refused calls".into(),
-            "a sandbox filter's ERRNO outranks the prefilter's TRACE, so calls it refuses never stop; --no-prefilter sees them".into(),
-        ));
+        p.attached.push("seccomp/refused calls: a process with a seccomp filter of its own (Seccomp_filters beyond diag's, or a filter installed in the tree) stops at every syscall entry, so a call its filter refuses is seen".into());
     }
     if mode == Mode::Attached {
         p.missing.push((

@@ -22,7 +22,7 @@ pub enum Mode {
 }
 
 /// Syscalls whose success diag must see too: `syscalls::STATE_ON_SUCCESS`, plus the id changes
-/// diag caches per thread.
+/// diag caches per thread and the filter installs.
 const ID_CHANGES: &[&str] = &[
     "setuid",
     "setgid",
@@ -34,8 +34,13 @@ const ID_CHANGES: &[&str] = &[
     "setfsgid",
 ];
 
+/// Calls that install a seccomp filter: from then on the process's refusals must be traced.
+const FILTER_INSTALLS: &[&str] = &["seccomp", "prctl"];
+
 fn bookkeeping(name: &str) -> bool {
-    syscalls::state_on_success(name) || ID_CHANGES.contains(&name)
+    syscalls::state_on_success(name)
+        || ID_CHANGES.contains(&name)
+        || FILTER_INSTALLS.contains(&name)
 }
 
 /// Hot syscalls that make no access decision of their own: with `--syscalls all` their failures
@@ -98,6 +103,9 @@ pub struct Prefilter {
     settle_at_entry: Option<BpfProgram>,
     /// How many syscalls stop, for the report.
     pub traced: usize,
+    /// By syscall number: whether the call reaches a seccomp stop (unless another filter
+    /// refuses it first).
+    pub stops_at_seccomp: Vec<bool>,
     /// Watched syscalls that do not stop.
     pub unstopped: Vec<&'static str>,
 }
@@ -142,16 +150,29 @@ impl Prefilter {
                 )
             })
             .transpose()?;
+        let mut stops_at_seccomp = vec![false; diag_ebpf::MAX_SYSCALLS];
+        let settled = settle_at_entry.as_ref().map(|_| close);
+        for n in traced.iter().copied().chain(settled) {
+            if let Some(stops) = stops_at_seccomp.get_mut(n as usize) {
+                *stops = true;
+            }
+        }
         Ok(Prefilter {
             program,
             settle_at_entry,
             traced: traced.len(),
+            stops_at_seccomp,
             unstopped,
         })
     }
 
     /// Installs the filter in the calling (child) process. Privileged callers keep their
     /// no_new_privs bit as it was; others must set it, as seccomp requires.
+    /// How many seccomp filters [`Prefilter::install`] adds to the process.
+    pub fn programs(&self) -> u32 {
+        1 + self.settle_at_entry.is_some() as u32
+    }
+
     pub fn install(&self) -> Result<()> {
         install(&self.program)?;
         self.settle_at_entry.as_ref().map_or(Ok(()), install)
@@ -216,9 +237,13 @@ mod tests {
         };
         let n = Prefilter::build(&narrow, Mode::Prefilter).unwrap();
         assert!(n.unstopped.is_empty(), "an explicit read is traced");
-        assert_eq!(
-            n.traced,
-            2 + syscalls::STATE_ON_SUCCESS.len() + ID_CHANGES.len()
-        );
+        let kept: std::collections::BTreeSet<&str> = syscalls::STATE_ON_SUCCESS
+            .iter()
+            .chain(ID_CHANGES)
+            .chain(FILTER_INSTALLS)
+            .copied()
+            .collect();
+        assert_eq!(n.traced, 2 + kept.len());
+        assert!(n.stops_at_seccomp[libc::SYS_seccomp as usize]);
     }
 }

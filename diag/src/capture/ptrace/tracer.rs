@@ -6,7 +6,7 @@
 //! for `attach` later) or as auto-attached children of fork, vfork and clone.
 
 use super::decode::{self, Decoder, Stops, Syscall};
-use super::prefilter::{Mode, SETTLED_AT_ENTRY};
+use super::prefilter::{Mode, Prefilter, SETTLED_AT_ENTRY};
 use crate::model::{CaptureStats, Event, Exec, Exit, Fork, Text};
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -24,6 +24,9 @@ struct Task {
     stops: Stops,
     /// Auto-attached tasks report one PTRACE_EVENT_STOP first: that one only needs a resume.
     started: bool,
+    /// Its process has a seccomp filter besides diag's: every syscall stops at entry too, so a
+    /// call that filter refuses (no seccomp stop follows) is seen at its exit.
+    filtered: bool,
 }
 
 /// What one [`Tracer::step`] saw.
@@ -38,6 +41,10 @@ pub enum Step {
 
 pub struct Tracer {
     mode: Mode,
+    /// By syscall number: whether diag's filter stops the call (run); empty when attached.
+    stops_at_seccomp: Vec<bool>,
+    /// How many of a task's seccomp filters are diag's.
+    own_filters: u32,
     decoder: Decoder,
     tasks: HashMap<i32, Task>,
     root: Option<Pid>,
@@ -46,9 +53,11 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    pub fn new(mode: Mode, decoder: Decoder) -> Self {
+    pub fn new(mode: Mode, decoder: Decoder, prefilter: Option<&Prefilter>) -> Self {
         Tracer {
             mode,
+            stops_at_seccomp: prefilter.map_or_else(Vec::new, |f| f.stops_at_seccomp.clone()),
+            own_filters: prefilter.map_or(0, Prefilter::programs),
             decoder,
             tasks: HashMap::new(),
             root: None,
@@ -186,9 +195,9 @@ impl Tracer {
     }
 
     fn resume(&mut self, tid: Pid, sig: Option<Signal>) {
-        let in_syscall = self.task(tid).in_syscall;
+        let t = *self.task(tid);
         // ESRCH means the task was killed meanwhile; its exit is reported next.
-        let _ = if self.mode != Mode::Prefilter || in_syscall {
+        let _ = if self.mode != Mode::Prefilter || t.in_syscall || t.filtered {
             ptrace::syscall(tid, sig)
         } else {
             ptrace::cont(tid, sig)
@@ -209,19 +218,46 @@ impl Tracer {
             // Without diag's filter (attach) a missing seccomp stop says nothing.
             t.in_syscall = true;
             t.stops = Stops {
-                entry: mode == Mode::EveryStop,
-                seccomp: false,
+                entry: mode != Mode::Attached,
+                ..Stops::default()
             };
             return self.resume(tid, None);
         }
         t.in_syscall = false;
-        let stops = std::mem::take(&mut t.stops);
+        let mut stops = std::mem::take(&mut t.stops);
         if let Ok(regs) = ptrace::getregs(tid) {
             let pid = self.pid_of(tid);
-            self.decoder
-                .syscall_exit(pid, tid, &Syscall::from_regs(&regs), stops, sink);
+            let sc = Syscall::from_regs(&regs);
+            // A call diag's filter lets run without a stop says nothing by its missing stop.
+            stops.entry &= self.stops_at_seccomp.get(sc.nr as usize) == Some(&true);
+            stops.names_traced_task = ptrace_target(&sc, tid).is_some_and(|t| {
+                sc.ret == -(libc::EPERM as i64) && self.tasks.contains_key(&t.as_raw())
+            });
+            self.decoder.syscall_exit(pid, tid, &sc, stops, sink);
+            if let Some(all_threads) = installs_filter(&sc) {
+                self.filter_installed(tid, pid, all_threads);
+            }
         }
         self.resume(tid, None);
+    }
+
+    /// A task of `pid` installed a seccomp filter: from now on its refusals must be seen.
+    fn filter_installed(&mut self, tid: Pid, pid: u32, all_threads: bool) {
+        if self.mode != Mode::Prefilter {
+            return;
+        }
+        self.task(tid).filtered = true;
+        if all_threads {
+            for t in self.tasks.values_mut().filter(|t| t.pid == pid) {
+                t.filtered = true;
+            }
+        }
+    }
+
+    /// Whether `tid` has a seccomp filter that is not diag's: read from procfs where a task
+    /// may have gained one unseen (its first stop, after exec).
+    fn has_own_filter(&self, tid: Pid) -> bool {
+        self.mode == Mode::Prefilter && seccomp_filters(tid).is_some_and(|n| n > self.own_filters)
     }
 
     fn event_stop(&mut self, tid: Pid, sig: Signal, event: i32, sink: &mut dyn FnMut(Event)) {
@@ -229,7 +265,8 @@ impl Tracer {
             // An attached process's own RET_TRACE filter: nothing of diag's, it just runs on.
             libc::PTRACE_EVENT_SECCOMP if self.mode == Mode::Attached => {}
             libc::PTRACE_EVENT_SECCOMP => {
-                if ptrace::getevent(tid).is_ok_and(|d| d as u64 == SETTLED_AT_ENTRY) {
+                let settled = ptrace::getevent(tid).is_ok_and(|d| d as u64 == SETTLED_AT_ENTRY);
+                if settled && !self.task(tid).filtered {
                     // A close: its effect is known now, so it runs on without an exit stop.
                     if let Ok(regs) = ptrace::getregs(tid) {
                         let pid = self.pid_of(tid);
@@ -253,7 +290,12 @@ impl Tracer {
                     unsafe { libc::ptrace(libc::PTRACE_LISTEN, tid.as_raw(), 0, 0) };
                     return;
                 }
-                t.started = true;
+                if !t.started {
+                    let filtered = self.has_own_filter(tid);
+                    let t = self.task(tid);
+                    t.started = true;
+                    t.filtered = filtered;
+                }
             }
             _ => {}
         }
@@ -292,7 +334,10 @@ impl Tracer {
             }
         }
         let pid = tid.as_raw() as u32;
-        self.task(tid).pid = pid;
+        let filtered = self.has_own_filter(tid);
+        let t = self.task(tid);
+        t.pid = pid;
+        t.filtered = filtered;
         let filename = std::fs::read_link(format!("/proc/{pid}/exe"))
             .map(|p| Text::new(p.into_os_string().into_encoded_bytes()))
             .unwrap_or_default();
@@ -362,11 +407,51 @@ fn at_syscall_exit(tid: Pid) -> bool {
     rc > 0 && info.op == libc::PTRACE_SYSCALL_INFO_EXIT
 }
 
+/// Whether this successful call installed a seccomp filter, and if so whether on every thread
+/// of the process (SECCOMP_FILTER_FLAG_TSYNC).
+fn installs_filter(sc: &Syscall) -> Option<bool> {
+    if sc.ret != 0 {
+        return None;
+    }
+    let filter = libc::SECCOMP_MODE_FILTER as u64;
+    match sc.nr as i64 {
+        libc::SYS_seccomp if sc.args[0] == libc::SECCOMP_SET_MODE_FILTER as u64 => {
+            Some(sc.args[1] & libc::SECCOMP_FILTER_FLAG_TSYNC != 0)
+        }
+        libc::SYS_prctl if sc.args[0] == libc::PR_SET_SECCOMP as u64 && sc.args[1] == filter => {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
+/// The task a ptrace request by `tid` would make a tracee: the caller for PTRACE_TRACEME, the
+/// named task for PTRACE_ATTACH and PTRACE_SEIZE.
+fn ptrace_target(sc: &Syscall, tid: Pid) -> Option<Pid> {
+    if sc.nr as i64 != libc::SYS_ptrace {
+        return None;
+    }
+    match sc.args[0] as u32 {
+        libc::PTRACE_TRACEME => Some(tid),
+        libc::PTRACE_ATTACH | libc::PTRACE_SEIZE => Some(Pid::from_raw(sc.args[1] as i32)),
+        _ => None,
+    }
+}
+
+/// `Seccomp_filters:` of /proc/TID/status (Linux 5.9+): how many filters the task has.
+fn seccomp_filters(tid: Pid) -> Option<u32> {
+    status_field(tid, "Seccomp_filters:")
+}
+
 fn read_tgid(tid: Pid) -> Option<u32> {
+    status_field(tid, "Tgid:")
+}
+
+fn status_field(tid: Pid, field: &str) -> Option<u32> {
     std::fs::read_to_string(format!("/proc/{tid}/status"))
         .ok()?
         .lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .trim()
         .parse()
         .ok()
