@@ -24,13 +24,15 @@ pub struct FailureContext {
 
 /// Reads the context of a failure of `pid` on `path` (if any), right now. `ids` are the real
 /// uid/gid the kernel reported with the failure, used when the process has already exited;
+/// `sighted` is the process as read when it was first seen alive (its exec), used then too;
 /// `relatives` (nearest first) lend their view of the filesystem in that case. `fresh_counts`
 /// (a fork-like call): count the uid's tasks now rather than reuse the count `counts` holds, and
-/// read an exited process's pids cgroup through a relative.
+/// read an exited process's pids cgroup again (the one it was seen in, else a relative's).
 pub fn snapshot(
     pid: u32,
     ids: Option<(u32, u32)>,
     relatives: &[u32],
+    sighted: Option<&ProcessContext>,
     path: Option<&[u8]>,
     counts: &mut TaskCounts,
     fresh_counts: bool,
@@ -42,25 +44,31 @@ pub fn snapshot(
             ctx.process = Some(p)
         }
         (Err(_), Some((uid, gid))) => {
-            ctx.notes.push(format!(
-                "process {pid} exited before its credentials could be read: using uid {uid} gid {gid} from the kernel event"
-            ));
-            let mut p = ProcessContext::from_event(pid, uid, gid);
-            // A refused fork often ends the process (a shell's "can't fork"): its pids cgroup
-            // is read through its nearest living relative, which shares it unless it moved.
-            if fresh_counts {
-                if let Some((r, pc)) = relatives.iter().find_map(|&r| {
-                    let groups = procfs::process::Process::new(r as i32)
-                        .ok()?
-                        .cgroups()
-                        .ok()?;
-                    Some((r, cgroup::pids_cgroup(&groups)?))
-                }) {
+            let mut p = match sighted {
+                Some(seen) => {
                     ctx.notes.push(format!(
-                        "pids cgroup of {pid} read through pid {r}, its nearest living relative"
+                        "process {pid} exited before the failure was examined: its limits, capabilities and cgroup are those read when it exec'd, its real uid {uid} and gid {gid} from the kernel event"
                     ));
-                    p.pids = Some(pc);
+                    ProcessContext {
+                        ruid: uid,
+                        egid: gid,
+                        from_event: true,
+                        sighted: true,
+                        uid_tasks: None,
+                        threads: None,
+                        ..seen.clone()
+                    }
                 }
+                None => {
+                    ctx.notes.push(format!(
+                        "process {pid} exited before its credentials could be read: using uid {uid} gid {gid} from the kernel event"
+                    ));
+                    ProcessContext::from_event(pid, uid, gid)
+                }
+            };
+            if fresh_counts {
+                counts.fill(&mut p, true);
+                p.pids = exited_pids_cgroup(pid, p.pids.take(), relatives, &mut ctx.notes);
             }
             ctx.process = Some(p);
         }
@@ -78,4 +86,36 @@ pub fn snapshot(
         }
     }
     ctx
+}
+
+/// The pids cgroup of `pid`, which has exited: the one it was seen in, read again now (the
+/// directory outlives its members), with the refusals counted since; else, as a refused fork
+/// often ends the process (a shell's "can't fork"), its nearest living relative's, which shares
+/// it unless it moved.
+fn exited_pids_cgroup(
+    pid: u32,
+    seen: Option<cgroup::PidsCgroup>,
+    relatives: &[u32],
+    notes: &mut Vec<String>,
+) -> Option<cgroup::PidsCgroup> {
+    if let Some(seen) = seen {
+        if let Some(now) = cgroup::read(&seen.dir) {
+            notes.push(format!(
+                "pids cgroup of {pid}: the one it was in when it exec'd, read again now ({} forks refused since then)",
+                now.refused.saturating_sub(seen.refused)
+            ));
+            return Some(now);
+        }
+    }
+    let (r, pc) = relatives.iter().find_map(|&r| {
+        let groups = procfs::process::Process::new(r as i32)
+            .ok()?
+            .cgroups()
+            .ok()?;
+        Some((r, cgroup::pids_cgroup(&groups)?))
+    })?;
+    notes.push(format!(
+        "pids cgroup of {pid} read through pid {r}, its nearest living relative"
+    ));
+    Some(pc)
 }

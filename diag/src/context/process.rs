@@ -29,8 +29,10 @@ pub struct ProcessContext {
     /// System-wide tasks and `kernel.threads-max`.
     pub threads: Option<(u64, u64)>,
     /// Built from the kernel event's ids after the process exited: supplementary groups and
-    /// capabilities are unknown.
+    /// capabilities are unknown, unless `sighted`.
     pub from_event: bool,
+    /// Limits, capabilities and cgroup were read when the process exec'd, not at the failure.
+    pub sighted: bool,
 }
 
 impl ProcessContext {
@@ -62,6 +64,7 @@ impl ProcessContext {
             pids,
             threads: None,
             from_event: false,
+            sighted: false,
         })
     }
 
