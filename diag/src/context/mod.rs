@@ -13,6 +13,15 @@ pub use host::HostFacts;
 pub use path::PathFacts;
 pub use process::{ProcessContext, TaskCounts};
 
+/// What was read of a process and its relatives while they were alive (each at its exec or
+/// fork), for a failure examined after the process exited.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    pub own: Option<ProcessContext>,
+    /// The traced relatives' pids cgroups as seen, nearest first.
+    pub relatives_pids: Vec<(u32, cgroup::PidsCgroup)>,
+}
+
 /// Everything read for one failure.
 #[derive(Clone, Debug, Default)]
 pub struct FailureContext {
@@ -32,7 +41,7 @@ pub fn snapshot(
     pid: u32,
     ids: Option<(u32, u32)>,
     relatives: &[u32],
-    sighted: Option<&ProcessContext>,
+    seen: &Seen,
     path: Option<&[u8]>,
     counts: &mut TaskCounts,
     fresh_counts: bool,
@@ -44,7 +53,7 @@ pub fn snapshot(
             ctx.process = Some(p)
         }
         (Err(_), Some((uid, gid))) => {
-            let mut p = match sighted {
+            let mut p = match &seen.own {
                 Some(seen) => {
                     ctx.notes.push(format!(
                         "process {pid} exited before the failure was examined: its limits, capabilities and cgroup are those read when it exec'd, its real uid {uid} and gid {gid} from the kernel event"
@@ -68,7 +77,7 @@ pub fn snapshot(
             };
             if fresh_counts {
                 counts.fill(&mut p, true);
-                p.pids = exited_pids_cgroup(pid, p.pids.take(), relatives, &mut ctx.notes);
+                p.pids = exited_pids_cgroup(pid, p.pids.take(), relatives, seen, &mut ctx.notes);
             }
             ctx.process = Some(p);
         }
@@ -91,31 +100,45 @@ pub fn snapshot(
 /// The pids cgroup of `pid`, which has exited: the one it was seen in, read again now (the
 /// directory outlives its members), with the refusals counted since; else, as a refused fork
 /// often ends the process (a shell's "can't fork"), its nearest living relative's, which shares
-/// it unless it moved.
+/// it unless it moved; else the one its nearest relative was seen in.
 fn exited_pids_cgroup(
     pid: u32,
-    seen: Option<cgroup::PidsCgroup>,
+    own: Option<cgroup::PidsCgroup>,
     relatives: &[u32],
+    seen: &Seen,
     notes: &mut Vec<String>,
 ) -> Option<cgroup::PidsCgroup> {
-    if let Some(seen) = seen {
-        if let Some(now) = cgroup::read(&seen.dir) {
-            notes.push(format!(
-                "pids cgroup of {pid}: the one it was in when it exec'd, read again now ({} forks refused since then)",
-                now.refused.saturating_sub(seen.refused)
-            ));
-            return Some(now);
-        }
+    let again = |pc: &cgroup::PidsCgroup| {
+        cgroup::read(&pc.dir).map(|now| {
+            let since = now.refused.saturating_sub(pc.refused);
+            (now, since)
+        })
+    };
+    if let Some((now, since)) = own.as_ref().and_then(again) {
+        notes.push(format!(
+            "pids cgroup of {pid}: the one it was in when it exec'd, read again now ({since} forks refused since then)"
+        ));
+        return Some(now);
     }
-    let (r, pc) = relatives.iter().find_map(|&r| {
+    let living = relatives.iter().find_map(|&r| {
         let groups = procfs::process::Process::new(r as i32)
             .ok()?
             .cgroups()
             .ok()?;
         Some((r, cgroup::pids_cgroup(&groups)?))
-    })?;
+    });
+    if let Some((r, pc)) = living {
+        notes.push(format!(
+            "pids cgroup of {pid} read through pid {r}, its nearest living relative"
+        ));
+        return Some(pc);
+    }
+    let (r, (now, since)) = seen
+        .relatives_pids
+        .iter()
+        .find_map(|(r, pc)| Some((*r, again(pc)?)))?;
     notes.push(format!(
-        "pids cgroup of {pid} read through pid {r}, its nearest living relative"
+        "pids cgroup of {pid}: the one pid {r}, its nearest traced relative, was in when diag saw it alive, read again now ({since} forks refused since then)"
     ));
-    Some(pc)
+    Some(now)
 }

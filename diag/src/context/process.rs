@@ -40,6 +40,11 @@ impl ProcessContext {
     pub fn read(pid: u32) -> Result<Self> {
         let proc_ = Process::new(pid as i32).context("gone")?;
         let status = proc_.status().context("reading status")?;
+        // A zombie's /proc shows every cgroup as the root and its threads are gone: its facts
+        // are no longer the ones the failure met.
+        if status.state.starts_with(['Z', 'X']) {
+            anyhow::bail!("exited (a zombie not yet reaped)");
+        }
         let limits = proc_.limits().context("reading limits")?;
         let nproc_limit = match limits.max_processes.soft_limit {
             LimitValue::Unlimited => None,

@@ -4,7 +4,7 @@
 pub mod landlock;
 
 use crate::capture::syscall_args::mapped_fd;
-use crate::context::{self, FailureContext, ProcessContext, TaskCounts};
+use crate::context::{self, FailureContext, ProcessContext, Seen, TaskCounts};
 use crate::model::{syscalls, CaptureStats, Event, Failure, Fork, Message, PathIdentity, Text};
 use landlock::LandlockTracker;
 use std::collections::{BTreeMap, HashMap};
@@ -47,12 +47,12 @@ pub trait LiveView {
     /// `relatives`: living candidates (nearest first) to read the filesystem through when the
     /// failing process has already exited.
     /// `counts`: the task counts the trace's failures share.
-    /// `sighted`: the process as read when it was first seen alive, for when it has exited.
+    /// `seen`: the process and its relatives as read while alive, for when it has exited.
     fn snapshot(
         &self,
         failure: &Failure,
         relatives: &[u32],
-        sighted: Option<&ProcessContext>,
+        seen: &Seen,
         counts: &mut TaskCounts,
     ) -> Option<FailureContext>;
     /// The process's credentials, limits and cgroup now (at its exec), kept in case it exits
@@ -72,7 +72,7 @@ impl LiveView for Offline {
         &self,
         _: &Failure,
         _: &[u32],
-        _: Option<&ProcessContext>,
+        _: &Seen,
         _: &mut TaskCounts,
     ) -> Option<FailureContext> {
         None
@@ -99,7 +99,7 @@ impl LiveView for Procfs {
         &self,
         f: &Failure,
         relatives: &[u32],
-        sighted: Option<&ProcessContext>,
+        seen: &Seen,
         counts: &mut TaskCounts,
     ) -> Option<FailureContext> {
         let ids = f.origin.uid.zip(f.origin.gid);
@@ -109,7 +109,7 @@ impl LiveView for Procfs {
             f.origin.pid,
             ids,
             relatives,
-            sighted,
+            seen,
             whole_path.map(Text::as_bytes),
             counts,
             syscalls::is_clone(&f.syscall),
@@ -297,18 +297,12 @@ impl Trace {
                         exit_status: None,
                     },
                 );
-                // Cgroup and limits are inherited; a recycled pid forgets its predecessor's.
-                match self.sightings.get(&f.parent_pid).cloned() {
-                    Some(parent) => self.sightings.insert(f.child_pid, parent),
-                    None => self.sightings.remove(&f.child_pid),
-                };
+                self.sight(f.child_pid, live);
                 self.landlock.fork(f.parent_pid, f.child_pid);
             }
             Event::Exec(e) => {
                 self.landlock.exec(e.origin.pid);
-                if let Some(seen) = live.sight(e.origin.pid) {
-                    self.sightings.insert(e.origin.pid, seen);
-                }
+                self.sight(e.origin.pid, live);
                 let exe = live.exe(e.origin.pid).or(Some(e.filename));
                 let p = self.process_mut(e.origin.pid, e.origin.time_ns);
                 p.comm = e.origin.comm;
@@ -336,6 +330,15 @@ impl Trace {
             } => self.landlock.fd_dup(pid, old, new, cloexec),
             Event::FdClosed { pid, fd } => self.landlock.fd_closed(pid, fd),
         }
+    }
+
+    /// Reads `pid` while it may still be alive; a process already gone (or a zombie) forgets
+    /// what was seen before (a recycled pid, or a process that moved cgroup before its exec).
+    fn sight(&mut self, pid: u32, live: &dyn LiveView) {
+        match live.sight(pid) {
+            Some(seen) => self.sightings.insert(pid, seen),
+            None => self.sightings.remove(&pid),
+        };
     }
 
     /// A fork whose child is already known: the eBPF backend reports each process twice (by
@@ -421,12 +424,19 @@ impl Trace {
             self.failures_dropped += times;
             return;
         }
-        let context = live.snapshot(
-            &f,
-            &self.relatives(f.origin.pid),
-            self.sightings.get(&f.origin.pid),
-            &mut self.task_counts,
-        );
+        let relatives = self.relatives(f.origin.pid);
+        let seen = Seen {
+            own: self.sightings.get(&f.origin.pid).cloned(),
+            relatives_pids: if syscalls::is_clone(&f.syscall) {
+                relatives
+                    .iter()
+                    .filter_map(|r| Some((*r, self.sightings.get(r)?.pids.clone()?)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        };
+        let context = live.snapshot(&f, &relatives, &seen, &mut self.task_counts);
         let at = self.failures.len();
         self.index.entry(hash).or_default().push(at);
         let folds = self.signatures.entry(sig_hash).or_default();
@@ -779,8 +789,13 @@ mod tests {
             }),
             &Procfs,
         );
+        // Killed but not reaped, as the eBPF backend finds a failed process: a zombie, whose
+        // /proc shows the root cgroup and no threads.
         child.kill().unwrap();
-        child.wait().unwrap();
+        let stat = || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        while !stat().contains(") Z ") {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         tr.on_event(
             Event::Failure(Failure {
                 origin: Origin {
