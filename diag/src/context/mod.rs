@@ -142,3 +142,35 @@ fn exited_pids_cgroup(
     ));
     Some(now)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exited_process_takes_the_pids_cgroup_its_relative_was_seen_in_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("pids.current", "0\n");
+        write("pids.max", "16\n");
+        write("pids.events", "max 3\n");
+        let seen = Seen {
+            own: None,
+            relatives_pids: vec![(
+                7,
+                cgroup::PidsCgroup {
+                    dir: dir.path().to_path_buf(),
+                    current: 16,
+                    max: Some(16),
+                    refused: 1,
+                },
+            )],
+        };
+        let mut notes = Vec::new();
+        let pc = exited_pids_cgroup(5, None, &[], &seen, &mut notes).unwrap();
+        assert_eq!((pc.max, pc.refused), (Some(16), 3));
+        assert!(notes[0].contains("pid 7") && notes[0].contains("2 forks refused since"));
+        // Nothing seen, nobody alive: unknown, not "no pids controller".
+        assert!(exited_pids_cgroup(5, None, &[], &Seen::default(), &mut notes).is_none());
+    }
+}
