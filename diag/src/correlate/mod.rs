@@ -743,7 +743,7 @@ mod tests {
         // An anonymous mapping (MAP_ANONYMOUS) names no file, whatever its fd argument.
         tr.on_event(fail("mmap", [0, 4096, 5, 0x22, fd as u64, 0]), &Procfs);
         // mprotect: the file mapped at the address (this test's own code).
-        let code = a_mapping_failure_is_named_by_its_fd_or_its_address as usize as u64;
+        let code = a_mapping_failure_is_named_by_its_fd_or_its_address as *const () as u64;
         tr.on_event(fail("mprotect", [code, 4096, 5, 0, 0, 0]), &Procfs);
         let paths: Vec<_> = tr
             .failures
@@ -774,6 +774,7 @@ mod tests {
                     .map_err(std::io::Error::from)
             })
         };
+        #[allow(clippy::zombie_processes)] // reaped at the end: it must stay a zombie until then
         let mut child = cmd.spawn().unwrap();
         let pid = child.id();
         // Wait for the exec (its comm becomes "sleep").
