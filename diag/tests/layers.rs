@@ -423,3 +423,58 @@ fn unknown_failure_gets_an_honest_unknown_finding() {
     assert!(finding.summary.contains("setsid"), "{}", finding.summary);
     assert_no_wrong_layer(r, &[]);
 }
+
+/// A file mapped PROT_EXEC from a noexec mount in a private namespace, by a process that keeps
+/// it open a while or exits at once: under ptrace (stopped at the failure) both are judged
+/// mount-noexec on the fd's file; under eBPF an exited process's fd can no longer be named, and
+/// noexec is then left a suspect, never ruled out.
+#[test]
+fn prot_exec_mapping_on_a_noexec_mount_alive_and_gone() {
+    require_privileged!();
+    for backend in ["ptrace", "ebpf"] {
+        for (linger, seconds) in [("alive", "1"), ("gone", "0")] {
+            let scratch = Scratch::new(&format!("mmap-noexec-{backend}-{linger}"));
+            let mnt = scratch.path("mnt");
+            std::fs::create_dir(&mnt).unwrap();
+            let lib = mnt.join("lib.so");
+            let py = format!(
+                "import mmap, time\nf = open('{l}', 'rb')\ntry:\n    mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ | mmap.PROT_EXEC)\nexcept OSError as e:\n    print(e)\ntime.sleep({seconds})\n",
+                l = lib.display()
+            );
+            let script = format!(
+                "mount --make-rprivate / && mount -t tmpfs -o noexec tmpfs {m} && echo x > {l} && exec python3 -c \"$0\"",
+                m = mnt.display(),
+                l = lib.display()
+            );
+            let run = diag_run(
+                &scratch,
+                &["--backend", backend],
+                &["unshare", "-m", "/bin/bash", "-c", &script, &py],
+            );
+            let r = run.report();
+            let what = format!("{backend}, {linger}");
+            let (_, f) = failure(r, "mmap EPERM", |f| {
+                f.syscall == "mmap" && f.errno == "EPERM"
+            });
+            let named = f.path.is_some();
+            if backend == "ptrace" || linger == "alive" || named {
+                assert!(path_is(f, &lib), "{what}: {f:#?}");
+                assert_eq!(f.layer.as_str(), "mount-noexec", "{what}: {f:#?}");
+                assert!(
+                    f.evidence.join(" ").contains("mounted noexec"),
+                    "{what}: {f:#?}"
+                );
+            } else {
+                assert_eq!(f.layer.as_str(), "unknown", "{what}: {f:#?}");
+                assert!(
+                    f.candidates.iter().any(|c| c.as_str() == "mount-noexec"),
+                    "{what}: {f:#?}"
+                );
+            }
+            assert!(
+                !f.ruled_out.iter().any(|o| o.cause == "mount-noexec"),
+                "{what}: {f:#?}"
+            );
+        }
+    }
+}

@@ -261,6 +261,14 @@ impl Attributor<'_> {
                 "cap_capable refused no capability during the call",
             );
         }
+        if is_prot_exec(f) && f.errno == libc::EPERM {
+            // The mapped file's mount was not seen, so its noexec cannot be ruled out.
+            a.evidence.push(format!(
+                "the file {} maps could not be named (the process had closed it or exited before diag looked): its mount's noexec was not checked",
+                f.syscall
+            ));
+            a.candidates.push(Layer::MountNoexec);
+        }
         a.evidence.push(format!(
             "no layer-specific evidence for {} returning {}",
             f.syscall,

@@ -24,10 +24,18 @@ pub(super) fn attribute(f: &Failure, ctx: &FailureContext, mut a: Attribution) -
             Some(max) => a.exclude(Layer::CgroupPids, format!("pids cgroup {}: {} of {max}, no fork refused", pc.dir.display(), pc.current)),
             None => a.exclude(Layer::CgroupPids, format!("pids cgroup {}: {} tasks, pids.max is max (no limit)", pc.dir.display(), pc.current)),
         },
+        None if p.from_event && !p.sighted => {
+            a.evidence.push("pids cgroup: unknown, the process exited before its cgroup was read".into());
+            a.candidates.push(Layer::CgroupPids);
+        }
         None => a.exclude(Layer::CgroupPids, "no pids controller applies to this process"),
     }
     // Root with CAP_SYS_RESOURCE or CAP_SYS_ADMIN is exempt from RLIMIT_NPROC.
     let exempt = p.ruid == 0 && (p.has_cap(24) || p.has_cap(21));
+    // Read after the process exited: its own threads are no longer counted, and without a
+    // sighting its limit is unknown (not unlimited).
+    let gone = p.from_event;
+    let mut nproc_open = None;
     match (p.nproc_limit, p.uid_tasks) {
         (Some(limit), Some(n)) if n >= limit && !exempt => verdicts.push((
             Layer::RlimitNproc,
@@ -36,6 +44,12 @@ pub(super) fn attribute(f: &Failure, ctx: &FailureContext, mut a: Attribution) -
                 p.ruid
             ),
         )),
+        (Some(limit), Some(n)) if gone && !exempt => {
+            nproc_open = Some(format!(
+                "RLIMIT_NPROC: soft limit {limit} (read when pid {} exec'd); uid {} has {n} tasks now, not counting the threads the exited process had at the failure",
+                p.pid, p.ruid
+            ))
+        }
         (Some(limit), Some(n)) => a.exclude(
             Layer::RlimitNproc,
             format!(
@@ -48,6 +62,11 @@ pub(super) fn attribute(f: &Failure, ctx: &FailureContext, mut a: Attribution) -
                 }
             ),
         ),
+        (None, _) if gone && !p.sighted => {
+            nproc_open = Some(
+                "RLIMIT_NPROC: unknown, the process exited before its limits were read".into(),
+            )
+        }
         (None, _) => a.exclude(Layer::RlimitNproc, "RLIMIT_NPROC: unlimited"),
         (Some(limit), None) => a.evidence.push(format!(
             "RLIMIT_NPROC soft limit {limit}; the uid's task count was not measured"
@@ -63,6 +82,18 @@ pub(super) fn attribute(f: &Failure, ctx: &FailureContext, mut a: Attribution) -
             format!("kernel.threads-max: {n} of {max}"),
         ),
         None => {}
+    }
+    if let Some(why) = nproc_open {
+        // Every other limit a clone's EAGAIN can come from was read and is not reached.
+        if verdicts.is_empty() && a.candidates.is_empty() && p.threads.is_some() {
+            return a.decide(
+                Layer::RlimitNproc,
+                Confidence::Inferred,
+                format!("{why}; the pids cgroup and kernel.threads-max are not at their limits"),
+            );
+        }
+        a.evidence.push(why);
+        a.candidates.push(Layer::RlimitNproc);
     }
     match verdicts.len() {
         0 => {

@@ -925,3 +925,86 @@ fn an_exited_process_whose_program_carries_the_refused_capability_is_not_a_plain
         "{fix}"
     );
 }
+
+#[test]
+fn an_exited_process_never_seen_keeps_every_clone_limit_a_suspect() {
+    let p = ProcessContext::from_event(10, 1000, 1000);
+    let g = group(failure("clone3", libc::EAGAIN, None), Some(p), None);
+    let a = attribute(&g, LSMS, NO_FEXIT);
+    assert_eq!(a.layer, Layer::Unknown);
+    for suspect in [Layer::CgroupPids, Layer::RlimitNproc] {
+        assert!(
+            !a.ruled_out.iter().any(|r| r.layer == Some(suspect)),
+            "{suspect:?} ruled out from no view: {:?}",
+            a.ruled_out
+        );
+    }
+    assert!(
+        a.candidates.contains(&Layer::CgroupPids),
+        "{:?}",
+        a.candidates
+    );
+    assert!(
+        a.candidates.contains(&Layer::RlimitNproc),
+        "{:?}",
+        a.candidates
+    );
+}
+
+#[test]
+fn an_exited_process_seen_at_exec_is_judged_on_its_limits_then() {
+    // RLIMIT_NPROC 16 read at its exec; 12 tasks of the uid left once its own threads are gone.
+    let mut p = user(4242);
+    p.from_event = true;
+    p.sighted = true;
+    p.nproc_limit = Some(16);
+    p.uid_tasks = Some(12);
+    p.threads = Some((300, 100_000));
+    let g = group(failure("clone3", libc::EAGAIN, None), Some(p.clone()), None);
+    let a = attribute(&g, LSMS, NO_FEXIT);
+    assert_eq!(
+        (a.layer, a.confidence),
+        (Layer::RlimitNproc, Confidence::Inferred)
+    );
+    assert!(
+        a.evidence[0].contains("not counting the threads"),
+        "{:?}",
+        a.evidence
+    );
+
+    // Its pids cgroup, as seen at its exec and read again: the refusal is the cgroup's.
+    p.pids = Some(crate::context::cgroup::PidsCgroup {
+        dir: PathBuf::from("/sys/fs/cgroup/pids/t"),
+        current: 0,
+        max: Some(12),
+        refused: 1,
+    });
+    let g = group(failure("clone3", libc::EAGAIN, None), Some(p), None);
+    let a = attribute(&g, LSMS, NO_FEXIT);
+    assert_eq!(a.layer, Layer::CgroupPids);
+}
+
+#[test]
+fn prot_exec_mapping_of_a_file_on_a_noexec_mount() {
+    let mut f = failure("mmap", libc::EPERM, Some("/tmp/media/lib.so"));
+    f.flags = Some(libc::PROT_READ as u64 | libc::PROT_EXEC as u64);
+    let mut facts = file("/tmp/media/lib.so", 0o755, "tmpfs", View::Own);
+    facts.mount.as_mut().unwrap().noexec = true;
+    let g = group(f.clone(), Some(user(0)), Some(facts));
+    let a = attribute(&g, LSMS, NO_FEXIT);
+    assert_eq!(a.layer, Layer::MountNoexec);
+    assert!(a.evidence.iter().any(|e| e.contains("/tmp/media/lib.so")));
+
+    // The fd could not be named: noexec stays a suspect, with the reason.
+    f.path = None;
+    f.args = Some([0, 4096, 5, 0x2, 3, 0]); // MAP_PRIVATE, fd 3
+    let g = group(f, Some(user(0)), None);
+    let a = attribute(&g, LSMS, NO_FEXIT);
+    assert_eq!(a.layer, Layer::Unknown);
+    assert!(
+        a.candidates.contains(&Layer::MountNoexec),
+        "{:?}",
+        a.candidates
+    );
+    assert!(a.evidence.iter().any(|e| e.contains("could not be named")));
+}

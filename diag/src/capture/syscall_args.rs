@@ -72,3 +72,12 @@ pub fn dup(name: &str, args: &[u64; 6], ret: i64) -> Option<(i32, i32, bool)> {
     };
     Some((args[0] as i32, i32::try_from(ret).ok()?, cloexec))
 }
+
+/// `MAP_ANONYMOUS`: the mapping has no file, its fd argument is ignored.
+const MAP_ANONYMOUS: u64 = 0x20;
+
+/// The fd of the file an `mmap` maps (None for anonymous mappings and other calls).
+pub fn mapped_fd(name: &str, args: &[u64; 6]) -> Option<i32> {
+    let fd = args[4] as i32;
+    (name == "mmap" && args[3] & MAP_ANONYMOUS == 0 && fd >= 0).then_some(fd)
+}

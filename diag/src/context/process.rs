@@ -29,8 +29,10 @@ pub struct ProcessContext {
     /// System-wide tasks and `kernel.threads-max`.
     pub threads: Option<(u64, u64)>,
     /// Built from the kernel event's ids after the process exited: supplementary groups and
-    /// capabilities are unknown.
+    /// capabilities are unknown, unless `sighted`.
     pub from_event: bool,
+    /// Limits, capabilities and cgroup were read when the process exec'd, not at the failure.
+    pub sighted: bool,
 }
 
 impl ProcessContext {
@@ -38,6 +40,11 @@ impl ProcessContext {
     pub fn read(pid: u32) -> Result<Self> {
         let proc_ = Process::new(pid as i32).context("gone")?;
         let status = proc_.status().context("reading status")?;
+        // A zombie's /proc shows every cgroup as the root and its threads are gone: its facts
+        // are no longer the ones the failure met.
+        if status.state.starts_with(['Z', 'X']) {
+            anyhow::bail!("exited (a zombie not yet reaped)");
+        }
         let limits = proc_.limits().context("reading limits")?;
         let nproc_limit = match limits.max_processes.soft_limit {
             LimitValue::Unlimited => None,
@@ -62,6 +69,7 @@ impl ProcessContext {
             pids,
             threads: None,
             from_event: false,
+            sighted: false,
         })
     }
 

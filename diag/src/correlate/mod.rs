@@ -3,7 +3,8 @@
 
 pub mod landlock;
 
-use crate::context::{self, FailureContext, TaskCounts};
+use crate::capture::syscall_args::mapped_fd;
+use crate::context::{self, FailureContext, ProcessContext, Seen, TaskCounts};
 use crate::model::{syscalls, CaptureStats, Event, Failure, Fork, Message, PathIdentity, Text};
 use landlock::LandlockTracker;
 use std::collections::{BTreeMap, HashMap};
@@ -50,13 +51,20 @@ pub trait LiveView {
     /// `relatives`: living candidates (nearest first) to read the filesystem through when the
     /// failing process has already exited.
     /// `counts`: the task counts the trace's failures share.
+    /// `seen`: the process and its relatives as read while alive, for when it has exited.
     fn snapshot(
         &self,
         failure: &Failure,
         relatives: &[u32],
+        seen: &Seen,
         counts: &mut TaskCounts,
     ) -> Option<FailureContext>;
+    /// The process's credentials, limits and cgroup now (at its exec), kept in case it exits
+    /// before a failure of it is examined.
+    fn sight(&self, pid: u32) -> Option<ProcessContext>;
     fn fd_path(&self, pid: u32, fd: i32) -> Option<Text>;
+    /// The file mapped at `addr` in `pid`'s memory.
+    fn mapping_path(&self, pid: u32, addr: u64) -> Option<Text>;
     fn exe(&self, pid: u32) -> Option<Text>;
 }
 
@@ -75,10 +83,22 @@ pub const WALL_CLOCK_FLOOR_NS: u64 = 1_000_000_000 * 1_000_000_000;
 pub struct Offline;
 
 impl LiveView for Offline {
-    fn snapshot(&self, _: &Failure, _: &[u32], _: &mut TaskCounts) -> Option<FailureContext> {
+    fn snapshot(
+        &self,
+        _: &Failure,
+        _: &[u32],
+        _: &Seen,
+        _: &mut TaskCounts,
+    ) -> Option<FailureContext> {
+        None
+    }
+    fn sight(&self, _: u32) -> Option<ProcessContext> {
         None
     }
     fn fd_path(&self, _: u32, _: i32) -> Option<Text> {
+        None
+    }
+    fn mapping_path(&self, _: u32, _: u64) -> Option<Text> {
         None
     }
     fn exe(&self, _: u32) -> Option<Text> {
@@ -94,6 +114,7 @@ impl LiveView for Procfs {
         &self,
         f: &Failure,
         relatives: &[u32],
+        seen: &Seen,
         counts: &mut TaskCounts,
     ) -> Option<FailureContext> {
         let ids = f.origin.uid.zip(f.origin.gid);
@@ -103,6 +124,7 @@ impl LiveView for Procfs {
             f.origin.pid,
             ids,
             relatives,
+            seen,
             whole_path.map(Text::as_bytes),
             counts,
             syscalls::is_clone(&f.syscall),
@@ -116,11 +138,28 @@ impl LiveView for Procfs {
         }
         Some(ctx)
     }
+    fn sight(&self, pid: u32) -> Option<ProcessContext> {
+        ProcessContext::read(pid).ok()
+    }
     fn fd_path(&self, pid: u32, fd: i32) -> Option<Text> {
         let p = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
         Some(Text::new(std::os::unix::ffi::OsStrExt::as_bytes(
             p.as_os_str(),
         )))
+    }
+    fn mapping_path(&self, pid: u32, addr: u64) -> Option<Text> {
+        let maps = procfs::process::Process::new(pid as i32)
+            .ok()?
+            .maps()
+            .ok()?;
+        maps.into_iter().find_map(|m| match m.pathname {
+            procfs::process::MMapPath::Path(p) if (m.address.0..m.address.1).contains(&addr) => {
+                Some(Text::new(std::os::unix::ffi::OsStrExt::as_bytes(
+                    p.as_os_str(),
+                )))
+            }
+            _ => None,
+        })
     }
     fn exe(&self, pid: u32) -> Option<Text> {
         let p = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
@@ -128,6 +167,23 @@ impl LiveView for Procfs {
             p.as_os_str(),
         )))
     }
+}
+
+/// `mmap` and `mprotect` name no path: the file is the one the fd argument held, or the one
+/// mapped at the address, named while the process may still hold it (ptrace stops it at the
+/// failure; under eBPF the fd is often closed by now).
+fn name_mapped_file(f: &mut Failure, live: &dyn LiveView) {
+    let Some(args) = f.args.filter(|_| f.path.is_none()) else {
+        return;
+    };
+    let pid = f.origin.pid;
+    let named = match f.syscall.as_str() {
+        "mprotect" | "pkey_mprotect" => live.mapping_path(pid, args[0]),
+        _ => mapped_fd(&f.syscall, &args).and_then(|fd| live.fd_path(pid, fd)),
+    };
+    // Only a file reachable by name: not "socket:[..]", "/memfd:x (deleted)", or a removed file.
+    f.path =
+        named.filter(|p| p.as_bytes().starts_with(b"/") && !p.as_bytes().ends_with(b" (deleted)"));
 }
 
 /// The same failure regardless of the process: (syscall, errno, path, no_enter, cap, comm).
@@ -201,6 +257,9 @@ pub struct Trace {
     hasher: RandomState,
     /// Shared by the failures' context snapshots.
     pub task_counts: TaskCounts,
+    /// Each process as read when it exec'd (or its parent's, inherited at fork): what is known
+    /// of it if it exits before its failure is examined. Pruned with the process table.
+    sightings: HashMap<u32, ProcessContext>,
     partial_lines: HashMap<(u32, i32), Message>,
 }
 
@@ -259,10 +318,12 @@ impl Trace {
                         exit_status: None,
                     },
                 );
+                self.sight(f.child_pid, live);
                 self.landlock.fork(f.parent_pid, f.child_pid);
             }
             Event::Exec(e) => {
                 self.landlock.exec(e.origin.pid);
+                self.sight(e.origin.pid, live);
                 let exe = live.exe(e.origin.pid).or(Some(e.filename));
                 let p = self.process_mut(e.origin.pid, e.origin.time_ns);
                 p.comm = e.origin.comm;
@@ -294,6 +355,15 @@ impl Trace {
             } => self.landlock.fd_dup(pid, old, new, cloexec),
             Event::FdClosed { pid, fd } => self.landlock.fd_closed(pid, fd),
         }
+    }
+
+    /// Reads `pid` while it may still be alive; a process already gone (or a zombie) forgets
+    /// what was seen before (a recycled pid, or a process that moved cgroup before its exec).
+    fn sight(&mut self, pid: u32, live: &dyn LiveView) {
+        match live.sight(pid) {
+            Some(seen) => self.sightings.insert(pid, seen),
+            None => self.sightings.remove(&pid),
+        };
     }
 
     /// A fork whose child is already known: the eBPF backend reports each process twice (by
@@ -338,7 +408,8 @@ impl Trace {
     }
 
     /// Adds `times` calls of failure `f` (the last at `f`'s time) to its group.
-    fn count_failure(&mut self, f: Failure, times: u64, live: &dyn LiveView) {
+    fn count_failure(&mut self, mut f: Failure, times: u64, live: &dyn LiveView) {
+        name_mapped_file(&mut f, live);
         let id = identity(&f);
         let hash = self.hasher.hash_one(id);
         let t = f.origin.time_ns;
@@ -378,7 +449,19 @@ impl Trace {
             self.failures_dropped += times;
             return;
         }
-        let context = live.snapshot(&f, &self.relatives(f.origin.pid), &mut self.task_counts);
+        let relatives = self.relatives(f.origin.pid);
+        let seen = Seen {
+            own: self.sightings.get(&f.origin.pid).cloned(),
+            relatives_pids: if syscalls::is_clone(&f.syscall) {
+                relatives
+                    .iter()
+                    .filter_map(|r| Some((*r, self.sightings.get(r)?.pids.clone()?)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        };
+        let context = live.snapshot(&f, &relatives, &seen, &mut self.task_counts);
         let at = self.failures.len();
         self.index.entry(hash).or_default().push(at);
         let folds = self.signatures.entry(sig_hash).or_default();
@@ -429,6 +512,8 @@ impl Trace {
         self.processes_pruned += (before - self.processes.len()) as u64;
         self.landlock
             .retain_processes(|pid| self.processes.contains_key(&pid));
+        self.sightings
+            .retain(|pid, _| self.processes.contains_key(pid));
         self.prune_at = 2 * self.processes.len();
     }
 
@@ -657,6 +742,108 @@ mod tests {
             .all(|g| counted(g).is_some_and(|n| n > 0)));
         tr.on_event(fail("clone", 0), &Procfs);
         assert_eq!(tr.task_counts.scans, 2, "a failed clone counts afresh");
+    }
+
+    #[test]
+    fn a_mapping_failure_is_named_by_its_fd_or_its_address() {
+        // This test process stands in for the traced one, alive at the failure as under ptrace.
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib.so");
+        std::fs::write(&lib, b"x").unwrap();
+        let file = std::fs::File::open(&lib).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        let me = std::process::id();
+        let fail = |syscall: &str, args: [u64; 6]| {
+            Event::Failure(Failure {
+                origin: origin(me, 1),
+                syscall: syscall.into(),
+                errno: libc::EPERM,
+                flags: Some(5), // PROT_READ|PROT_EXEC
+                args: Some(args),
+                ..Default::default()
+            })
+        };
+        let mut tr = Trace::new();
+        tr.on_event(fail("mmap", [0, 4096, 5, 0x2, fd as u64, 0]), &Procfs);
+        // An anonymous mapping (MAP_ANONYMOUS) names no file, whatever its fd argument.
+        tr.on_event(fail("mmap", [0, 4096, 5, 0x22, fd as u64, 0]), &Procfs);
+        // mprotect: the file mapped at the address (this test's own code).
+        let code = a_mapping_failure_is_named_by_its_fd_or_its_address as *const () as u64;
+        tr.on_event(fail("mprotect", [code, 4096, 5, 0, 0, 0]), &Procfs);
+        let paths: Vec<_> = tr
+            .failures
+            .iter()
+            .map(|g| g.failure.path.as_ref().map(|p| p.lossy()))
+            .collect();
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        assert_eq!(
+            paths,
+            vec![
+                Some(lib.to_string_lossy().into_owned()),
+                None,
+                Some(exe.to_string_lossy().into_owned())
+            ]
+        );
+        assert!(tr.failures[0].context.as_ref().unwrap().path.is_some());
+    }
+
+    #[test]
+    fn a_process_gone_before_its_failure_is_judged_on_what_its_exec_showed() {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("30");
+        // SAFETY: setrlimit is async-signal-safe; the child only execs afterwards.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NPROC, 77, 77)
+                    .map_err(std::io::Error::from)
+            })
+        };
+        #[allow(clippy::zombie_processes)] // reaped at the end: it must stay a zombie until then
+        let mut child = cmd.spawn().unwrap();
+        let pid = child.id();
+        // Wait for the exec (its comm becomes "sleep").
+        while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n"
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut tr = Trace::new();
+        tr.on_event(
+            Event::Exec(Exec {
+                origin: origin(pid, 1),
+                filename: Text::from("/usr/bin/sleep"),
+            }),
+            &Procfs,
+        );
+        // Killed but not reaped, as the eBPF backend finds a failed process: a zombie, whose
+        // /proc shows the root cgroup and no threads.
+        child.kill().unwrap();
+        let stat = || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        while !stat().contains(") Z ") {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        tr.on_event(
+            Event::Failure(Failure {
+                origin: Origin {
+                    uid: Some(4242),
+                    gid: Some(4242),
+                    ..origin(pid, 2)
+                },
+                syscall: "clone3".into(),
+                errno: libc::EAGAIN,
+                ..Default::default()
+            }),
+            &Procfs,
+        );
+        let ctx = tr.failures[0].context.as_ref().unwrap();
+        let p = ctx.process.as_ref().unwrap();
+        assert!(p.from_event && p.sighted);
+        assert_eq!((p.nproc_limit, p.ruid), (Some(77), 4242));
+        assert!(
+            ctx.notes[0].contains("read when it exec'd"),
+            "{:?}",
+            ctx.notes
+        );
     }
 
     #[test]
