@@ -190,7 +190,7 @@ fn link(
         words.push(format!("the syscall name {}", f.syscall));
     }
     let own_words = !words.is_empty();
-    if !pattern && !(own_words && speaker > Speaker::Other) {
+    if !(pattern || own_words && speaker > Speaker::Other) {
         return None;
     }
     let who = match speaker {
