@@ -295,9 +295,7 @@ impl Trace {
             }
             Event::Repeated { failure, times } => self.count_failure(failure, times, live),
             Event::Message(m) => self.on_message(m),
-            Event::Fork(f) if self.processes.get(&f.child_pid).is_some_and(|p| !p.exited) => {
-                self.on_known_child_forked(f)
-            }
+            Event::Fork(f) if self.is_same_process(&f) => self.on_known_child_forked(f),
             Event::Fork(f) => {
                 let comm = f.comm.clone();
                 let exe = self
@@ -364,6 +362,18 @@ impl Trace {
             Some(seen) => self.sightings.insert(pid, seen),
             None => self.sightings.remove(&pid),
         };
+    }
+
+    /// Whether a fork record names the process already in the table rather than a new one on a
+    /// recycled pid. The parent's record can arrive after a short-lived child exec'd and exited
+    /// (eBPF sends it when the parent's clone returns; ptrace stops come in no fixed order), so an
+    /// exited entry is the same process unless another parent is on record: a pid comes back
+    /// only after its old owner was reaped, and the same parent getting it again needs a
+    /// wrap-around of the whole pid space between two records of one fork.
+    fn is_same_process(&self, f: &Fork) -> bool {
+        self.processes
+            .get(&f.child_pid)
+            .is_some_and(|p| !p.exited || p.ppid.is_none_or(|ppid| ppid == f.parent_pid))
     }
 
     /// A fork whose child is already known: the eBPF backend reports each process twice (by
@@ -950,6 +960,44 @@ mod tests {
         let p = &tr.processes[&7];
         assert_eq!((p.ppid, p.first_seen_ns, p.exec_ns), (Some(1), 5, Some(6)));
         assert_eq!(p.comm.lossy(), "x", "the exec's name, not the late fork's");
+
+        // A short-lived child that exec'd and exited before its parent's record came (eBPF sends
+        // it when the parent's clone returns): still the child's own name and program.
+        let child_forked = |t| {
+            Event::Fork(Fork {
+                time_ns: t,
+                parent_pid: 1,
+                child_pid: 9,
+                comm: Text::from("sh"),
+            })
+        };
+        tr.on_event(child_forked(20), &Offline);
+        tr.on_event(
+            Event::Exec(Exec {
+                origin: origin(9, 21),
+                filename: Text::from("/bin/cat"),
+            }),
+            &Offline,
+        );
+        tr.on_event(
+            Event::Exit(crate::model::Exit {
+                time_ns: 22,
+                pid: 9,
+                status: Some(1),
+            }),
+            &Offline,
+        );
+        tr.on_event(child_forked(23), &Offline);
+        let p = &tr.processes[&9];
+        assert_eq!(
+            (
+                p.comm.lossy().as_str(),
+                p.exe.as_ref().map(Text::lossy).as_deref(),
+                p.exited
+            ),
+            ("x", Some("/bin/cat"), true),
+            "the late fork record leaves the exited child's own name"
+        );
 
         // A child whose own event came first (ptrace stops come in no fixed order): its fork
         // still names the parent, and keeps what the child did.

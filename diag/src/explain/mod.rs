@@ -19,8 +19,11 @@ struct Draft<'c> {
     /// A container engine's own failures make findings of their own, never the workload's.
     engine_plumbing: bool,
     failures: Vec<usize>,
-    explains: Vec<usize>,
-    /// (message index, misleading note) of the best message.
+    /// Linked messages with the basis of each link.
+    explains: Vec<(usize, String)>,
+    /// The message that agrees best, which the summary quotes.
+    headline: Option<(usize, (bool, bool, Speaker))>,
+    /// The misleading note of the first linked message's catalog case.
     misleading: Option<String>,
 }
 
@@ -42,6 +45,7 @@ pub fn findings(trace: &Trace, attributions: &[Attribution], catalog: &Catalog) 
                 engine_plumbing,
                 failures: vec![i],
                 explains: vec![],
+                headline: None,
                 misleading: None,
             }),
         }
@@ -83,51 +87,134 @@ fn match_cause<'c>(catalog: &'c Catalog, f: &Failure, layer: Layer) -> &'c Cause
         .unwrap_or_else(|| catalog.causes.last().expect("catalog ends with unknown"))
 }
 
-/// Links each message to the finding whose cause's message patterns it matches (strong), or
-/// whose failure's errno text it carries, printed after the failure in the same tree (weak);
-/// between equals, the finding with a failure in the process that printed it.
+/// How a message's process stands to the failing one: the same process outranks a relay (an
+/// ancestor printing what its child did: a shell, a launcher, a container engine), which
+/// outranks another process of the tree.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Speaker {
+    Other,
+    Relay,
+    Same,
+}
+
+/// Why a message is linked to a finding, for the report's `explains_basis`.
+struct Link {
+    /// (cause's message pattern, the failure's own words, speaker): compared in that order.
+    score: (bool, bool, Speaker),
+    basis: String,
+}
+
+/// Links each message to the finding whose failure it agrees with best: printed after the
+/// failure, by the failing process or a relay of it, with text that carries the failure's cause
+/// pattern or its own words (errno string or name, path, syscall). A process elsewhere in the
+/// tree links only on the cause's pattern.
 fn link_messages(trace: &Trace, drafts: &mut [Draft]) {
     for (mi, m) in trace.messages.iter().enumerate() {
         let text = m.text.lossy();
-        let mut best: Option<(usize, (u8, bool), Option<String>)> = None;
+        let mut best: Option<(usize, Link, Option<String>)> = None;
         for (di, d) in drafts.iter().enumerate() {
-            let first_ns = d
-                .failures
-                .iter()
-                .map(|&i| trace.failures[i].first_ns)
-                .min()
-                .unwrap_or(0);
-            if m.origin.time_ns != 0 && first_ns != 0 && m.origin.time_ns < first_ns {
-                continue; // printed before anything failed
-            }
             let case = d.cause.cases.iter().find(|c| c.message.is_match(&text));
-            let errno_text = d.failures.iter().any(|&i| {
-                let e = trace.failures[i].failure.errno;
-                text.contains(&errno::message(e)) || text.contains(&errno::name(e))
-            });
-            let strength = match (case.is_some(), errno_text) {
-                (true, true) => 3,
-                (true, false) => 2,
-                (false, true) => 1,
-                _ => 0,
-            };
-            let same_process = d
+            let Some(link) = d
                 .failures
                 .iter()
-                .any(|&i| trace.failures[i].failure.origin.pid == m.origin.pid);
-            let score = (strength, same_process);
-            if strength > 0 && best.as_ref().is_none_or(|(_, s, _)| score > *s) {
-                best = Some((di, score, case.and_then(|c| c.misleading.clone())));
+                .filter_map(|&i| link(trace, &trace.failures[i], m, &text, case.is_some()))
+                .max_by_key(|l| l.score)
+            else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(_, b, _)| link.score > b.score) {
+                best = Some((di, link, case.and_then(|c| c.misleading.clone())));
             }
         }
-        if let Some((di, _, misleading)) = best {
+        if let Some((di, link, misleading)) = best {
             let d = &mut drafts[di];
-            d.explains.push(mi);
+            if d.headline.as_ref().is_none_or(|(_, s)| link.score > *s) {
+                d.headline = Some((mi, link.score));
+            }
+            d.explains.push((mi, link.basis));
             if d.misleading.is_none() {
                 d.misleading = misleading;
             }
         }
     }
+}
+
+/// How message `m` agrees with failure `g`, if it does.
+fn link(
+    trace: &Trace,
+    g: &FailureGroup,
+    m: &crate::model::Message,
+    text: &str,
+    pattern: bool,
+) -> Option<Link> {
+    let f = &g.failure;
+    if m.origin.time_ns != 0 && g.first_ns != 0 && m.origin.time_ns < g.first_ns {
+        return None; // printed before the call failed
+    }
+    let speaker = if m.origin.pid == f.origin.pid {
+        Speaker::Same
+    } else if trace.ancestors(f.origin.pid).contains(&m.origin.pid) {
+        Speaker::Relay
+    } else {
+        Speaker::Other
+    };
+    let mut words: Vec<String> = Vec::new();
+    let errno_text = errno::message(f.errno);
+    if text.contains(&errno_text) {
+        words.push(format!("the errno string \"{errno_text}\""));
+    } else if contains_word(text, &errno::name(f.errno)) {
+        words.push(format!("the errno name {}", errno::name(f.errno)));
+    }
+    if let Some(path) = f.path.as_ref().map(Text::lossy) {
+        if names_path(text, &path) {
+            words.push("the path".into());
+        }
+    }
+    if f.syscall.len() > 3 && contains_word(text, &f.syscall) {
+        words.push(format!("the syscall name {}", f.syscall));
+    }
+    let own_words = !words.is_empty();
+    if !(pattern || own_words && speaker > Speaker::Other) {
+        return None;
+    }
+    let who = match speaker {
+        Speaker::Same => "the failing process",
+        Speaker::Relay => "an ancestor relaying the failing process",
+        Speaker::Other => "another process of the tree",
+    };
+    if pattern {
+        words.insert(0, "the cause's message pattern".into());
+    }
+    Some(Link {
+        score: (pattern, own_words, speaker),
+        basis: format!(
+            "printed by {who} (pid {}) after {} failed; its text has {}",
+            m.origin.pid,
+            f.syscall,
+            words.join(", ")
+        ),
+    })
+}
+
+/// `word` in `text` with no letter, digit or underscore on either side.
+fn contains_word(text: &str, word: &str) -> bool {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(at, _)| {
+        !text[..at].chars().next_back().is_some_and(is_word)
+            && !text[at + word.len()..].chars().next().is_some_and(is_word)
+    })
+}
+
+/// Whether `text` names `path`: whole, or cut short (a capture keeps the first bytes of each
+/// write) after at least three of its directories.
+fn names_path(text: &str, path: &str) -> bool {
+    if path.len() > 1 && text.contains(path) {
+        return true;
+    }
+    text.split(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+        .any(|token| {
+            token.starts_with('/') && token.matches('/').count() >= 3 && path.starts_with(token)
+        })
 }
 
 fn finish(trace: &Trace, attributions: &[Attribution], catalog: &Catalog, d: Draft) -> Finding {
@@ -146,7 +233,7 @@ fn finish(trace: &Trace, attributions: &[Attribution], catalog: &Catalog, d: Dra
         None => refused,
     };
     let forks = fork_note(trace);
-    let summary = match d.explains.first().map(|&mi| &trace.messages[mi]) {
+    let summary = match d.headline.map(|(mi, _)| &trace.messages[mi]) {
         Some(m) => {
             let program = program_name(trace, m.origin.pid);
             let mut s = format!(
@@ -207,10 +294,11 @@ fn finish(trace: &Trace, attributions: &[Attribution], catalog: &Catalog, d: Dra
         fix: a
             .fix
             .clone()
-            .unwrap_or_else(|| fix_text(d.cause, d.layer, g, trace))
+            .unwrap_or_else(|| fix_text(d.cause, d.layer, g, trace, &evidence))
             + &audit_remedies(trace, &d.failures),
         failures: d.failures,
-        explains: d.explains,
+        explains_basis: d.explains.iter().map(|(_, b)| b.clone()).collect(),
+        explains: d.explains.into_iter().map(|(mi, _)| mi).collect(),
         evidence,
         policy_patch: None,
     }
@@ -298,7 +386,23 @@ pub fn ruled_out_entry(catalog: &Catalog, r: &RuledOut, f: &Failure) -> RuledOut
     }
 }
 
-fn fix_text(cause: &Cause, layer: Layer, g: &FailureGroup, trace: &Trace) -> String {
+/// `CAP_SYS_ADMIN` in "cap_capable refused CAP_SYS_ADMIN during the call".
+pub fn capability_named(text: &str) -> Option<String> {
+    let at = text.find("CAP_")?;
+    let name: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+        .collect();
+    (name.len() > 4).then_some(name)
+}
+
+fn fix_text(
+    cause: &Cause,
+    layer: Layer,
+    g: &FailureGroup,
+    trace: &Trace,
+    evidence: &[String],
+) -> String {
     let f = &g.failure;
     let path = f.path.as_ref().map(Text::lossy).unwrap_or_default();
     // A cut path's parent is still one of the whole path's directories.
@@ -321,6 +425,13 @@ fn fix_text(cause: &Cause, layer: Layer, g: &FailureGroup, trace: &Trace) -> Str
         .replace("{errno}", &errno::name(f.errno))
         .replace("{mount_point}", &mount)
         .replace("{pty_grant}", &pty_grant(trace))
+        .replace(
+            "{capability}",
+            &evidence
+                .iter()
+                .find_map(|e| capability_named(e))
+                .unwrap_or_else(|| "the capability named in the evidence".into()),
+        )
         + &cut_note(f)
 }
 

@@ -88,7 +88,13 @@ pub fn number(name: &str) -> Option<i32> {
 
 /// The text glibc's `strerror` gives, which programs put in their messages.
 pub fn message(errno: i32) -> String {
-    nix::errno::Errno::from_raw(errno).desc().to_string()
+    // std asks the C library (strerror_r); nix's own table says "Try again" for EAGAIN where
+    // glibc says "Resource temporarily unavailable".
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
 }
 
 /// What `--errno` selects.
@@ -182,6 +188,12 @@ pub fn parse_selection(spec: &str) -> Result<ErrnoSelection, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_are_the_c_librarys() {
+        assert_eq!(message(libc::EAGAIN), "Resource temporarily unavailable");
+        assert_eq!(message(libc::EACCES), "Permission denied");
+    }
 
     #[test]
     fn names() {

@@ -56,14 +56,7 @@ fn denied_capability(f: &Finding, failures: &[&FailureEntry]) -> Option<String> 
     f.evidence
         .iter()
         .chain(failures.iter().flat_map(|e| e.evidence.iter()))
-        .find_map(|ev| {
-            let at = ev.find("CAP_")?;
-            let name: String = ev[at..]
-                .chars()
-                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
-                .collect();
-            (name.len() > 4).then_some(name)
-        })
+        .find_map(|ev| crate::explain::capability_named(ev))
 }
 
 /// `--pids-limit`'s new value: twice the limit met.

@@ -131,6 +131,7 @@ pub fn sample() -> Report {
                 summary: "tmux said \"create window failed: fork failed: Permission denied\". Real cause: openat /dev/ptmx was refused by Landlock".into(),
                 failures: vec![0],
                 explains: vec![0],
+                explains_basis: vec!["printed by the failing process (pid 4242) after openat failed; its text has the cause's message pattern".into()],
                 evidence: vec!["Landlock domain 1 grants /tmp; /dev/ptmx needs write_file".into()],
                 ruled_out: vec![
                     RuledOutEntry {
@@ -155,6 +156,7 @@ pub fn sample() -> Report {
                 summary: format!("opening /tmp/{HOSTILE} was refused: 100% sure, a,b:c\r\n"),
                 failures: vec![1],
                 explains: vec![1],
+                explains_basis: vec![],
                 evidence: vec![format!("path /tmp/{HOSTILE}")],
                 ruled_out: vec![],
                 fix: "grant it".into(),

@@ -261,6 +261,10 @@ pub struct Finding {
     pub failures: Vec<usize>,
     /// Indices into `messages`.
     pub explains: Vec<usize>,
+    /// Why each message of `explains` is linked, in the same order: who printed it and what
+    /// in its text agrees with the failure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explains_basis: Vec<String>,
     pub evidence: Vec<String>,
     pub ruled_out: Vec<RuledOutEntry>,
     pub fix: String,
