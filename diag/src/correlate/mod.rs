@@ -4,7 +4,10 @@
 pub mod landlock;
 
 use crate::context::{self, FailureContext, TaskCounts};
-use crate::model::{syscalls, CaptureStats, Event, Failure, Fork, Message, PathIdentity, Text};
+use crate::model::{
+    syscalls, CaptureStats, DeathSignal, Event, Failure, Flush, Fork, Message, Origin,
+    PathIdentity, Text,
+};
 use landlock::LandlockTracker;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
@@ -28,6 +31,9 @@ pub struct ProcessInfo {
     pub exit_status: Option<i32>,
 }
 
+/// Bound on kept recovered failures; the rest are counted.
+const MAX_RECOVERED: usize = 500;
+
 /// One deduplicated failure: the same (pid, syscall, errno, path, kernel evidence).
 #[derive(Clone, Debug)]
 pub struct FailureGroup {
@@ -39,6 +45,9 @@ pub struct FailureGroup {
     pub first_ns: u64,
     pub last_ns: u64,
     pub context: Option<FailureContext>,
+    /// From a flight recorder: what the process did next that made it a candidate (None: the
+    /// failure was reported at once).
+    pub flush: Option<Flush>,
 }
 
 /// Reads live state for the correlator; offline backends use [`Offline`].
@@ -159,6 +168,9 @@ fn identity(f: &Failure) -> Identity<'_> {
 pub struct Trace {
     pub processes: BTreeMap<u32, ProcessInfo>,
     pub failures: Vec<FailureGroup>,
+    /// Recorded failures that led to no complaint and no death (not candidates).
+    pub recovered: Vec<(Failure, u64)>,
+    pub recovered_dropped: u64,
     pub messages: Vec<Message>,
     pub landlock: LandlockTracker,
     pub stats: CaptureStats,
@@ -212,9 +224,28 @@ impl Trace {
         match ev {
             Event::Failure(f) => {
                 self.note_comm(f.origin.pid, &f.origin.comm, f.origin.time_ns);
-                self.count_failure(f, 1, live)
+                self.count_failure(f, 1, live, None)
             }
-            Event::Repeated { failure, times } => self.count_failure(failure, times, live),
+            Event::Repeated { failure, times } => self.count_failure(failure, times, live, None),
+            Event::Recent {
+                failure,
+                times,
+                flush,
+            } if flush.in_trouble() => {
+                self.note_comm(
+                    failure.origin.pid,
+                    &failure.origin.comm,
+                    failure.origin.time_ns,
+                );
+                self.count_failure(failure, times, live, Some(flush))
+            }
+            Event::Recent { failure, times, .. } => {
+                if self.recovered.len() < MAX_RECOVERED {
+                    self.recovered.push((failure, times));
+                } else {
+                    self.recovered_dropped += times;
+                }
+            }
             Event::Message(m) => self.on_message(m),
             Event::Fork(f) if self.processes.get(&f.child_pid).is_some_and(|p| !p.exited) => {
                 self.on_known_child_forked(f)
@@ -253,6 +284,9 @@ impl Trace {
                 if let Some(p) = self.processes.get_mut(&e.pid) {
                     p.exited = true;
                     p.exit_status = e.status;
+                }
+                if let Some(sig) = e.signal.filter(|s| s.from_kernel(e.pid)) {
+                    self.on_killed(e.pid, e.time_ns, sig, live);
                 }
                 self.prune_processes();
             }
@@ -312,8 +346,41 @@ impl Trace {
         }
     }
 
+    /// A death by a signal the kernel sent is a failure of its own: the call it was killed on
+    /// (seccomp's SIGSYS names it), else the process's last failed call.
+    fn on_killed(&mut self, pid: u32, time_ns: u64, sig: DeathSignal, live: &dyn LiveView) {
+        let last = self
+            .failures
+            .iter()
+            .filter(|g| g.failure.origin.pid == pid)
+            .max_by_key(|g| g.last_ns)
+            .map(|g| g.failure.syscall.clone());
+        let syscall = match sig.syscall {
+            Some(nr) => syscalls::name(nr),
+            None => last.unwrap_or_else(|| "unknown".into()),
+        };
+        let comm = self
+            .processes
+            .get(&pid)
+            .map(|p| p.comm.clone())
+            .unwrap_or_default();
+        let f = Failure {
+            origin: Origin {
+                time_ns,
+                pid,
+                tid: pid,
+                comm,
+                ..Origin::default()
+            },
+            syscall,
+            signal: Some(sig),
+            ..Failure::default()
+        };
+        self.count_failure(f, 1, live, Some(Flush::Signaled));
+    }
+
     /// Adds `times` calls of failure `f` (the last at `f`'s time) to its group.
-    fn count_failure(&mut self, f: Failure, times: u64, live: &dyn LiveView) {
+    fn count_failure(&mut self, f: Failure, times: u64, live: &dyn LiveView, flush: Option<Flush>) {
         let id = identity(&f);
         let hash = self.hasher.hash_one(id);
         let t = f.origin.time_ns;
@@ -380,6 +447,7 @@ impl Trace {
             first_ns: t,
             last_ns: t,
             context,
+            flush,
         });
     }
 

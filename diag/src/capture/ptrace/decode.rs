@@ -248,6 +248,7 @@ impl Decoder {
             args: Some(sc.args),
             evidence: stops.evidence(),
             syscall: name,
+            signal: None,
         }));
     }
 

@@ -316,6 +316,7 @@ impl Tracer {
                 time_ns: decode::now_ns(),
                 pid,
                 status: crate::capture::launch::exit_code(status),
+                signal: None,
             }));
         }
     }
