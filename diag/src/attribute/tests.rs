@@ -89,6 +89,7 @@ fn group(f: Failure, process: Option<ProcessContext>, path: Option<PathFacts>) -
             path,
             notes: vec![],
         }),
+        flush: None,
     }
 }
 

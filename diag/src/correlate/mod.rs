@@ -834,6 +834,7 @@ mod tests {
                 time_ns: 11,
                 pid: 7,
                 status: None,
+                signal: None,
             }),
             &Offline,
         );
@@ -877,6 +878,7 @@ mod tests {
                     time_ns: child as u64,
                     pid: child,
                     status: None,
+                    signal: None,
                 }),
                 &Offline,
             );

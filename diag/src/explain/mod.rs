@@ -62,7 +62,7 @@ pub fn findings(trace: &Trace, attributions: &[Attribution], catalog: &Catalog) 
         }
     }
     link_messages(trace, &mut drafts);
-    let mut out: Vec<(Finding, (bool, bool, Confidence, bool, u64))> = drafts
+    let mut out: Vec<(Finding, RankKey)> = drafts
         .into_iter()
         .map(|d| {
             let first = d
@@ -96,6 +96,10 @@ pub fn findings(trace: &Trace, attributions: &[Attribution], catalog: &Catalog) 
     out.sort_by_key(|(_, k)| *k);
     out.into_iter().map(|(f, _)| f).collect()
 }
+
+/// How findings are ordered: (no message explained, only recorded failures, confidence,
+/// unknown cause, first failure's time).
+type RankKey = (bool, bool, Confidence, bool, u64);
 
 fn match_cause<'c>(catalog: &'c Catalog, g: &FailureGroup, a: &Attribution) -> &'c Cause {
     let f = &g.failure;

@@ -33,6 +33,8 @@ pub fn sample() -> Report {
         count: 2,
         other_pids: 3,
         first_ns: 5,
+        recorded: None,
+        signal: None,
     };
     Report {
         schema: SCHEMA.into(),
@@ -90,6 +92,7 @@ pub fn sample() -> Report {
                 ..failure("faccessat", b"/usr/local/bin/tmux", Some("PATH search"))
             },
         ],
+        recovered: vec![],
         landlock_domains: vec![DomainEntry {
             id: 1,
             created_by: 9,
