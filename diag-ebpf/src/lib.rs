@@ -29,6 +29,49 @@ pub mod kind {
     pub const EXEC: u32 = 3;
     /// A [`super::ProcEvent`] for a thread-group leader's exit.
     pub const EXIT: u32 = 4;
+    /// A [`super::RecentFailure`] from a process's flight recorder.
+    pub const RECENT: u32 = 5;
+}
+
+/// Failed calls a process's flight recorder keeps (a power of two: slots are indexed by mask).
+pub const RECENT_SLOTS: usize = 32;
+
+/// `RecentFailure::flush`: what made the kernel send a process's recorder.
+pub mod flush {
+    /// The process wrote to its stderr (or stdout, when diag was told it is a terminal).
+    pub const COMPLAINED: u32 = 1;
+    /// The process exited with a non-zero status.
+    pub const FAILED_EXIT: u32 = 2;
+    /// A signal ended the process.
+    pub const SIGNALED: u32 = 3;
+    /// Read by diag when tracing ended, the process still alive and silent.
+    pub const TRACE_END: u32 = 4;
+}
+
+/// One failed call in a flight recorder: a failure with an errno diag does not report at once
+/// (or of a syscall it does not watch), kept until the process shows whether it mattered.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RecentFailure {
+    /// `header.kind` is [`kind::RECENT`], `reason` [`reason::FAILED`]; no kernel evidence bits
+    /// (the call's entry was not followed).
+    pub event: SyscallEvent,
+    /// Identical calls (same thread, syscall, result, arguments) right after it.
+    pub repeats: u64,
+    pub last_ns: u64,
+    /// A [`flush`] value, set when sent.
+    pub flush: u32,
+    pub _pad: u32,
+}
+
+/// A process's flight recorder: the last [`RECENT_SLOTS`] failed calls, oldest overwritten.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Recorder {
+    /// Failures recorded since the last flush (slot = `next % RECENT_SLOTS`).
+    pub next: u32,
+    pub _pad: u32,
+    pub slots: [RecentFailure; RECENT_SLOTS],
 }
 
 /// `SyscallEvent::reason`: why the kernel emitted this syscall exit.
@@ -83,7 +126,9 @@ pub mod counter {
     pub const MESSAGES_DROPPED: u32 = 3;
     /// Tasks that could not be tracked because the task map was full.
     pub const UNTRACKED_TASKS: u32 = 4;
-    pub const COUNT: u32 = 5;
+    /// Failures not recorded because the recorder map was full.
+    pub const UNRECORDED_FAILURES: u32 = 5;
+    pub const COUNT: u32 = 6;
 }
 
 /// A child forked by a traced task that has not run yet, keyed by its `task_struct` address.
@@ -155,8 +200,24 @@ pub struct ProcEvent {
     /// Exit: the status the process passed to exit_group (0-255); -1 when it passed none (a
     /// signal ended it) and for other kinds.
     pub exit_status: i32,
+    /// Exit without a status: the last signal delivered to the process (0 = none seen), its
+    /// `si_code`, `si_pid` and, for a seccomp SIGSYS, `si_syscall` (-1 otherwise).
+    pub signal: i32,
+    pub signal_code: i32,
+    pub signal_sender: u32,
+    pub signal_syscall: i32,
     /// The exec'd filename (exec only).
     pub filename: [u8; DATA_LEN],
+}
+
+/// The last signal delivered to a traced process (see `ProcEvent::signal`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeliveredSignal {
+    pub signal: i32,
+    pub code: i32,
+    pub sender: u32,
+    pub syscall: i32,
 }
 
 /// Per-task state in the kernel's task map, keyed by tid. The same entry marks the task as
@@ -277,6 +338,7 @@ pub mod globals {
     pub const CAP_CAP_ARG: &str = "DIAG_CAP_CAP_ARG";
     pub const CAP_RET_ARG: &str = "DIAG_CAP_RET_ARG";
     pub const AVC_DENIED_OFF: &str = "DIAG_AVC_DENIED_OFF";
+    pub const STDOUT_COMPLAINS: &str = "DIAG_STDOUT_COMPLAINS";
 }
 
 /// `DIAG_PATH_ARG[nr]` for syscalls with no path argument.
@@ -296,6 +358,8 @@ mod pod {
     unsafe impl aya::Pod for super::TaskState {}
     unsafe impl aya::Pod for super::FailureKey {}
     unsafe impl aya::Pod for super::Repeats {}
+    unsafe impl aya::Pod for super::RecentFailure {}
+    unsafe impl aya::Pod for super::Recorder {}
 }
 
 /// Reads a `T` from the front of `bytes` (a ring buffer record), or `None` when too short.

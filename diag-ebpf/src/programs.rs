@@ -24,10 +24,10 @@ use aya_ebpf::{
 };
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
 use diag_ebpf::{
-    counter, evidence, kind, path_hash_chunk, reason, EventHeader, ExecPath, FailureKey, Newborn,
-    ProcEvent, Repeats, SyscallEvent, TaskState, COMM_LEN, DATA_LEN, DEV_ERRNOS, MAX_ERRNO,
-    MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_PATH_ARG, PATH_HASH_SEED, PATH_HEAD,
-    PATH_LEN_UNKNOWN, PATH_TAIL_CHUNKS, SCOPED_ERRNOS,
+    counter, evidence, flush, kind, path_hash_chunk, reason, DeliveredSignal, EventHeader,
+    ExecPath, FailureKey, Newborn, ProcEvent, Recorder, Repeats, SyscallEvent, TaskState, COMM_LEN,
+    DATA_LEN, DEV_ERRNOS, MAX_ERRNO, MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_PATH_ARG,
+    PATH_HASH_SEED, PATH_HEAD, PATH_LEN_UNKNOWN, PATH_TAIL_CHUNKS, RECENT_SLOTS, SCOPED_ERRNOS,
 };
 
 // ---- configuration, overridden by the loader before load ----------------------------------
@@ -73,6 +73,9 @@ static DIAG_CAP_CAP_ARG: u32 = 3;
 static DIAG_CAP_RET_ARG: u32 = 4;
 #[no_mangle]
 static DIAG_AVC_DENIED_OFF: u32 = 0;
+/// Non-zero: a write to stdout is a complaint too (diag was told stdout is a terminal).
+#[no_mangle]
+static DIAG_STDOUT_COMPLAINS: u8 = 0;
 
 #[inline(always)]
 fn cfg<T: Copy>(v: &T) -> T {
@@ -154,6 +157,17 @@ static FAILURE_KEY_SCRATCH: PerCpuArray<FailureKey> = PerCpuArray::with_max_entr
 /// Per-CPU scratch to read the tail of a long path into, a chunk at a time.
 #[map]
 static PATH_TAIL_SCRATCH: PerCpuArray<[u8; DATA_LEN]> = PerCpuArray::with_max_entries(1, 0);
+/// tgid -> its flight recorder of failures not reported at once. Allocated on demand (a
+/// process's first such failure), dropped when it exits.
+#[map]
+static RECORDERS: HashMap<u32, Recorder> = HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
+/// Never written: the zeroed value a new recorder is inserted from (too big for the stack).
+#[map]
+static RECORDER_ZERO: PerCpuArray<Recorder> = PerCpuArray::with_max_entries(1, 0);
+/// tgid -> the last signal delivered to it, for its exit record. LRU: a process whose exit is
+/// never seen is evicted.
+#[map]
+static SIGNALS: LruHashMap<u32, DeliveredSignal> = LruHashMap::with_max_entries(4096, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 #[map]
@@ -343,8 +357,9 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
     }
     // Decided before the task lookup: most syscalls of a traced tree are neither watched nor
     // needed to follow its state, and leave here.
+    // A failure of any syscall goes on to the task lookup: the flight recorder keeps it.
     let watched = bit_set(&cfg(&DIAG_SYSCALL_MASK), nr as usize);
-    if !watched && !(ret >= 0 && matters_on_success(regs, nr, ret)) {
+    if !watched && ret >= 0 && !matters_on_success(regs, nr, ret) {
         return 0;
     }
     let (tid, tgid) = current_ids();
@@ -376,17 +391,20 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
         let _ = EXEC_PATHS.remove(tid);
     }
     let errno = -ret;
-    if errno as usize >= MAX_ERRNO || !watched {
+    if errno as usize >= MAX_ERRNO {
         return 0;
     }
-    let errno_watched =
-        bit_set(&cfg(&DIAG_ERRNO_MASK), errno as usize) || scoped_errno_watched(nr, errno as u32);
+    let errno_watched = watched
+        && (bit_set(&cfg(&DIAG_ERRNO_MASK), errno as usize)
+            || scoped_errno_watched(nr, errno as u32));
     // These count only under /dev/, which needs the path: decide after reading it.
-    let dev_only = !errno_watched
-        && DEV_ERRNOS.iter().any(|&e| e == errno as u32)
+    let dev_only = watched
+        && !errno_watched
+        && DEV_ERRNOS.contains(&(errno as u32))
         && cfg(&DIAG_DEV_ERRNOS) != 0
         && path_arg < 6;
     if !errno_watched && !dev_only {
+        record_failure(regs, nr, ret, tid, tgid, path_arg);
         return 0;
     }
     let Some(key) = FAILURE_KEY_SCRATCH.get_ptr_mut(0) else {
@@ -414,6 +432,7 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
         _ => (key.path_len, 0),
     };
     if dev_only && !(key.path_len >= 5 && key.path[..5] == *b"/dev/") {
+        record_failure(regs, nr, ret, tid, tgid, path_arg);
         return 0;
     }
     if let Some(seen) = REPEATS.get_ptr_mut(&*key) {
@@ -458,6 +477,114 @@ fn scoped_errno_watched(nr: u32, errno: u32) -> bool {
         i += 1;
     }
     false
+}
+
+// ---- flight recorder -------------------------------------------------------------------------
+//
+// Failures not reported at once wait in their process's recorder: whether one mattered shows
+// in what the process does next (complains, dies) and is sent then; a process that exits 0
+// recovered, and its recorder is dropped unsent.
+
+/// The slot a recorder's `n`th failure goes to (a mask the verifier can bound).
+#[inline(always)]
+fn slot_index(n: u32) -> usize {
+    n as usize & (RECENT_SLOTS - 1)
+}
+
+#[inline(always)]
+fn recorder(tgid: u32) -> Option<*mut Recorder> {
+    if let Some(r) = RECORDERS.get_ptr_mut(tgid) {
+        return Some(r);
+    }
+    let zero = RECORDER_ZERO.get_ptr(0)?;
+    // SAFETY: a map value, never written.
+    if RECORDERS
+        .insert(tgid, unsafe { &*zero }, BPF_NOEXIST as u64)
+        .is_err()
+    {
+        bump(counter::UNRECORDED_FAILURES);
+        return None;
+    }
+    RECORDERS.get_ptr_mut(tgid)
+}
+
+#[inline(always)]
+fn record_failure(regs: *const u8, nr: u32, ret: i64, tid: u32, tgid: u32, path_arg: u8) {
+    let Some(rec) = recorder(tgid) else {
+        return;
+    };
+    // SAFETY: map value pointer; threads of one process racing only misplace a slot.
+    let rec = unsafe { &mut *rec };
+    // SAFETY: regs is the kernel's pt_regs for this syscall; probe_read checks the access.
+    let window: [u64; 8] = unsafe {
+        bpf_probe_read_kernel(regs.add(REGS_ARGS_FIRST_WORD * 8).cast::<[u64; 8]>())
+            .unwrap_or([0; 8])
+    };
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if rec.next > 0 {
+        let last = &mut rec.slots[slot_index(rec.next - 1)];
+        let ev = &last.event;
+        let mut same = ev.header.tid == tid && ev.nr == nr && ev.ret == ret;
+        let mut i = 0;
+        while i < 6 {
+            same = same && ev.args[i] == window[ARGS_IN_WINDOW[i]];
+            i += 1;
+        }
+        if same {
+            last.repeats += 1;
+            last.last_ns = now;
+            return;
+        }
+    }
+    let slot = &mut rec.slots[slot_index(rec.next)];
+    rec.next = rec.next.wrapping_add(1);
+    slot.repeats = 0;
+    slot.last_ns = now;
+    slot.flush = 0;
+    let ev = &mut slot.event;
+    fill_syscall_event(ev, regs, nr, ret, reason::FAILED, 0, -1);
+    ev.header.kind = kind::RECENT;
+    zero_data(&mut ev.data);
+    if let Some(ptr) = syscall_arg(regs, path_arg) {
+        ev.data_len = read_user_str(&mut ev.data, ptr);
+        (ev.path_full_len, ev.path_tail_hash) = if ev.data_len as usize == PATH_HEAD {
+            measure_path_tail(ptr)
+        } else {
+            (ev.data_len, 0)
+        };
+        if ev.path_full_len as usize > PATH_HEAD {
+            ev.evidence |= evidence::DATA_TRUNCATED;
+        }
+    }
+}
+
+/// Sends what `tgid`'s recorder holds, oldest first, and empties it.
+#[inline(always)]
+fn flush_recorder(tgid: u32, why: u32) {
+    let Some(rec) = RECORDERS.get_ptr_mut(tgid) else {
+        return;
+    };
+    // SAFETY: map value pointer.
+    let rec = unsafe { &mut *rec };
+    let held = rec.next.min(RECENT_SLOTS as u32);
+    let first = rec.next.wrapping_sub(held);
+    rec.next = 0;
+    let mut i = 0;
+    while i < RECENT_SLOTS as u32 {
+        if i >= held {
+            break;
+        }
+        let slot = &mut rec.slots[slot_index(first.wrapping_add(i))];
+        slot.flush = why;
+        if EVENTS
+            .output::<diag_ebpf::RecentFailure>(&*slot, wakeup_flags())
+            .is_err()
+        {
+            bump(counter::LOST_EVENTS);
+        }
+        i += 1;
+    }
 }
 
 /// The length of a path whose first `PATH_HEAD` bytes filled the key, and a hash of the rest
@@ -764,6 +891,9 @@ fn on_write(regs: *const u8, nr: u32, ret: i64, tgid: u32, path_arg: u8) {
     let Some(stream) = message_stream(tgid, regs_word(regs, REGS_ARGS[0])) else {
         return;
     };
+    if stream == 2 || cfg(&DIAG_STDOUT_COMPLAINS) != 0 {
+        flush_recorder(tgid, flush::COMPLAINED);
+    }
     if !take_message_token(tgid) {
         bump(counter::MESSAGES_DROPPED);
         return;
@@ -900,6 +1030,10 @@ fn emit_fork(parent_tgid: u32, child: u32, fork_ns: Option<u64>) {
     ev.child_tid = child;
     ev.filename_len = 0;
     ev.exit_status = -1;
+    ev.signal = 0;
+    ev.signal_code = 0;
+    ev.signal_sender = 0;
+    ev.signal_syscall = -1;
     entry.submit(wakeup_flags());
 }
 
@@ -964,6 +1098,12 @@ pub fn diag_sched_exec(ctx: RawTracePointContext) -> i32 {
         let _ = TASKS.remove(old);
         track(tid);
     }
+    // Failures before the exec were the old program's (diag's own PATH search, between fork
+    // and exec, among them): the new one starts with an empty recorder.
+    if let Some(rec) = RECORDERS.get_ptr_mut(tgid) {
+        // SAFETY: map value pointer.
+        unsafe { (*rec).next = 0 };
+    }
     // Ruleset fds are O_CLOEXEC: gone with the exec.
     if in_use(RULESET_BUILDERS_IN_USE) {
         let _ = RULESET_BUILDERS.remove(tgid);
@@ -979,6 +1119,10 @@ pub fn diag_sched_exec(ctx: RawTracePointContext) -> i32 {
     ev.child_tid = old;
     ev.filename_len = 0;
     ev.exit_status = -1;
+    ev.signal = 0;
+    ev.signal_code = 0;
+    ev.signal_sender = 0;
+    ev.signal_syscall = -1;
     // SAFETY: map value pointer, this task's own entry.
     if let Some(kept) = unsafe { EXEC_PATHS.get(old) } {
         ev.filename_len = kept.len;
@@ -1002,6 +1146,19 @@ pub fn diag_sched_exit(_ctx: RawTracePointContext) -> i32 {
     }
     let _ = MESSAGE_BUDGET.remove(tgid);
     let _ = RULESET_BUILDERS.remove(tgid);
+    // SAFETY: plain value read from the map.
+    let status = unsafe { EXIT_STATUS.get(tgid) }.copied().unwrap_or(-1);
+    let _ = EXIT_STATUS.remove(tgid);
+    // A process that exits 0 recovered from its failures: they are dropped unsent.
+    match status {
+        0 => {}
+        s if s > 0 => flush_recorder(tgid, flush::FAILED_EXIT),
+        _ => flush_recorder(tgid, flush::SIGNALED),
+    }
+    let _ = RECORDERS.remove(tgid);
+    // SAFETY: plain value read from the map.
+    let signal = unsafe { SIGNALS.get(tgid) }.copied().unwrap_or_default();
+    let _ = SIGNALS.remove(tgid);
     let Some(mut entry) = EVENTS.reserve::<ProcEvent>(0) else {
         bump(counter::LOST_EVENTS);
         return 0;
@@ -1012,10 +1169,56 @@ pub fn diag_sched_exit(_ctx: RawTracePointContext) -> i32 {
     ev.parent_tgid = 0;
     ev.child_tid = 0;
     ev.filename_len = 0;
-    // SAFETY: plain value read from the map.
-    ev.exit_status = unsafe { EXIT_STATUS.get(tgid) }.copied().unwrap_or(-1);
-    let _ = EXIT_STATUS.remove(tgid);
+    ev.exit_status = status;
+    let died = status < 0;
+    ev.signal = if died { signal.signal } else { 0 };
+    ev.signal_code = signal.code;
+    ev.signal_sender = signal.sender;
+    ev.signal_syscall = signal.syscall;
     entry.submit(wakeup_flags());
+    0
+}
+
+/// `si_code` of a seccomp SIGSYS; its siginfo then carries the syscall.
+const SYS_SECCOMP: i32 = 1;
+const SIGSYS: i32 = 31;
+/// Offsets in `struct kernel_siginfo` (uapi layout): si_code, si_pid, and `_sigsys._syscall`.
+const SI_CODE_OFF: usize = 8;
+const SI_PID_OFF: usize = 16;
+const SI_SYSCALL_OFF: usize = 24;
+
+/// Keeps the last signal delivered to a traced process: when it dies without an exit status,
+/// that signal ended it, and its `si_code` tells who sent it (the kernel, a sandbox, a process).
+#[raw_tracepoint(tracepoint = "signal_deliver")]
+pub fn diag_signal_deliver(ctx: RawTracePointContext) -> i32 {
+    let (tid, tgid) = current_ids();
+    if TASKS.get_ptr(tid).is_none() {
+        return 0;
+    }
+    // TP_PROTO(int sig, struct kernel_siginfo *info, struct k_sigaction *ka); info is NULL
+    // (SEND_SIG_NOINFO) for a SIGKILL, which carries no siginfo.
+    let sig: u64 = ctx.arg(0);
+    let info: u64 = ctx.arg(1);
+    let read = |off: usize| -> i32 {
+        if info < 4096 {
+            return 0;
+        }
+        // SAFETY: kernel pointer from the tracepoint; probe_read checks the access.
+        unsafe { bpf_probe_read_kernel((info as usize + off) as *const i32).unwrap_or(0) }
+    };
+    let code = read(SI_CODE_OFF);
+    let sig = sig as i32;
+    let delivered = DeliveredSignal {
+        signal: sig,
+        code: if info < 4096 { i32::MIN } else { code },
+        sender: read(SI_PID_OFF) as u32,
+        syscall: if sig == SIGSYS && code == SYS_SECCOMP {
+            read(SI_SYSCALL_OFF)
+        } else {
+            -1
+        },
+    };
+    let _ = SIGNALS.insert(tgid, delivered, 0);
     0
 }
 

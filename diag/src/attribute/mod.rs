@@ -136,7 +136,7 @@ impl Attributor<'_> {
         let empty = FailureContext::default();
         let ctx = g.context.as_ref().unwrap_or(&empty);
         let mut a = Attribution::new();
-        a.noise = noise::label(f, self.trace);
+        a.noise = noise::label(f, g.flush.is_some(), self.trace);
 
         if let Some(v) = &f.evidence.audit {
             let layer = Layer::parse(&v.layer).unwrap_or(Layer::Lsm);
@@ -146,6 +146,9 @@ impl Attributor<'_> {
                 Confidence::Direct,
                 format!("audit record: {}", v.record),
             );
+        }
+        if let Some(sig) = f.signal {
+            return killed_by(f, sig, a);
         }
         if let Some(d) = self.seccomp(f, ctx, &mut a) {
             return a.decide(Layer::Seccomp, Confidence::Direct, d);
@@ -667,3 +670,41 @@ fn cap_names(bits: u64) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// `si_code` of a SIGSYS that a seccomp filter sent (SECCOMP_RET_KILL_*, or RET_TRAP unhandled).
+const SYS_SECCOMP: i32 = 1;
+
+/// The layer that ended a process with `sig`, from the signal and its `si_code`.
+fn killed_by(f: &Failure, sig: crate::model::DeathSignal, mut a: Attribution) -> Attribution {
+    // A death is never noise, whatever call it happened on.
+    a.noise = None;
+    let name = crate::model::signal_name(sig.signal);
+    let code = sig
+        .code
+        .map_or_else(|| "no siginfo".to_string(), |c| format!("si_code {c}"));
+    match sig.signal {
+        libc::SIGSYS if sig.code == Some(SYS_SECCOMP) => a.decide(
+            Layer::Seccomp,
+            Confidence::Direct,
+            format!(
+                "{name} with si_code SYS_SECCOMP on {}: a seccomp filter killed the process (SECCOMP_RET_KILL_PROCESS/KILL_THREAD, or RET_TRAP with no handler)",
+                f.syscall
+            ),
+        ),
+        libc::SIGXFSZ => a.decide(
+            Layer::Unknown,
+            Confidence::Inferred,
+            format!("{name} ({code}): the kernel sends it when a write exceeds RLIMIT_FSIZE (last failed call: {})", f.syscall),
+        ),
+        libc::SIGXCPU => a.decide(
+            Layer::Unknown,
+            Confidence::Inferred,
+            format!("{name} ({code}): the kernel sends it when the process exceeds RLIMIT_CPU"),
+        ),
+        _ => a.decide(
+            Layer::Unknown,
+            Confidence::Inferred,
+            format!("the kernel ended the process with {name} ({code}; last failed call: {})", f.syscall),
+        ),
+    }
+}

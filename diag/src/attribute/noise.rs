@@ -3,7 +3,13 @@
 use crate::correlate::Trace;
 use crate::model::{errno, syscalls, Failure};
 
-pub(super) fn label(f: &Failure, trace: &Trace) -> Option<String> {
+/// `recorded`: a flight recorder handed the failure over when the process complained or died.
+pub(super) fn label(f: &Failure, recorded: bool, trace: &Trace) -> Option<String> {
+    if recorded && f.errno == libc::ENOENT && !named_in_a_message(f, trace) {
+        return Some(
+            "a lookup the program carried on from: its messages do not name this path".into(),
+        );
+    }
     if f.errno == libc::EAGAIN
         && !syscalls::is_clone(&f.syscall)
         && !matches!(
@@ -149,4 +155,20 @@ fn clone3_fallback(f: &Failure, trace: &Trace) -> Option<String> {
 
 fn file_name(path: &str) -> String {
     path.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+/// Whether a message of the failing process names the failure's path (or its file name).
+fn named_in_a_message(f: &Failure, trace: &Trace) -> bool {
+    let Some(path) = f.path.as_ref().map(|p| p.lossy()) else {
+        return false;
+    };
+    let name = file_name(&path);
+    trace
+        .messages
+        .iter()
+        .filter(|m| m.origin.pid == f.origin.pid)
+        .any(|m| {
+            let text = m.text.lossy();
+            text.contains(path.as_str()) || (!name.is_empty() && text.contains(name.as_str()))
+        })
 }

@@ -89,6 +89,7 @@ fn group(f: Failure, process: Option<ProcessContext>, path: Option<PathFacts>) -
             path,
             ..Default::default()
         }),
+        flush: None,
     }
 }
 
@@ -874,9 +875,11 @@ fn nice_trace(message: &str) -> Trace {
 fn a_failure_reported_before_exec_is_not_noise() {
     let f = failure("setpriority", libc::EACCES, None);
     let reported = nice_trace("nice: cannot set niceness: Permission denied\n");
-    assert_eq!(noise::label(&f, &reported), None);
+    assert_eq!(noise::label(&f, false, &reported), None);
     let unrelated = nice_trace("starting\n");
-    assert!(noise::label(&f, &unrelated).unwrap().contains("exited 0"));
+    assert!(noise::label(&f, false, &unrelated)
+        .unwrap()
+        .contains("exited 0"));
 }
 
 #[test]

@@ -43,6 +43,7 @@ pub fn spawn_held(argv: &[String], pre_exec: PreExec, dies_with_diag: bool) -> R
         .iter()
         .map(|a| CString::new(a.as_bytes()).context("an argument contains a NUL byte"))
         .collect::<Result<_>>()?;
+    let program = search_path(&argv[0]).unwrap_or_else(|| c_argv[0].clone());
     let (release_r, release_w) = pipe_cloexec()?;
     let (status_r, status_w) = pipe_cloexec()?;
     let diag = nix::unistd::getpid();
@@ -53,7 +54,7 @@ pub fn spawn_held(argv: &[String], pre_exec: PreExec, dies_with_diag: bool) -> R
             drop(release_w);
             drop(status_r);
             let death = dies_with_diag.then_some(diag);
-            let code = child_main(release_r, status_w, &c_argv, pre_exec, death);
+            let code = child_main(release_r, status_w, &program, &c_argv, pre_exec, death);
             // SAFETY: leaving the forked child without running the parent's destructors.
             unsafe { libc::_exit(code) }
         }
@@ -69,6 +70,7 @@ pub fn spawn_held(argv: &[String], pre_exec: PreExec, dies_with_diag: bool) -> R
 fn child_main(
     release: OwnedFd,
     status: OwnedFd,
+    program: &CString,
     argv: &[CString],
     pre_exec: PreExec,
     dies_with: Option<Pid>,
@@ -99,13 +101,30 @@ fn child_main(
     if dies_with.is_some() {
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     }
-    let err = nix::unistd::execvp(&argv[0], argv).unwrap_err();
+    let err = nix::unistd::execvp(program, argv).unwrap_err();
     let _ = write!(status, "E{}\n{}", err as i32, err.desc());
     if err == nix::errno::Errno::ENOENT {
         127
     } else {
         126
     }
+}
+
+/// The command's file, found on PATH here in diag: between fork and exec the child is still
+/// diag, traced as the workload, and execvp's search (an ENOENT per PATH entry before the one
+/// that holds the command) would show as the workload's failures. None (execvp searches, and
+/// reports the error the command would get) for a name with a slash or one not found.
+fn search_path(name: &str) -> Option<CString> {
+    if name.contains('/') || name.is_empty() {
+        return None;
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|file| {
+            file.is_file() && nix::unistd::access(file, nix::unistd::AccessFlags::X_OK).is_ok()
+        })
+        .and_then(|file| CString::new(file.into_os_string().into_encoded_bytes()).ok())
 }
 
 /// A released child whose exec outcome has not been read yet.

@@ -39,6 +39,9 @@ pub struct CaptureConfig {
     pub message_burst: u32,
     /// Ring buffer size in bytes (a power of two, at least one page).
     pub ring_bytes: u32,
+    /// A write to stdout is a complaint (it is a terminal a person reads) and flushes the
+    /// writer's flight recorder, as a write to stderr does.
+    pub stdout_complains: bool,
 }
 
 impl Default for CaptureConfig {
@@ -48,6 +51,7 @@ impl Default for CaptureConfig {
             syscalls: syscalls::all_numbers().collect(),
             message_burst: 64,
             ring_bytes: DEFAULT_RING_BYTES,
+            stdout_complains: false,
         }
     }
 }

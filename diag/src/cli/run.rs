@@ -35,6 +35,9 @@ pub fn capture_config(filter: &FilterArgs) -> Result<CaptureConfig> {
         syscalls: syscalls::parse_selection(&filter.syscalls)
             .map_err(|e| usage(format!("--syscalls: {e}")))?,
         ring_bytes: crate::capture::ring_bytes(filter.ring_buffer_kib).map_err(usage)?,
+        // The traced tree shares diag's stdout (run) or a person reads the report (attach): a
+        // terminal there is where the program's complaints land.
+        stdout_complains: std::io::IsTerminal::is_terminal(&std::io::stdout()),
         ..CaptureConfig::default()
     })
 }

@@ -5,7 +5,10 @@ pub mod landlock;
 
 use crate::capture::syscall_args::mapped_fd;
 use crate::context::{self, FailureContext, ProcessContext, Seen, TaskCounts};
-use crate::model::{syscalls, CaptureStats, Event, Failure, Fork, Message, PathIdentity, Text};
+use crate::model::{
+    syscalls, CaptureStats, DeathSignal, Event, Failure, Flush, Fork, Message, Origin,
+    PathIdentity, Text,
+};
 use landlock::LandlockTracker;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
@@ -33,6 +36,9 @@ pub struct ProcessInfo {
     pub exit_status: Option<i32>,
 }
 
+/// Bound on kept recovered failures; the rest are counted.
+const MAX_RECOVERED: usize = 500;
+
 /// One deduplicated failure: the same (pid, syscall, errno, path, kernel evidence).
 #[derive(Clone, Debug)]
 pub struct FailureGroup {
@@ -44,6 +50,9 @@ pub struct FailureGroup {
     pub first_ns: u64,
     pub last_ns: u64,
     pub context: Option<FailureContext>,
+    /// From a flight recorder: what the process did next that made it a candidate (None: the
+    /// failure was reported at once).
+    pub flush: Option<Flush>,
 }
 
 /// Reads live state for the correlator; offline backends use [`Offline`].
@@ -231,6 +240,9 @@ fn identity(f: &Failure) -> Identity<'_> {
 pub struct Trace {
     pub processes: BTreeMap<u32, ProcessInfo>,
     pub failures: Vec<FailureGroup>,
+    /// Recorded failures that led to no complaint and no death (not candidates).
+    pub recovered: Vec<(Failure, u64)>,
+    pub recovered_dropped: u64,
     pub messages: Vec<Message>,
     pub landlock: LandlockTracker,
     pub stats: CaptureStats,
@@ -291,9 +303,28 @@ impl Trace {
         match ev {
             Event::Failure(f) => {
                 self.note_comm(f.origin.pid, &f.origin.comm, f.origin.time_ns);
-                self.count_failure(f, 1, live)
+                self.count_failure(f, 1, live, None)
             }
-            Event::Repeated { failure, times } => self.count_failure(failure, times, live),
+            Event::Repeated { failure, times } => self.count_failure(failure, times, live, None),
+            Event::Recent {
+                failure,
+                times,
+                flush,
+            } if flush.in_trouble() => {
+                self.note_comm(
+                    failure.origin.pid,
+                    &failure.origin.comm,
+                    failure.origin.time_ns,
+                );
+                self.count_failure(failure, times, live, Some(flush))
+            }
+            Event::Recent { failure, times, .. } => {
+                if self.recovered.len() < MAX_RECOVERED {
+                    self.recovered.push((failure, times));
+                } else {
+                    self.recovered_dropped += times;
+                }
+            }
             Event::Message(m) => self.on_message(m),
             Event::Fork(f) if self.is_same_process(&f) => self.on_known_child_forked(f),
             Event::Fork(f) => {
@@ -337,6 +368,9 @@ impl Trace {
                 if let Some(p) = self.processes.get_mut(&e.pid) {
                     p.exited = true;
                     p.exit_status = e.status;
+                }
+                if let Some(sig) = e.signal.filter(|s| s.from_kernel(e.pid)) {
+                    self.on_killed(e.pid, e.time_ns, sig, live);
                 }
                 self.prune_processes();
             }
@@ -417,8 +451,47 @@ impl Trace {
         }
     }
 
+    /// A death by a signal the kernel sent is a failure of its own: the call it was killed on
+    /// (seccomp's SIGSYS names it), else the process's last failed call.
+    fn on_killed(&mut self, pid: u32, time_ns: u64, sig: DeathSignal, live: &dyn LiveView) {
+        let last = self
+            .failures
+            .iter()
+            .filter(|g| g.failure.origin.pid == pid)
+            .max_by_key(|g| g.last_ns)
+            .map(|g| g.failure.syscall.clone());
+        let syscall = match sig.syscall {
+            Some(nr) => syscalls::name(nr),
+            None => last.unwrap_or_else(|| "unknown".into()),
+        };
+        let comm = self
+            .processes
+            .get(&pid)
+            .map(|p| p.comm.clone())
+            .unwrap_or_default();
+        let f = Failure {
+            origin: Origin {
+                time_ns,
+                pid,
+                tid: pid,
+                comm,
+                ..Origin::default()
+            },
+            syscall,
+            signal: Some(sig),
+            ..Failure::default()
+        };
+        self.count_failure(f, 1, live, Some(Flush::Signaled));
+    }
+
     /// Adds `times` calls of failure `f` (the last at `f`'s time) to its group.
-    fn count_failure(&mut self, mut f: Failure, times: u64, live: &dyn LiveView) {
+    fn count_failure(
+        &mut self,
+        mut f: Failure,
+        times: u64,
+        live: &dyn LiveView,
+        flush: Option<Flush>,
+    ) {
         name_mapped_file(&mut f, live);
         let id = identity(&f);
         let hash = self.hasher.hash_one(id);
@@ -498,6 +571,7 @@ impl Trace {
             first_ns: t,
             last_ns: t,
             context,
+            flush,
         });
     }
 
@@ -984,6 +1058,7 @@ mod tests {
                 time_ns: 22,
                 pid: 9,
                 status: Some(1),
+                signal: None,
             }),
             &Offline,
         );
@@ -1026,6 +1101,7 @@ mod tests {
                 time_ns: 11,
                 pid: 7,
                 status: None,
+                signal: None,
             }),
             &Offline,
         );
@@ -1069,6 +1145,7 @@ mod tests {
                     time_ns: child as u64,
                     pid: child,
                     status: None,
+                    signal: None,
                 }),
                 &Offline,
             );

@@ -51,7 +51,7 @@ pub fn findings(trace: &Trace, attributions: &[Attribution], catalog: &Catalog) 
         }
     }
     link_messages(trace, &mut drafts);
-    let mut out: Vec<(Finding, (bool, Confidence, bool, u64))> = drafts
+    let mut out: Vec<(Finding, RankKey)> = drafts
         .into_iter()
         .map(|d| {
             let first = d
@@ -66,13 +66,29 @@ pub fn findings(trace: &Trace, attributions: &[Attribution], catalog: &Catalog) 
                 .map(|&i| attributions[i].confidence)
                 .min()
                 .unwrap_or(Confidence::Unknown);
-            let key = (d.explains.is_empty(), conf, d.cause.id == "unknown", first);
+            // Failures reported at once (a watched errno) or deaths come before those a
+            // flight recorder handed over after a complaint: those had no errno diag watches.
+            let recorded_only = d.failures.iter().all(|&i| {
+                let g = &trace.failures[i];
+                g.flush.is_some() && g.failure.signal.is_none()
+            });
+            let key = (
+                d.explains.is_empty(),
+                recorded_only,
+                conf,
+                d.cause.id == "unknown",
+                first,
+            );
             (finish(trace, attributions, catalog, d), key)
         })
         .collect();
     out.sort_by_key(|(_, k)| *k);
     out.into_iter().map(|(f, _)| f).collect()
 }
+
+/// How findings are ordered: (no message explained, only recorded failures, confidence,
+/// unknown cause, first failure's time).
+type RankKey = (bool, bool, Confidence, bool, u64);
 
 fn match_cause<'c>(catalog: &'c Catalog, f: &Failure, layer: Layer) -> &'c Cause {
     let path = f.path.as_ref().map(Text::lossy);

@@ -64,6 +64,7 @@ fn fail(tr: &mut Trace, pid: u32, t: u64, syscall: &str, errno: i32, path: Optio
         first_ns: t,
         last_ns: t,
         context: None,
+        flush: None,
     });
 }
 

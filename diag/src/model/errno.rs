@@ -119,13 +119,6 @@ impl ErrnoSelection {
                         && path.is_some_and(|p| p.starts_with(b"/dev/")))))
     }
 
-    /// Whether the path is needed to tell if this failure is watched.
-    pub fn maybe_watches(&self, syscall: &str, errno: i32) -> bool {
-        self.contains(errno)
-            || (self.scoped
-                && (scoped_errnos(syscall).contains(&errno) || DEV_ERRNOS.contains(&errno)))
-    }
-
     /// Per syscall number, the bits of [`SCOPED_ERRNOS`] watched for it (the kernel's table).
     pub fn scoped_table<const N: usize>(&self) -> [u8; N] {
         let mut table = [0u8; N];

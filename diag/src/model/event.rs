@@ -12,6 +12,13 @@ pub enum Event {
         failure: Failure,
         times: u64,
     },
+    /// A failure from a process's flight recorder (an errno or syscall diag does not report at
+    /// once), sent when the process showed whether it mattered.
+    Recent {
+        failure: Failure,
+        times: u64,
+        flush: Flush,
+    },
     Message(Message),
     Fork(Fork),
     Exec(Exec),
@@ -36,6 +43,35 @@ pub enum Event {
         pid: u32,
         fd: i32,
     },
+}
+
+/// What the process did after a recorded failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flush {
+    /// Wrote to stderr (or a terminal stdout).
+    Complained,
+    /// Exited with a non-zero status.
+    FailedExit,
+    /// A signal ended it.
+    Signaled,
+    /// Nothing yet: alive and silent when tracing ended.
+    TraceEnd,
+}
+
+impl Flush {
+    /// Whether the process showed trouble after the failure: only then is it a candidate.
+    pub fn in_trouble(self) -> bool {
+        self != Flush::TraceEnd
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flush::Complained => "complained",
+            Flush::FailedExit => "failed-exit",
+            Flush::Signaled => "signaled",
+            Flush::TraceEnd => "trace-end",
+        }
+    }
 }
 
 /// Which process, which thread, when.
@@ -66,6 +102,9 @@ pub struct Failure {
     /// Raw arguments, where the backend has them.
     pub args: Option<[u64; 6]>,
     pub evidence: KernelEvidence,
+    /// Not a failed call but the process's death by this signal (`errno` 0; `syscall` the call
+    /// it was killed on, or its last failed one).
+    pub signal: Option<DeathSignal>,
 }
 
 /// A path argument's identity: the path, or a cut path's head with its [`PathCut`] measure.
@@ -188,6 +227,20 @@ pub struct Exit {
     pub pid: u32,
     /// Exit status where the backend knows it.
     pub status: Option<i32>,
+    /// The signal that ended the process, where the backend saw it.
+    pub signal: Option<DeathSignal>,
+}
+
+/// A signal that ended a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DeathSignal {
+    pub signal: i32,
+    /// Its `si_code`, when the signal carried a siginfo (a SIGKILL carries none).
+    pub code: Option<i32>,
+    /// `si_pid` for a signal another process sent (SI_USER, SI_TKILL, SI_QUEUE).
+    pub sender: Option<u32>,
+    /// The syscall a seccomp filter killed the process on (SIGSYS with SYS_SECCOMP).
+    pub syscall: Option<u32>,
 }
 
 /// A successful Landlock syscall in the traced tree.
@@ -229,13 +282,17 @@ pub struct CaptureStats {
     pub thread_forks: u64,
     pub messages_dropped: u64,
     pub untracked_tasks: u64,
+    /// Failures the flight recorders could not hold (recorder map full).
+    pub unrecorded_failures: u64,
 }
 
 impl Event {
     pub fn time_ns(&self) -> u64 {
         match self {
             Event::Failure(f) => f.origin.time_ns,
-            Event::Repeated { failure, .. } => failure.origin.time_ns,
+            Event::Repeated { failure, .. } | Event::Recent { failure, .. } => {
+                failure.origin.time_ns
+            }
             Event::Message(m) => m.origin.time_ns,
             Event::Fork(f) => f.time_ns,
             Event::Exec(e) => e.origin.time_ns,
@@ -244,4 +301,24 @@ impl Event {
             Event::FdOpened { .. } | Event::FdDup { .. } | Event::FdClosed { .. } => 0,
         }
     }
+}
+
+impl DeathSignal {
+    /// The kernel (or a sandbox in it) sent the signal, not another process: a fault, a
+    /// seccomp kill, an rlimit. A SIGKILL carries no sender and is left out.
+    pub fn from_kernel(&self, pid: u32) -> bool {
+        match self.code {
+            None => false,
+            Some(_) if matches!(self.signal, libc::SIGXFSZ | libc::SIGXCPU) => true,
+            Some(c) if c > 0 || c == libc::SI_KERNEL => true,
+            Some(_) => self.sender.is_some_and(|s| s == pid) && self.signal != libc::SIGABRT,
+        }
+    }
+}
+
+/// A signal's name (`SIGSYS`), or its number.
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
 }

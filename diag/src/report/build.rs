@@ -151,7 +151,29 @@ pub fn build(
                 other_pids: g.other_pids,
                 first_ns: rel(g.first_ns),
                 first_at: wall_clock(trace, g.first_ns),
+                recorded: g
+                    .flush
+                    .filter(|_| f.signal.is_none())
+                    .map(|fl| fl.as_str().to_string()),
+                signal: f.signal.map(|sig| SignalEntry {
+                    name: crate::model::signal_name(sig.signal),
+                    number: sig.signal,
+                    code: sig.code,
+                }),
             }
+        })
+        .collect();
+    let recovered = trace
+        .recovered
+        .iter()
+        .map(|(f, count)| RecoveredEntry {
+            pid: f.origin.pid,
+            tid: f.origin.tid,
+            comm: f.origin.comm.clone(),
+            syscall: f.syscall.clone(),
+            errno: errno::name(f.errno),
+            path: f.path.clone(),
+            count: *count,
         })
         .collect();
     for f in &mut findings {
@@ -250,6 +272,7 @@ pub fn build(
         },
         processes,
         failures,
+        recovered,
         landlock_domains,
         messages,
         findings,

@@ -35,6 +35,8 @@ pub fn sample() -> Report {
         other_pids: 3,
         first_ns: 5,
         first_at: None,
+        recorded: None,
+        signal: None,
     };
     Report {
         schema: SCHEMA.into(),
@@ -92,6 +94,7 @@ pub fn sample() -> Report {
                 ..failure("faccessat", b"/usr/local/bin/tmux", Some("PATH search"))
             },
         ],
+        recovered: vec![],
         landlock_domains: vec![DomainEntry {
             id: 1,
             created_by: 9,

@@ -81,6 +81,10 @@ pub struct Report {
     pub host: Host,
     pub processes: Vec<ProcessEntry>,
     pub failures: Vec<FailureEntry>,
+    /// Failures from flight recorders that led to no complaint and no death (the process was
+    /// alive and silent when tracing ended): not candidates, kept for the curious.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<RecoveredEntry>,
     #[serde(default)]
     pub landlock_domains: Vec<DomainEntry>,
     pub messages: Vec<MessageEntry>,
@@ -194,6 +198,34 @@ pub struct FailureEntry {
     /// (`analyze` of audit records or `strace -ttt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_at: Option<String>,
+    /// Handed over by the process's flight recorder (an errno or syscall not reported at once)
+    /// because of what the process did next: `complained`, `failed-exit` or `signaled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<String>,
+    /// Not a failed call: the process was ended by this signal, which the kernel sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<SignalEntry>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignalEntry {
+    /// `SIGSYS`, or `signal N`.
+    pub name: String,
+    pub number: i32,
+    /// Its `si_code` (1 with SIGSYS: SYS_SECCOMP; 128: SI_KERNEL), when it carried a siginfo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecoveredEntry {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: Text,
+    pub syscall: String,
+    pub errno: String,
+    pub path: Option<Text>,
+    pub count: u64,
 }
 
 impl FailureEntry {

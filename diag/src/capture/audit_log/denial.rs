@@ -115,6 +115,7 @@ pub fn verdict(group: &[Record]) -> Option<Verdict> {
             source: EvidenceSource::CallOnly,
             ..KernelEvidence::default()
         },
+        signal: None,
     };
     let ppid = sys.and_then(|s| s.get("ppid")).and_then(number);
     Some(Verdict::Failure(Box::new(failure), ppid))

@@ -3,12 +3,12 @@
 use crate::capture::ptrace::memory::{self, PATH_MAX};
 use crate::capture::syscall_args;
 use crate::model::{
-    syscalls, Event, Exec, Exit, Failure, Fork, KernelEvidence, LandlockCall, Message, Origin,
-    PathCut, Text,
+    syscalls, DeathSignal, Event, EvidenceSource, Exec, Exit, Failure, Flush, Fork, KernelEvidence,
+    LandlockCall, Message, Origin, PathCut, Text,
 };
 use diag_ebpf::{
-    evidence, kind, path_tail_hash, read_record, reason, EventHeader, FailureKey, ProcEvent,
-    Repeats, SyscallEvent, PATH_HEAD,
+    evidence, flush, kind, path_tail_hash, read_record, reason, EventHeader, FailureKey, ProcEvent,
+    RecentFailure, Recorder, Repeats, SyscallEvent, PATH_HEAD, RECENT_SLOTS,
 };
 
 pub fn record(bytes: &[u8]) -> Option<Event> {
@@ -16,8 +16,41 @@ pub fn record(bytes: &[u8]) -> Option<Event> {
     match header.kind {
         kind::SYSCALL => syscall(&read_record::<SyscallEvent>(bytes)?),
         kind::FORK | kind::EXEC | kind::EXIT => process(&read_record::<ProcEvent>(bytes)?),
+        kind::RECENT => recent(&read_record::<RecentFailure>(bytes)?),
         _ => None,
     }
+}
+
+/// A flight recorder's failure, as the process's fate judged it.
+pub fn recent(r: &RecentFailure) -> Option<Event> {
+    let flush = match r.flush {
+        flush::COMPLAINED => Flush::Complained,
+        flush::FAILED_EXIT => Flush::FailedExit,
+        flush::SIGNALED => Flush::Signaled,
+        flush::TRACE_END => Flush::TraceEnd,
+        _ => return None,
+    };
+    let mut origin = origin(&r.event.header);
+    origin.gid = Some(r.event.gid);
+    let mut failure = failure(&r.event, origin, syscalls::name(r.event.nr));
+    // The call's entry was not followed: what the kernel saw during it is unknown.
+    failure.evidence.source = EvidenceSource::CallOnly;
+    if r.repeats > 0 {
+        failure.origin.time_ns = r.last_ns;
+    }
+    Some(Event::Recent {
+        failure,
+        times: 1 + r.repeats,
+        flush,
+    })
+}
+
+/// The slots a recorder holds, oldest first.
+pub fn held(rec: &mut Recorder) -> impl Iterator<Item = &mut RecentFailure> {
+    let held = (rec.next as usize).min(RECENT_SLOTS);
+    let first = rec.next as usize - held;
+    let (older, newer) = rec.slots.split_at_mut(first % RECENT_SLOTS);
+    newer.iter_mut().chain(older.iter_mut()).take(held)
 }
 
 fn origin(h: &EventHeader) -> Origin {
@@ -190,9 +223,29 @@ fn process(ev: &ProcEvent) -> Option<Event> {
             time_ns: h.ktime_ns,
             pid: h.tgid,
             status: (ev.exit_status >= 0).then_some(ev.exit_status),
+            signal: death_signal(ev),
         })),
         _ => None,
     }
+}
+
+/// `si_code`s under which `si_pid` names the sending process.
+const SENT_BY_A_PROCESS: [i32; 3] = [libc::SI_USER, libc::SI_TKILL, libc::SI_QUEUE];
+
+fn death_signal(ev: &ProcEvent) -> Option<DeathSignal> {
+    if ev.exit_status >= 0 || ev.signal <= 0 {
+        return None;
+    }
+    // The kernel sends i32::MIN for a signal without siginfo (SIGKILL).
+    let code = (ev.signal_code != i32::MIN).then_some(ev.signal_code);
+    Some(DeathSignal {
+        signal: ev.signal,
+        code,
+        sender: code
+            .filter(|c| SENT_BY_A_PROCESS.contains(c))
+            .map(|_| ev.signal_sender),
+        syscall: u32::try_from(ev.signal_syscall).ok(),
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ use aya::{
     programs::{FExit, RawTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader, Endianness,
 };
-use diag_ebpf::{counter, globals, FailureKey, Repeats, TaskState, MAX_ERRNO, MAX_SYSCALLS};
+use diag_ebpf::{
+    counter, flush, globals, FailureKey, Recorder, Repeats, TaskState, MAX_ERRNO, MAX_SYSCALLS,
+};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -62,6 +64,11 @@ const REQUIRED: &[(&str, Attach, &str)] = &[
 
 /// Evidence probes: each one that does not load is reported under `probes.missing`.
 const OPTIONAL: &[(&str, Attach, &str)] = &[
+    (
+        "diag_signal_deliver",
+        Attach::Raw("signal_deliver"),
+        "names the signal that ended a process, and who sent it",
+    ),
     (
         "diag_cap_capable",
         Attach::Raw("cap_capable"),
@@ -184,6 +191,7 @@ impl EbpfCapture {
         let scoped_errnos: [u8; MAX_SYSCALLS] = config.errnos.scoped_table();
         let cgroup = cgroup_id.unwrap_or(0);
         let burst = config.message_burst;
+        let stdout_complains = u8::from(config.stdout_complains);
         // Records wake the reader once an eighth of the ring is used; the poll tick reads the rest.
         let wakeup_bytes = u64::from(config.ring_bytes / 8);
 
@@ -205,6 +213,7 @@ impl EbpfCapture {
             .override_global(globals::CAP_CAP_ARG, &cap_cap, true)
             .override_global(globals::CAP_RET_ARG, &cap_ret, true)
             .override_global(globals::AVC_DENIED_OFF, &avc_denied, true)
+            .override_global(globals::STDOUT_COMPLAINS, &stdout_complains, true)
             .map_max_entries("EVENTS", config.ring_bytes)
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("loading the eBPF object: {e}"))?;
@@ -289,6 +298,23 @@ impl EbpfCapture {
         Ok(())
     }
 
+    /// Hands `sink` what the flight recorders of processes still alive hold (failures that led
+    /// to no complaint and no death so far). Call it once, after the last `poll`.
+    pub fn recorders(&self, sink: &mut dyn FnMut(Event)) -> Result<()> {
+        let map: HashMap<_, u32, Recorder> =
+            HashMap::try_from(self.ebpf.map("RECORDERS").context("RECORDERS map")?)?;
+        for entry in map.iter() {
+            let (_, mut rec) = entry.context("reading the RECORDERS map")?;
+            for slot in decode::held(&mut rec) {
+                slot.flush = flush::TRACE_END;
+                if let Some(ev) = decode::recent(slot) {
+                    sink(ev);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Detaches and unloads on another thread, overlapping with building the report; the guard
     /// joins it. Raw tracepoints detach without waiting; a perf-event tracepoint (SELinux's,
     /// where it is attached) waits for RCU grace periods, tens of ms each.
@@ -307,6 +333,7 @@ impl EbpfCapture {
             thread_forks: get(counter::THREAD_FORKS),
             messages_dropped: get(counter::MESSAGES_DROPPED),
             untracked_tasks: get(counter::UNTRACKED_TASKS),
+            unrecorded_failures: get(counter::UNRECORDED_FAILURES),
         })
     }
 }

@@ -7,12 +7,13 @@ use crate::capture::syscall_args::{self, landlock_attr, landlock_op};
 use crate::capture::CaptureConfig;
 use crate::model::syscalls::flag_arg;
 use crate::model::{
-    errno::ErrnoSelection, syscalls, CaptureStats, Event, EvidenceSource, Failure, KernelEvidence,
-    LandlockCall, Message, Origin, PathCut, Text,
+    errno::ErrnoSelection, syscalls, CaptureStats, DeathSignal, Event, EvidenceSource, Failure,
+    Flush, KernelEvidence, LandlockCall, Message, Origin, PathCut, Text,
 };
-use diag_ebpf::{DATA_LEN, MAX_SYSCALLS};
+use diag_ebpf::{DATA_LEN, MAX_SYSCALLS, RECENT_SLOTS};
+use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// One syscall as the registers show it at its exit stop.
 #[derive(Clone, Copy, Debug)]
@@ -68,6 +69,11 @@ struct ProcState {
     /// It created a Landlock ruleset, or its parent held one when it forked, and it has not
     /// exec'd since (ruleset fds are O_CLOEXEC): its opens, dups and closes are reported.
     holds_rulesets: bool,
+    /// Its flight recorder, as the kernel keeps one: the last failures not reported at once,
+    /// with their repeats, sent when the process complains or dies.
+    recent: VecDeque<(Failure, u64)>,
+    /// The last signal delivered to it (seen at its signal-delivery stop).
+    signal: Option<DeathSignal>,
 }
 
 /// Who a thread is, read once from procfs and kept until exec, prctl(PR_SET_NAME) or a
@@ -97,6 +103,7 @@ pub struct Decoder {
     watched: Box<[bool; MAX_SYSCALLS]>,
     path_arg: Box<[u8; MAX_SYSCALLS]>,
     message_burst: u32,
+    stdout_complains: bool,
     procs: HashMap<u32, ProcState>,
     identities: HashMap<i32, Identity>,
     buf: Box<[u8; DATA_LEN]>,
@@ -124,6 +131,7 @@ impl Decoder {
             watched,
             path_arg: Box::new(config.path_arg_table()),
             message_burst: config.message_burst,
+            stdout_complains: config.stdout_complains,
             procs: HashMap::new(),
             identities: HashMap::new(),
             buf: Box::new([0; DATA_LEN]),
@@ -170,6 +178,60 @@ impl Decoder {
         self.forget_identity(tid);
         if let Some(p) = self.procs.get_mut(&pid) {
             p.holds_rulesets = false;
+            // The failures were the old program's.
+            p.recent.clear();
+        }
+    }
+
+    /// A signal is about to be delivered to `tid` (its signal-delivery stop).
+    pub fn signal_delivered(&mut self, pid: u32, tid: Pid, sig: nix::sys::signal::Signal) {
+        let info = nix::sys::ptrace::getsiginfo(tid).ok();
+        let code = info.map(|i| i.si_code);
+        let sender = info
+            .filter(|i| [libc::SI_USER, libc::SI_TKILL, libc::SI_QUEUE].contains(&i.si_code))
+            // SAFETY: si_code says the kill member of the union is the one filled in.
+            .map(|i| unsafe { i.si_pid() } as u32);
+        // _sigsys._syscall: after si_signo, si_errno, si_code, padding and _call_addr.
+        let syscall = info
+            .filter(|i| sig == nix::sys::signal::Signal::SIGSYS && i.si_code == 1)
+            .map(|i| {
+                // SAFETY: siginfo_t is plain data of at least 32 bytes.
+                let bytes: &[u8; 32] = unsafe { &*(&i as *const libc::siginfo_t).cast() };
+                u32::from_ne_bytes(bytes[24..28].try_into().unwrap())
+            });
+        self.procs.entry(pid).or_default().signal = Some(DeathSignal {
+            signal: sig as i32,
+            code,
+            sender,
+            syscall,
+        });
+    }
+
+    /// Process `pid` is gone with `status`: its recorder is sent if it failed or was killed
+    /// (dropped if it exited 0), and the signal that ended it returned.
+    pub fn ended(
+        &mut self,
+        pid: u32,
+        status: WaitStatus,
+        sink: &mut dyn FnMut(Event),
+    ) -> Option<DeathSignal> {
+        let p = self.procs.remove(&pid)?;
+        let (flush, signal) = match status {
+            WaitStatus::Exited(_, 0) => return None,
+            WaitStatus::Exited(..) => (Flush::FailedExit, None),
+            WaitStatus::Signaled(_, sig, _) => {
+                (Flush::Signaled, p.signal.filter(|s| s.signal == sig as i32))
+            }
+            _ => return None,
+        };
+        send_recent(p.recent, flush, sink);
+        signal
+    }
+
+    /// Tracing ended: what the recorders of processes still alive hold.
+    pub fn trace_ended(&mut self, sink: &mut dyn FnMut(Event)) {
+        for (_, p) in self.procs.drain() {
+            send_recent(p.recent, Flush::TraceEnd, sink);
         }
     }
 
@@ -219,9 +281,6 @@ impl Decoder {
         let path_arg = self.path_arg[nr] as usize;
         let has_path = path_arg < 6;
         let name = syscalls::name(sc.nr);
-        if !self.watched[nr] || !self.errnos.maybe_watches(&name, errno) {
-            return;
-        }
         let mut path_cut = None;
         let path = has_path.then(|| {
             let n = memory::read_cstr(tid, sc.args[path_arg], &mut self.path_buf[..]);
@@ -233,13 +292,11 @@ impl Decoder {
             }
             Text::new(&self.path_buf[..n])
         });
-        if !self
-            .errnos
-            .watches(&name, errno, path.as_ref().map(Text::as_bytes))
-        {
-            return;
-        }
-        sink(Event::Failure(Failure {
+        let reported = self.watched[nr]
+            && self
+                .errnos
+                .watches(&name, errno, path.as_ref().map(Text::as_bytes));
+        let failure = Failure {
             origin: self.origin(pid, tid),
             errno,
             path,
@@ -249,7 +306,13 @@ impl Decoder {
             args: Some(sc.args),
             evidence: stops.evidence(),
             syscall: name,
-        }));
+            signal: None,
+        };
+        if reported {
+            sink(Event::Failure(failure));
+        } else {
+            record(&mut self.procs.entry(pid).or_default().recent, failure);
+        }
     }
 
     fn succeeded(&mut self, pid: u32, tid: Pid, sc: &Syscall, sink: &mut dyn FnMut(Event)) {
@@ -334,6 +397,9 @@ impl Decoder {
         };
         let burst = self.message_burst;
         let p = self.procs.entry(pid).or_default();
+        if stream == 2 || self.stdout_complains {
+            send_recent(std::mem::take(&mut p.recent), Flush::Complained, sink);
+        }
         if p.messages_sent >= burst {
             self.stats.messages_dropped += 1;
             return;
@@ -379,6 +445,36 @@ impl Decoder {
 }
 
 /// Monotonic nanoseconds, the clock the eBPF backend's events use.
+/// Keeps `f` in a recorder: a repeat of the last call (same thread, call, result, arguments)
+/// is counted, and the oldest failure makes room past [`RECENT_SLOTS`].
+fn record(recent: &mut VecDeque<(Failure, u64)>, f: Failure) {
+    if let Some((last, times)) = recent.back_mut() {
+        if last.origin.tid == f.origin.tid
+            && last.syscall == f.syscall
+            && last.errno == f.errno
+            && last.args == f.args
+        {
+            *times += 1;
+            last.origin.time_ns = f.origin.time_ns;
+            return;
+        }
+    }
+    if recent.len() == RECENT_SLOTS {
+        recent.pop_front();
+    }
+    recent.push_back((f, 1));
+}
+
+fn send_recent(recent: VecDeque<(Failure, u64)>, flush: Flush, sink: &mut dyn FnMut(Event)) {
+    for (failure, times) in recent {
+        sink(Event::Recent {
+            failure,
+            times,
+            flush,
+        });
+    }
+}
+
 pub fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

@@ -143,6 +143,7 @@ impl Tracer {
             let _ = ptrace::detach(tid, sig);
             self.tasks.remove(&tid.as_raw());
         }
+        self.decoder.trace_ended(sink);
     }
 
     pub fn root_status(&self) -> Option<WaitStatus> {
@@ -172,8 +173,12 @@ impl Tracer {
         match status {
             WaitStatus::PtraceSyscall(tid) => self.syscall_stop(tid, sink),
             WaitStatus::PtraceEvent(tid, sig, event) => self.event_stop(tid, sig, event, sink),
-            // Signal-delivery stop: pass the signal on.
-            WaitStatus::Stopped(tid, sig) => self.resume(tid, Some(sig)),
+            // Signal-delivery stop: note it (it may end the process), pass it on.
+            WaitStatus::Stopped(tid, sig) => {
+                let pid = self.pid_of(tid);
+                self.decoder.signal_delivered(pid, tid, sig);
+                self.resume(tid, Some(sig))
+            }
             WaitStatus::Exited(tid, _) | WaitStatus::Signaled(tid, ..) => {
                 self.gone(tid, status, sink)
             }
@@ -355,12 +360,16 @@ impl Tracer {
         }
         let leader = pid == 0 || pid == tid.as_raw() as u32;
         let pid = tid.as_raw() as u32;
+        let signal = leader
+            .then(|| self.decoder.ended(pid, status, sink))
+            .flatten();
         self.decoder.exit(leader.then_some(pid), tid);
         if leader {
             sink(Event::Exit(Exit {
                 time_ns: decode::now_ns(),
                 pid,
                 status: crate::capture::launch::exit_code(status),
+                signal,
             }));
         }
     }

@@ -97,6 +97,7 @@ impl Builder {
             time_ns: r.order,
             pid,
             status: Some(status),
+            signal: None,
         }));
     }
 
@@ -128,6 +129,7 @@ impl Builder {
                 source: EvidenceSource::CallOnly,
                 ..KernelEvidence::default()
             },
+            signal: None,
         }));
     }
 
