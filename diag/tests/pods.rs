@@ -10,6 +10,7 @@ use diag::context::cgroup::Mounts;
 use diag::report::Report;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,12 @@ struct KubeletPod {
     procs: Vec<Child>,
 }
 
+/// Ids unique to this test binary and to each pod of it.
+fn serial() -> u32 {
+    static N: AtomicU32 = AtomicU32::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
 fn uid(n: u32) -> String {
     format!(
         "d1a90000-0000-4000-8000-{:04x}{:08x}",
@@ -58,7 +65,7 @@ impl KubeletPod {
     /// `hierarchies`, with `pids_max` on the pod's cgroup in the v1 pids hierarchy.
     fn new(tag: &str, naming: Naming, hierarchies: Vec<PathBuf>, pids_max: u32) -> Self {
         let name = format!("{tag}-{}", std::process::id());
-        let uid = uid(1);
+        let uid = uid(serial());
         let qos = match naming {
             Naming::Cgroupfs => PathBuf::from("kubepods/burstable"),
             Naming::Systemd => PathBuf::from("kubepods.slice/kubepods-burstable.slice"),
@@ -69,7 +76,7 @@ impl KubeletPod {
         });
         // The kubelet's log directory of this pod, and one of an older pod of the same name
         // (deleted, not yet collected).
-        let log_dirs: Vec<PathBuf> = [uid.clone(), self::uid(2)]
+        let log_dirs: Vec<PathBuf> = [uid.clone(), self::uid(serial())]
             .iter()
             .map(|u| PathBuf::from(format!("/var/log/pods/{NAMESPACE}_{name}_{u}")))
             .collect();
@@ -80,7 +87,7 @@ impl KubeletPod {
             name,
             uid,
             pod_dir,
-            container_ids: vec![container_id(1), container_id(2)],
+            container_ids: vec![container_id(serial()), container_id(serial())],
             hierarchies,
             log_dirs,
             procs: vec![],
@@ -168,33 +175,89 @@ fn remove_cgroup(dir: &Path) {
 /// the sixth); the inner shell's fork is refused ("Cannot fork").
 const WORKLOAD: &str = "sleep 1 & sleep 1 & sleep 1 & sh -c 'sleep 1 & wait'; sleep 0.5";
 
+/// How diag is to find the pod.
+#[derive(PartialEq)]
+enum Found {
+    /// By the kubelet's log directory (no crictl on diag's PATH).
+    LogDir,
+    /// By a CRI CLI on diag's PATH: a stand-in `crictl` that answers as crictl does for this
+    /// pod (no CRI runs here); the cgroups and processes stay real.
+    Cri,
+}
+
+/// A stand-in `crictl` in `dir` answering `pods` and `ps --pod` for `pod`.
+fn stand_in_crictl(dir: &Path, pod: &KubeletPod) {
+    let pods = serde_json::json!({"items": [{
+        "id": "sandbox-1",
+        "metadata": {"name": pod.name, "namespace": NAMESPACE, "uid": pod.uid, "attempt": 0},
+        "state": "SANDBOX_READY",
+    }]});
+    let ps = serde_json::json!({"containers": [
+        {"id": pod.container_ids[0], "podSandboxId": "sandbox-1", "metadata": {"name": "sleeper"}, "image": {"image": "registry.k8s.io/pause:3.9"}},
+        {"id": pod.container_ids[1], "podSandboxId": "sandbox-1", "metadata": {"name": "app"}, "image": {"image": "busybox:1.36"}},
+    ]});
+    let script = format!(
+        "#!/bin/sh\ncase \"$1 $2 $3\" in\n\
+         \"pods --namespace {NAMESPACE}\") echo '{pods}' ;;\n\
+         \"ps --pod sandbox-1\") echo '{ps}' ;;\n\
+         *) exit 1 ;;\nesac\n"
+    );
+    let crictl = dir.join("crictl");
+    std::fs::write(&crictl, script).unwrap();
+    std::fs::set_permissions(&crictl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
 /// Attaches to the pod by NAMESPACE/NAME, opens the gate, and returns the report once the
 /// workload has exited.
-fn attach_pod(naming: Naming, hierarchies: Vec<PathBuf>, tag: &str) -> (Report, KubeletPod) {
+fn attach_pod(
+    naming: Naming,
+    hierarchies: Vec<PathBuf>,
+    tag: &str,
+    found: Found,
+) -> (Report, KubeletPod) {
     let scratch = Scratch::new(&format!("pod-{tag}"));
     let gate = scratch.path("go");
     let mut pod = KubeletPod::new(tag, naming, hierarchies, 6);
-    pod.start(naming, 0, "exec sleep 60");
+    // The sandbox's pause container (comm "pause", as the kubelet's is).
+    let pause = scratch.path("pause");
+    std::fs::copy("/bin/sleep", &pause).unwrap();
+    pod.start(naming, 0, &format!("exec {} 60", pause.display()));
     let script = format!(
         "while ! [ -e {} ]; do sleep 0.05; done; {WORKLOAD}",
         gate.display()
     );
     pod.start(naming, 1, &script);
+    let bin = scratch.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    if found == Found::Cri {
+        stand_in_crictl(&bin, &pod);
+    }
+    let path = format!(
+        "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        bin.display()
+    );
     let selector = pod.selector();
     let args = ["--pod", &selector, "--duration", "60s"];
     let workload = pod.procs.last_mut().unwrap();
-    let run = common::attach_with(&scratch, &args, |diag| {
-        common::touch(&gate);
-        workload.wait().unwrap();
-        // SAFETY: a signal to our own child.
-        unsafe { libc::kill(diag as i32, libc::SIGINT) };
-    });
+    let run = common::attach_in(
+        &scratch,
+        &args,
+        |c| {
+            c.env("PATH", &path);
+        },
+        |diag| {
+            common::touch(&gate);
+            workload.wait().unwrap();
+            // SAFETY: a signal to our own child.
+            unsafe { libc::kill(diag as i32, libc::SIGINT) };
+        },
+    );
     let json = scratch.path(&format!("attach-{}.json", args.join("_").replace('/', "_")));
     common::assert_valid_report(&std::fs::read_to_string(json).unwrap());
     (run.report().clone(), pod)
 }
 
-fn check(r: &Report, pod: &KubeletPod, cgroup: &Path) {
+fn check(r: &Report, pod: &KubeletPod, cgroup: &Path, found_by: &str) {
     let c = r.container.as_ref().expect("the report names the pod");
     assert_eq!(c.engine, "kubernetes");
     assert_eq!(c.id.lossy(), pod.uid);
@@ -206,14 +269,7 @@ fn check(r: &Report, pod: &KubeletPod, cgroup: &Path) {
     );
     let ids: Vec<String> = p.containers.iter().map(|k| k.id.lossy()).collect();
     assert_eq!(ids, pod.container_ids);
-    assert!(
-        c.found_by.starts_with(&format!(
-            "/var/log/pods/{NAMESPACE}_{}_UID, then the kubepods cgroup naming",
-            pod.name
-        )),
-        "{}",
-        c.found_by
-    );
+    assert!(c.found_by.starts_with(found_by), "{}", c.found_by);
     assert_eq!(c.confinement.pids_max, Some(6));
     let fork = r
         .failures
@@ -245,8 +301,12 @@ fn attach_pod_by_cgroupfs_naming_in_v1() {
         return;
     };
     let _one = one_at_a_time();
-    let (r, pod) = attach_pod(Naming::Cgroupfs, vec![pids.clone()], "cgfs");
-    check(&r, &pod, &pids.join(&pod.pod_dir));
+    let (r, pod) = attach_pod(Naming::Cgroupfs, vec![pids.clone()], "cgfs", Found::LogDir);
+    let by_log_dir = format!(
+        "/var/log/pods/{NAMESPACE}_{}_UID, then the kubepods cgroup naming",
+        pod.name
+    );
+    check(&r, &pod, &pids.join(&pod.pod_dir), &by_log_dir);
 }
 
 /// systemd naming (`kubepods-burstable-pod<uid_>.slice/cri-containerd-<id>.scope`) on a hybrid
@@ -260,8 +320,58 @@ fn attach_pod_by_systemd_naming_on_a_hybrid_host() {
         return;
     };
     let _one = one_at_a_time();
-    let (r, pod) = attach_pod(Naming::Systemd, vec![pids, v2.clone()], "sysd");
-    check(&r, &pod, &v2.join(&pod.pod_dir));
+    let (r, pod) = attach_pod(
+        Naming::Systemd,
+        vec![pids, v2.clone()],
+        "sysd",
+        Found::LogDir,
+    );
+    let by_log_dir = format!(
+        "/var/log/pods/{NAMESPACE}_{}_UID, then the kubepods cgroup naming",
+        pod.name
+    );
+    check(&r, &pod, &v2.join(&pod.pod_dir), &by_log_dir);
+}
+
+/// With a CRI CLI on PATH, the pod's uid, its containers' names and images come from it.
+#[test]
+fn attach_pod_through_the_cri() {
+    require_privileged!();
+    let Some(pids) = mounts().pids_v1 else {
+        eprintln!("SKIPPED: no v1 pids hierarchy here for the pod's limit");
+        return;
+    };
+    let _one = one_at_a_time();
+    let (r, pod) = attach_pod(Naming::Cgroupfs, vec![pids.clone()], "cri", Found::Cri);
+    check(
+        &r,
+        &pod,
+        &pids.join(&pod.pod_dir),
+        "crictl pods (sandbox sandbox-1), then the kubepods cgroup naming",
+    );
+    let c = r.container.as_ref().unwrap();
+    let named: Vec<(String, String)> = c
+        .pod
+        .as_ref()
+        .unwrap()
+        .containers
+        .iter()
+        .map(|k| {
+            (
+                k.name.as_ref().unwrap().lossy(),
+                k.image.as_ref().unwrap().lossy(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("sleeper".into(), "registry.k8s.io/pause:3.9".into()),
+            ("app".into(), "busybox:1.36".into())
+        ]
+    );
+    // The confinement was read from the app's process: its image is the pod's.
+    assert_eq!(c.image.as_ref().unwrap().lossy(), "busybox:1.36");
 }
 
 #[test]

@@ -133,11 +133,18 @@ fn members(dir: &Path) -> Result<Vec<u32>> {
 /// The processes of cgroup `dir` and of every cgroup below it (a pod's containers). They are traced by pid and followed to their descendants: the kernel filters on one
 /// cgroup id, not on a subtree.
 pub fn cgroup_tree(dir: &Path) -> Result<Vec<Seed>> {
-    let mut pids = Vec::new();
+    let mut pids =
+        members(dir).with_context(|| format!("reading {}/cgroup.procs", dir.display()))?;
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(d) = dirs.pop() {
-        pids.extend(members(&d).with_context(|| format!("reading {}/cgroup.procs", d.display()))?);
-        for entry in std::fs::read_dir(&d)?.flatten() {
+        // A container that ends meanwhile takes its cgroup with it.
+        if d != dir {
+            pids.extend(members(&d).into_iter().flatten());
+        }
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 dirs.push(entry.path());
             }
