@@ -83,7 +83,7 @@ impl KubeletPod {
         for d in &log_dirs {
             std::fs::create_dir_all(d.join("app")).unwrap();
         }
-        let mut pod = KubeletPod {
+        let pod = KubeletPod {
             name,
             uid,
             pod_dir,

@@ -409,12 +409,15 @@ struct Engine {
     image: String,
 }
 
+/// An engine, or why not: `Ok(needs)` missing here, `Err(why)` broken.
+type Started = Result<Engine, Result<String, String>>;
+
 /// The lab's container engines (`lab/tools/engines.sh`): each started on first use, all stopped
 /// (and their scratch directory removed) when the lab ends.
 struct Engines {
     dir: PathBuf,
     /// engine → the engine, or why not (`Ok(needs)`: missing here; `Err(why)`: broken).
-    started: Vec<(String, Result<Engine, Result<String, String>>)>,
+    started: Vec<(String, Started)>,
 }
 
 impl Engines {
@@ -427,7 +430,7 @@ impl Engines {
         }
     }
 
-    fn get(&mut self, name: &str) -> &Result<Engine, Result<String, String>> {
+    fn get(&mut self, name: &str) -> &Started {
         if !self.started.iter().any(|(n, _)| n == name) {
             let engine = start_engine(&self.dir, name);
             self.started.push((name.to_string(), engine));
@@ -448,7 +451,7 @@ impl Drop for Engines {
     }
 }
 
-fn start_engine(dir: &Path, name: &str) -> Result<Engine, Result<String, String>> {
+fn start_engine(dir: &Path, name: &str) -> Started {
     let out = Command::new("bash")
         .arg(lab_dir().join("tools/engines.sh"))
         .arg("start")
