@@ -579,12 +579,12 @@ fn the_daemonset_manifest_has_what_diag_needs() {
                 "required": ["hostPID", "containers", "volumes"],
                 "properties": {
                     "hostPID": {"const": true},
-                    "volumes": {"allOf": [host_path("/sys/kernel/btf"), host_path("/sys/fs/bpf"), host_path("/sys/fs/cgroup")]},
+                    "volumes": {"allOf": [host_path("/sys/kernel/btf"), host_path("/sys/fs/bpf"), host_path("/sys/fs/cgroup"), host_path("/var/log/pods")]},
                     "containers": {"type": "array", "minItems": 1, "items": {
                         "required": ["securityContext", "volumeMounts", "resources"],
                         "properties": {
                             "securityContext": {"properties": {"privileged": {"const": true}}, "required": ["privileged"]},
-                            "volumeMounts": {"allOf": [mount("/sys/kernel/btf"), mount("/sys/fs/bpf"), mount("/sys/fs/cgroup")]},
+                            "volumeMounts": {"allOf": [mount("/sys/kernel/btf"), mount("/sys/fs/bpf"), mount("/sys/fs/cgroup"), mount("/var/log/pods")]},
                             "resources": {"required": ["limits"]}
                         }
                     }}
@@ -605,6 +605,7 @@ fn the_daemonset_manifest_has_what_diag_needs() {
     assert!(!validator.is_valid(&unprivileged));
     // The request the manifest documents is one diag accepts.
     assert!(text.contains("diag attach --container $CID --duration 60s --quiet --json -"));
+    assert!(text.contains("diag attach --pod NS/NAME --duration 60s --quiet --json -"));
 }
 
 /// `--verify-fix -- docker run ...` runs again with the fix's flag after `run`: the default

@@ -79,8 +79,85 @@ pub struct Case {
     /// Run outside diag after the script, whatever happened.
     #[serde(default)]
     teardown: Option<String>,
-    /// The reproduction, run by bash under `diag run`.
+    /// The reproduction, run by bash under `diag run` (in a container: by its `sh -c`).
     script: String,
+    /// Run the script in a container of each engine, under `run` and `attach --container`.
+    #[serde(default)]
+    container: Option<ContainerSpec>,
+}
+
+/// A case that happens in a container (the busybox image `diaglab:1`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContainerSpec {
+    /// docker, podman.
+    engines: Vec<String>,
+    /// The engine's run flags that make the failure (`--pids-limit 5`, `--read-only`).
+    #[serde(default)]
+    flags: Vec<String>,
+}
+
+/// How a container case is put under diag.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// `diag run -- ENGINE run --rm ... IMAGE sh -c SCRIPT`
+    Run,
+    /// The container started held at a gate, `diag attach --container NAME`, the gate opened.
+    Attach,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Run => "run",
+            Mode::Attach => "attach",
+        }
+    }
+}
+
+/// One way a case is run: plain (`diag run -- bash SCRIPT`), or in a container of an engine.
+#[derive(Clone, Copy)]
+struct Variant<'a> {
+    engine: Option<&'a str>,
+    mode: Mode,
+}
+
+impl Variant<'_> {
+    fn label(&self) -> String {
+        match self.engine {
+            Some(e) => format!(" [{e} {}]", self.mode.name()),
+            None => String::new(),
+        }
+    }
+
+    /// The file names of this variant's logs and report.
+    fn file(&self, case: &Case, what: &str) -> String {
+        match self.engine {
+            Some(e) => format!("{}.{e}-{}.{what}", case.id, self.mode.name()),
+            None => format!("{}.{what}", case.id),
+        }
+    }
+}
+
+impl Case {
+    fn variants(&self) -> Vec<Variant<'_>> {
+        match &self.container {
+            None => vec![Variant {
+                engine: None,
+                mode: Mode::Run,
+            }],
+            Some(c) => c
+                .engines
+                .iter()
+                .flat_map(|e| {
+                    [Mode::Run, Mode::Attach].map(|mode| Variant {
+                        engine: Some(e.as_str()),
+                        mode,
+                    })
+                })
+                .collect(),
+        }
+    }
 }
 
 fn default_timeout() -> u64 {
@@ -183,6 +260,7 @@ enum Outcome {
 
 struct Row<'a> {
     case: &'a Case,
+    variant: Variant<'a>,
     backend: &'static str,
     outcome: Outcome,
 }
@@ -325,18 +403,121 @@ fn script_command(script: &Path, scratch: &Path, case: &Case, diag: &Path) -> Co
     in_case_env(bash, scratch, case, diag, &path)
 }
 
-fn run_case(case: &Case, backend: &'static str, diag: &Path, out: &Path) -> Outcome {
-    match try_run_case(case, backend, diag, out) {
+/// A container engine the lab started, as its CLI needs it.
+struct Engine {
+    env: Vec<(String, String)>,
+    image: String,
+}
+
+/// An engine, or why not: `Ok(needs)` missing here, `Err(why)` broken.
+type Started = Result<Engine, Result<String, String>>;
+
+/// The lab's container engines (`lab/tools/engines.sh`): each started on first use, all stopped
+/// (and their scratch directory removed) when the lab ends.
+struct Engines {
+    dir: PathBuf,
+    /// engine → the engine, or why not (`Ok(needs)`: missing here; `Err(why)`: broken).
+    started: Vec<(String, Started)>,
+}
+
+impl Engines {
+    fn new() -> Self {
+        // Short: it holds dockerd's socket.
+        let dir = PathBuf::from(format!("/tmp/diag-lab-engines-{}", std::process::id()));
+        Engines {
+            dir,
+            started: vec![],
+        }
+    }
+
+    fn get(&mut self, name: &str) -> &Started {
+        if !self.started.iter().any(|(n, _)| n == name) {
+            let engine = start_engine(&self.dir, name);
+            self.started.push((name.to_string(), engine));
+        }
+        &self.started.iter().find(|(n, _)| n == name).unwrap().1
+    }
+}
+
+impl Drop for Engines {
+    fn drop(&mut self) {
+        if !self.started.is_empty() {
+            let _ = Command::new("bash")
+                .arg(lab_dir().join("tools/engines.sh"))
+                .arg("stop")
+                .arg(&self.dir)
+                .status();
+        }
+    }
+}
+
+fn start_engine(dir: &Path, name: &str) -> Started {
+    let out = Command::new("bash")
+        .arg(lab_dir().join("tools/engines.sh"))
+        .arg("start")
+        .arg(dir)
+        .arg(name)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Err(format!("starting {name}: {e}")))?;
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    match out.status.code() {
+        Some(0) => {}
+        Some(3) => return Err(Ok(said)),
+        _ => return Err(Err(format!("starting {name} failed: {said}"))),
+    }
+    let mut env: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let image = env
+        .iter()
+        .position(|(k, _)| k == "IMAGE")
+        .map(|i| env.remove(i).1)
+        .ok_or_else(|| Err(format!("{name}: no image")))?;
+    Ok(Engine { env, image })
+}
+
+fn run_case(
+    case: &Case,
+    variant: Variant,
+    engines: &mut Engines,
+    backend: &'static str,
+    diag: &Path,
+    out: &Path,
+) -> Outcome {
+    let engine = match variant.engine.map(|e| engines.get(e)) {
+        None => None,
+        Some(Ok(engine)) => Some(engine),
+        Some(Err(Ok(needs))) => return Outcome::CannotRun(needs.clone()),
+        Some(Err(Err(why))) => return Outcome::Broken(why.clone()),
+    };
+    match try_run_case(case, variant, engine, backend, diag, out) {
         Ok(outcome) => outcome,
         Err(e) => Outcome::Broken(format!("{e:#}")),
     }
 }
 
-fn try_run_case(case: &Case, backend: &'static str, diag: &Path, out: &Path) -> Result<Outcome> {
-    let scratch = Scratch::new(&case.id, backend)?;
+fn try_run_case(
+    case: &Case,
+    variant: Variant,
+    engine: Option<&Engine>,
+    backend: &'static str,
+    diag: &Path,
+    out: &Path,
+) -> Result<Outcome> {
+    let scratch = Scratch::new(
+        &format!(
+            "{}{}",
+            case.id,
+            variant.label().replace([' ', '[', ']'], "-")
+        ),
+        backend,
+    )?;
     let limit = Duration::from_secs(case.timeout_seconds);
-    let log = out.join(format!("{}.log", case.id));
-    let json = out.join(format!("{}.json", case.id));
+    let log = out.join(variant.file(case, "log"));
+    let json = out.join(variant.file(case, "json"));
     let _ = std::fs::remove_file(&json);
     let write = |name: &str, text: &str| -> Result<PathBuf> {
         let path = scratch.0.join(name);
@@ -345,7 +526,7 @@ fn try_run_case(case: &Case, backend: &'static str, diag: &Path, out: &Path) -> 
     };
     if let Some(setup) = &case.setup {
         let script = write("setup.sh", setup)?;
-        let setup_log = out.join(format!("{}.setup.log", case.id));
+        let setup_log = out.join(variant.file(case, "setup.log"));
         let status = run_bounded(
             &mut script_command(&script, &scratch.0, case, diag),
             limit,
@@ -360,15 +541,32 @@ fn try_run_case(case: &Case, backend: &'static str, diag: &Path, out: &Path) -> 
             return Ok(outcome);
         }
     }
-    let script = write("run.sh", &case.script)?;
-    let mut run = Command::new(diag);
-    run.args(["run", "--quiet", "--backend", backend, "--json"])
-        .arg(&json)
-        .arg("--")
-        .arg("bash")
-        .arg(&script);
-    let mut cmd = in_case_env(run, &scratch.0, case, diag, SYSTEM_PATH);
-    let status = run_bounded(&mut cmd, limit, &log);
+    let status = match (engine, variant.engine, &case.container) {
+        (Some(engine), Some(cli), Some(spec)) => {
+            let run = InContainer {
+                case,
+                spec,
+                engine,
+                cli,
+                backend,
+                diag,
+                scratch: &scratch.0,
+                limit,
+            };
+            run.run(variant.mode, &json, &log)
+        }
+        _ => {
+            let script = write("run.sh", &case.script)?;
+            let mut run = Command::new(diag);
+            run.args(["run", "--quiet", "--backend", backend, "--json"])
+                .arg(&json)
+                .arg("--")
+                .arg("bash")
+                .arg(&script);
+            let mut cmd = in_case_env(run, &scratch.0, case, diag, SYSTEM_PATH);
+            run_bounded(&mut cmd, limit, &log)
+        }
+    };
     teardown(case, &scratch.0, diag, out, limit)?;
     if status?.is_none() {
         return Ok(Outcome::Broken(format!(
@@ -382,6 +580,151 @@ fn try_run_case(case: &Case, backend: &'static str, diag: &Path, out: &Path) -> 
     let report: Value = serde_json::from_str(&text).context("the report is not JSON")?;
     let (points, top) = grade(case, &report);
     Ok(Outcome::Graded { points, top })
+}
+
+/// A container case's run on one engine.
+struct InContainer<'a> {
+    case: &'a Case,
+    spec: &'a ContainerSpec,
+    engine: &'a Engine,
+    cli: &'a str,
+    backend: &'static str,
+    diag: &'a Path,
+    scratch: &'a Path,
+    limit: Duration,
+}
+
+impl InContainer<'_> {
+    /// `program` in the case's environment and the engine's.
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = in_case_env(
+            Command::new(program),
+            self.scratch,
+            self.case,
+            self.diag,
+            SYSTEM_PATH,
+        );
+        cmd.envs(self.engine.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    fn engine_command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command(Path::new(self.cli));
+        cmd.args(args);
+        cmd
+    }
+
+    /// `ENGINE run NAME_AND_FLAGS... IMAGE sh -c SCRIPT`: the script lingers a moment at its
+    /// end so that diag reads the container's confinement while it is alive.
+    fn run_args(&self, name: &str, more: &[&str], script: &str) -> Vec<String> {
+        let mut args: Vec<String> = ["run", "--name", name, "--network", "none"]
+            .iter()
+            .chain(more)
+            .map(|a| a.to_string())
+            .collect();
+        args.extend(self.spec.flags.iter().cloned());
+        args.extend([
+            self.engine.image.clone(),
+            "sh".into(),
+            "-c".into(),
+            format!("{script}\nsleep 0.5"),
+        ]);
+        args
+    }
+
+    /// Runs the case; the exit status of diag, None when it timed out.
+    fn run(&self, mode: Mode, json: &Path, log: &Path) -> Result<Option<i32>> {
+        static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("diag-lab-{}-{n}", std::process::id());
+        let engine_log = log.with_extension("engine.log");
+        let mut diag = self.command(self.diag);
+        match mode {
+            Mode::Run => {
+                diag.args(["run", "--quiet", "--backend", self.backend, "--json"])
+                    .arg(json)
+                    .arg("--")
+                    .arg(self.cli)
+                    .args(self.run_args(&name, &["--rm"], &self.case.script));
+                run_bounded(&mut diag, self.limit, log)
+            }
+            Mode::Attach => {
+                let gate = self.scratch.join("gate");
+                std::fs::create_dir_all(&gate)?;
+                let volume = format!("{}:/gate", gate.display());
+                let script = format!(
+                    "while ! [ -e /gate/go ]; do sleep 0.05; done\n{}",
+                    self.case.script
+                );
+                let args = self.run_args(&name, &["-d", "-v", &volume], &script);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                if run_bounded(&mut self.engine_command(&args), self.limit, &engine_log)? != Some(0)
+                {
+                    bail!("{} run -d failed, see {}", self.cli, engine_log.display());
+                }
+                diag.args(["attach", "--container", &name, "--backend", self.backend])
+                    .arg("--duration")
+                    .arg(format!("{}s", self.limit.as_secs()))
+                    .arg("--json")
+                    .arg(json);
+                let status = self.attach(diag, &gate, &name, log, &engine_log);
+                let _ = self.engine_command(&["rm", "-f", &name]).output();
+                status
+            }
+        }
+    }
+
+    /// Attaches diag, opens the gate once it is attached, and stops it (SIGINT) once the
+    /// container has exited.
+    fn attach(
+        &self,
+        mut diag: Command,
+        gate: &Path,
+        name: &str,
+        log: &Path,
+        engine_log: &Path,
+    ) -> Result<Option<i32>> {
+        let log_file = std::fs::File::create(log)?;
+        let mut child = diag
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .process_group(0)
+            .spawn()
+            .context("starting diag attach")?;
+        let started = Instant::now();
+        let kill = |child: &mut std::process::Child| {
+            // SAFETY: kill has no memory preconditions; the group is the child's own.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+        };
+        while !std::fs::read_to_string(log)?.contains("diag: attached") {
+            if let Some(status) = child.try_wait()? {
+                return Ok(Some(status.code().unwrap_or(-1)));
+            }
+            if started.elapsed() > self.limit {
+                kill(&mut child);
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::fs::write(gate.join("go"), "")?;
+        run_bounded(
+            &mut self.engine_command(&["wait", name]),
+            self.limit,
+            engine_log,
+        )?;
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        while started.elapsed() < self.limit * 2 {
+            if let Some(status) = child.try_wait()? {
+                return Ok(Some(status.code().unwrap_or(-1)));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        kill(&mut child);
+        Ok(None)
+    }
 }
 
 /// Every script starts with the lab's helpers (lab/lib.sh).
@@ -426,23 +769,28 @@ pub fn run(args: CasesArgs) -> Result<()> {
     run_cmd(cargo().args(["build", "--release", "-p", "diag"]))?;
     let diag = workspace_root().join("target/release/diag");
     let mut rows = Vec::new();
+    let mut engines = Engines::new();
     for &backend in args.backend.names() {
         let out = workspace_root().join("target/lab").join(backend);
         std::fs::create_dir_all(&out)?;
         for case in &selected {
-            let outcome = match unmet(case) {
-                Some(needs) => Outcome::CannotRun(needs),
-                None => run_case(case, backend, &diag, &out),
-            };
-            let row = Row {
-                case,
-                backend,
-                outcome,
-            };
-            println!("{}", row.line());
-            rows.push(row);
+            for variant in case.variants() {
+                let outcome = match unmet(case) {
+                    Some(needs) => Outcome::CannotRun(needs),
+                    None => run_case(case, variant, &mut engines, backend, &diag, &out),
+                };
+                let row = Row {
+                    case,
+                    variant,
+                    backend,
+                    outcome,
+                };
+                println!("{}", row.line());
+                rows.push(row);
+            }
         }
     }
+    drop(engines);
     println!("{}", totals(&rows, args.backend.names()).join("\n"));
     if args.quick {
         return check_quick(&rows);
@@ -465,7 +813,8 @@ fn mark(p: bool) -> &'static str {
 
 impl Row<'_> {
     fn line(&self) -> String {
-        let head = format!("{:<48} {:<6}", self.case.id, self.backend);
+        let id = format!("{}{}", self.case.id, self.variant.label());
+        let head = format!("{id:<48} {:<6}", self.backend);
         match &self.outcome {
             Outcome::Graded { points, top } => format!(
                 "{head} capture {} layer {} top {} fix {}  {}/4  (top finding: {top})",
@@ -569,31 +918,35 @@ fn accuracy_md(all: &[Case], rows: &[Row]) -> String {
         md,
         "\n## Per case\n\n| case | program (runtime) | expected cause/layer | eBPF CLTF | eBPF top | ptrace CLTF | ptrace top |\n|---|---|---|---|---|---|---|"
     );
-    let find = |case: &Case, backend: &str| {
-        rows.iter()
-            .find(|r| r.case.id == case.id && r.backend == backend)
+    let find = |case: &Case, variant: &Variant, backend: &str| {
+        rows.iter().find(|r| {
+            r.case.id == case.id && r.variant.label() == variant.label() && r.backend == backend
+        })
     };
     for case in all {
         if unmet(case).is_some() {
             continue;
         }
-        let _ = writeln!(
-            md,
-            "| [{}]({}) | {} ({}){} | {}/{} | {} | {} |",
-            case.id,
-            case.source,
-            case.program,
-            case.runtime,
-            if case.stand_in.is_some() {
-                " (stand-in)"
-            } else {
-                ""
-            },
-            case.cause,
-            case.layer,
-            cell(find(case, "ebpf")),
-            cell(find(case, "ptrace")),
-        );
+        for variant in case.variants() {
+            let _ = writeln!(
+                md,
+                "| [{}]({}){} | {} ({}){} | {}/{} | {} | {} |",
+                case.id,
+                case.source,
+                variant.label(),
+                case.program,
+                case.runtime,
+                if case.stand_in.is_some() {
+                    " (stand-in)"
+                } else {
+                    ""
+                },
+                case.cause,
+                case.layer,
+                cell(find(case, &variant, "ebpf")),
+                cell(find(case, &variant, "ptrace")),
+            );
+        }
     }
     let _ = writeln!(
         md,

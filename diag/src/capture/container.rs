@@ -78,6 +78,9 @@ pub struct Container {
     /// How diag found it: "docker container inspect", "/proc/PID/cgroup", "started by the command".
     pub found_by: String,
     pub confinement: Confinement,
+    /// `attach --pod`: the pod, whose cgroup (all its containers) was traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<super::pod::Pod>,
 }
 
 impl Container {
@@ -90,6 +93,9 @@ impl Container {
         }
         if let Some(i) = &self.image {
             out += &format!(" (image {})", i.lossy());
+        }
+        if let Some(p) = &self.pod {
+            out += &format!(", pod of {} containers", p.containers.len());
         }
         let k = &self.confinement;
         out += &format!(
@@ -210,7 +216,7 @@ pub fn resolve(selector: &str) -> Result<Container> {
     })
 }
 
-fn on_path(program: &str) -> bool {
+pub(crate) fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
@@ -358,6 +364,7 @@ pub fn from_pid(pid: u32, engine: &str, id: String) -> Result<Container> {
         cgroup: Text::new(cgroup.as_os_str().as_bytes()),
         found_by: String::new(),
         confinement: confinement(&proc),
+        pod: None,
     })
 }
 
@@ -616,6 +623,7 @@ impl NewContainer {
                 seccomp: "unknown".into(),
                 ..Default::default()
             },
+            pod: None,
         };
         let mut c = self.named(c, "");
         c.found_by = format!(

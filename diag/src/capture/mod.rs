@@ -5,6 +5,7 @@ pub mod container;
 pub mod ebpf;
 pub mod launch;
 pub mod offline;
+pub mod pod;
 pub mod ptrace;
 pub mod strace_log;
 pub mod syscall_args;

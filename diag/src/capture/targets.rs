@@ -110,18 +110,48 @@ pub fn cgroup(path: &Path) -> Result<CgroupTarget> {
         bail!("--cgroup {}: not a cgroup directory (expected a directory under a cgroup or cgroup2 mount)", path.display());
     }
     let v2 = magic == CGROUP2_SUPER_MAGIC;
-    let procs = std::fs::read_to_string(path.join("cgroup.procs"))
-        .with_context(|| format!("--cgroup {}: reading cgroup.procs", path.display()))?;
-    let seeds = procs
-        .lines()
-        .filter_map(|l| l.trim().parse::<u32>().ok())
-        .filter(|&p| p != std::process::id())
+    let seeds = members(path)
+        .with_context(|| format!("--cgroup {}: reading cgroup.procs", path.display()))?
+        .into_iter()
         .filter_map(|p| seed(p).ok())
         .collect();
     let v2_id = v2
         .then(|| std::fs::metadata(path).map(|m| m.ino()))
         .transpose()?;
     Ok(CgroupTarget { v2_id, seeds })
+}
+
+/// The processes of cgroup `dir` (diag itself left out).
+fn members(dir: &Path) -> Result<Vec<u32>> {
+    Ok(std::fs::read_to_string(dir.join("cgroup.procs"))?
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .filter(|&p| p != std::process::id())
+        .collect())
+}
+
+/// The processes of cgroup `dir` and of every cgroup below it (a pod's containers). They are traced by pid and followed to their descendants: the kernel filters on one
+/// cgroup id, not on a subtree.
+pub fn cgroup_tree(dir: &Path) -> Result<Vec<Seed>> {
+    let mut pids =
+        members(dir).with_context(|| format!("reading {}/cgroup.procs", dir.display()))?;
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        // A container that ends meanwhile takes its cgroup with it.
+        if d != dir {
+            pids.extend(members(&d).into_iter().flatten());
+        }
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    pids.sort_unstable();
+    Ok(pids.into_iter().filter_map(|p| seed(p).ok()).collect())
 }
 
 #[cfg(test)]

@@ -236,6 +236,10 @@ pub struct AttachArgs {
     /// through the engine's CLI, else by its id in /proc/*/cgroup).
     #[arg(long, value_name = "NAME|ID", conflicts_with_all = ["pid", "cgroup"])]
     pub container: Option<String>,
+    /// Every container of this Kubernetes pod on this node (found through crictl, else the
+    /// kubelet's /var/log/pods and the kubepods cgroup naming).
+    #[arg(long, value_name = "NAMESPACE/NAME", conflicts_with_all = ["pid", "cgroup", "container"])]
+    pub pod: Option<String>,
     /// Stop after this long (e.g. 60s, 5m), a hard deadline: the report is written by then.
     /// Default: until the attached processes exit (--pid) or Ctrl-C.
     #[arg(long, value_name = "DURATION")]

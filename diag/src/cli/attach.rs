@@ -6,9 +6,9 @@ use super::args::{AttachArgs, Backend, Format, OnSignal};
 use super::live::{self, Interrupt};
 use super::status::StatusLine;
 use super::{output, run::capture_config, usage};
-use crate::capture::container;
 use crate::capture::ptrace::{self, PtraceCapture};
 use crate::capture::targets::{self, Seed};
+use crate::capture::{container, pod};
 use crate::capture::{ebpf::EbpfCapture, CaptureConfig, ProbeReport};
 use crate::context::HostFacts;
 use crate::correlate::Trace;
@@ -89,13 +89,14 @@ pub fn attach(mut args: AttachArgs) -> Result<i32> {
     }
     output::check(&args.report, &[])?;
     let catalog = output::catalog(args.report.catalog.as_deref())?;
-    // A container is traced as its cgroup.
-    let container = args
-        .container
-        .as_deref()
-        .map(container::resolve)
-        .transpose()
-        .map_err(|e| usage(format!("{e:#}")))?;
+    // A container is traced as its cgroup; a pod as its cgroup and every container's below it.
+    let container = match (&args.container, &args.pod) {
+        (Some(name), _) => Some(container::resolve(name)),
+        (None, Some(pod)) => Some(pod::resolve(pod)),
+        (None, None) => None,
+    }
+    .transpose()
+    .map_err(|e| usage(format!("{e:#}")))?;
     if let Some(c) = &container {
         args.cgroup = Some(c.cgroup_dir());
     }
@@ -107,6 +108,10 @@ pub fn attach(mut args: AttachArgs) -> Result<i32> {
         .transpose()
         .map_err(|e| usage(format!("--duration: {e} (use e.g. 60s, 5m, 500ms)")))?;
     let (seeds, cgroup_id) = match (&args.cgroup, args.pid.is_empty()) {
+        (Some(path), true) if args.pod.is_some() => (
+            targets::cgroup_tree(path).map_err(|e| usage(format!("{e:#}")))?,
+            None,
+        ),
         (Some(path), true) => {
             let t = targets::cgroup(path).map_err(|e| usage(format!("{e:#}")))?;
             (t.seeds, t.v2_id)
@@ -117,7 +122,7 @@ pub fn attach(mut args: AttachArgs) -> Result<i32> {
         ),
         _ => {
             return Err(usage(
-                "give either --pid PID (repeatable), --cgroup PATH or --container NAME|ID",
+                "give either --pid PID (repeatable), --cgroup PATH, --container NAME|ID or --pod NAMESPACE/NAME",
             ))
         }
     };

@@ -87,6 +87,11 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
         "sudo diag attach --cgroup /sys/fs/cgroup/unified/sandbox.slice/sb-1",
     ),
     (
+        "attach",
+        "Attach to every container of a Kubernetes pod on this node",
+        "sudo diag attach --pod default/web-5d78c9869d-x2x4q --duration 60s",
+    ),
+    (
         "analyze",
         "Explain a strace log from a CI artifact, failing the job on a known cause",
         "diag analyze --fail-on cause trace.log",

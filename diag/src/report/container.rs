@@ -123,7 +123,9 @@ fn engine_fix(c: &Container, f: &Finding, failures: &[&FailureEntry]) -> Option<
             let short = cap.trim_start_matches("CAP_").to_string();
             (
                 format!("--cap-add {short}"),
-                format!("securityContext: {{capabilities: {{add: [\"{short}\"]}}}}"),
+                format!(
+                    "In the pod spec: securityContext: {{capabilities: {{add: [\"{short}\"]}}}}"
+                ),
             )
         }
         Layer::Seccomp => {
@@ -154,7 +156,7 @@ fn engine_fix(c: &Container, f: &Finding, failures: &[&FailureEntry]) -> Option<
             };
             (
                 format!("--security-opt seccomp=PROFILE.json{or_cap}, where PROFILE.json is {profile} with this rule added to \"syscalls\": {rule}"),
-                "securityContext: {seccompProfile: {type: Localhost, localhostProfile: PROFILE.json}}".into(),
+                "In the pod spec: securityContext: {seccompProfile: {type: Localhost, localhostProfile: PROFILE.json}}".into(),
             )
         }
         Layer::CgroupPids => {
@@ -162,18 +164,18 @@ fn engine_fix(c: &Container, f: &Finding, failures: &[&FailureEntry]) -> Option<
                 higher_pids_limit(c).map_or("a higher limit".to_string(), |m| m.to_string());
             (
                 format!("--pids-limit {limit}"),
-                "the kubelet's podPidsLimit (a node setting), or fewer processes".into(),
+                "On the node: the kubelet's podPidsLimit (KubeletConfiguration), or fewer processes in the pod".into(),
             )
         }
         Layer::RlimitNproc => (
             "--ulimit nproc=HIGHER".into(),
-            "the container runtime's default ulimits (a node setting)".into(),
+            "On the node: the container runtime's default ulimits".into(),
         ),
         Layer::MountNoexec => {
             let dir = mount_of(c, path.as_deref()?)?;
             (
                 format!("--tmpfs {dir}:exec"),
-                format!("an emptyDir volume mounted at {dir}"),
+                format!("In the pod spec: an emptyDir volume mounted at {dir}"),
             )
         }
         Layer::MountRo => {
@@ -189,21 +191,21 @@ fn engine_fix(c: &Container, f: &Finding, failures: &[&FailureEntry]) -> Option<
             };
             (
                 flag,
-                format!("an emptyDir volume at {dir}, or securityContext: {{readOnlyRootFilesystem: false}}"),
+                format!("In the pod spec: an emptyDir volume at {dir}, or securityContext: {{readOnlyRootFilesystem: false}}"),
             )
         }
         _ if path.as_deref().is_some_and(|p| p.starts_with("/dev/")) && first.errno == "EPERM" => {
             let dev = path?;
             (
                 format!("--device {dev}"),
-                format!("a device plugin exposing {dev}, or securityContext: {{privileged: true}}"),
+                format!("In the pod spec: a device plugin's resource exposing {dev}, or securityContext: {{privileged: true}}"),
             )
         }
         _ => return None,
     };
     Some(match cli(c) {
         Some(cli) => format!("In {}: {cli} run {flag}", c.engine),
-        None => format!("In the pod spec: {k8s}"),
+        None => k8s,
     })
 }
 
@@ -261,6 +263,12 @@ mod tests {
                 "In the pod spec: securityContext: {capabilities: {add: [\"NET_ADMIN\"]}}"
             ),
             "{pod}"
+        );
+        // A pod's pids limit is the kubelet's, not the pod spec's.
+        let pod_pids = fixed("kubernetes", Layer::CgroupPids, "clone", "");
+        assert!(
+            pod_pids.starts_with("On the node: the kubelet's podPidsLimit"),
+            "{pod_pids}"
         );
         let clone3 = fixed("podman", Layer::Seccomp, "clone3", "");
         assert!(clone3.contains("\"errnoRet\": 38"), "{clone3}");

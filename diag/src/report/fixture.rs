@@ -209,6 +209,7 @@ pub fn sample() -> Report {
                 user_namespace: true,
                 ..Default::default()
             },
+            pod: None,
         }),
     }
 }

@@ -285,9 +285,21 @@ pub fn assert_exit_statuses_are_the_commands_own(scratch: &Scratch, backend: &st
 /// Runs `diag attach ARGS --json`, calls `ready` once diag says it is attached, and returns the
 /// finished run. Gating workloads on this line keeps the tests free of timing guesses.
 pub fn attach_with(scratch: &Scratch, args: &[&str], ready: impl FnOnce(u32)) -> DiagRun {
+    attach_in(scratch, args, |_| {}, ready)
+}
+
+/// [`attach_with`] with the command adjusted first (its environment).
+pub fn attach_in(
+    scratch: &Scratch,
+    args: &[&str],
+    adjust: impl FnOnce(&mut Command),
+    ready: impl FnOnce(u32),
+) -> DiagRun {
     use std::io::{BufRead, Read};
     let json = scratch.path(&format!("attach-{}.json", args.join("_").replace('/', "_")));
-    let mut child = Command::new(diag_bin())
+    let mut cmd = Command::new(diag_bin());
+    adjust(&mut cmd);
+    let mut child = cmd
         .arg("attach")
         .arg("--json")
         .arg(&json)
