@@ -266,7 +266,7 @@ const DEVICE: Case = Case {
     script: "mknod /dev/diagmem c 1 1 && cat /dev/diagmem",
     syscall: "openat",
     errno: "EPERM",
-    layer: "unknown",
+    layer: "cgroup-devices",
     fix: "--device /dev/diagmem",
 };
 
