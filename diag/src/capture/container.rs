@@ -670,7 +670,9 @@ fn name_option(command: &[String]) -> Option<String> {
     None
 }
 
-/// `CLI events`, for container starts from now on, one `ID\tNAME\tIMAGE` line each.
+/// `CLI events`, for container starts from a second ago on, one `ID\tNAME\tIMAGE` line each.
+/// `--since` replays what happened before the events command was listening: on a loaded host
+/// it can start after the command's short-lived container did.
 fn start_events(cli: &str) -> Option<(std::process::Child, std::sync::mpsc::Receiver<String>)> {
     let format = if cli == "podman" {
         "{{.ID}}\t{{.Name}}\t{{.Image}}"
@@ -684,7 +686,14 @@ fn start_events(cli: &str) -> Option<(std::process::Child, std::sync::mpsc::Rece
             "type=container",
             "--filter",
             "event=start",
+            "--since",
         ])
+        .arg(
+            humantime::format_rfc3339_seconds(
+                std::time::SystemTime::now() - std::time::Duration::from_secs(1),
+            )
+            .to_string(),
+        )
         .args(["--format", format])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
