@@ -74,6 +74,21 @@ pub struct Recorder {
     pub slots: [RecentFailure; RECENT_SLOTS],
 }
 
+/// Writes to stdout/stderr past a process's message budget that are kept anyway (a power of
+/// two): the line that matters in a traceback or a long error log is usually its last.
+pub const TAIL_SLOTS: usize = 8;
+
+/// The newest [`TAIL_SLOTS`] writes a process made after its message budget ran out, sent as
+/// ordinary message records when it exits (or read by diag when tracing ends).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MessageTail {
+    /// Writes kept so far (slot = `next % TAIL_SLOTS`).
+    pub next: u32,
+    pub _pad: u32,
+    pub slots: [SyscallEvent; TAIL_SLOTS],
+}
+
 /// `SyscallEvent::reason`: why the kernel emitted this syscall exit.
 pub mod reason {
     /// It failed with a watched errno.
@@ -122,7 +137,7 @@ pub mod counter {
     pub const PROCESS_FORKS: u32 = 1;
     /// Successful clone calls that made a thread in the traced tree.
     pub const THREAD_FORKS: u32 = 2;
-    /// Writes to fd 1/2 not captured because the process used up its message budget.
+    /// Writes to fd 1/2 not captured: past the process's message budget and pushed out of its tail.
     pub const MESSAGES_DROPPED: u32 = 3;
     /// Tasks that could not be tracked because the task map was full.
     pub const UNTRACKED_TASKS: u32 = 4;
@@ -360,6 +375,7 @@ mod pod {
     unsafe impl aya::Pod for super::Repeats {}
     unsafe impl aya::Pod for super::RecentFailure {}
     unsafe impl aya::Pod for super::Recorder {}
+    unsafe impl aya::Pod for super::MessageTail {}
 }
 
 /// Reads a `T` from the front of `bytes` (a ring buffer record), or `None` when too short.

@@ -25,9 +25,10 @@ use aya_ebpf::{
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
 use diag_ebpf::{
     counter, evidence, flush, kind, path_hash_chunk, reason, DeliveredSignal, EventHeader,
-    ExecPath, FailureKey, Newborn, ProcEvent, Recorder, Repeats, SyscallEvent, TaskState, COMM_LEN,
-    DATA_LEN, DEV_ERRNOS, MAX_ERRNO, MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_PATH_ARG,
-    PATH_HASH_SEED, PATH_HEAD, PATH_LEN_UNKNOWN, PATH_TAIL_CHUNKS, RECENT_SLOTS, SCOPED_ERRNOS,
+    ExecPath, FailureKey, MessageTail, Newborn, ProcEvent, Recorder, Repeats, SyscallEvent,
+    TaskState, COMM_LEN, DATA_LEN, DEV_ERRNOS, MAX_ERRNO, MAX_SYSCALLS, MESSAGE_WRITE,
+    MESSAGE_WRITEV, NO_PATH_ARG, PATH_HASH_SEED, PATH_HEAD, PATH_LEN_UNKNOWN, PATH_TAIL_CHUNKS,
+    RECENT_SLOTS, SCOPED_ERRNOS, TAIL_SLOTS,
 };
 
 // ---- configuration, overridden by the loader before load ----------------------------------
@@ -164,6 +165,14 @@ static RECORDERS: HashMap<u32, Recorder> = HashMap::with_max_entries(1024, BPF_F
 /// Never written: the zeroed value a new recorder is inserted from (too big for the stack).
 #[map]
 static RECORDER_ZERO: PerCpuArray<Recorder> = PerCpuArray::with_max_entries(1, 0);
+/// tgid -> the newest writes to stdout/stderr it made past its message budget. Allocated on
+/// demand (a process's first write past the budget), sent and dropped when it exits.
+#[map]
+static MESSAGE_TAILS: HashMap<u32, MessageTail> =
+    HashMap::with_max_entries(1024, BPF_F_NO_PREALLOC);
+/// Never written: the zeroed value a new tail is inserted from (too big for the stack).
+#[map]
+static MESSAGE_TAIL_ZERO: PerCpuArray<MessageTail> = PerCpuArray::with_max_entries(1, 0);
 /// tgid -> the last signal delivered to it, for its exit record. LRU: a process whose exit is
 /// never seen is evicted.
 #[map]
@@ -491,21 +500,30 @@ fn slot_index(n: u32) -> usize {
     n as usize & (RECENT_SLOTS - 1)
 }
 
+/// `tgid`'s entry in `map`, inserted zeroed (from `zero`) when it has none; `None` when full.
 #[inline(always)]
-fn recorder(tgid: u32) -> Option<*mut Recorder> {
-    if let Some(r) = RECORDERS.get_ptr_mut(tgid) {
+fn entry_or_zeroed<T>(map: &HashMap<u32, T>, zero: &PerCpuArray<T>, tgid: u32) -> Option<*mut T> {
+    if let Some(r) = map.get_ptr_mut(tgid) {
         return Some(r);
     }
-    let zero = RECORDER_ZERO.get_ptr(0)?;
+    let zero = zero.get_ptr(0)?;
     // SAFETY: a map value, never written.
-    if RECORDERS
+    if map
         .insert(tgid, unsafe { &*zero }, BPF_NOEXIST as u64)
         .is_err()
     {
-        bump(counter::UNRECORDED_FAILURES);
         return None;
     }
-    RECORDERS.get_ptr_mut(tgid)
+    map.get_ptr_mut(tgid)
+}
+
+#[inline(always)]
+fn recorder(tgid: u32) -> Option<*mut Recorder> {
+    let r = entry_or_zeroed(&RECORDERS, &RECORDER_ZERO, tgid);
+    if r.is_none() {
+        bump(counter::UNRECORDED_FAILURES);
+    }
+    r
 }
 
 #[inline(always)]
@@ -895,22 +913,70 @@ fn on_write(regs: *const u8, nr: u32, ret: i64, tgid: u32, path_arg: u8) {
         flush_recorder(tgid, flush::COMPLAINED);
     }
     if !take_message_token(tgid) {
-        bump(counter::MESSAGES_DROPPED);
+        keep_in_tail(regs, nr, ret, tgid, path_arg, stream);
         return;
     }
     emit_with(regs, nr, ret, reason::MESSAGE, |ev| {
-        // Report the stream, not the dup'd fd number.
-        ev.args[0] = stream as u64;
-        if path_arg == MESSAGE_WRITEV {
-            // First iovec only: { void *base; size_t len }.
-            // SAFETY: user pointer; probe_read checks the access.
-            let iov: [u64; 2] =
-                unsafe { bpf_probe_read_user(ev.args[1] as *const [u64; 2]).unwrap_or([0, 0]) };
-            read_user_bytes(ev, iov[0], iov[1].min(ret as u64));
-        } else if path_arg == MESSAGE_WRITE {
-            read_user_bytes(ev, ev.args[1], ret as u64);
-        }
+        fill_message(ev, ret, path_arg, stream)
     });
+}
+
+#[inline(always)]
+fn fill_message(ev: &mut SyscallEvent, ret: i64, path_arg: u8, stream: u32) {
+    // Report the stream, not the dup'd fd number.
+    ev.args[0] = stream as u64;
+    if path_arg == MESSAGE_WRITEV {
+        // First iovec only: { void *base; size_t len }.
+        // SAFETY: user pointer; probe_read checks the access.
+        let iov: [u64; 2] =
+            unsafe { bpf_probe_read_user(ev.args[1] as *const [u64; 2]).unwrap_or([0, 0]) };
+        read_user_bytes(ev, iov[0], iov[1].min(ret as u64));
+    } else if path_arg == MESSAGE_WRITE {
+        read_user_bytes(ev, ev.args[1], ret as u64);
+    }
+}
+
+/// A write past the budget takes the oldest slot of the process's tail; the write it
+/// overwrites (or this one, when no tail can be had) is the one dropped.
+#[inline(always)]
+fn keep_in_tail(regs: *const u8, nr: u32, ret: i64, tgid: u32, path_arg: u8, stream: u32) {
+    let Some(tail) = entry_or_zeroed(&MESSAGE_TAILS, &MESSAGE_TAIL_ZERO, tgid) else {
+        bump(counter::MESSAGES_DROPPED);
+        return;
+    };
+    // SAFETY: map value pointer; threads of one process racing only misplace a slot.
+    let tail = unsafe { &mut *tail };
+    if tail.next >= TAIL_SLOTS as u32 {
+        bump(counter::MESSAGES_DROPPED);
+    }
+    let ev = &mut tail.slots[tail.next as usize & (TAIL_SLOTS - 1)];
+    tail.next = tail.next.wrapping_add(1);
+    fill_syscall_event(ev, regs, nr, ret, reason::MESSAGE, 0, -1);
+    fill_message(ev, ret, path_arg, stream);
+}
+
+/// Sends the writes `tgid` kept past its budget, oldest first, and drops its tail.
+#[inline(always)]
+fn send_message_tail(tgid: u32) {
+    let Some(tail) = MESSAGE_TAILS.get_ptr(tgid) else {
+        return;
+    };
+    // SAFETY: map value pointer.
+    let tail = unsafe { &*tail };
+    let held = tail.next.min(TAIL_SLOTS as u32);
+    let first = tail.next.wrapping_sub(held);
+    let mut i = 0;
+    while i < TAIL_SLOTS as u32 {
+        if i >= held {
+            break;
+        }
+        let slot = &tail.slots[first.wrapping_add(i) as usize & (TAIL_SLOTS - 1)];
+        if EVENTS.output::<SyscallEvent>(slot, wakeup_flags()).is_err() {
+            bump(counter::LOST_EVENTS);
+        }
+        i += 1;
+    }
+    let _ = MESSAGE_TAILS.remove(tgid);
 }
 
 #[inline(always)]
@@ -1145,6 +1211,7 @@ pub fn diag_sched_exit(_ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let _ = MESSAGE_BUDGET.remove(tgid);
+    send_message_tail(tgid);
     let _ = RULESET_BUILDERS.remove(tgid);
     // SAFETY: plain value read from the map.
     let status = unsafe { EXIT_STATUS.get(tgid) }.copied().unwrap_or(-1);

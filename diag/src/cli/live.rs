@@ -331,7 +331,7 @@ pub fn drain(cap: &mut EbpfCapture, trace: &mut Trace, limit: Duration) -> Resul
     }
     let unread = cap.discard_queued();
     cap.repeats(&mut |ev| trace.on_event(ev, &Procfs))?;
-    cap.recorders(&mut |ev| trace.on_event(ev, &Procfs))?;
+    cap.held_back(&mut |ev| trace.on_event(ev, &Procfs))?;
     Ok((unread > 0).then(|| {
         format!("tracing stopped with {unread} or more events still queued: they are not in this report (the tree was still busy)")
     }))

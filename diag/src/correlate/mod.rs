@@ -10,10 +10,11 @@ use crate::model::{
     PathIdentity, Text,
 };
 use landlock::LandlockTracker;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 
-/// Bound on kept message lines; the rest are counted.
+/// Bound on kept message lines: the first half and the last half are kept (a long log's error
+/// is usually at its end), the middle counted.
 const MAX_MESSAGES: usize = 2000;
 /// Bound on distinct failures; the rest are counted.
 const MAX_FAILURE_GROUPS: usize = 5000;
@@ -273,6 +274,8 @@ pub struct Trace {
     /// of it if it exits before its failure is examined. Pruned with the process table.
     sightings: HashMap<u32, ProcessContext>,
     partial_lines: HashMap<(u32, i32), Message>,
+    /// The newest lines once `messages` holds its half of [`MAX_MESSAGES`].
+    message_tail: VecDeque<Message>,
 }
 
 impl Trace {
@@ -631,11 +634,15 @@ impl Trace {
         if m.text.as_bytes().iter().all(|b| b.is_ascii_whitespace()) {
             return;
         }
-        if self.messages.len() >= MAX_MESSAGES {
-            self.messages_dropped += 1;
-        } else {
+        if self.messages.len() < MAX_MESSAGES / 2 {
             self.messages.push(m);
+            return;
         }
+        if self.message_tail.len() == MAX_MESSAGES / 2 {
+            self.message_tail.pop_front();
+            self.messages_dropped += 1;
+        }
+        self.message_tail.push_back(m);
     }
 
     fn flush_lines_of(&mut self, pid: u32) {
@@ -658,6 +665,7 @@ impl Trace {
         for m in pending {
             self.push_line(m);
         }
+        self.messages.extend(self.message_tail.drain(..));
         self.messages.sort_by_key(|m| m.origin.time_ns);
         self.stats = stats;
     }
@@ -792,6 +800,37 @@ mod tests {
                 "next"
             ]
         );
+    }
+
+    #[test]
+    fn a_long_output_keeps_its_head_and_its_tail() {
+        let mut tr = Trace::new();
+        let lines = MAX_MESSAGES as u64 + 500;
+        for i in 0..lines {
+            tr.on_event(
+                Event::Message(Message {
+                    origin: origin(4, i + 1),
+                    fd: 2,
+                    text: Text::new(format!("line {i}\n")),
+                    truncated: false,
+                }),
+                &Offline,
+            );
+        }
+        tr.finish(CaptureStats::default());
+        let kept: Vec<_> = tr.messages.iter().map(|m| m.text.lossy()).collect();
+        assert_eq!(kept.len(), MAX_MESSAGES);
+        assert_eq!(tr.messages_dropped, 500);
+        assert_eq!(kept[0], "line 0");
+        assert_eq!(
+            kept[MAX_MESSAGES / 2 - 1],
+            format!("line {}", MAX_MESSAGES / 2 - 1)
+        );
+        assert_eq!(
+            kept[MAX_MESSAGES / 2],
+            format!("line {}", MAX_MESSAGES / 2 + 500)
+        );
+        assert_eq!(kept.last().unwrap(), &format!("line {}", lines - 1));
     }
 
     #[test]

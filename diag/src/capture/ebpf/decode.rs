@@ -8,7 +8,7 @@ use crate::model::{
 };
 use diag_ebpf::{
     evidence, flush, kind, path_tail_hash, read_record, reason, EventHeader, FailureKey, ProcEvent,
-    RecentFailure, Recorder, Repeats, SyscallEvent, PATH_HEAD, RECENT_SLOTS,
+    RecentFailure, Repeats, SyscallEvent, PATH_HEAD,
 };
 
 pub fn record(bytes: &[u8]) -> Option<Event> {
@@ -45,11 +45,12 @@ pub fn recent(r: &RecentFailure) -> Option<Event> {
     })
 }
 
-/// The slots a recorder holds, oldest first.
-pub fn held(rec: &mut Recorder) -> impl Iterator<Item = &mut RecentFailure> {
-    let held = (rec.next as usize).min(RECENT_SLOTS);
-    let first = rec.next as usize - held;
-    let (older, newer) = rec.slots.split_at_mut(first % RECENT_SLOTS);
+/// The slots a kernel ring (a recorder, a message tail) holds, oldest first: `next` counts
+/// every slot ever written, the oldest overwritten.
+pub fn held<T>(slots: &mut [T], next: u32) -> impl Iterator<Item = &mut T> {
+    let held = (next as usize).min(slots.len());
+    let first = next as usize - held;
+    let (older, newer) = slots.split_at_mut(first % slots.len());
     newer.iter_mut().chain(older.iter_mut()).take(held)
 }
 
@@ -68,7 +69,7 @@ fn data(ev: &SyscallEvent) -> &[u8] {
     &ev.data[..(ev.data_len as usize).min(ev.data.len())]
 }
 
-fn syscall(ev: &SyscallEvent) -> Option<Event> {
+pub fn syscall(ev: &SyscallEvent) -> Option<Event> {
     let mut origin = origin(&ev.header);
     origin.gid = Some(ev.gid);
     let name = syscalls::name(ev.nr);

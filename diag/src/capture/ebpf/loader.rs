@@ -10,7 +10,8 @@ use aya::{
     Btf, Ebpf, EbpfLoader, Endianness,
 };
 use diag_ebpf::{
-    counter, flush, globals, FailureKey, Recorder, Repeats, TaskState, MAX_ERRNO, MAX_SYSCALLS,
+    counter, flush, globals, FailureKey, MessageTail, Recorder, Repeats, TaskState, MAX_ERRNO,
+    MAX_SYSCALLS,
 };
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -298,16 +299,30 @@ impl EbpfCapture {
         Ok(())
     }
 
-    /// Hands `sink` what the flight recorders of processes still alive hold (failures that led
-    /// to no complaint and no death so far). Call it once, after the last `poll`.
-    pub fn recorders(&self, sink: &mut dyn FnMut(Event)) -> Result<()> {
-        let map: HashMap<_, u32, Recorder> =
+    /// Hands `sink` what the kernel holds back for processes still alive: their flight
+    /// recorders (failures that led to no complaint and no death so far) and the writes they
+    /// made past their message budget. Call it once, after the last `poll`.
+    pub fn held_back(&self, sink: &mut dyn FnMut(Event)) -> Result<()> {
+        let recorders: HashMap<_, u32, Recorder> =
             HashMap::try_from(self.ebpf.map("RECORDERS").context("RECORDERS map")?)?;
-        for entry in map.iter() {
+        for entry in recorders.iter() {
             let (_, mut rec) = entry.context("reading the RECORDERS map")?;
-            for slot in decode::held(&mut rec) {
+            for slot in decode::held(&mut rec.slots, rec.next) {
                 slot.flush = flush::TRACE_END;
                 if let Some(ev) = decode::recent(slot) {
+                    sink(ev);
+                }
+            }
+        }
+        let tails: HashMap<_, u32, MessageTail> = HashMap::try_from(
+            self.ebpf
+                .map("MESSAGE_TAILS")
+                .context("MESSAGE_TAILS map")?,
+        )?;
+        for entry in tails.iter() {
+            let (_, mut tail) = entry.context("reading the MESSAGE_TAILS map")?;
+            for slot in decode::held(&mut tail.slots, tail.next) {
+                if let Some(ev) = decode::syscall(slot) {
                     sink(ev);
                 }
             }

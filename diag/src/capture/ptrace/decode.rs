@@ -10,7 +10,7 @@ use crate::model::{
     errno::ErrnoSelection, syscalls, CaptureStats, DeathSignal, Event, EvidenceSource, Failure,
     Flush, KernelEvidence, LandlockCall, Message, Origin, PathCut, Text,
 };
-use diag_ebpf::{DATA_LEN, MAX_SYSCALLS, RECENT_SLOTS};
+use diag_ebpf::{DATA_LEN, MAX_SYSCALLS, RECENT_SLOTS, TAIL_SLOTS};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 use std::collections::{HashMap, VecDeque};
@@ -74,6 +74,8 @@ struct ProcState {
     recent: VecDeque<(Failure, u64)>,
     /// The last signal delivered to it (seen at its signal-delivery stop).
     signal: Option<DeathSignal>,
+    /// The newest writes past its message budget, sent when it ends (as the kernel's tail).
+    message_tail: VecDeque<Message>,
 }
 
 /// Who a thread is, read once from procfs and kept until exec, prctl(PR_SET_NAME) or a
@@ -216,6 +218,7 @@ impl Decoder {
         sink: &mut dyn FnMut(Event),
     ) -> Option<DeathSignal> {
         let p = self.procs.remove(&pid)?;
+        send_tail(p.message_tail, sink);
         let (flush, signal) = match status {
             WaitStatus::Exited(_, 0) => return None,
             WaitStatus::Exited(..) => (Flush::FailedExit, None),
@@ -231,6 +234,7 @@ impl Decoder {
     /// Tracing ended: what the recorders of processes still alive hold.
     pub fn trace_ended(&mut self, sink: &mut dyn FnMut(Event)) {
         for (_, p) in self.procs.drain() {
+            send_tail(p.message_tail, sink);
             send_recent(p.recent, Flush::TraceEnd, sink);
         }
     }
@@ -400,11 +404,8 @@ impl Decoder {
         if stream == 2 || self.stdout_complains {
             send_recent(std::mem::take(&mut p.recent), Flush::Complained, sink);
         }
-        if p.messages_sent >= burst {
-            self.stats.messages_dropped += 1;
-            return;
-        }
-        p.messages_sent += 1;
+        let past_budget = p.messages_sent >= burst;
+        p.messages_sent = p.messages_sent.saturating_add(1);
         let written = sc.ret as u64;
         let (base, len) = if sc.nr as i64 == libc::SYS_writev {
             // First iovec only: { void *base; size_t len }, as the eBPF backend reads it.
@@ -417,12 +418,22 @@ impl Decoder {
         };
         let want = (len as usize).min(DATA_LEN);
         let n = memory::read(tid, base, &mut self.buf[..want]);
-        sink(Event::Message(Message {
+        let message = Message {
             origin: self.origin(pid, tid),
             fd: stream as i32,
             text: Text::new(&self.buf[..n]),
             truncated: len as usize > DATA_LEN,
-        }));
+        };
+        if !past_budget {
+            sink(Event::Message(message));
+            return;
+        }
+        let tail = &mut self.procs.entry(pid).or_default().message_tail;
+        if tail.len() == TAIL_SLOTS {
+            tail.pop_front();
+            self.stats.messages_dropped += 1;
+        }
+        tail.push_back(message);
     }
 
     fn landlock(&mut self, pid: u32, tid: Pid, sc: &Syscall, sink: &mut dyn FnMut(Event)) {
@@ -463,6 +474,12 @@ fn record(recent: &mut VecDeque<(Failure, u64)>, f: Failure) {
         recent.pop_front();
     }
     recent.push_back((f, 1));
+}
+
+fn send_tail(tail: VecDeque<Message>, sink: &mut dyn FnMut(Event)) {
+    for m in tail {
+        sink(Event::Message(m));
+    }
 }
 
 fn send_recent(recent: VecDeque<(Failure, u64)>, flush: Flush, sink: &mut dyn FnMut(Event)) {
