@@ -43,7 +43,6 @@ pub fn spawn_held(argv: &[String], pre_exec: PreExec, dies_with_diag: bool) -> R
         .iter()
         .map(|a| CString::new(a.as_bytes()).context("an argument contains a NUL byte"))
         .collect::<Result<_>>()?;
-    let program = search_path(&argv[0]).unwrap_or_else(|| c_argv[0].clone());
     let (release_r, release_w) = pipe_cloexec()?;
     let (status_r, status_w) = pipe_cloexec()?;
     let diag = nix::unistd::getpid();
@@ -54,7 +53,7 @@ pub fn spawn_held(argv: &[String], pre_exec: PreExec, dies_with_diag: bool) -> R
             drop(release_w);
             drop(status_r);
             let death = dies_with_diag.then_some(diag);
-            let code = child_main(release_r, status_w, &program, &c_argv, pre_exec, death);
+            let code = child_main(release_r, status_w, &c_argv, pre_exec, death);
             // SAFETY: leaving the forked child without running the parent's destructors.
             unsafe { libc::_exit(code) }
         }
@@ -70,7 +69,6 @@ pub fn spawn_held(argv: &[String], pre_exec: PreExec, dies_with_diag: bool) -> R
 fn child_main(
     release: OwnedFd,
     status: OwnedFd,
-    program: &CString,
     argv: &[CString],
     pre_exec: PreExec,
     dies_with: Option<Pid>,
@@ -101,7 +99,9 @@ fn child_main(
     if dies_with.is_some() {
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     }
-    let err = nix::unistd::execvp(program, argv).unwrap_err();
+    // Searched now, with the PATH and the credentials pre_exec gave the command (`--user`).
+    let program = search_path(&argv[0]).unwrap_or_else(|| argv[0].clone());
+    let err = nix::unistd::execvp(&program, argv).unwrap_err();
     let _ = write!(status, "E{}\n{}", err as i32, err.desc());
     if err == nix::errno::Errno::ENOENT {
         127
@@ -110,11 +110,13 @@ fn child_main(
     }
 }
 
-/// The command's file, found on PATH here in diag: between fork and exec the child is still
-/// diag, traced as the workload, and execvp's search (an ENOENT per PATH entry before the one
-/// that holds the command) would show as the workload's failures. None (execvp searches, and
-/// reports the error the command would get) for a name with a slash or one not found.
-fn search_path(name: &str) -> Option<CString> {
+/// The command's file, found on PATH without trying to exec each candidate: between fork and
+/// exec the child is still diag, traced as the workload, and execvp's search (an exec ENOENT
+/// per PATH entry before the one that holds the command) would show as the workload's
+/// failures. None (execvp searches, and reports the error the command would get) for a name
+/// with a slash or one not found.
+fn search_path(name: &CString) -> Option<CString> {
+    let name = name.to_str().ok()?;
     if name.contains('/') || name.is_empty() {
         return None;
     }
