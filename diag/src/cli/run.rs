@@ -265,6 +265,7 @@ fn load_ebpf(config: &CaptureConfig) -> Result<EbpfCapture, (String, &'static st
 /// will be seen.
 fn add_root(trace: &mut Trace, root: Pid, args: &RunArgs) {
     trace.traced_from_start = true;
+    trace.launching = Some(root.as_raw() as u32);
     trace.add_process(
         root.as_raw() as u32,
         Some(std::process::id()),

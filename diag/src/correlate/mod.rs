@@ -252,6 +252,10 @@ pub struct Trace {
     pub messages_dropped: u64,
     /// Time of the first event, for relative times.
     pub start_ns: Option<u64>,
+    /// The launched command's pid until it exec's: until then it is still diag (finding the
+    /// command on PATH, `--user` and policy setup), and only its exec of the command is the
+    /// workload's.
+    pub launching: Option<u32>,
     /// The tree was traced from its first instruction (`run`): every Landlock domain created in it
     /// was seen, so a process without one can only be confined by a domain diag itself is in.
     pub traced_from_start: bool,
@@ -302,6 +306,9 @@ impl Trace {
         let t = ev.time_ns();
         if t != 0 && self.start_ns.is_none_or(|s| t < s) {
             self.start_ns = Some(t);
+        }
+        if self.is_diags_own(&ev) {
+            return;
         }
         match ev {
             Event::Failure(f) => {
@@ -354,6 +361,9 @@ impl Trace {
                 self.landlock.fork(f.parent_pid, f.child_pid);
             }
             Event::Exec(e) => {
+                if self.launching == Some(e.origin.pid) {
+                    self.launching = None;
+                }
                 self.landlock.exec(e.origin.pid);
                 self.sight(e.origin.pid, live);
                 let exe = live.exe(e.origin.pid).or(Some(e.filename));
@@ -602,6 +612,16 @@ impl Trace {
         self.sightings
             .retain(|pid, _| self.processes.contains_key(pid));
         self.prune_at = 2 * self.processes.len();
+    }
+
+    /// A failure of the launched child before its exec, other than the exec itself.
+    fn is_diags_own(&self, ev: &Event) -> bool {
+        let f = match ev {
+            Event::Failure(f) => f,
+            Event::Repeated { failure, .. } | Event::Recent { failure, .. } => failure,
+            _ => return false,
+        };
+        self.launching == Some(f.origin.pid) && !syscalls::is_exec(&f.syscall)
     }
 
     /// Splits writes into lines per (pid, fd); a line may span several writes.
