@@ -541,13 +541,14 @@ fn probes_with(doc: &serde_json::Value, status: &str) -> BTreeSet<String> {
         .collect()
 }
 
-const TRACEPOINTS: [&str; 6] = [
+const TRACEPOINTS: [&str; 7] = [
     "raw_tp/sys_enter",
     "raw_tp/sys_exit",
     "raw_tp/sched_process_fork",
     "raw_tp/sched_process_exec",
     "raw_tp/sched_process_exit",
     "raw_tp/cap_capable",
+    "raw_tp/signal_deliver",
 ];
 /// Attached only where SELinux is an active LSM (not on this host).
 const SELINUX: &str = "tracepoint/avc/selinux_audited";
