@@ -305,8 +305,23 @@ impl Event {
 
 impl DeathSignal {
     /// The kernel (or a sandbox in it) sent the signal, not another process: a fault, a
-    /// seccomp kill, an rlimit. A SIGKILL carries no sender and is left out.
+    /// seccomp kill, an rlimit. A SIGKILL carries no sender and is left out, and so are the
+    /// terminal's and the pipe's signals (a hangup when the session's terminal closes is the
+    /// kernel's, but no sandbox's).
     pub fn from_kernel(&self, pid: u32) -> bool {
+        const SANDBOX_OR_FAULT: [i32; 8] = [
+            libc::SIGSYS,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGILL,
+            libc::SIGFPE,
+            libc::SIGXCPU,
+            libc::SIGXFSZ,
+            libc::SIGKILL,
+        ];
+        if !SANDBOX_OR_FAULT.contains(&self.signal) {
+            return false;
+        }
         match self.code {
             None => false,
             Some(_) if matches!(self.signal, libc::SIGXFSZ | libc::SIGXCPU) => true,
@@ -321,4 +336,34 @@ pub fn signal_name(sig: i32) -> String {
     nix::sys::signal::Signal::try_from(sig)
         .map(|s| s.as_str().to_string())
         .unwrap_or_else(|_| format!("signal {sig}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeathSignal;
+
+    fn death(signal: i32, code: i32, sender: Option<u32>) -> DeathSignal {
+        DeathSignal {
+            signal,
+            code: Some(code),
+            sender,
+            syscall: None,
+        }
+    }
+
+    #[test]
+    fn sandbox_kills_and_faults_are_the_kernels_but_a_hangup_is_no_sandbox() {
+        const SYS_SECCOMP: i32 = 1;
+        const SEGV_MAPERR: i32 = 1;
+        assert!(death(libc::SIGSYS, SYS_SECCOMP, None).from_kernel(7));
+        assert!(death(libc::SIGSEGV, SEGV_MAPERR, None).from_kernel(7));
+        assert!(death(libc::SIGXFSZ, libc::SI_USER, None).from_kernel(7));
+        assert!(death(libc::SIGKILL, libc::SI_KERNEL, None).from_kernel(7));
+        // The session's terminal closed: the kernel hangs up, no sandbox refused anything.
+        assert!(!death(libc::SIGHUP, libc::SI_KERNEL, None).from_kernel(7));
+        assert!(!death(libc::SIGPIPE, libc::SI_USER, Some(7)).from_kernel(7));
+        // Another process's kill.
+        assert!(!death(libc::SIGSEGV, libc::SI_USER, Some(9)).from_kernel(7));
+        assert!(!death(libc::SIGABRT, libc::SI_TKILL, Some(7)).from_kernel(7));
+    }
 }

@@ -36,6 +36,12 @@ impl Syscall {
     fn errno(&self) -> Option<i32> {
         (-4095..0).contains(&self.ret).then_some(-self.ret as i32)
     }
+
+    /// ERESTARTSYS .. ERESTART_RESTARTBLOCK (512-516): a call a signal interrupted, seen at
+    /// its exit stop before the kernel restarts it or turns it into EINTR. No program sees it.
+    fn will_restart(&self) -> bool {
+        (-516..=-512).contains(&self.ret)
+    }
 }
 
 /// Which stops the call went through before its exit stop.
@@ -264,6 +270,9 @@ impl Decoder {
         sink: &mut dyn FnMut(Event),
     ) {
         if sc.nr as usize >= MAX_SYSCALLS {
+            return;
+        }
+        if sc.will_restart() {
             return;
         }
         match sc.errno() {
