@@ -89,6 +89,12 @@ fn cfg<T: Copy>(v: &T) -> T {
 /// tid -> state. Presence means "traced".
 #[map]
 static TASKS: HashMap<u32, TaskState> = HashMap::with_max_entries(65536, 0);
+/// tid -> 1 while TASKS holds it, sized by the loader to the kernel's pid_max (capped). Every
+/// syscall of every process on the host asks whether its task is traced: an array lookup is a
+/// bounds check and a load (the verifier inlines it), where TASKS would hash. A tid beyond the
+/// array is asked of TASKS.
+#[map]
+static TRACED: Array<u8> = Array::with_max_entries(1 << 15, 0);
 /// Sustained message rate per process once its burst is spent.
 const MESSAGES_PER_SEC: u64 = 10;
 
@@ -269,10 +275,33 @@ fn current_ids() -> (u32, u32) {
     (id as u32, (id >> 32) as u32)
 }
 
+/// The task's state when it is traced: the TRACED array answers first for most tids.
+#[inline(always)]
+fn traced_task(tid: u32) -> Option<*mut TaskState> {
+    if TRACED.get(tid).is_some_and(|v| *v == 0) {
+        return None;
+    }
+    TASKS.get_ptr_mut(tid)
+}
+
+#[inline(always)]
+fn set_traced(tid: u32, traced: u8) {
+    if let Some(v) = TRACED.get_ptr_mut(tid) {
+        // SAFETY: array value pointer; only this tid's own tracking writes it.
+        unsafe { *v = traced };
+    }
+}
+
+#[inline(always)]
+fn untrack(tid: u32) {
+    let _ = TASKS.remove(tid);
+    set_traced(tid, 0);
+}
+
 /// The task's state, adding it when it belongs to the watched cgroup.
 #[inline(always)]
 fn task_state(tid: u32) -> Option<*mut TaskState> {
-    if let Some(p) = TASKS.get_ptr_mut(tid) {
+    if let Some(p) = traced_task(tid) {
         return Some(p);
     }
     if adopt_newborn(tid) {
@@ -296,7 +325,9 @@ fn track(tid: u32) {
     };
     if TASKS.insert(tid, state, 0).is_err() {
         bump(counter::UNTRACKED_TASKS);
+        return;
     }
+    set_traced(tid, 1);
 }
 
 /// The task's command name, written in place (the wrapper's zeroed copy costs a byte loop).
@@ -1016,7 +1047,7 @@ fn count_newborns(delta: u64) {
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn diag_sched_fork(ctx: RawTracePointContext) -> i32 {
     let (parent_tid, parent_tgid) = current_ids();
-    if TASKS.get_ptr(parent_tid).is_none() {
+    if traced_task(parent_tid).is_none() {
         return 0;
     }
     // TP_PROTO(struct task_struct *parent, struct task_struct *child): the child's address is
@@ -1156,12 +1187,12 @@ pub fn diag_sched_exec(ctx: RawTracePointContext) -> i32 {
     // TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm).
     let old: u64 = ctx.arg(1);
     let old = old as u32;
-    if TASKS.get_ptr(tid).is_none() && TASKS.get_ptr(old).is_none() {
+    if traced_task(tid).is_none() && traced_task(old).is_none() {
         return 0;
     }
     if old != tid {
         // A non-leader thread exec'd and took over the leader's pid.
-        let _ = TASKS.remove(old);
+        untrack(old);
         track(tid);
     }
     // Failures before the exec were the old program's (diag's own PATH search, between fork
@@ -1203,10 +1234,10 @@ pub fn diag_sched_exec(ctx: RawTracePointContext) -> i32 {
 pub fn diag_sched_exit(_ctx: RawTracePointContext) -> i32 {
     let (tid, tgid) = current_ids();
     // A child killed before it ever ran is adopted here, so its fork and exit are both seen.
-    if TASKS.get_ptr(tid).is_none() && !adopt_newborn(tid) {
+    if traced_task(tid).is_none() && !adopt_newborn(tid) {
         return 0;
     }
-    let _ = TASKS.remove(tid);
+    untrack(tid);
     if tid != tgid {
         return 0;
     }
@@ -1259,7 +1290,7 @@ const SI_SYSCALL_OFF: usize = 24;
 #[raw_tracepoint(tracepoint = "signal_deliver")]
 pub fn diag_signal_deliver(ctx: RawTracePointContext) -> i32 {
     let (tid, tgid) = current_ids();
-    if TASKS.get_ptr(tid).is_none() {
+    if traced_task(tid).is_none() {
         return 0;
     }
     // TP_PROTO(int sig, struct kernel_siginfo *info, struct k_sigaction *ka); info is NULL
@@ -1296,7 +1327,7 @@ pub fn diag_signal_deliver(ctx: RawTracePointContext) -> i32 {
 #[inline(always)]
 fn mark_inflight(bits: u32, cap: i32) {
     let (tid, _) = current_ids();
-    if let Some(state) = TASKS.get_ptr_mut(tid) {
+    if let Some(state) = traced_task(tid) {
         // SAFETY: map value pointer, written only by this task.
         unsafe {
             if (*state).inflight_nr != 0 || bits == evidence::SECCOMP_DENIED {

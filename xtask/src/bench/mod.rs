@@ -4,6 +4,7 @@
 mod analyze;
 mod burst;
 mod drain;
+mod host_tax;
 mod measure;
 mod report;
 mod scratch;
@@ -32,6 +33,9 @@ pub struct BenchArgs {
     /// Run only the `diag analyze` rows on 2 GB logs, and print them.
     #[arg(long)]
     analyze_only: bool,
+    /// Run only the host-tax rows (a workload diag does not trace), and print them.
+    #[arg(long)]
+    host_tax_only: bool,
 }
 
 /// The size of each log `diag analyze` reads in the full bench.
@@ -150,6 +154,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let mut mix = common("mix");
     mix.extend(measure::argv(plan.mix.iter().map(String::as_str)));
+    if args.host_tax_only {
+        let host_tax = host_tax::run(plan.rounds, &setup, &mix, &scratch, plan.limit)?;
+        println!("{}", host_tax::render(&host_tax));
+        return Ok(());
+    }
     let true_cmd = measure::argv(["/bin/true"]);
 
     let mut columns: Vec<Column> = tracers::ALL
@@ -221,6 +230,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         &scratch,
         plan.limit,
     );
+    let host_tax = host_tax::run(plan.rounds, &setup, &mix, &scratch, plan.limit)?;
     let analyzed = match args.quick {
         true => Vec::new(),
         false => analyze::run_all(&setup.diag, &scratch.dir, ANALYZE_BYTES),
@@ -229,6 +239,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         columns: &columns,
         bursts: &bursts,
         drained: &drained,
+        host_tax: &host_tax,
         analyzed: &analyzed,
         commands: &commands,
         rounds: plan.rounds,
@@ -237,7 +248,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let text = report::render(&results);
     println!("{text}");
     if args.quick {
-        return check_counts(&columns, &bursts, &drained);
+        return check_counts(&columns, &bursts, &drained, &host_tax);
     }
     if !args.no_write {
         let path = workspace_root().join("docs/benchmarks.md");
@@ -297,8 +308,10 @@ fn check_counts(
     columns: &[Column],
     bursts: &[burst::Outcome],
     drained: &drain::Outcome,
+    host_tax: &host_tax::Outcome,
 ) -> Result<()> {
     let mut problems = Vec::new();
+    problems.extend(host_tax.errors.iter().map(|e| format!("host tax: {e}")));
     for col in columns.iter().filter(|c| c.unavailable.is_none()) {
         let name = col.tracer.label();
         problems.extend(col.errors.iter().map(|e| format!("{name}: {e}")));

@@ -19,6 +19,7 @@ pub struct Results<'a> {
     pub columns: &'a [Column],
     pub bursts: &'a [Outcome],
     pub drained: &'a super::drain::Outcome,
+    pub host_tax: &'a super::host_tax::Outcome,
     /// `diag analyze` on big logs (none with --quick).
     pub analyzed: &'a [analyze::Outcome],
     pub commands: &'a [String],
@@ -202,6 +203,7 @@ pub fn render(r: &Results) -> String {
     out.push_str(&targets(r, base));
     out.push_str(&bursts(r.bursts));
     out.push_str(&super::drain::render(r.drained));
+    out.push_str(&super::host_tax::render(r.host_tax));
     if !r.analyzed.is_empty() {
         out.push_str(&analyze::render(r.analyzed));
     }

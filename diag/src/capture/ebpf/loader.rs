@@ -5,7 +5,7 @@ use crate::capture::{CaptureConfig, ProbeReport};
 use crate::model::{CaptureStats, Event};
 use anyhow::{anyhow, bail, Context, Result};
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{FExit, RawTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader, Endianness,
 };
@@ -200,6 +200,7 @@ impl EbpfCapture {
         // needs no kernel BTF: only the fexit probes do, and only where the kernel allows them.
         let mut ebpf = EbpfLoader::new()
             .btf(None)
+            .map_max_entries("TRACED", traced_array_len())
             .override_global(globals::ERRNO_MASK, &errno_mask, true)
             .override_global(globals::SYSCALL_MASK, &syscall_mask, true)
             .override_global(globals::PATH_ARG, &path_args, true)
@@ -248,6 +249,12 @@ impl EbpfCapture {
         tasks
             .insert(tid, TaskState::default(), 0)
             .context("adding a task to the task map")?;
+        let mut traced: Array<_, u8> =
+            Array::try_from(self.ebpf.map_mut("TRACED").context("TRACED map")?)?;
+        // A tid beyond the array is looked up in TASKS by the kernel.
+        if tid < traced.len() {
+            traced.set(tid, 1, 0).context("marking a task traced")?;
+        }
         Ok(())
     }
 
@@ -456,6 +463,15 @@ fn raise_memlock() {
     };
     // SAFETY: valid pointer to a local struct.
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+}
+
+/// Entries of the kernel's TRACED array: one per possible tid, up to 4 Mi (8 bytes each).
+fn traced_array_len() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(1 << 15)
+        .clamp(1 << 15, 1 << 22)
 }
 
 #[cfg(test)]
