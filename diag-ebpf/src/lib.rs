@@ -200,7 +200,127 @@ pub struct SyscallEvent {
     pub _pad: u32,
     pub path_tail_hash: u64,
     pub data: [u8; DATA_LEN],
+    /// What the kernel knew of the task at a reported failure (`reason::FAILED` only).
+    pub task: TaskFacts,
+    /// The file behind an fd-based call's descriptor (`task.known & facts::FILE`).
+    pub file: FileFacts,
 }
+
+/// `TaskFacts::known` bits: which facts the kernel read at the failure.
+pub mod facts {
+    /// Credentials, RLIMIT_NPROC and the uid's task count, no_new_privs, the mount namespace.
+    pub const TASK: u32 = 1 << 0;
+    /// The pids cgroup nearest its limit among the task's pids cgroup and its ancestors.
+    pub const PIDS: u32 = 1 << 1;
+    /// [`super::FileFacts`] of the call's descriptor.
+    pub const FILE: u32 = 1 << 2;
+    /// `data` holds the file's path components, leaf first, each NUL-terminated (the path
+    /// argument of a call that has none).
+    pub const FILE_NAME: u32 = 1 << 3;
+    /// The path's components reached the root of the task's mount tree (else its head is cut).
+    pub const FILE_NAME_WHOLE: u32 = 1 << 4;
+    /// The task's executable's mount flags are in `exe_mnt_flags`.
+    pub const EXE: u32 = 1 << 5;
+}
+
+/// The failing task as the kernel saw it at the failure: read from its `task_struct` then, so
+/// a process that exits right after failing (the usual case) is still judged on its own facts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TaskFacts {
+    /// [`facts`] bits.
+    pub known: u32,
+    pub no_new_privs: u32,
+    /// The mount namespace's inode number.
+    pub mnt_ns: u32,
+    /// `MNT_*` flags of the mount the task's executable lives on.
+    pub exe_mnt_flags: u32,
+    pub cap_effective: u64,
+    pub cap_bounding: u64,
+    pub cap_inheritable: u64,
+    /// RLIMIT_NPROC (soft, hard; `u64::MAX` = unlimited).
+    pub nproc_cur: u64,
+    pub nproc_max: u64,
+    /// Tasks the kernel counts against the real uid's RLIMIT_NPROC (its ucounts).
+    pub uid_tasks: u64,
+    /// The pids cgroup: tasks charged, its `pids.max` and its kernfs id (the cgroup's inode).
+    pub pids_current: i64,
+    pub pids_limit: i64,
+    pub pids_cgroup_id: u64,
+}
+
+/// The file an fd-based call (`mmap`, `fchmod`...) named by its descriptor.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FileFacts {
+    /// `vfsmount::mnt_flags` (`MNT_NOSUID` 1, `MNT_NODEV` 2, `MNT_NOEXEC` 4, `MNT_READONLY` 0x40).
+    pub mnt_flags: u32,
+    /// `i_mode`, owner and group (kernel ids, as seen from the initial user namespace).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The superblock's device (kernel `dev_t`: major << 20 | minor) and the inode number.
+    pub dev: u32,
+    pub _pad: u32,
+    pub ino: u64,
+}
+
+/// Indexes into `DIAG_KERNEL_OFFSETS`: byte offsets of the kernel struct members the facts
+/// are read from, found in the running kernel's BTF by the loader (struct layouts are no ABI).
+pub mod koff {
+    pub const TASK_CRED: usize = 0;
+    pub const TASK_SIGNAL: usize = 1;
+    pub const TASK_FILES: usize = 2;
+    pub const TASK_NSPROXY: usize = 3;
+    pub const TASK_CGROUPS: usize = 4;
+    pub const TASK_ATOMIC_FLAGS: usize = 5;
+    pub const TASK_MM: usize = 6;
+    pub const CRED_CAP_INHERITABLE: usize = 7;
+    pub const CRED_CAP_EFFECTIVE: usize = 8;
+    pub const CRED_CAP_BSET: usize = 9;
+    pub const CRED_UCOUNTS: usize = 10;
+    /// `ucounts::rlimit[UCOUNT_RLIMIT_NPROC]`.
+    pub const UCOUNTS_NPROC: usize = 11;
+    /// `signal_struct::rlim[RLIMIT_NPROC]`.
+    pub const SIGNAL_RLIM_NPROC: usize = 12;
+    pub const NSPROXY_MNT_NS: usize = 13;
+    pub const MNT_NS_INUM: usize = 14;
+    /// `css_set::subsys[pids_cgrp_id]`.
+    pub const CSS_SET_PIDS: usize = 15;
+    pub const PIDS_COUNTER: usize = 16;
+    pub const PIDS_LIMIT: usize = 17;
+    pub const CSS_PARENT: usize = 18;
+    pub const CSS_CGROUP: usize = 19;
+    pub const CGROUP_KN: usize = 20;
+    pub const KN_ID: usize = 21;
+    pub const FILES_FDT: usize = 22;
+    pub const FDT_MAX_FDS: usize = 23;
+    pub const FDT_FD: usize = 24;
+    pub const FILE_MNT: usize = 25;
+    pub const FILE_DENTRY: usize = 26;
+    pub const FILE_INODE: usize = 27;
+    pub const VFSMOUNT_ROOT: usize = 28;
+    pub const VFSMOUNT_FLAGS: usize = 29;
+    /// `mount::mnt` (the embedded `vfsmount`), `mount::mnt_parent`, `mount::mnt_mountpoint`.
+    pub const MOUNT_MNT: usize = 30;
+    pub const MOUNT_PARENT: usize = 31;
+    pub const MOUNT_MOUNTPOINT: usize = 32;
+    pub const INODE_MODE: usize = 33;
+    pub const INODE_UID: usize = 34;
+    pub const INODE_GID: usize = 35;
+    pub const INODE_INO: usize = 36;
+    pub const INODE_SB: usize = 37;
+    pub const SB_DEV: usize = 38;
+    pub const DENTRY_NAME: usize = 39;
+    pub const DENTRY_PARENT: usize = 40;
+    pub const MM_EXE_FILE: usize = 41;
+    pub const COUNT: usize = 42;
+}
+
+/// `DIAG_FD_ARG[nr]` for syscalls without a descriptor argument worth naming.
+pub const NO_FD_ARG: u8 = 0xff;
+/// Path components the kernel walks up from a file (deeper paths keep their leaf end).
+pub const FILE_NAME_DEPTH: usize = 24;
 
 /// A process-tree change: fork, exec or exit.
 #[repr(C)]
@@ -354,6 +474,9 @@ pub mod globals {
     pub const CAP_RET_ARG: &str = "DIAG_CAP_RET_ARG";
     pub const AVC_DENIED_OFF: &str = "DIAG_AVC_DENIED_OFF";
     pub const STDOUT_COMPLAINS: &str = "DIAG_STDOUT_COMPLAINS";
+    pub const KERNEL_OFFSETS: &str = "DIAG_KERNEL_OFFSETS";
+    pub const KERNEL_FACTS: &str = "DIAG_KERNEL_FACTS";
+    pub const FD_ARG: &str = "DIAG_FD_ARG";
 }
 
 /// `DIAG_PATH_ARG[nr]` for syscalls with no path argument.

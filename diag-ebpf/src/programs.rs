@@ -15,7 +15,10 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_ns,
         bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_buf,
         bpf_probe_read_user_str_bytes,
-        generated::{bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_probe_read_user_str},
+        generated::{
+            bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_probe_read_kernel_str,
+            bpf_probe_read_user_str,
+        },
     },
     macros::{fexit, map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
@@ -24,11 +27,11 @@ use aya_ebpf::{
 };
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
 use diag_ebpf::{
-    counter, evidence, flush, kind, path_hash_chunk, reason, DeliveredSignal, EventHeader,
-    ExecPath, FailureKey, MessageTail, Newborn, ProcEvent, Recorder, Repeats, SyscallEvent,
-    TaskState, COMM_LEN, DATA_LEN, DEV_ERRNOS, MAX_ERRNO, MAX_SYSCALLS, MESSAGE_WRITE,
-    MESSAGE_WRITEV, NO_PATH_ARG, PATH_HASH_SEED, PATH_HEAD, PATH_LEN_UNKNOWN, PATH_TAIL_CHUNKS,
-    RECENT_SLOTS, SCOPED_ERRNOS, TAIL_SLOTS,
+    counter, evidence, facts, flush, kind, koff, path_hash_chunk, reason, DeliveredSignal,
+    EventHeader, ExecPath, FailureKey, MessageTail, Newborn, ProcEvent, Recorder, Repeats,
+    SyscallEvent, TaskState, COMM_LEN, DATA_LEN, DEV_ERRNOS, FILE_NAME_DEPTH, MAX_ERRNO,
+    MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_FD_ARG, NO_PATH_ARG, PATH_HASH_SEED, PATH_HEAD,
+    PATH_LEN_UNKNOWN, PATH_TAIL_CHUNKS, RECENT_SLOTS, SCOPED_ERRNOS, TAIL_SLOTS,
 };
 
 // ---- configuration, overridden by the loader before load ----------------------------------
@@ -78,6 +81,16 @@ static DIAG_AVC_DENIED_OFF: u32 = 0;
 #[no_mangle]
 static DIAG_STDOUT_COMPLAINS: u8 = 0;
 
+/// Byte offsets of kernel struct members (`koff` indexes), from the running kernel's BTF.
+#[no_mangle]
+static DIAG_KERNEL_OFFSETS: [u32; koff::COUNT] = [0; koff::COUNT];
+/// `facts` bits whose offsets the loader found: only those facts are read.
+#[no_mangle]
+static DIAG_KERNEL_FACTS: u32 = 0;
+/// Per syscall: which argument is a file descriptor whose file a failure should name.
+#[no_mangle]
+static DIAG_FD_ARG: [u8; MAX_SYSCALLS] = [NO_FD_ARG; MAX_SYSCALLS];
+
 #[inline(always)]
 fn cfg<T: Copy>(v: &T) -> T {
     // SAFETY: the loader rewrites these in .rodata; volatile stops the compiler folding them.
@@ -95,6 +108,10 @@ static TASKS: HashMap<u32, TaskState> = HashMap::with_max_entries(65536, 0);
 /// array is asked of TASKS.
 #[map]
 static TRACED: Array<u8> = Array::with_max_entries(1 << 15, 0);
+/// Per-CPU scratch where a file's path components are gathered: twice an event's data, so a
+/// component read at any offset below `DATA_LEN` stays inside it.
+#[map]
+static NAME_SCRATCH: PerCpuArray<[u8; 2 * DATA_LEN]> = PerCpuArray::with_max_entries(1, 0);
 /// Sustained message rate per process once its burst is spent.
 const MESSAGES_PER_SEC: u64 = 10;
 
@@ -501,6 +518,8 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
     if key.path_full_len as usize > PATH_HEAD {
         ev.evidence |= evidence::DATA_TRUNCATED;
     }
+    let fd = syscall_arg(regs, cfg(&DIAG_FD_ARG[nr as usize]));
+    fill_task_facts(ev, fd);
     entry.submit(wakeup_flags());
     0
 }
@@ -751,6 +770,209 @@ fn fill_syscall_event(
     ev.path_full_len = 0;
     ev._pad = 0;
     ev.path_tail_hash = 0;
+    ev.task.known = 0;
+}
+
+// ---- facts read from the failing task at the failure ------------------------------------------
+
+#[inline(always)]
+fn koff(i: usize) -> usize {
+    cfg(&DIAG_KERNEL_OFFSETS)[i] as usize
+}
+
+/// The kernel value at `base + off`; the default when `base` is null or the read fails.
+#[inline(always)]
+fn kread<T: Copy + Default>(base: u64, off: usize) -> T {
+    if base == 0 {
+        return T::default();
+    }
+    // SAFETY: a kernel address; probe_read checks the access.
+    unsafe { bpf_probe_read_kernel((base as usize + off) as *const T).unwrap_or_default() }
+}
+
+/// Credentials, limits, no_new_privs, mount namespace and pids cgroup of the current task, and
+/// for an fd-based call the file behind `fd`: what attribution needs after the process exited.
+#[inline(always)]
+fn fill_task_facts(ev: &mut SyscallEvent, fd: Option<u64>) {
+    let enabled = cfg(&DIAG_KERNEL_FACTS);
+    if enabled & facts::TASK == 0 {
+        return;
+    }
+    // SAFETY: helper without arguments.
+    let task = unsafe { bpf_get_current_task() };
+    let t = &mut ev.task;
+    let cred: u64 = kread(task, koff(koff::TASK_CRED));
+    t.cap_inheritable = kread(cred, koff(koff::CRED_CAP_INHERITABLE));
+    t.cap_effective = kread(cred, koff(koff::CRED_CAP_EFFECTIVE));
+    t.cap_bounding = kread(cred, koff(koff::CRED_CAP_BSET));
+    let ucounts: u64 = kread(cred, koff(koff::CRED_UCOUNTS));
+    t.uid_tasks = kread(ucounts, koff(koff::UCOUNTS_NPROC));
+    let signal: u64 = kread(task, koff(koff::TASK_SIGNAL));
+    t.nproc_cur = kread(signal, koff(koff::SIGNAL_RLIM_NPROC));
+    t.nproc_max = kread(signal, koff(koff::SIGNAL_RLIM_NPROC) + 8);
+    // PFA_NO_NEW_PRIVS is bit 0 of task_struct::atomic_flags.
+    t.no_new_privs = (kread::<u64>(task, koff(koff::TASK_ATOMIC_FLAGS)) & 1) as u32;
+    let nsproxy: u64 = kread(task, koff(koff::TASK_NSPROXY));
+    let mnt_ns: u64 = kread(nsproxy, koff(koff::NSPROXY_MNT_NS));
+    t.mnt_ns = kread(mnt_ns, koff(koff::MNT_NS_INUM));
+    t.known = facts::TASK;
+    let mm: u64 = kread(task, koff(koff::TASK_MM));
+    let exe: u64 = kread(mm, koff(koff::MM_EXE_FILE));
+    if exe != 0 {
+        let mnt: u64 = kread(exe, koff(koff::FILE_MNT));
+        t.exe_mnt_flags = kread(mnt, koff(koff::VFSMOUNT_FLAGS));
+        t.known |= facts::EXE;
+    }
+    if enabled & facts::PIDS != 0 {
+        fill_pids_facts(ev, task);
+    }
+    if let Some(fd) = fd.filter(|_| enabled & facts::FILE != 0) {
+        fill_file_facts(ev, task, fd);
+    }
+}
+
+/// Ancestors of a pids cgroup looked at (a fork is charged to every one of them).
+const PIDS_DEPTH: usize = 8;
+
+/// Of the task's pids cgroup and its ancestors (the root has no limit), the one with the least
+/// room left: the one that refuses a fork first.
+#[inline(always)]
+fn fill_pids_facts(ev: &mut SyscallEvent, task: u64) {
+    let cset: u64 = kread(task, koff(koff::TASK_CGROUPS));
+    // `struct pids_cgroup` starts with its css (the loader checked).
+    let mut css: u64 = kread(cset, koff(koff::CSS_SET_PIDS));
+    if css == 0 {
+        return;
+    }
+    let t = &mut ev.task;
+    t.pids_current = 0;
+    t.pids_limit = i64::MAX;
+    t.pids_cgroup_id = 0;
+    let mut least_room = i64::MAX;
+    let mut i = 0;
+    while i < PIDS_DEPTH {
+        let parent: u64 = kread(css, koff(koff::CSS_PARENT));
+        if parent == 0 {
+            break;
+        }
+        let counter: i64 = kread(css, koff(koff::PIDS_COUNTER));
+        let limit: i64 = kread(css, koff(koff::PIDS_LIMIT));
+        if limit.saturating_sub(counter) < least_room {
+            least_room = limit.saturating_sub(counter);
+            t.pids_current = counter;
+            t.pids_limit = limit;
+            let cgroup: u64 = kread(css, koff(koff::CSS_CGROUP));
+            let kn: u64 = kread(cgroup, koff(koff::CGROUP_KN));
+            t.pids_cgroup_id = kread(kn, koff(koff::KN_ID));
+        }
+        css = parent;
+        i += 1;
+    }
+    t.known |= facts::PIDS;
+}
+
+/// The file open at `fd`: its mount flags, inode and path (walked up through its mounts).
+#[inline(always)]
+fn fill_file_facts(ev: &mut SyscallEvent, task: u64, fd: u64) {
+    // An int argument: the upper half of the register is not part of it.
+    let fd = fd & 0xffff_ffff;
+    let files: u64 = kread(task, koff(koff::TASK_FILES));
+    let fdt: u64 = kread(files, koff(koff::FILES_FDT));
+    let max_fds: u32 = kread(fdt, koff(koff::FDT_MAX_FDS));
+    if fd >= u64::from(max_fds) {
+        return;
+    }
+    let fds: u64 = kread(fdt, koff(koff::FDT_FD));
+    let file: u64 = kread(fds, fd as usize * 8);
+    if file == 0 {
+        return;
+    }
+    let vfsmount: u64 = kread(file, koff(koff::FILE_MNT));
+    let dentry: u64 = kread(file, koff(koff::FILE_DENTRY));
+    let inode: u64 = kread(file, koff(koff::FILE_INODE));
+    let f = &mut ev.file;
+    f.mnt_flags = kread(vfsmount, koff(koff::VFSMOUNT_FLAGS));
+    f.mode = u32::from(kread::<u16>(inode, koff(koff::INODE_MODE)));
+    f.uid = kread(inode, koff(koff::INODE_UID));
+    f.gid = kread(inode, koff(koff::INODE_GID));
+    f.ino = kread(inode, koff(koff::INODE_INO));
+    let sb: u64 = kread(inode, koff(koff::INODE_SB));
+    f.dev = kread(sb, koff(koff::SB_DEV));
+    f._pad = 0;
+    ev.task.known |= facts::FILE;
+    if ev.data_len == 0 {
+        file_name(ev, dentry, vfsmount);
+    }
+}
+
+/// The names from `dentry` up to the root of the task's mount tree, leaf first, each with its
+/// NUL, into `ev.data` (d_path's walk: a mount's root continues at its mount point).
+#[inline(always)]
+fn file_name(ev: &mut SyscallEvent, mut dentry: u64, mut vfsmount: u64) {
+    let Some(buf) = NAME_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    let buf = buf.cast::<u8>();
+    let mount_mnt = koff(koff::MOUNT_MNT) as u64;
+    let mut pos = 0usize;
+    let mut whole = false;
+    let mut i = 0;
+    while i < FILE_NAME_DEPTH {
+        let mount = vfsmount.wrapping_sub(mount_mnt);
+        let root: u64 = kread(vfsmount, koff(koff::VFSMOUNT_ROOT));
+        if dentry == root {
+            let parent: u64 = kread(mount, koff(koff::MOUNT_PARENT));
+            if parent == mount || parent == 0 {
+                whole = true;
+                break;
+            }
+            dentry = kread(mount, koff(koff::MOUNT_MOUNTPOINT));
+            vfsmount = parent + mount_mnt;
+            // An empty name marks the crossing: what follows names the mount point.
+            // SAFETY: an offset below DATA_LEN of the 2 * DATA_LEN scratch buffer.
+            unsafe { *buf.add(pos & (DATA_LEN - 1)) = 0 };
+            pos += 1;
+            if pos >= DATA_LEN {
+                break;
+            }
+            i += 1;
+            continue;
+        }
+        let up: u64 = kread(dentry, koff(koff::DENTRY_PARENT));
+        if up == dentry || up == 0 {
+            whole = true;
+            break;
+        }
+        let name: u64 = kread(dentry, koff(koff::DENTRY_NAME));
+        // SAFETY: a kernel string into the scratch buffer, at an offset below DATA_LEN of a
+        // 2 * DATA_LEN buffer, at most DATA_LEN bytes.
+        let n = unsafe {
+            bpf_probe_read_kernel_str(
+                buf.add(pos & (DATA_LEN - 1)).cast(),
+                DATA_LEN as u32,
+                name as *const core::ffi::c_void,
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        pos += n as usize;
+        if pos >= DATA_LEN {
+            break;
+        }
+        dentry = up;
+        i += 1;
+    }
+    if pos == 0 {
+        return;
+    }
+    // SAFETY: the scratch buffer holds 2 * DATA_LEN bytes; its first DATA_LEN are copied.
+    copy_data(&mut ev.data, unsafe { &*buf.cast::<[u8; DATA_LEN]>() });
+    ev.data_len = pos.min(DATA_LEN) as u32;
+    ev.task.known |= facts::FILE_NAME;
+    if whole {
+        ev.task.known |= facts::FILE_NAME_WHOLE;
+    }
 }
 
 /// Reads a user string into `buf`; returns its length without the NUL (0 when unreadable).

@@ -56,21 +56,9 @@ int main(int argc, char **argv) {
 "#;
 
 fn workload(scratch: &Scratch) -> String {
-    let src = scratch.path("workload.c");
-    let bin = scratch.path("workload");
-    std::fs::write(&src, WORKLOAD_C).unwrap();
-    let out = std::process::Command::new("gcc")
-        .arg("-o")
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .expect("gcc");
-    assert!(
-        out.status.success(),
-        "gcc: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bin.display().to_string()
+    compile_c(scratch, "workload", WORKLOAD_C, &[])
+        .display()
+        .to_string()
 }
 
 fn is_mkdir(syscall: &str) -> bool {

@@ -378,6 +378,14 @@ impl Attributor<'_> {
                 "{} and its relatives exited before diag could look: the path was examined in diag's own view of the host",
                 f.origin.pid
             )),
+            View::AtFailure => a.evidence.push(format!(
+                "the file behind {}'s descriptor, as the kernel saw it when the call failed: mount flags {}, mode {:o}, owner {}:{}",
+                f.syscall,
+                mount_flags_text(facts.mount.as_ref()),
+                facts.mode,
+                facts.uid,
+                facts.gid
+            )),
         }
         let resolved = facts.resolved.clone().unwrap_or_else(|| facts.path.clone());
         let exists = facts.kind != FileKind::Missing;
@@ -400,7 +408,13 @@ impl Attributor<'_> {
                     m.mount_point.display(),
                     m.fs_type
                 );
-                return a.decide(Layer::MountNoexec, Confidence::Inferred, why);
+                // The kernel's own flags on the very file the call named leave nothing to infer.
+                let confidence = if facts.view == View::AtFailure {
+                    Confidence::Direct
+                } else {
+                    Confidence::Inferred
+                };
+                return a.decide(Layer::MountNoexec, confidence, why);
             }
             if is_exec {
                 a.exclude(
@@ -609,6 +623,26 @@ impl Attributor<'_> {
     }
 }
 
+fn mount_flags_text(m: Option<&crate::context::path::MountFacts>) -> String {
+    let Some(m) = m else {
+        return "unknown".into();
+    };
+    let flags: Vec<&str> = [
+        (m.read_only, "ro"),
+        (m.noexec, "noexec"),
+        (m.nosuid, "nosuid"),
+    ]
+    .iter()
+    .filter(|(set, _)| *set)
+    .map(|(_, name)| *name)
+    .collect();
+    if flags.is_empty() {
+        "none of ro, noexec, nosuid".into()
+    } else {
+        flags.join(",")
+    }
+}
+
 fn is_dac_cap(cap: u32) -> bool {
     use crate::context::process::{CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER};
     matches!(cap, CAP_DAC_OVERRIDE | CAP_DAC_READ_SEARCH | CAP_FOWNER)
@@ -646,7 +680,7 @@ fn fexit_file_verdict(f: &Failure, probes: ProbesLive, a: Attribution) -> Option
 /// (capabilities(7), "Safety checking for capability-dumb binaries").
 fn unobtainable_file_caps(facts: &PathFacts, p: Option<&ProcessContext>) -> Option<String> {
     let caps = facts.file_caps.filter(|c| c.effective)?;
-    let p = p.filter(|p| !p.from_event)?;
+    let p = p.filter(|p| !p.from_event || p.at_failure)?;
     let missing = caps.unobtainable(p.cap_bounding, p.cap_inheritable);
     (missing != 0).then(|| {
         format!(

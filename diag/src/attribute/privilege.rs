@@ -15,7 +15,10 @@ pub(super) fn check(f: &Failure, ctx: &FailureContext, mut a: Attribution) -> Op
         .program
         .as_ref()
         .filter(|p| p.grants_privilege())?;
-    let p = ctx.process.as_ref().filter(|p| !p.from_event)?;
+    let p = ctx
+        .process
+        .as_ref()
+        .filter(|p| !p.from_event || p.at_failure)?;
     let meant = meant_privilege(program);
     let file_caps = program.facts.file_caps.map_or(0, |c| c.permitted);
     let lacks_caps = file_caps != 0 && p.cap_effective & file_caps != file_caps;
@@ -37,7 +40,7 @@ pub(super) fn check(f: &Failure, ctx: &FailureContext, mut a: Attribution) -> Op
     );
     if p.no_new_privs == Some(true) {
         let why = format!("{held}: no_new_privs is set (NoNewPrivs: 1), so execve granted none of it and {} failed without it", f.syscall);
-        a.fix = Some(format!("Drop no_new_privs for this program (remove security_opt no-new-privileges / --security-opt no-new-privileges, NoNewPrivileges= in the unit, setpriv --no-new-privs), or grant {meant} to the process itself (e.g. --cap-add, AmbientCapabilities=) so {exe} need not raise it."));
+        a.fix = Some(no_new_privs_fix(&meant, &exe));
         return Some(a.decide(Layer::NoNewPrivs, Confidence::Inferred, why));
     }
     a.exclude(
@@ -56,6 +59,10 @@ pub(super) fn check(f: &Failure, ctx: &FailureContext, mut a: Attribution) -> Op
         mount.mount_point.display()
     ));
     Some(a.decide(Layer::MountNosuid, Confidence::Inferred, why))
+}
+
+fn no_new_privs_fix(meant: &str, exe: &str) -> String {
+    format!("Drop no_new_privs for this program (remove security_opt no-new-privileges / --security-opt no-new-privileges, NoNewPrivileges= in the unit, setpriv --no-new-privs), or grant {meant} to the process itself (e.g. --cap-add, AmbientCapabilities=) so {exe} need not raise it.")
 }
 
 fn meant_privilege(program: &Program) -> String {
@@ -92,6 +99,18 @@ pub(super) fn check_exited(
         return None;
     }
     let name = crate::context::process::cap_name(cap);
+    // The kernel's no_new_privs at the failure settles which of the two kept the grant away.
+    if f.at_failure.as_ref().is_some_and(|k| k.no_new_privs) {
+        let why = format!(
+            "cap_capable refused {name} during the call; the program {exe} carries file capabilities {} (read in diag's own view: the process had exited), and the kernel saw no_new_privs set on the process at the failure, so execve granted none of them",
+            cap_names(caps.permitted)
+        );
+        a.fix = Some(no_new_privs_fix(
+            &format!("file capabilities {}", cap_names(caps.permitted)),
+            &exe,
+        ));
+        return Some(a.decide(Layer::NoNewPrivs, Confidence::Inferred, why));
+    }
     a.evidence.push(format!(
         "cap_capable refused {name} during the call, yet the program {exe} carries file capabilities {} (read in diag's own view: the process had exited), so its exec should have granted {name}: no_new_privs or a nosuid mount kept it from doing so",
         cap_names(caps.permitted)

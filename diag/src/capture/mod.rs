@@ -12,7 +12,7 @@ pub mod syscall_args;
 pub mod targets;
 
 use crate::model::{errno::ErrnoSelection, syscalls};
-use diag_ebpf::{MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_PATH_ARG};
+use diag_ebpf::{MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_FD_ARG, NO_PATH_ARG};
 
 pub const DEFAULT_RING_BYTES: u32 = 8 << 20;
 
@@ -68,6 +68,17 @@ impl CaptureConfig {
                 "writev" => MESSAGE_WRITEV,
                 n => syscalls::path_arg(n).unwrap_or(NO_PATH_ARG),
             };
+        }
+        table
+    }
+
+    /// Per syscall number: the descriptor argument whose file a failure is named by.
+    pub fn fd_arg_table(&self) -> [u8; MAX_SYSCALLS] {
+        let mut table = [NO_FD_ARG; MAX_SYSCALLS];
+        for nr in syscalls::all_numbers().filter(|&n| (n as usize) < MAX_SYSCALLS) {
+            if let Some(i) = syscall_args::fd_arg(&syscalls::name(nr)) {
+                table[nr as usize] = i;
+            }
         }
         table
     }

@@ -81,3 +81,21 @@ pub fn mapped_fd(name: &str, args: &[u64; 6]) -> Option<i32> {
     let fd = args[4] as i32;
     (name == "mmap" && args[3] & MAP_ANONYMOUS == 0 && fd >= 0).then_some(fd)
 }
+
+/// Which argument of an fd-based call names the file it acts on: the file a failure of it is
+/// about (a mapping refused by a noexec mount, a mode change refused on a read-only one).
+pub fn fd_arg(name: &str) -> Option<u8> {
+    Some(match name {
+        "mmap" => 4,
+        "fchmod" | "fchown" | "ftruncate" | "fallocate" | "fsetxattr" | "fremovexattr" => 0,
+        _ => return None,
+    })
+}
+
+/// The descriptor an fd-based call acted on (an anonymous mapping has none).
+pub fn named_fd(name: &str, args: &[u64; 6]) -> Option<i32> {
+    match name {
+        "mmap" => mapped_fd(name, args),
+        _ => Some(args[fd_arg(name)? as usize] as i32).filter(|fd| *fd >= 0),
+    }
+}

@@ -123,6 +123,36 @@ pub fn read(dir: &Path) -> Option<PidsCgroup> {
     })
 }
 
+/// Directories looked at when a cgroup is searched for by id.
+const ID_SEARCH_LIMIT: usize = 20_000;
+
+/// The pids cgroup directory (v1 pids hierarchy, else v2) whose id is `id`: a cgroup's id is
+/// its directory's inode number.
+pub fn pids_dir_with_id(id: u64) -> Option<PathBuf> {
+    let (v1, v2) = mounts();
+    let mut queue: std::collections::VecDeque<PathBuf> = v1.into_iter().chain(v2).collect();
+    let mut seen = 0;
+    while let Some(dir) = queue.pop_front() {
+        seen += 1;
+        if seen > ID_SEARCH_LIMIT {
+            return None;
+        }
+        if std::fs::metadata(&dir).is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == id) {
+            return Some(dir);
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        queue.extend(
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path()),
+        );
+    }
+    None
+}
+
 /// Is `path` a cgroup directory (v1 or v2)?
 pub fn is_cgroup_dir(path: &Path) -> bool {
     path.is_dir() && (path.join("cgroup.procs").is_file() || path.join("tasks").is_file())

@@ -14,6 +14,8 @@ pub use host::HostFacts;
 pub use path::PathFacts;
 pub use process::{ProcessContext, TaskCounts};
 
+use crate::model::FactsAtFailure;
+
 /// What was read of a process and its relatives while they were alive (each at its exec or
 /// fork), for a failure examined after the process exited.
 #[derive(Clone, Debug, Default)]
@@ -40,6 +42,8 @@ pub struct FailureContext {
 /// `relatives` (nearest first) lend their view of the filesystem in that case. `fresh_counts`
 /// (a fork-like call): count the uid's tasks now rather than reuse the count `counts` holds, and
 /// read an exited process's pids cgroup again (the one it was seen in, else a relative's).
+/// `at_failure`: what the kernel read at the failure, which takes precedence over procfs.
+#[allow(clippy::too_many_arguments)]
 pub fn snapshot(
     pid: u32,
     ids: Option<(u32, u32)>,
@@ -48,6 +52,7 @@ pub fn snapshot(
     path: Option<&[u8]>,
     counts: &mut TaskCounts,
     fresh_counts: bool,
+    at_failure: Option<&FactsAtFailure>,
 ) -> FailureContext {
     let mut ctx = FailureContext::default();
     match (ProcessContext::read(pid), ids) {
@@ -86,6 +91,16 @@ pub fn snapshot(
         }
         (Err(e), None) => ctx.notes.push(format!("process {pid}: {e}")),
     }
+    if let (Some(p), Some(k)) = (ctx.process.as_mut(), at_failure) {
+        let pids_dir = k
+            .pids
+            .filter(|p| p.cgroup_id != 0)
+            .and_then(|p| cgroup::pids_dir_with_id(p.cgroup_id));
+        p.apply_at_failure(k, pids_dir);
+        ctx.notes.push(format!(
+            "capabilities, no_new_privs, RLIMIT_NPROC, the uid's task count and the pids cgroup of {pid} as the kernel saw them at the failure"
+        ));
+    }
     if let Some(path) = path {
         match PathFacts::read(pid, relatives, path) {
             Ok(f) => {
@@ -95,6 +110,10 @@ pub fn snapshot(
                 ctx.path = Some(f)
             }
             Err(e) => ctx.notes.push(format!("path: {e}")),
+        }
+        if let Some(file) = at_failure.and_then(|k| k.file.as_ref()) {
+            let read = ctx.path.take();
+            ctx.path = Some(PathFacts::at_failure(path, file, read));
         }
     }
     ctx

@@ -1,6 +1,7 @@
 //! A path as the failing process sees it: through `/proc/PID/root`, in its mount namespace.
 
 use super::filecaps::FileCaps;
+use crate::model::FileAtFailure;
 use anyhow::{Context, Result};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -46,6 +47,9 @@ pub enum View {
     Relative(u32),
     /// Nobody left to look through: diag's own view of the host.
     Host,
+    /// The file the call's descriptor held, as the kernel saw it at the failure (its mount's
+    /// flags, mode and owner; no ancestors, no file capabilities).
+    AtFailure,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,7 +78,7 @@ impl PathFacts {
         let proc_dir = match view {
             View::Own => Some(PathBuf::from(format!("/proc/{pid}"))),
             View::Relative(r) => Some(PathBuf::from(format!("/proc/{r}"))),
-            View::Host => None,
+            View::Host | View::AtFailure => None,
         };
         let root = proc_dir
             .as_ref()
@@ -132,11 +136,44 @@ impl PathFacts {
         })
     }
 
+    /// The file an fd-based call named, from the kernel's facts at the failure. What procfs
+    /// showed in the process's own view (`read`) keeps its ancestors and file capabilities.
+    pub fn at_failure(path: &[u8], file: &FileAtFailure, read: Option<PathFacts>) -> Self {
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes_compat(path));
+        let mount = MountFacts {
+            mount_point: file
+                .mount_point
+                .clone()
+                .or_else(|| path.parent().map(Path::to_path_buf))
+                .unwrap_or_else(|| PathBuf::from("/")),
+            fs_type: "as the kernel saw it at the failure".into(),
+            read_only: file.mount.read_only,
+            noexec: file.mount.noexec,
+            nosuid: file.mount.nosuid,
+        };
+        let own = read.filter(|r| r.view == View::Own);
+        PathFacts {
+            kind: kind_of_mode(file.mode),
+            mode: file.mode & 0o7777,
+            uid: file.uid,
+            gid: file.gid,
+            resolved: Some(path.clone()),
+            mount: Some(mount),
+            ancestors: own
+                .as_ref()
+                .map(|r| r.ancestors.clone())
+                .unwrap_or_default(),
+            view: View::AtFailure,
+            file_caps: own.and_then(|r| r.file_caps),
+            path,
+        }
+    }
+
     /// The relatives to pass to [`PathFacts::read`] so another path is examined in the same view.
     pub fn view_pids(&self) -> Vec<u32> {
         match self.view {
             View::Relative(r) => vec![r],
-            View::Own | View::Host => vec![],
+            View::Own | View::Host | View::AtFailure => vec![],
         }
     }
 
@@ -181,6 +218,19 @@ trait FromBytesCompat {
 impl FromBytesCompat for std::ffi::OsStr {
     fn from_bytes_compat(b: &[u8]) -> &Self {
         std::os::unix::ffi::OsStrExt::from_bytes(b)
+    }
+}
+
+/// The kind an `st_mode` names (a symlink's target is not known from it).
+fn kind_of_mode(mode: u32) -> FileKind {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => FileKind::Directory,
+        libc::S_IFCHR => FileKind::CharDevice,
+        libc::S_IFBLK => FileKind::BlockDevice,
+        libc::S_IFLNK => FileKind::Symlink(String::new()),
+        libc::S_IFIFO => FileKind::Fifo,
+        libc::S_IFSOCK => FileKind::Socket,
+        _ => FileKind::Regular,
     }
 }
 

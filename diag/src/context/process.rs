@@ -1,9 +1,11 @@
 //! A process's credentials, seccomp state, limits and cgroups.
 
 use super::cgroup::{self, PidsCgroup};
+use crate::model::FactsAtFailure;
 use anyhow::{Context, Result};
 use procfs::process::{LimitValue, Process};
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 #[derive(Clone, Debug, Default)]
 pub struct ProcessContext {
@@ -33,6 +35,9 @@ pub struct ProcessContext {
     pub from_event: bool,
     /// Limits, capabilities and cgroup were read when the process exec'd, not at the failure.
     pub sighted: bool,
+    /// Capabilities, no_new_privs, RLIMIT_NPROC with the uid's task count, and the pids cgroup
+    /// are the kernel's own at the failure (eBPF), whenever the rest was read.
+    pub at_failure: bool,
 }
 
 impl ProcessContext {
@@ -70,6 +75,7 @@ impl ProcessContext {
             threads: None,
             from_event: false,
             sighted: false,
+            at_failure: false,
         })
     }
 
@@ -85,6 +91,37 @@ impl ProcessContext {
             from_event: true,
             ..Default::default()
         }
+    }
+
+    /// Takes what the kernel read at the failure over what procfs showed before or after it.
+    /// `pids_dir`: the directory of the pids cgroup the kernel named.
+    pub fn apply_at_failure(&mut self, k: &FactsAtFailure, pids_dir: Option<PathBuf>) {
+        self.cap_effective = k.cap_effective;
+        self.cap_bounding = k.cap_bounding;
+        self.cap_inheritable = k.cap_inheritable;
+        self.no_new_privs = Some(k.no_new_privs);
+        self.nproc_limit = k.nproc_limit;
+        self.uid_tasks = Some(k.uid_tasks);
+        if let Some(pids) = k.pids {
+            let known_dir = pids_dir.or_else(|| self.pids.as_ref().map(|p| p.dir.clone()));
+            self.pids = match (pids.cgroup_id, known_dir) {
+                // The task sits in the root pids cgroup: nothing limits it.
+                (0, _) => None,
+                (_, Some(dir)) => Some(PidsCgroup {
+                    refused: self.pids.as_ref().map_or(0, |p| p.refused),
+                    dir,
+                    current: pids.current,
+                    max: pids.limit,
+                }),
+                (id, None) => Some(PidsCgroup {
+                    dir: PathBuf::from(format!("(pids cgroup id {id}, since removed)")),
+                    current: pids.current,
+                    max: pids.limit,
+                    refused: 0,
+                }),
+            };
+        }
+        self.at_failure = true;
     }
 
     pub fn has_cap(&self, cap: u32) -> bool {

@@ -129,6 +129,9 @@ fn view_root(pid: u32, facts: &PathFacts) -> PathBuf {
         View::Own => PathBuf::from(format!("/proc/{pid}/root")),
         View::Relative(r) => PathBuf::from(format!("/proc/{r}/root")),
         View::Host => PathBuf::from("/"),
+        View::AtFailure => Some(PathBuf::from(format!("/proc/{pid}/root")))
+            .filter(|root| root.exists())
+            .unwrap_or_else(|| PathBuf::from("/")),
     }
 }
 

@@ -138,6 +138,7 @@ impl LiveView for Procfs {
             whole_path.map(Text::as_bytes),
             counts,
             syscalls::is_clone(&f.syscall),
+            f.at_failure.as_deref(),
         );
         ctx.refusal = context::refusal::RefusalFacts::read(f, ctx.path.as_ref());
         if let (Some(cut), true) = (f.path_cut, f.path_truncated()) {

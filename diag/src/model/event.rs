@@ -105,6 +105,72 @@ pub struct Failure {
     /// Not a failed call but the process's death by this signal (`errno` 0; `syscall` the call
     /// it was killed on, or its last failed one).
     pub signal: Option<DeathSignal>,
+    /// What the kernel read of the task (and of the file an fd-based call named) at the
+    /// failure itself (eBPF): true whenever the failure is examined, even after the process exited.
+    pub at_failure: Option<Box<FactsAtFailure>>,
+}
+
+/// The failing task as the kernel saw it when the call failed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FactsAtFailure {
+    pub cap_effective: u64,
+    pub cap_bounding: u64,
+    pub cap_inheritable: u64,
+    pub no_new_privs: bool,
+    /// RLIMIT_NPROC soft limit (None = unlimited).
+    pub nproc_limit: Option<u64>,
+    /// Tasks the kernel counted against the real uid's RLIMIT_NPROC.
+    pub uid_tasks: u64,
+    /// The mount namespace (its inode number).
+    pub mnt_ns: u32,
+    /// Flags of the mount the task's executable is on.
+    pub exe_mount: Option<MountFlags>,
+    pub pids: Option<PidsAtFailure>,
+    /// The file an fd-based call named.
+    pub file: Option<FileAtFailure>,
+}
+
+/// The pids cgroup (of the task's and its ancestors) with the least room left.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PidsAtFailure {
+    pub current: u64,
+    /// None = "max".
+    pub limit: Option<u64>,
+    /// The cgroup's id (its directory's inode); 0 when the task is in the root cgroup.
+    pub cgroup_id: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileAtFailure {
+    pub mount: MountFlags,
+    /// Where that mount is, in the task's mount tree (None when the kernel's walk was cut).
+    pub mount_point: Option<std::path::PathBuf>,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// (major, minor) of the filesystem and the inode number.
+    pub dev: (u32, u32),
+    pub ino: u64,
+}
+
+/// A mount's flags, as the kernel keeps them (`MNT_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MountFlags {
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+    pub read_only: bool,
+}
+
+impl MountFlags {
+    pub fn from_kernel(mnt_flags: u32) -> Self {
+        MountFlags {
+            nosuid: mnt_flags & 0x1 != 0,
+            nodev: mnt_flags & 0x2 != 0,
+            noexec: mnt_flags & 0x4 != 0,
+            read_only: mnt_flags & 0x40 != 0,
+        }
+    }
 }
 
 /// A path argument's identity: the path, or a cut path's head with its [`PathCut`] measure.

@@ -38,13 +38,19 @@ int main(int argc, char **argv) {
 
 /// Builds the seccomp helper in `scratch`; returns its path.
 pub fn seccomp_deny_tool(scratch: &Scratch) -> PathBuf {
-    let src = scratch.path("seccomp_deny.c");
-    let bin = scratch.path("seccomp_deny");
-    std::fs::write(&src, SECCOMP_DENY_C).unwrap();
+    compile_c(scratch, "seccomp_deny", SECCOMP_DENY_C, &[])
+}
+
+/// Compiles the C program `source` with gcc (and `flags`) to `scratch/name`; returns its path.
+pub fn compile_c(scratch: &Scratch, name: &str, source: &str, flags: &[&str]) -> PathBuf {
+    let src = scratch.path(&format!("{name}.c"));
+    let bin = scratch.path(name);
+    std::fs::write(&src, source).unwrap();
     let out = Command::new("gcc")
         .arg("-o")
         .arg(&bin)
         .arg(&src)
+        .args(flags)
         .output()
         .expect("gcc");
     assert!(

@@ -116,6 +116,7 @@ pub fn verdict(group: &[Record]) -> Option<Verdict> {
             ..KernelEvidence::default()
         },
         signal: None,
+        at_failure: None,
     };
     let ppid = sys.and_then(|s| s.get("ppid")).and_then(number);
     Some(Verdict::Failure(Box::new(failure), ppid))

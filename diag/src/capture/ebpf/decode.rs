@@ -3,12 +3,13 @@
 use crate::capture::ptrace::memory::{self, PATH_MAX};
 use crate::capture::syscall_args;
 use crate::model::{
-    syscalls, DeathSignal, Event, EvidenceSource, Exec, Exit, Failure, Flush, Fork, KernelEvidence,
-    LandlockCall, Message, Origin, PathCut, Text,
+    syscalls, DeathSignal, Event, EvidenceSource, Exec, Exit, FactsAtFailure, Failure,
+    FileAtFailure, Flush, Fork, KernelEvidence, LandlockCall, Message, MountFlags, Origin, PathCut,
+    PidsAtFailure, Text,
 };
 use diag_ebpf::{
-    evidence, flush, kind, path_tail_hash, read_record, reason, EventHeader, FailureKey, ProcEvent,
-    RecentFailure, Repeats, SyscallEvent, PATH_HEAD,
+    evidence, facts, flush, kind, path_tail_hash, read_record, reason, EventHeader, FailureKey,
+    ProcEvent, RecentFailure, Repeats, SyscallEvent, TaskFacts, PATH_HEAD,
 };
 
 pub fn record(bytes: &[u8]) -> Option<Event> {
@@ -113,7 +114,77 @@ fn failure(ev: &SyscallEvent, origin: Origin, name: String) -> Failure {
         ..failure_of(origin, name, data(ev), tail, ev.evidence, ev.denied_cap)
     };
     read_back_cut_path(&mut f);
+    let named_fd = syscall_args::named_fd(&f.syscall, &ev.args).is_some();
+    if let Some(mut k) = facts_at_failure(&ev.task) {
+        if named_fd && ev.task.known & facts::FILE != 0 {
+            let walked = (ev.task.known & facts::FILE_NAME_WHOLE != 0)
+                .then(|| walked_path(data(ev)))
+                .flatten();
+            let file = &ev.file;
+            k.file = Some(FileAtFailure {
+                mount: MountFlags::from_kernel(file.mnt_flags),
+                mount_point: walked.as_ref().map(|(_, m)| m.clone()),
+                mode: file.mode,
+                uid: file.uid,
+                gid: file.gid,
+                dev: (file.dev >> 20, file.dev & 0xf_ffff),
+                ino: file.ino,
+            });
+            if f.path.is_none() {
+                f.path = walked.map(|(p, _)| Text::new(p.as_os_str().as_encoded_bytes()));
+            }
+        }
+        f.at_failure = Some(Box::new(k));
+    }
     f
+}
+
+/// `pids_cgroup::limit` of a cgroup whose pids.max is "max" (PID_MAX_LIMIT + 1).
+const PIDS_MAX: i64 = 4 * 1024 * 1024 + 1;
+
+fn facts_at_failure(t: &TaskFacts) -> Option<FactsAtFailure> {
+    if t.known & facts::TASK == 0 {
+        return None;
+    }
+    Some(FactsAtFailure {
+        cap_effective: t.cap_effective,
+        cap_bounding: t.cap_bounding,
+        cap_inheritable: t.cap_inheritable,
+        no_new_privs: t.no_new_privs != 0,
+        nproc_limit: (t.nproc_cur != libc::RLIM_INFINITY).then_some(t.nproc_cur),
+        uid_tasks: t.uid_tasks,
+        mnt_ns: t.mnt_ns,
+        exe_mount: (t.known & facts::EXE != 0).then(|| MountFlags::from_kernel(t.exe_mnt_flags)),
+        pids: (t.known & facts::PIDS != 0).then(|| PidsAtFailure {
+            current: t.pids_current.max(0) as u64,
+            limit: (t.pids_limit < PIDS_MAX).then(|| t.pids_limit.max(0) as u64),
+            cgroup_id: t.pids_cgroup_id,
+        }),
+        file: None,
+    })
+}
+
+/// The path and the mount point of a file from the kernel's walk up its dentries: names leaf
+/// first, each ending in NUL, an empty name where the walk crossed from a mount's root to its
+/// mount point. What follows the last NUL was cut by the buffer's end and is dropped.
+fn walked_path(data: &[u8]) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let mut names: Vec<&[u8]> = data.split(|&b| b == 0).collect();
+    names.pop();
+    if names.is_empty() {
+        return None;
+    }
+    let join = |names: &[&[u8]]| {
+        let mut p = std::path::PathBuf::from("/");
+        for n in names.iter().rev().filter(|n| !n.is_empty()) {
+            p.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(n));
+        }
+        p
+    };
+    let mount_point = match names.iter().position(|n| n.is_empty()) {
+        Some(i) => join(&names[i + 1..]),
+        None => std::path::PathBuf::from("/"),
+    };
+    Some((join(&names), mount_point))
 }
 
 /// Reads a cut path whole from the failing thread's memory, while it may still live, and keeps
@@ -254,6 +325,56 @@ mod tests {
     use super::*;
     use diag_ebpf::DATA_LEN;
 
+    /// The kernel's walk from a library up to the root: names leaf first, an empty one where
+    /// it left the noexec tmpfs for the mount point's filesystem.
+    #[test]
+    fn walked_path_names_the_file_and_its_mount_point() {
+        let walked = b"lib.so\0media\0\0scratch\0tmp\0";
+        let (path, mount) = walked_path(walked).unwrap();
+        assert_eq!(path, std::path::Path::new("/tmp/scratch/media/lib.so"));
+        assert_eq!(mount, std::path::Path::new("/tmp/scratch"));
+        // On the root mount: no crossing.
+        let (path, mount) = walked_path(b"passwd\0etc\0").unwrap();
+        assert_eq!(
+            (path.to_str(), mount.to_str()),
+            (Some("/etc/passwd"), Some("/"))
+        );
+        // A name the buffer's end cut (no NUL) is dropped (such a walk is never marked whole,
+        // and only whole ones name the file).
+        let (path, _) = walked_path(b"lib.so\0media\0scra").unwrap();
+        assert_eq!(path, std::path::Path::new("/media/lib.so"));
+        assert!(walked_path(b"").is_none());
+    }
+
+    #[test]
+    fn facts_at_failure_read_limits_and_pids_as_the_kernel_keeps_them() {
+        let mut t = TaskFacts {
+            known: facts::TASK | facts::PIDS,
+            nproc_cur: libc::RLIM_INFINITY,
+            pids_current: 4,
+            pids_limit: 4,
+            pids_cgroup_id: 77,
+            no_new_privs: 1,
+            ..TaskFacts::default()
+        };
+        let k = facts_at_failure(&t).unwrap();
+        assert_eq!(k.nproc_limit, None);
+        assert!(k.no_new_privs);
+        assert_eq!(
+            k.pids,
+            Some(PidsAtFailure {
+                current: 4,
+                limit: Some(4),
+                cgroup_id: 77
+            })
+        );
+        // pids.max "max" is PIDS_MAX in the kernel.
+        t.pids_limit = PIDS_MAX;
+        assert_eq!(facts_at_failure(&t).unwrap().pids.unwrap().limit, None);
+        t.known = 0;
+        assert!(facts_at_failure(&t).is_none());
+    }
+
     /// The record the kernel sends for a failed `openat` of `path` (at `addr` in this process),
     /// measured as the kernel measures it.
     fn cut_openat(path: &[u8], addr: u64) -> Vec<u8> {
@@ -279,6 +400,8 @@ mod tests {
             _pad: 0,
             path_tail_hash: tail_hash,
             data: [0; DATA_LEN],
+            task: TaskFacts::default(),
+            file: diag_ebpf::FileFacts::default(),
         };
         ev.data[..PATH_HEAD].copy_from_slice(&path[..PATH_HEAD]);
         // SAFETY: SyscallEvent is plain old data.

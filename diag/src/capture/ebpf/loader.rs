@@ -1,6 +1,6 @@
 //! Loads diag's eBPF object, configures it, attaches what this kernel allows, and reads events.
 
-use super::{decode, tracefs, tracing_probe};
+use super::{decode, kernel_offsets, tracefs, tracing_probe};
 use crate::capture::{CaptureConfig, ProbeReport};
 use crate::model::{CaptureStats, Event};
 use anyhow::{anyhow, bail, Context, Result};
@@ -193,11 +193,14 @@ impl EbpfCapture {
         let cgroup = cgroup_id.unwrap_or(0);
         let burst = config.message_burst;
         let stdout_complains = u8::from(config.stdout_complains);
+        let kernel = kernel_offsets::read(&btf_path());
+        let fd_args = config.fd_arg_table();
         // Records wake the reader once an eighth of the ring is used; the poll tick reads the rest.
         let wakeup_bytes = u64::from(config.ring_bytes / 8);
 
-        // The programs take no CO-RE relocations (tracefs gives offsets and positions), so the loader
-        // needs no kernel BTF: only the fexit probes do, and only where the kernel allows them.
+        // The programs take no CO-RE relocations (tracefs gives tracepoint offsets, the kernel's BTF
+        // read above the struct members), so the loader needs no kernel BTF: only the fexit probes
+        // do, and only where the kernel allows them.
         let mut ebpf = EbpfLoader::new()
             .btf(None)
             .map_max_entries("TRACED", traced_array_len())
@@ -216,6 +219,9 @@ impl EbpfCapture {
             .override_global(globals::CAP_RET_ARG, &cap_ret, true)
             .override_global(globals::AVC_DENIED_OFF, &avc_denied, true)
             .override_global(globals::STDOUT_COMPLAINS, &stdout_complains, true)
+            .override_global(globals::KERNEL_OFFSETS, &kernel.offsets, true)
+            .override_global(globals::KERNEL_FACTS, &kernel.facts, true)
+            .override_global(globals::FD_ARG, &fd_args, true)
             .map_max_entries("EVENTS", config.ring_bytes)
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("loading the eBPF object: {e}"))?;

@@ -320,6 +320,7 @@ impl Decoder {
             evidence: stops.evidence(),
             syscall: name,
             signal: None,
+            at_failure: None,
         };
         if reported {
             sink(Event::Failure(failure));

@@ -130,6 +130,7 @@ impl Builder {
                 ..KernelEvidence::default()
             },
             signal: None,
+            at_failure: None,
         }));
     }
 
