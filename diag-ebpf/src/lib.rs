@@ -221,6 +221,9 @@ pub mod facts {
     pub const FILE_NAME_WHOLE: u32 = 1 << 4;
     /// The task's executable's mount flags are in `exe_mnt_flags`.
     pub const EXE: u32 = 1 << 5;
+    /// A relative path argument: after its NUL, `data` holds the components of the directory it
+    /// is relative to (the call's dirfd, else the task's cwd), leaf first, as for `FILE_NAME`.
+    pub const BASE_NAME: u32 = 1 << 6;
 }
 
 /// The failing task as the kernel saw it at the failure: read from its `task_struct` then, so
@@ -235,6 +238,9 @@ pub struct TaskFacts {
     pub mnt_ns: u32,
     /// `MNT_*` flags of the mount the task's executable lives on.
     pub exe_mnt_flags: u32,
+    /// Where the names walked for `FILE_NAME` / `BASE_NAME` end in `data`.
+    pub names_end: u32,
+    pub _pad: u32,
     pub cap_effective: u64,
     pub cap_bounding: u64,
     pub cap_inheritable: u64,
@@ -314,8 +320,18 @@ pub mod koff {
     pub const DENTRY_NAME: usize = 39;
     pub const DENTRY_PARENT: usize = 40;
     pub const MM_EXE_FILE: usize = 41;
-    pub const COUNT: usize = 42;
+    /// `task_struct::fs`, `fs_struct::pwd.mnt`, `fs_struct::pwd.dentry`.
+    pub const TASK_FS: usize = 42;
+    pub const FS_PWD_MNT: usize = 43;
+    pub const FS_PWD_DENTRY: usize = 44;
+    pub const COUNT: usize = 45;
 }
+
+/// `DIAG_DIRFD_ARG[nr]` for syscalls whose path is never relative to a dirfd (plain `open`,
+/// `execve`...): a relative path is the cwd's.
+pub const NO_DIRFD_ARG: u8 = 0xff;
+/// `AT_FDCWD`.
+pub const AT_FDCWD: i32 = -100;
 
 /// `DIAG_FD_ARG[nr]` for syscalls without a descriptor argument worth naming.
 pub const NO_FD_ARG: u8 = 0xff;
@@ -477,6 +493,7 @@ pub mod globals {
     pub const KERNEL_OFFSETS: &str = "DIAG_KERNEL_OFFSETS";
     pub const KERNEL_FACTS: &str = "DIAG_KERNEL_FACTS";
     pub const FD_ARG: &str = "DIAG_FD_ARG";
+    pub const DIRFD_ARG: &str = "DIAG_DIRFD_ARG";
 }
 
 /// `DIAG_PATH_ARG[nr]` for syscalls with no path argument.

@@ -29,9 +29,10 @@ use core::intrinsics::{atomic_xadd, AtomicOrdering};
 use diag_ebpf::{
     counter, evidence, facts, flush, kind, koff, path_hash_chunk, reason, DeliveredSignal,
     EventHeader, ExecPath, FailureKey, MessageTail, Newborn, ProcEvent, Recorder, Repeats,
-    SyscallEvent, TaskState, COMM_LEN, DATA_LEN, DEV_ERRNOS, FILE_NAME_DEPTH, MAX_ERRNO,
-    MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_FD_ARG, NO_PATH_ARG, PATH_HASH_SEED, PATH_HEAD,
-    PATH_LEN_UNKNOWN, PATH_TAIL_CHUNKS, RECENT_SLOTS, SCOPED_ERRNOS, TAIL_SLOTS,
+    SyscallEvent, TaskState, AT_FDCWD, COMM_LEN, DATA_LEN, DEV_ERRNOS, FILE_NAME_DEPTH, MAX_ERRNO,
+    MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_DIRFD_ARG, NO_FD_ARG, NO_PATH_ARG,
+    PATH_HASH_SEED, PATH_HEAD, PATH_LEN_UNKNOWN, PATH_TAIL_CHUNKS, RECENT_SLOTS, SCOPED_ERRNOS,
+    TAIL_SLOTS,
 };
 
 // ---- configuration, overridden by the loader before load ----------------------------------
@@ -90,6 +91,10 @@ static DIAG_KERNEL_FACTS: u32 = 0;
 /// Per syscall: which argument is a file descriptor whose file a failure should name.
 #[no_mangle]
 static DIAG_FD_ARG: [u8; MAX_SYSCALLS] = [NO_FD_ARG; MAX_SYSCALLS];
+
+/// Per syscall: which argument is the dirfd a relative path argument is resolved against.
+#[no_mangle]
+static DIAG_DIRFD_ARG: [u8; MAX_SYSCALLS] = [NO_DIRFD_ARG; MAX_SYSCALLS];
 
 #[inline(always)]
 fn cfg<T: Copy>(v: &T) -> T {
@@ -519,7 +524,8 @@ pub fn diag_sys_exit(ctx: RawTracePointContext) -> i32 {
         ev.evidence |= evidence::DATA_TRUNCATED;
     }
     let fd = syscall_arg(regs, cfg(&DIAG_FD_ARG[nr as usize]));
-    fill_task_facts(ev, fd);
+    let dirfd = syscall_arg(regs, cfg(&DIAG_DIRFD_ARG[nr as usize]));
+    fill_task_facts(ev, fd, dirfd);
     entry.submit(wakeup_flags());
     0
 }
@@ -793,7 +799,7 @@ fn kread<T: Copy + Default>(base: u64, off: usize) -> T {
 /// Credentials, limits, no_new_privs, mount namespace and pids cgroup of the current task, and
 /// for an fd-based call the file behind `fd`: what attribution needs after the process exited.
 #[inline(always)]
-fn fill_task_facts(ev: &mut SyscallEvent, fd: Option<u64>) {
+fn fill_task_facts(ev: &mut SyscallEvent, fd: Option<u64>, dirfd: Option<u64>) {
     let enabled = cfg(&DIAG_KERNEL_FACTS);
     if enabled & facts::TASK == 0 {
         return;
@@ -816,6 +822,8 @@ fn fill_task_facts(ev: &mut SyscallEvent, fd: Option<u64>) {
     let mnt_ns: u64 = kread(nsproxy, koff(koff::NSPROXY_MNT_NS));
     t.mnt_ns = kread(mnt_ns, koff(koff::MNT_NS_INUM));
     t.known = facts::TASK;
+    t.names_end = 0;
+    t._pad = 0;
     let mm: u64 = kread(task, koff(koff::TASK_MM));
     let exe: u64 = kread(mm, koff(koff::MM_EXE_FILE));
     if exe != 0 {
@@ -829,6 +837,48 @@ fn fill_task_facts(ev: &mut SyscallEvent, fd: Option<u64>) {
     if let Some(fd) = fd.filter(|_| enabled & facts::FILE != 0) {
         fill_file_facts(ev, task, fd);
     }
+    // A relative path names nothing once the process is gone: walk what it was relative to.
+    let relative = ev.data_len > 0 && ev.data[0] != b'/' && (ev.data_len as usize) < DATA_LEN - 1;
+    if relative && enabled & facts::FILE != 0 && ev.task.known & facts::FILE_NAME == 0 {
+        let (dentry, vfsmount) = match dirfd {
+            Some(fd) if fd as i32 != AT_FDCWD => match fd_file(task, fd) {
+                Some(file) => (
+                    kread(file, koff(koff::FILE_DENTRY)),
+                    kread(file, koff(koff::FILE_MNT)),
+                ),
+                None => return,
+            },
+            _ => {
+                let fs: u64 = kread(task, koff(koff::TASK_FS));
+                (
+                    kread(fs, koff(koff::FS_PWD_DENTRY)),
+                    kread(fs, koff(koff::FS_PWD_MNT)),
+                )
+            }
+        };
+        if dentry != 0
+            && vfsmount != 0
+            && walk_names(ev, dentry, vfsmount, ev.data_len as usize + 1)
+        {
+            ev.task.known |= facts::BASE_NAME;
+        }
+    }
+}
+
+/// The `struct file` open at `fd` in `task` (an int argument: the register's upper half is not
+/// part of it).
+#[inline(always)]
+fn fd_file(task: u64, fd: u64) -> Option<u64> {
+    let fd = fd & 0xffff_ffff;
+    let files: u64 = kread(task, koff(koff::TASK_FILES));
+    let fdt: u64 = kread(files, koff(koff::FILES_FDT));
+    let max_fds: u32 = kread(fdt, koff(koff::FDT_MAX_FDS));
+    if fd >= u64::from(max_fds) {
+        return None;
+    }
+    let fds: u64 = kread(fdt, koff(koff::FDT_FD));
+    let file: u64 = kread(fds, fd as usize * 8);
+    (file != 0).then_some(file)
 }
 
 /// Ancestors of a pids cgroup looked at (a fork is charged to every one of them).
@@ -874,19 +924,9 @@ fn fill_pids_facts(ev: &mut SyscallEvent, task: u64) {
 /// The file open at `fd`: its mount flags, inode and path (walked up through its mounts).
 #[inline(always)]
 fn fill_file_facts(ev: &mut SyscallEvent, task: u64, fd: u64) {
-    // An int argument: the upper half of the register is not part of it.
-    let fd = fd & 0xffff_ffff;
-    let files: u64 = kread(task, koff(koff::TASK_FILES));
-    let fdt: u64 = kread(files, koff(koff::FILES_FDT));
-    let max_fds: u32 = kread(fdt, koff(koff::FDT_MAX_FDS));
-    if fd >= u64::from(max_fds) {
+    let Some(file) = fd_file(task, fd) else {
         return;
-    }
-    let fds: u64 = kread(fdt, koff(koff::FDT_FD));
-    let file: u64 = kread(fds, fd as usize * 8);
-    if file == 0 {
-        return;
-    }
+    };
     let vfsmount: u64 = kread(file, koff(koff::FILE_MNT));
     let dentry: u64 = kread(file, koff(koff::FILE_DENTRY));
     let inode: u64 = kread(file, koff(koff::FILE_INODE));
@@ -900,21 +940,27 @@ fn fill_file_facts(ev: &mut SyscallEvent, task: u64, fd: u64) {
     f.dev = kread(sb, koff(koff::SB_DEV));
     f._pad = 0;
     ev.task.known |= facts::FILE;
-    if ev.data_len == 0 {
-        file_name(ev, dentry, vfsmount);
+    if ev.data_len == 0 && walk_names(ev, dentry, vfsmount, 0) {
+        ev.task.known |= facts::FILE_NAME;
+        ev.data_len = ev.task.names_end;
     }
 }
 
 /// The names from `dentry` up to the root of the task's mount tree, leaf first, each with its
-/// NUL, into `ev.data` (d_path's walk: a mount's root continues at its mount point).
+/// NUL, into `ev.data` from `start` on (d_path's walk: a mount's root continues at its mount
+/// point). Sets `names_end` and, when the root was reached, `FILE_NAME_WHOLE`; false when no
+/// name was written.
 #[inline(always)]
-fn file_name(ev: &mut SyscallEvent, mut dentry: u64, mut vfsmount: u64) {
+fn walk_names(ev: &mut SyscallEvent, mut dentry: u64, mut vfsmount: u64, start: usize) -> bool {
     let Some(buf) = NAME_SCRATCH.get_ptr_mut(0) else {
-        return;
+        return false;
     };
+    // What `data` holds before `start` (a relative path) is kept.
+    // SAFETY: the scratch buffer holds 2 * DATA_LEN bytes, 8-byte aligned as map values are.
+    copy_data(unsafe { &mut *buf.cast::<[u8; DATA_LEN]>() }, &ev.data);
     let buf = buf.cast::<u8>();
     let mount_mnt = koff(koff::MOUNT_MNT) as u64;
-    let mut pos = 0usize;
+    let mut pos = start;
     let mut whole = false;
     let mut i = 0;
     while i < FILE_NAME_DEPTH {
@@ -963,16 +1009,16 @@ fn file_name(ev: &mut SyscallEvent, mut dentry: u64, mut vfsmount: u64) {
         dentry = up;
         i += 1;
     }
-    if pos == 0 {
-        return;
+    if pos == start {
+        return false;
     }
     // SAFETY: the scratch buffer holds 2 * DATA_LEN bytes; its first DATA_LEN are copied.
     copy_data(&mut ev.data, unsafe { &*buf.cast::<[u8; DATA_LEN]>() });
-    ev.data_len = pos.min(DATA_LEN) as u32;
-    ev.task.known |= facts::FILE_NAME;
+    ev.task.names_end = pos.min(DATA_LEN) as u32;
     if whole {
         ev.task.known |= facts::FILE_NAME_WHOLE;
     }
+    true
 }
 
 /// Reads a user string into `buf`; returns its length without the NUL (0 when unreadable).

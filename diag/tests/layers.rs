@@ -373,6 +373,45 @@ fn thread_refused_by_pids_cgroup_in_a_process_that_exits_at_once() {
     }
 }
 
+/// A relative exec path, in a shell that exits right after: the kernel names the cwd the path
+/// was relative to at the failure, so the script (whose `#!` line ends in a CR) is found and
+/// read although /proc/PID/cwd is gone by the time the failure is examined.
+#[test]
+fn relative_path_of_a_process_gone_is_resolved_against_its_cwd_at_the_failure() {
+    require_privileged!();
+    for backend in ["ebpf", "ptrace"] {
+        let scratch = Scratch::new(&format!("relative-{backend}"));
+        let dir = scratch.path("work");
+        std::fs::create_dir(&dir).unwrap();
+        let script = dir.join("run.sh");
+        std::fs::write(&script, "#!/bin/sh\r\necho hi\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let cmd = format!("cd {} && exec ./run.sh", dir.display());
+        let run = diag_run(&scratch, &["--backend", backend], &["/bin/sh", "-c", &cmd]);
+        let r = run.report();
+        let (i, _) = failure(r, "execve ENOENT ./run.sh", |f| {
+            f.syscall == "execve"
+                && f.errno == "ENOENT"
+                && f.path.as_ref().is_some_and(|p| p.lossy() == "./run.sh")
+        });
+        let finding = r
+            .findings
+            .iter()
+            .find(|g| g.failures.contains(&i))
+            .unwrap_or_else(|| panic!("{backend}: no finding holds the exec: {r:#?}"));
+        assert_eq!(
+            finding.cause, "interpreter-missing",
+            "{backend}: {finding:#?}"
+        );
+        let ev = finding.evidence.join(" ");
+        assert!(
+            ev.contains("./run.sh exists") && ev.contains("/bin/sh\\r"),
+            "{backend}: the script read, and the CR the kernel looked for: {finding:#?}"
+        );
+    }
+}
+
 /// A private mount namespace with `mount_opts` on `scratch/mnt`, kept alive by a holder while
 /// diag reads it; then `then` runs in it.
 fn in_private_mount(

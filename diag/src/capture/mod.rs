@@ -12,7 +12,9 @@ pub mod syscall_args;
 pub mod targets;
 
 use crate::model::{errno::ErrnoSelection, syscalls};
-use diag_ebpf::{MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_FD_ARG, NO_PATH_ARG};
+use diag_ebpf::{
+    MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_DIRFD_ARG, NO_FD_ARG, NO_PATH_ARG,
+};
 
 pub const DEFAULT_RING_BYTES: u32 = 8 << 20;
 
@@ -68,6 +70,17 @@ impl CaptureConfig {
                 "writev" => MESSAGE_WRITEV,
                 n => syscalls::path_arg(n).unwrap_or(NO_PATH_ARG),
             };
+        }
+        table
+    }
+
+    /// Per syscall number: the dirfd argument a relative path argument is resolved against.
+    pub fn dirfd_arg_table(&self) -> [u8; MAX_SYSCALLS] {
+        let mut table = [NO_DIRFD_ARG; MAX_SYSCALLS];
+        for nr in syscalls::all_numbers().filter(|&n| (n as usize) < MAX_SYSCALLS) {
+            if let Some(i) = syscall_args::dirfd_arg(&syscalls::name(nr)) {
+                table[nr as usize] = i;
+            }
         }
         table
     }

@@ -101,6 +101,16 @@ pub fn snapshot(
             "capabilities, no_new_privs, RLIMIT_NPROC, the uid's task count and the pids cgroup of {pid} as the kernel saw them at the failure"
         ));
     }
+    // A relative path is the kernel's at the failure: relative to the dirfd or cwd it named then.
+    let absolute = path
+        .zip(at_failure.and_then(|k| k.base_dir.as_ref()))
+        .filter(|(p, _)| !p.starts_with(b"/"))
+        .map(|(p, base)| {
+            base.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(p))
+                .into_os_string()
+                .into_encoded_bytes()
+        });
+    let path = absolute.as_deref().or(path);
     if let Some(path) = path {
         match PathFacts::read(pid, relatives, path) {
             Ok(f) => {

@@ -128,6 +128,9 @@ pub struct FactsAtFailure {
     pub pids: Option<PidsAtFailure>,
     /// The file an fd-based call named.
     pub file: Option<FileAtFailure>,
+    /// The directory a relative path argument was relative to (the call's dirfd, else the
+    /// cwd), in the task's mount tree.
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 /// The pids cgroup (of the task's and its ancestors) with the least room left.

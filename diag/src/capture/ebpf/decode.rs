@@ -134,6 +134,13 @@ fn failure(ev: &SyscallEvent, origin: Origin, name: String) -> Failure {
                 f.path = walked.map(|(p, _)| Text::new(p.as_os_str().as_encoded_bytes()));
             }
         }
+        if ev.task.known & (facts::BASE_NAME | facts::FILE_NAME_WHOLE)
+            == facts::BASE_NAME | facts::FILE_NAME_WHOLE
+        {
+            let end = (ev.task.names_end as usize).min(ev.data.len());
+            let start = (ev.data_len as usize + 1).min(end);
+            k.base_dir = walked_path(&ev.data[start..end]).map(|(dir, _)| dir);
+        }
         f.at_failure = Some(Box::new(k));
     }
     f
@@ -161,6 +168,7 @@ fn facts_at_failure(t: &TaskFacts) -> Option<FactsAtFailure> {
             cgroup_id: t.pids_cgroup_id,
         }),
         file: None,
+        base_dir: None,
     })
 }
 

@@ -77,6 +77,9 @@ const FILE: &[(usize, &str, &str)] = &[
     (koff::SB_DEV, "super_block", "s_dev"),
     (koff::DENTRY_NAME, "dentry", "d_name.name"),
     (koff::DENTRY_PARENT, "dentry", "d_parent"),
+    (koff::TASK_FS, "task_struct", "fs"),
+    (koff::FS_PWD_MNT, "fs_struct", "pwd.mnt"),
+    (koff::FS_PWD_DENTRY, "fs_struct", "pwd.dentry"),
 ];
 
 /// The offsets in the BTF at `path` (`/sys/kernel/btf/vmlinux`); none when it cannot be read.

@@ -195,6 +195,7 @@ impl EbpfCapture {
         let stdout_complains = u8::from(config.stdout_complains);
         let kernel = kernel_offsets::read(&btf_path());
         let fd_args = config.fd_arg_table();
+        let dirfd_args = config.dirfd_arg_table();
         // Records wake the reader once an eighth of the ring is used; the poll tick reads the rest.
         let wakeup_bytes = u64::from(config.ring_bytes / 8);
 
@@ -222,6 +223,7 @@ impl EbpfCapture {
             .override_global(globals::KERNEL_OFFSETS, &kernel.offsets, true)
             .override_global(globals::KERNEL_FACTS, &kernel.facts, true)
             .override_global(globals::FD_ARG, &fd_args, true)
+            .override_global(globals::DIRFD_ARG, &dirfd_args, true)
             .map_max_entries("EVENTS", config.ring_bytes)
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("loading the eBPF object: {e}"))?;
