@@ -203,7 +203,12 @@ impl Attributor<'_> {
             }
         }
         if f.errno == libc::EROFS {
-            let mount = ctx.path.as_ref().and_then(|p| p.mount.as_ref());
+            // diag's own view of the host says nothing of the process's mounts.
+            let mount = ctx
+                .path
+                .as_ref()
+                .filter(|p| p.view != View::Host)
+                .and_then(|p| p.mount.as_ref());
             let why = match mount {
                 Some(m) => format!(
                     "EROFS: {} ({}) is mounted {}",

@@ -426,10 +426,12 @@ fn fix_text(
         .parent()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
+    // A mount seen only in diag's own view of the host is not the process's: name the directory.
     let mount = g
         .context
         .as_ref()
         .and_then(|c| c.path.as_ref())
+        .filter(|p| p.view != crate::context::path::View::Host)
         .and_then(|p| p.mount.as_ref())
         .map(|m| m.mount_point.display().to_string())
         .unwrap_or_else(|| dir.clone());
