@@ -6,6 +6,10 @@
 # `stop DIR` stops the dockerd by its pid and removes DIR.
 set -eu
 cmd=$1 dir=$2
+# The caller made $dir root's alone. Anything else there (another user's directory or symlink in
+# /tmp) would hand root their configs, image, socket and pid file: start nothing, remove nothing.
+[ -d "$dir" ] && [ ! -L "$dir" ] && [ "$(stat -c %u:%a "$dir")" = 0:700 ] ||
+    { echo "$dir: not a directory of root's with mode 700" >&2; exit 2; }
 
 rootfs_tar() {
     [ -f "$dir/rootfs.tar" ] && return
@@ -21,7 +25,6 @@ rootfs_tar() {
 case $cmd in
 start)
     engine=$3
-    mkdir -p "$dir"
     command -v busybox >/dev/null || { echo "busybox (busybox-static) for the image" >&2; exit 3; }
     rootfs_tar
     case $engine in

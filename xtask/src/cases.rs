@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 use std::fmt::Write as _;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -353,20 +354,29 @@ impl Drop for Scratch {
 
 /// Runs `cmd` in its own process group; kills the group when `limit` passes.
 fn run_bounded(cmd: &mut Command, limit: Duration, log: &Path) -> Result<Option<i32>> {
+    let mut child = spawn_logged(cmd, log)?;
+    wait_until(&mut child, Instant::now() + limit)
+}
+
+/// Starts `cmd` in its own process group, its stdout and stderr to `log`.
+fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<std::process::Child> {
     let log_file = std::fs::File::create(log)?;
-    let mut child = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
         .stderr(log_file)
         .process_group(0)
         .spawn()
-        .context("starting a case")?;
-    let start = Instant::now();
+        .with_context(|| format!("starting {:?}", cmd.get_program()))
+}
+
+/// The child's exit code once it exits, or None when `deadline` passed first (its process
+/// group killed then).
+fn wait_until(child: &mut std::process::Child, deadline: Instant) -> Result<Option<i32>> {
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Some(status.code().unwrap_or(-1)));
         }
-        if start.elapsed() > limit {
+        if Instant::now() > deadline {
             // SAFETY: kill has no memory preconditions; the group is the child's own.
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
@@ -432,28 +442,53 @@ impl Engines {
 
     fn get(&mut self, name: &str) -> &Started {
         if !self.started.iter().any(|(n, _)| n == name) {
-            let engine = start_engine(&self.dir, name);
+            let engine = self.own_dir().and_then(|()| start_engine(&self.dir, name));
             self.started.push((name.to_string(), engine));
         }
         &self.started.iter().find(|(n, _)| n == name).unwrap().1
     }
 }
 
+impl Engines {
+    /// Creates the engines' directory, root's alone, on first use. A name in /tmp can be taken
+    /// by anyone first: whatever is there already (a directory, a symlink) is refused, never
+    /// reused, or its owner would hand root the engines' configs, image and socket.
+    fn own_dir(&self) -> Result<(), Result<String, String>> {
+        if self.started.is_empty() {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&self.dir)
+                .map_err(|e| Err(format!("creating {}: {e}", self.dir.display())))?;
+        }
+        let ours = std::fs::symlink_metadata(&self.dir)
+            .is_ok_and(|m| m.is_dir() && m.uid() == 0 && m.mode() & 0o777 == 0o700);
+        if !ours {
+            return Err(Err(format!("{} is not root's alone", self.dir.display())));
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Engines {
     fn drop(&mut self) {
         if !self.started.is_empty() {
-            let _ = Command::new("bash")
-                .arg(lab_dir().join("tools/engines.sh"))
-                .arg("stop")
-                .arg(&self.dir)
-                .status();
+            let _ = engines_sh().arg("stop").arg(&self.dir).status();
         }
     }
 }
 
+/// `lab/tools/engines.sh`, with a plain system's PATH and nothing of cargo's environment: the
+/// dockerd it starts lives on.
+fn engines_sh() -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg(lab_dir().join("tools/engines.sh"))
+        .env_clear()
+        .env("PATH", SYSTEM_PATH);
+    cmd
+}
+
 fn start_engine(dir: &Path, name: &str) -> Started {
-    let out = Command::new("bash")
-        .arg(lab_dir().join("tools/engines.sh"))
+    let out = engines_sh()
         .arg("start")
         .arg(dir)
         .arg(name)
@@ -537,7 +572,13 @@ fn try_run_case(
                 "setup failed ({status:?}), see {}",
                 setup_log.display()
             ));
-            teardown(case, &scratch.0, diag, out, limit)?;
+            teardown(
+                case,
+                &scratch.0,
+                diag,
+                &out.join(variant.file(case, "teardown.log")),
+                limit,
+            )?;
             return Ok(outcome);
         }
     }
@@ -567,7 +608,13 @@ fn try_run_case(
             run_bounded(&mut cmd, limit, &log)
         }
     };
-    teardown(case, &scratch.0, diag, out, limit)?;
+    teardown(
+        case,
+        &scratch.0,
+        diag,
+        &out.join(variant.file(case, "teardown.log")),
+        limit,
+    )?;
     if status?.is_none() {
         return Ok(Outcome::Broken(format!(
             "timed out after {} s, see {}",
@@ -684,27 +731,11 @@ impl InContainer<'_> {
         log: &Path,
         engine_log: &Path,
     ) -> Result<Option<i32>> {
-        let log_file = std::fs::File::create(log)?;
-        let mut child = diag
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .process_group(0)
-            .spawn()
-            .context("starting diag attach")?;
+        let mut child = spawn_logged(&mut diag, log)?;
         let started = Instant::now();
-        let kill = |child: &mut std::process::Child| {
-            // SAFETY: kill has no memory preconditions; the group is the child's own.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
-        };
         while !std::fs::read_to_string(log)?.contains("diag: attached") {
-            if let Some(status) = child.try_wait()? {
-                return Ok(Some(status.code().unwrap_or(-1)));
-            }
-            if started.elapsed() > self.limit {
-                kill(&mut child);
-                return Ok(None);
+            if child.try_wait()?.is_some() || started.elapsed() > self.limit {
+                return wait_until(&mut child, started + self.limit);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -716,14 +747,7 @@ impl InContainer<'_> {
         )?;
         // SAFETY: a signal to our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        while started.elapsed() < self.limit * 2 {
-            if let Some(status) = child.try_wait()? {
-                return Ok(Some(status.code().unwrap_or(-1)));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        kill(&mut child);
-        Ok(None)
+        wait_until(&mut child, started + self.limit * 2)
     }
 }
 
@@ -732,17 +756,16 @@ fn with_helpers(script: &str) -> String {
     format!("source \"$LAB/lib.sh\"\n{script}")
 }
 
-fn teardown(case: &Case, scratch: &Path, diag: &Path, out: &Path, limit: Duration) -> Result<()> {
+fn teardown(case: &Case, scratch: &Path, diag: &Path, log: &Path, limit: Duration) -> Result<()> {
     let Some(teardown) = &case.teardown else {
         return Ok(());
     };
     let script = scratch.join("teardown.sh");
     std::fs::write(&script, with_helpers(teardown))?;
-    let log = out.join(format!("{}.teardown.log", case.id));
     if run_bounded(
         &mut script_command(&script, scratch, case, diag),
         limit,
-        &log,
+        log,
     )? != Some(0)
     {
         eprintln!(
@@ -852,7 +875,7 @@ fn totals(rows: &[Row], backends: &[&str]) -> Vec<String> {
                 100.0 * f64::from(won) / f64::from(4 * ran)
             };
             format!(
-                "total {backend}: {won}/{} points ({percent:.1}%) on {ran} cases; {skipped} cannot run here",
+                "total {backend}: {won}/{} points ({percent:.1}%) on {ran} runs; {skipped} cannot run here",
                 4 * ran
             )
         })

@@ -3,6 +3,7 @@
 //! baseline and bpftrace's equivalent program, in the same interleaved rounds.
 
 use super::measure;
+use super::report::{ratio_cell, spread};
 use super::scratch::Scratch;
 use super::tracers::{Setup, Tracer};
 use anyhow::{bail, Context, Result};
@@ -99,8 +100,8 @@ impl Drop for Running {
 }
 
 pub struct Outcome {
-    /// Per background, the workload's own elapsed time in each round it ran.
-    pub rows: Vec<(Background, Vec<Duration>)>,
+    /// Per background, the workload's own elapsed time in each round (None: that run failed).
+    pub rows: Vec<(Background, Vec<Option<Duration>>)>,
     pub errors: Vec<String>,
 }
 
@@ -125,8 +126,11 @@ pub fn run(
             // Rotated, so no background always runs right after a heavy one.
             let (background, times) = &mut out.rows[(i + round) % ALL.len()];
             match once(*background, setup, idle.id(), workload, scratch, limit) {
-                Ok(t) => times.push(t),
-                Err(e) => out.errors.push(format!("{}: {e:#}", background.label())),
+                Ok(t) => times.push(Some(t)),
+                Err(e) => {
+                    times.push(None);
+                    out.errors.push(format!("{}: {e:#}", background.label()))
+                }
             }
         }
     }
@@ -143,53 +147,59 @@ fn once(
     scratch: &Scratch,
     limit: Duration,
 ) -> Result<Duration> {
-    let _tracer = background.start(setup, idle, scratch)?;
+    let mut tracer = background.start(setup, idle, scratch)?;
     let cmd = Tracer::Untraced.command(setup, workload, &scratch.file("host-tax-out"));
     let (sample, output) = measure::run(cmd, &scratch.dir, limit)?;
     if !output.status.success() {
         bail!("the workload failed: {}", measure::failure_line(&output));
     }
-    Ok(sample.workload.map(|w| w.elapsed).unwrap_or(sample.wall))
-}
-
-fn median(v: &[Duration]) -> Option<f64> {
-    let mut s: Vec<f64> = v.iter().map(Duration::as_secs_f64).collect();
-    s.sort_by(f64::total_cmp);
-    let mid = s.len() / 2;
-    match s.len() {
-        0 => None,
-        n if n % 2 == 0 => Some((s[mid - 1] + s[mid]) / 2.0),
-        _ => Some(s[mid]),
+    // A tracer that died during the workload taxed nothing: its row would lie.
+    if let Some(Running(child)) = tracer.as_mut() {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "{} exited during the workload: {status}",
+                background.label()
+            );
+        }
     }
+    Ok(sample
+        .workload
+        .context("the workload printed no result line")?
+        .elapsed)
 }
 
-/// The results section.
+/// The results section: per round, each background's workload time over the baseline's of the
+/// same round (median, min–max), as the bench's other ratios are.
 pub fn render(o: &Outcome) -> String {
     let base = o
         .rows
         .iter()
         .find(|(b, _)| *b == Background::Nothing)
-        .and_then(|(_, t)| median(t));
+        .map(|(_, t)| t.as_slice())
+        .unwrap_or_default();
     let mut s = String::from(
         "\n#### Host tax (a workload diag does not trace)\n\n\
          The bench's mix workload runs untraced while each of these runs in the background; \
-         its own elapsed time, median of the rounds, against the baseline of the same rounds.\n\n\
+         its own elapsed time (median of the rounds), and per round its ratio to the baseline of \
+         the same round.\n\n\
          | while this runs in the background | workload (median) | slowdown | target |\n|---|---|---|---|\n",
     );
     for (b, times) in &o.rows {
-        let m = median(times);
-        let shown = m.map_or("failed".into(), |m| format!("{:.3} s", m));
-        let ratio = match (m, base) {
-            (Some(m), Some(base)) if base > 0.0 => format!("{:.2}×", m / base),
-            _ => "–".into(),
-        };
+        let secs: Vec<f64> = times.iter().flatten().map(Duration::as_secs_f64).collect();
+        let shown = spread(secs).map_or("failed".into(), |(m, _, _)| format!("{m:.3} s"));
+        let ratios: Vec<f64> = times
+            .iter()
+            .zip(base)
+            .filter_map(|(t, b)| Some(t.as_ref()?.as_secs_f64() / b.as_ref()?.as_secs_f64()))
+            .collect();
         let target = match b {
             Background::DiagRun | Background::DiagAttach => "≤ 1.05×, never above bpftrace",
             _ => "",
         };
         s.push_str(&format!(
-            "| {} | {shown} | {ratio} | {target} |\n",
-            b.label()
+            "| {} | {shown} | {} | {target} |\n",
+            b.label(),
+            ratio_cell(spread(ratios))
         ));
     }
     for e in &o.errors {

@@ -28,7 +28,7 @@ pub struct Results<'a> {
 }
 
 /// median, min, max
-fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
+pub(super) fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
     if v.is_empty() {
         return None;
     }
@@ -42,7 +42,7 @@ fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
     Some((median, v[0], v[v.len() - 1]))
 }
 
-fn ratio_cell(s: Option<(f64, f64, f64)>) -> String {
+pub(super) fn ratio_cell(s: Option<(f64, f64, f64)>) -> String {
     s.map_or("–".into(), |(m, lo, hi)| {
         format!("**{m:.2}×** ({lo:.2}–{hi:.2})")
     })
