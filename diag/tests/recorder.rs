@@ -7,6 +7,8 @@ mod common;
 use common::fixtures::*;
 use common::*;
 
+const BACKENDS: [&str; 2] = ["ebpf", "ptrace"];
+
 /// `mkdir-fails DIR`: mkdir(DIR) (EEXIST when it exists), complain, exit 1.
 /// `mkdir-recovers DIR`: the same failure, then carry on silently and exit 0.
 /// `seccomp-kill`: a filter that kills the process on uname(2), then uname.
@@ -65,84 +67,103 @@ fn is_mkdir(syscall: &str) -> bool {
     syscall == "mkdir" || syscall == "mkdirat"
 }
 
-#[test]
-fn unwatched_errno_then_complaint_is_found() {
-    require_privileged!();
-    let scratch = Scratch::new("recorder-complains");
+/// The workload in `mode` on `backend`, with an existing directory it mkdirs: the run and the
+/// directory.
+fn mkdir_run(tag: &str, mode: &str, backend: &str) -> (Scratch, DiagRun, std::path::PathBuf) {
+    let scratch = Scratch::new(&format!("{tag}-{backend}"));
     let bin = workload(&scratch);
     let dir = scratch.path("exists");
     std::fs::create_dir(&dir).unwrap();
     let run = diag_run(
         &scratch,
-        &[],
-        &[&bin, "mkdir-fails", &dir.display().to_string()],
+        &["--backend", backend],
+        &[&bin, mode, &dir.display().to_string()],
     );
-    assert_eq!(run.code(), 1, "{}", run.stderr());
-    let r = run.report();
-    let root = r.root_pids[0];
-    let (i, f) = failure(r, "mkdir EEXIST", |f| {
-        is_mkdir(&f.syscall) && f.errno == "EEXIST" && path_is(f, &dir)
-    });
-    assert_eq!(f.pid, root, "the workload's pid");
-    assert_eq!(f.recorded.as_deref(), Some("complained"));
-    assert!(f.noise.is_none(), "{f:#?}");
-    assert!(
-        r.findings.iter().any(|x| x.failures.contains(&i)),
-        "a finding names the failure: {:#?}",
-        r.findings
-    );
-    // diag's own PATH search and pre-exec work never show as the workload's.
-    assert!(
-        r.failures.iter().all(|f| f.comm.lossy() != "diag"),
-        "{:#?}",
-        r.failures
-    );
+    (scratch, run, dir)
+}
+
+#[test]
+fn unwatched_errno_then_complaint_is_found() {
+    require_privileged!();
+    for backend in BACKENDS {
+        let (_scratch, run, dir) = mkdir_run("recorder-complains", "mkdir-fails", backend);
+        assert_eq!(run.code(), 1, "{backend}: {}", run.stderr());
+        let r = run.report();
+        let root = r.root_pids[0];
+        let (i, f) = failure(r, "mkdir EEXIST", |f| {
+            is_mkdir(&f.syscall) && f.errno == "EEXIST" && path_is(f, &dir)
+        });
+        assert_eq!(f.pid, root, "{backend}: the workload's pid");
+        assert_eq!(f.recorded.as_deref(), Some("complained"), "{backend}");
+        assert!(f.noise.is_none(), "{backend}: {f:#?}");
+        assert!(
+            r.findings.iter().any(|x| x.failures.contains(&i)),
+            "{backend}: a finding names the failure: {:#?}",
+            r.findings
+        );
+        // diag's own PATH search and pre-exec work never show as the workload's.
+        assert!(
+            r.failures.iter().all(|f| f.comm.lossy() != "diag"),
+            "{backend}: {:#?}",
+            r.failures
+        );
+    }
 }
 
 #[test]
 fn recovered_failure_is_no_finding() {
     require_privileged!();
-    let scratch = Scratch::new("recorder-recovers");
-    let bin = workload(&scratch);
-    let dir = scratch.path("exists");
-    std::fs::create_dir(&dir).unwrap();
-    let run = diag_run(
-        &scratch,
-        &[],
-        &[&bin, "mkdir-recovers", &dir.display().to_string()],
-    );
-    assert_eq!(run.code(), 0, "{}", run.stderr());
-    let r = run.report();
-    assert!(
-        !r.failures.iter().any(|f| is_mkdir(&f.syscall)),
-        "{:#?}",
-        r.failures
-    );
-    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    for backend in BACKENDS {
+        let (_scratch, run, _) = mkdir_run("recorder-recovers", "mkdir-recovers", backend);
+        assert_eq!(run.code(), 0, "{backend}: {}", run.stderr());
+        let r = run.report();
+        assert!(
+            !r.failures.iter().any(|f| is_mkdir(&f.syscall)),
+            "{backend}: {:#?}",
+            r.failures
+        );
+        assert!(r.findings.is_empty(), "{backend}: {:#?}", r.findings);
+    }
 }
 
+/// A seccomp SECCOMP_RET_KILL: the kernel forces the SIGSYS past any tracer (no ptrace
+/// signal-delivery stop), so each backend must see the death its own way.
 #[test]
 fn seccomp_kill_is_a_signal_finding() {
     require_privileged!();
-    let scratch = Scratch::new("recorder-sigsys");
-    let bin = workload(&scratch);
-    let run = diag_run(&scratch, &[], &[&bin, "seccomp-kill"]);
-    // Killed by SIGSYS: diag exits as the shell would, 128 + 31.
-    assert_eq!(run.code(), 128 + libc::SIGSYS, "{}", run.stderr());
-    let r = run.report();
-    let (i, f) = failure(r, "death by SIGSYS", |f| f.signal.is_some());
-    let sig = f.signal.as_ref().unwrap();
-    assert_eq!((sig.name.as_str(), sig.code), ("SIGSYS", Some(1)));
-    assert_eq!(f.syscall, "uname");
-    assert_eq!(f.pid, r.root_pids[0]);
-    assert_eq!(
-        (f.layer.as_str(), f.confidence.as_str()),
-        ("seccomp", "direct")
-    );
-    assert_eq!(
-        r.findings.first().map(|x| x.failures.contains(&i)),
-        Some(true)
-    );
+    for backend in BACKENDS {
+        let scratch = Scratch::new(&format!("recorder-sigsys-{backend}"));
+        let bin = workload(&scratch);
+        let run = diag_run(&scratch, &["--backend", backend], &[&bin, "seccomp-kill"]);
+        // Killed by SIGSYS: diag exits as the shell would, 128 + 31.
+        assert_eq!(
+            run.code(),
+            128 + libc::SIGSYS,
+            "{backend}: {}",
+            run.stderr()
+        );
+        let r = run.report();
+        let (i, f) = failure(r, "death by SIGSYS", |f| f.signal.is_some());
+        let sig = f.signal.as_ref().unwrap();
+        assert_eq!(
+            (sig.name.as_str(), sig.code),
+            ("SIGSYS", Some(1)),
+            "{backend}"
+        );
+        assert_eq!(f.syscall, "uname", "{backend}");
+        assert_eq!(f.pid, r.root_pids[0], "{backend}");
+        assert_eq!(
+            (f.layer.as_str(), f.confidence.as_str()),
+            ("seccomp", "direct"),
+            "{backend}"
+        );
+        assert_eq!(
+            r.findings.first().map(|x| x.failures.contains(&i)),
+            Some(true),
+            "{backend}: {:#?}",
+            r.findings
+        );
+    }
 }
 
 #[test]

@@ -203,12 +203,7 @@ impl Attributor<'_> {
             }
         }
         if f.errno == libc::EROFS {
-            // diag's own view of the host says nothing of the process's mounts.
-            let mount = ctx
-                .path
-                .as_ref()
-                .filter(|p| p.view != View::Host)
-                .and_then(|p| p.mount.as_ref());
+            let mount = ctx.path.as_ref().and_then(PathFacts::own_mount);
             let why = match mount {
                 Some(m) => format!(
                     "EROFS: {} ({}) is mounted {}",
@@ -405,7 +400,7 @@ impl Attributor<'_> {
         if !measured && is_exec {
             a.candidates.push(Layer::MountNoexec);
         }
-        if let Some(m) = facts.mount.as_ref().filter(|_| measured) {
+        if let Some(m) = facts.own_mount() {
             if is_exec && m.noexec {
                 let why = format!(
                     "{} is on {} ({}), mounted noexec",
@@ -545,12 +540,10 @@ impl Attributor<'_> {
         }
 
         // Elimination over the layers that remain.
-        let fs_local = measured
-            && facts
-                .mount
-                .as_ref()
-                .is_some_and(|m| LOCAL_FS.contains(&m.fs_type.as_str()));
-        if let Some(m) = facts.mount.as_ref().filter(|_| measured) {
+        let fs_local = facts
+            .own_mount()
+            .is_some_and(|m| LOCAL_FS.contains(&m.fs_type.as_str()));
+        if let Some(m) = facts.own_mount() {
             if fs_local {
                 a.exclude(
                     None,
@@ -710,9 +703,6 @@ fn cap_names(bits: u64) -> String {
 #[cfg(test)]
 mod tests;
 
-/// `si_code` of a SIGSYS that a seccomp filter sent (SECCOMP_RET_KILL_*, or RET_TRAP unhandled).
-const SYS_SECCOMP: i32 = 1;
-
 /// The layer that ended a process with `sig`, from the signal and its `si_code`.
 fn killed_by(f: &Failure, sig: crate::model::DeathSignal, mut a: Attribution) -> Attribution {
     // A death is never noise, whatever call it happened on.
@@ -722,7 +712,7 @@ fn killed_by(f: &Failure, sig: crate::model::DeathSignal, mut a: Attribution) ->
         .code
         .map_or_else(|| "no siginfo".to_string(), |c| format!("si_code {c}"));
     match sig.signal {
-        libc::SIGSYS if sig.code == Some(SYS_SECCOMP) => a.decide(
+        libc::SIGSYS if sig.code == Some(crate::model::SYS_SECCOMP) => a.decide(
             Layer::Seccomp,
             Confidence::Direct,
             format!(

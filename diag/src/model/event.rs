@@ -391,14 +391,18 @@ impl DeathSignal {
         if !SANDBOX_OR_FAULT.contains(&self.signal) {
             return false;
         }
+        // The kernel's own sends: a positive si_code (a fault, SYS_SECCOMP), SI_KERNEL
+        // (SIGXCPU, SIGKILL), or SI_USER from the process itself (SIGXFSZ's send_sig).
         match self.code {
             None => false,
-            Some(_) if matches!(self.signal, libc::SIGXFSZ | libc::SIGXCPU) => true,
             Some(c) if c > 0 || c == libc::SI_KERNEL => true,
-            Some(_) => self.sender.is_some_and(|s| s == pid) && self.signal != libc::SIGABRT,
+            Some(_) => self.sender.is_some_and(|s| s == pid),
         }
     }
 }
+
+/// `si_code` of a SIGSYS a seccomp filter sent (SECCOMP_RET_KILL_*, or RET_TRAP unhandled).
+pub const SYS_SECCOMP: i32 = 1;
 
 /// A signal's name (`SIGSYS`), or its number.
 pub fn signal_name(sig: i32) -> String {
@@ -422,11 +426,13 @@ mod tests {
 
     #[test]
     fn sandbox_kills_and_faults_are_the_kernels_but_a_hangup_is_no_sandbox() {
-        const SYS_SECCOMP: i32 = 1;
         const SEGV_MAPERR: i32 = 1;
-        assert!(death(libc::SIGSYS, SYS_SECCOMP, None).from_kernel(7));
+        assert!(death(libc::SIGSYS, super::SYS_SECCOMP, None).from_kernel(7));
         assert!(death(libc::SIGSEGV, SEGV_MAPERR, None).from_kernel(7));
-        assert!(death(libc::SIGXFSZ, libc::SI_USER, None).from_kernel(7));
+        assert!(death(libc::SIGXFSZ, libc::SI_USER, Some(7)).from_kernel(7));
+        assert!(death(libc::SIGXCPU, libc::SI_KERNEL, None).from_kernel(7));
+        // Someone else's kill -XFSZ is no limit the kernel enforced.
+        assert!(!death(libc::SIGXFSZ, libc::SI_USER, Some(9)).from_kernel(7));
         assert!(death(libc::SIGKILL, libc::SI_KERNEL, None).from_kernel(7));
         // The session's terminal closed: the kernel hangs up, no sandbox refused anything.
         assert!(!death(libc::SIGHUP, libc::SI_KERNEL, None).from_kernel(7));

@@ -201,7 +201,9 @@ impl Decoder {
             .map(|i| unsafe { i.si_pid() } as u32);
         // _sigsys._syscall: after si_signo, si_errno, si_code, padding and _call_addr.
         let syscall = info
-            .filter(|i| sig == nix::sys::signal::Signal::SIGSYS && i.si_code == 1)
+            .filter(|i| {
+                sig == nix::sys::signal::Signal::SIGSYS && i.si_code == crate::model::SYS_SECCOMP
+            })
             .map(|i| {
                 // SAFETY: siginfo_t is plain data of at least 32 bytes.
                 let bytes: &[u8; 32] = unsafe { &*(&i as *const libc::siginfo_t).cast() };
@@ -213,6 +215,18 @@ impl Decoder {
             sender,
             syscall,
         });
+    }
+
+    /// A task of `pid` is dying of a SIGSYS no signal-delivery stop showed, in syscall `nr`: a
+    /// seccomp filter's kill.
+    pub fn killed_on(&mut self, pid: u32, nr: u32) {
+        let p = self.procs.entry(pid).or_default();
+        if p.signal.is_none_or(|s| s.signal != libc::SIGSYS) {
+            p.signal = seccomp_kill(nix::sys::signal::Signal::SIGSYS).map(|s| DeathSignal {
+                syscall: Some(nr),
+                ..s
+            });
+        }
     }
 
     /// Process `pid` is gone with `status`: its recorder is sent if it failed or was killed
@@ -229,7 +243,8 @@ impl Decoder {
             WaitStatus::Exited(_, 0) => return None,
             WaitStatus::Exited(..) => (Flush::FailedExit, None),
             WaitStatus::Signaled(_, sig, _) => {
-                (Flush::Signaled, p.signal.filter(|s| s.signal == sig as i32))
+                let seen = p.signal.filter(|s| s.signal == sig as i32);
+                (Flush::Signaled, seen.or_else(|| seccomp_kill(sig)))
             }
             _ => return None,
         };
@@ -484,6 +499,18 @@ fn record(recent: &mut VecDeque<(Failure, u64)>, f: Failure) {
         recent.pop_front();
     }
     recent.push_back((f, 1));
+}
+
+/// A seccomp filter's SECCOMP_RET_KILL is forced on the task without a signal-delivery stop
+/// (the kernel skips the tracer for it), so a SIGSYS death never seen at a stop is one; a SIGSYS
+/// any process sent would have stopped there first.
+fn seccomp_kill(sig: nix::sys::signal::Signal) -> Option<DeathSignal> {
+    (sig == nix::sys::signal::Signal::SIGSYS).then_some(DeathSignal {
+        signal: libc::SIGSYS,
+        code: Some(crate::model::SYS_SECCOMP),
+        sender: None,
+        syscall: None,
+    })
 }
 
 fn send_tail(tail: VecDeque<Message>, sink: &mut dyn FnMut(Event)) {

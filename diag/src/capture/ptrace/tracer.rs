@@ -77,7 +77,8 @@ impl Tracer {
             | Options::PTRACE_O_TRACEVFORK
             | Options::PTRACE_O_TRACECLONE
             | Options::PTRACE_O_TRACEEXEC
-            | Options::PTRACE_O_TRACESECCOMP;
+            | Options::PTRACE_O_TRACESECCOMP
+            | Options::PTRACE_O_TRACEEXIT;
         if self.mode == Mode::Attached {
             options
         } else {
@@ -287,6 +288,17 @@ impl Tracer {
                 self.fork(tid, event, sink)
             }
             libc::PTRACE_EVENT_EXEC => self.exec(tid, sink),
+            // A seccomp kill skips the signal-delivery stop: its syscall is named here, where
+            // the dying task's registers still hold it.
+            libc::PTRACE_EVENT_EXIT => {
+                let status = ptrace::getevent(tid).unwrap_or(0) as i32;
+                if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS {
+                    if let Ok(regs) = ptrace::getregs(tid) {
+                        let pid = self.pid_of(tid);
+                        self.decoder.killed_on(pid, regs.orig_rax as u32);
+                    }
+                }
+            }
             libc::PTRACE_EVENT_STOP => {
                 let t = self.task(tid);
                 if t.started && is_stop_signal(sig) {
