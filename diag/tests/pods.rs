@@ -39,6 +39,8 @@ struct KubeletPod {
     container_ids: Vec<String>,
     hierarchies: Vec<PathBuf>,
     log_dirs: Vec<PathBuf>,
+    /// The test made /var/log/pods (and removes it again).
+    made_log_root: bool,
     procs: Vec<Child>,
 }
 
@@ -80,6 +82,7 @@ impl KubeletPod {
             .iter()
             .map(|u| PathBuf::from(format!("/var/log/pods/{NAMESPACE}_{name}_{u}")))
             .collect();
+        let made_log_root = !Path::new("/var/log/pods").exists();
         for d in &log_dirs {
             std::fs::create_dir_all(d.join("app")).unwrap();
         }
@@ -90,6 +93,7 @@ impl KubeletPod {
             container_ids: vec![container_id(serial()), container_id(serial())],
             hierarchies,
             log_dirs,
+            made_log_root,
             procs: vec![],
         };
         for h in &pod.hierarchies {
@@ -155,7 +159,9 @@ impl Drop for KubeletPod {
         for d in &self.log_dirs {
             let _ = std::fs::remove_dir_all(d);
         }
-        let _ = std::fs::remove_dir("/var/log/pods");
+        if self.made_log_root {
+            let _ = std::fs::remove_dir("/var/log/pods");
+        }
     }
 }
 
@@ -222,6 +228,13 @@ fn attach_pod(
     let pause = scratch.path("pause");
     std::fs::copy("/bin/sleep", &pause).unwrap();
     pod.start(naming, 0, &format!("exec {} 60", pause.display()));
+    // Past its exec: diag picks the pod's workload by comm.
+    let pause_pid = pod.procs[0].id();
+    while std::fs::read_to_string(format!("/proc/{pause_pid}/comm")).unwrap_or_default()
+        != "pause\n"
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let script = format!(
         "while ! [ -e {} ]; do sleep 0.05; done; {WORKLOAD}",
         gate.display()
@@ -257,7 +270,11 @@ fn attach_pod(
     (run.report().clone(), pod)
 }
 
-fn check(r: &Report, pod: &KubeletPod, cgroup: &Path, found_by: &str) {
+fn check(r: &Report, pod: &KubeletPod, cgroup: &Path, found: Found) {
+    let found_by = match found {
+        Found::LogDir => format!("/var/log/pods/{NAMESPACE}_{}_UID", pod.name),
+        Found::Cri => "crictl pods (sandbox sandbox-1)".into(),
+    } + ", then the kubepods cgroup naming";
     let c = r.container.as_ref().expect("the report names the pod");
     assert_eq!(c.engine, "kubernetes");
     assert_eq!(c.id.lossy(), pod.uid);
@@ -269,7 +286,14 @@ fn check(r: &Report, pod: &KubeletPod, cgroup: &Path, found_by: &str) {
     );
     let ids: Vec<String> = p.containers.iter().map(|k| k.id.lossy()).collect();
     assert_eq!(ids, pod.container_ids);
-    assert!(c.found_by.starts_with(found_by), "{}", c.found_by);
+    assert!(c.found_by.starts_with(&found_by), "{}", c.found_by);
+    // Both containers were traced: the sandbox's pause process is in the tree.
+    let pause = pod.procs[0].id();
+    assert!(
+        r.processes.iter().any(|p| p.pid == pause),
+        "pause {pause} not traced: {:#?}",
+        r.processes
+    );
     assert_eq!(c.confinement.pids_max, Some(6));
     let fork = r
         .failures
@@ -287,26 +311,18 @@ fn check(r: &Report, pod: &KubeletPod, cgroup: &Path, found_by: &str) {
     );
 }
 
-fn mounts() -> Mounts {
-    Mounts::read()
-}
-
 /// cgroupfs naming, the pod's processes in the v1 pids hierarchy only: the pod is traced as its
 /// v1 directory, both containers' processes with it.
 #[test]
 fn attach_pod_by_cgroupfs_naming_in_v1() {
     require_privileged!();
-    let Some(pids) = mounts().pids_v1 else {
+    let Some(pids) = Mounts::read().pids_v1 else {
         eprintln!("SKIPPED: no v1 pids hierarchy here for the pod's limit");
         return;
     };
     let _one = one_at_a_time();
     let (r, pod) = attach_pod(Naming::Cgroupfs, vec![pids.clone()], "cgfs", Found::LogDir);
-    let by_log_dir = format!(
-        "/var/log/pods/{NAMESPACE}_{}_UID, then the kubepods cgroup naming",
-        pod.name
-    );
-    check(&r, &pod, &pids.join(&pod.pod_dir), &by_log_dir);
+    check(&r, &pod, &pids.join(&pod.pod_dir), Found::LogDir);
 }
 
 /// systemd naming (`kubepods-burstable-pod<uid_>.slice/cri-containerd-<id>.scope`) on a hybrid
@@ -314,7 +330,7 @@ fn attach_pod_by_cgroupfs_naming_in_v1() {
 #[test]
 fn attach_pod_by_systemd_naming_on_a_hybrid_host() {
     require_privileged!();
-    let m = mounts();
+    let m = Mounts::read();
     let (Some(pids), Some(v2)) = (m.pids_v1, m.v2) else {
         eprintln!("SKIPPED: not a hybrid host (v1 pids and the unified hierarchy)");
         return;
@@ -326,29 +342,20 @@ fn attach_pod_by_systemd_naming_on_a_hybrid_host() {
         "sysd",
         Found::LogDir,
     );
-    let by_log_dir = format!(
-        "/var/log/pods/{NAMESPACE}_{}_UID, then the kubepods cgroup naming",
-        pod.name
-    );
-    check(&r, &pod, &v2.join(&pod.pod_dir), &by_log_dir);
+    check(&r, &pod, &v2.join(&pod.pod_dir), Found::LogDir);
 }
 
 /// With a CRI CLI on PATH, the pod's uid, its containers' names and images come from it.
 #[test]
 fn attach_pod_through_the_cri() {
     require_privileged!();
-    let Some(pids) = mounts().pids_v1 else {
+    let Some(pids) = Mounts::read().pids_v1 else {
         eprintln!("SKIPPED: no v1 pids hierarchy here for the pod's limit");
         return;
     };
     let _one = one_at_a_time();
     let (r, pod) = attach_pod(Naming::Cgroupfs, vec![pids.clone()], "cri", Found::Cri);
-    check(
-        &r,
-        &pod,
-        &pids.join(&pod.pod_dir),
-        "crictl pods (sandbox sandbox-1), then the kubepods cgroup naming",
-    );
+    check(&r, &pod, &pids.join(&pod.pod_dir), Found::Cri);
     let c = r.container.as_ref().unwrap();
     let named: Vec<(String, String)> = c
         .pod
@@ -379,7 +386,7 @@ fn bad_pod_selectors_are_one_clear_error() {
     for (selector, says) in [
         ("foo", "--pod foo: not NAMESPACE/NAME"),
         ("Default/web", "--pod Default/web: not NAMESPACE/NAME"),
-        ("diag-test/no-such-pod", "--pod diag-test/no-such-pod: "),
+        ("diag-test/no-such-pod", "--pod diag-test/no-such-pod: no "),
     ] {
         let out = diag_command()
             .args(["attach", "--pod", selector])
@@ -389,5 +396,13 @@ fn bad_pod_selectors_are_one_clear_error() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.starts_with(&format!("diag: error: {says}")), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
+        // Whether this host has the kubelet's log directory (another test may make one).
+        if selector.contains("no-such-pod") {
+            assert!(
+                err.contains("no pod of that name on this node")
+                    || err.contains("no CRI (crictl) and no /var/log/pods"),
+                "{err}"
+            );
+        }
     }
 }

@@ -287,6 +287,11 @@ pub fn id_in_cgroup_path(path: &str) -> Option<(String, &'static str)> {
     } else {
         return None;
     };
+    Some((hex_id_in_path(path)?, engine))
+}
+
+/// The last 64-hex (lowercase) run of a path that no other hex digit borders.
+pub fn hex_id_in_path(path: &str) -> Option<String> {
     path.rsplit('/').find_map(|seg| {
         let bytes = seg.as_bytes();
         (0..bytes.len().saturating_sub(63)).find_map(|at| {
@@ -297,7 +302,7 @@ pub fn id_in_cgroup_path(path: &str) -> Option<(String, &'static str)> {
                 && run
                     .bytes()
                     .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-            .then(|| (run.to_string(), engine))
+            .then(|| run.to_string())
         })
     })
 }
@@ -670,9 +675,10 @@ fn name_option(command: &[String]) -> Option<String> {
     None
 }
 
-/// `CLI events`, for container starts from a second ago on, one `ID\tNAME\tIMAGE` line each.
-/// `--since` replays what happened before the events command was listening: on a loaded host
-/// it can start after the command's short-lived container did.
+/// `CLI events`, for container starts from now on (before the command runs), one
+/// `ID\tNAME\tIMAGE` line each. `--since` replays what happened before the events command was
+/// listening: on a loaded host it can start after the command's short-lived container did. To
+/// the nanosecond: a container someone else started just before is not the command's.
 fn start_events(cli: &str) -> Option<(std::process::Child, std::sync::mpsc::Receiver<String>)> {
     let format = if cli == "podman" {
         "{{.ID}}\t{{.Name}}\t{{.Image}}"
@@ -688,12 +694,7 @@ fn start_events(cli: &str) -> Option<(std::process::Child, std::sync::mpsc::Rece
             "event=start",
             "--since",
         ])
-        .arg(
-            humantime::format_rfc3339_seconds(
-                std::time::SystemTime::now() - std::time::Duration::from_secs(1),
-            )
-            .to_string(),
-        )
+        .arg(humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string())
         .args(["--format", format])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -3,7 +3,7 @@
 //! and from the uid to the pod's cgroup by the kubelet's naming (cgroupfs
 //! `kubepods/QOS/podUID/CONTAINER`, systemd `kubepods-QOS-podUID_WITH_UNDERSCORES.slice/...`).
 
-use super::container::{engine_program, from_pid, id_in_cgroup_path, on_path, Container};
+use super::container::{engine_program, from_pid, hex_id_in_path, on_path, Container};
 use crate::context::cgroup::Mounts;
 use crate::model::Text;
 use anyhow::{anyhow, bail, Context, Result};
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -227,29 +228,31 @@ struct PodCgroup {
     containers: BTreeMap<String, Vec<u32>>,
 }
 
+/// Segments after the first `kubepods*` one where the pod's can be: `kubepods/pod<uid>`,
+/// `kubepods/burstable/pod<uid>`, or the systemd slices' equivalents.
+const POD_DEPTH: usize = 3;
+
 /// The pod's cgroup directory named in a `/proc/PID/cgroup` path, relative to the hierarchy's
 /// root, and the container id under it: `.../pod<uid>/<id>` (cgroupfs) or
-/// `.../kubepods-QOS-pod<uid with _>.slice/<runtime>-<id>.scope` (systemd).
+/// `.../kubepods-QOS-pod<uid with _>.slice/<runtime>-<id>.scope` (systemd). Only right under
+/// the first `kubepods` segment: a pod's own cgroup tree could hold a `kubepods/pod<uid>` that
+/// names another pod.
 fn pod_in_path<'a>(path: &'a str, uid: &str) -> Option<(&'a str, Option<String>)> {
     let cgroupfs = format!("pod{uid}");
     let systemd = format!("-pod{}.slice", uid.replace('-', "_"));
-    let mut end = 0;
-    for seg in path.split('/') {
-        end += seg.len();
-        if seg == cgroupfs || (seg.starts_with("kubepods") && seg.ends_with(&systemd)) {
-            let rest = &path[end..];
-            let id = id_in_cgroup_path(&format!("/kubepods{rest}")).map(|(id, _)| id);
-            return Some((&path[..end], id));
-        }
-        end += 1;
-    }
-    None
+    let segs: Vec<&str> = path.split('/').collect();
+    let first = segs.iter().position(|s| s.starts_with("kubepods"))?;
+    let at = (first..segs.len().min(first + POD_DEPTH)).find(|&i| {
+        let seg = segs[i];
+        seg == cgroupfs || (seg.starts_with("kubepods") && seg.ends_with(&systemd))
+    })?;
+    let end = segs[..=at].iter().map(|s| s.len() + 1).sum::<usize>() - 1;
+    Some((&path[..end], hex_id_in_path(&path[end..])))
 }
 
 fn pod_cgroup(uid: &str) -> Result<PodCgroup> {
     let mounts = Mounts::read();
-    let mut dir = None;
-    let mut containers: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut dirs: BTreeMap<PathBuf, BTreeMap<String, Vec<u32>>> = BTreeMap::new();
     for p in procfs::process::all_processes()?.flatten() {
         let Ok(text) = std::fs::read_to_string(format!("/proc/{}/cgroup", p.pid)) else {
             continue;
@@ -275,15 +278,28 @@ fn pod_cgroup(uid: &str) -> Result<PodCgroup> {
         }) else {
             continue;
         };
-        dir.get_or_insert_with(|| root.join(pod.trim_start_matches('/')));
         // A process in the pod's own directory (no container's) is listed under the pod.
-        containers
+        dirs.entry(root.join(pod.trim_start_matches('/')))
+            .or_default()
             .entry(id.unwrap_or_default())
             .or_default()
             .push(p.pid as u32);
     }
+    // The kubelet's cgroups are root's; a delegated subtree (a user's systemd session, a
+    // container's own cgroupfs) that mimics the naming is not the pod.
+    dirs.retain(|dir, _| std::fs::metadata(dir).is_ok_and(|m| m.uid() == 0));
+    let mut found = dirs.into_iter();
+    let (dir, mut containers) = found
+        .next()
+        .context("no process runs in a cgroup of that pod (kubepods naming)")?;
+    if let Some((other, _)) = found.next() {
+        bail!(
+            "more than one cgroup claims that pod: {} and {}",
+            dir.display(),
+            other.display()
+        );
+    }
     containers.remove("");
-    let dir = dir.context("no process runs in a cgroup of that pod (kubepods naming)")?;
     Ok(PodCgroup { dir, containers })
 }
 
@@ -319,6 +335,16 @@ mod tests {
         );
         assert_eq!(pod_in_path(&format!("/kubepods/podx{UID}/{ID}"), UID), None);
         assert_eq!(pod_in_path(&format!("/docker/{ID}"), UID), None);
+        // A kind node's pods, seen from the host, sit under the node's container.
+        let nested = format!("/docker/{ID}/kubepods/pod{UID}/{ID}");
+        assert_eq!(
+            pod_in_path(&nested, UID).map(|p| p.0),
+            Some(&nested[..nested.len() - 65])
+        );
+        // Another pod's tree that mimics the naming below its own cgroup names that pod, not this.
+        let other = "1b2c3d4e-0000-4000-8000-000000000002";
+        let planted = format!("/kubepods/burstable/pod{other}/{ID}/kubepods/pod{UID}/{ID}");
+        assert_eq!(pod_in_path(&planted, UID), None);
     }
 
     #[test]

@@ -35,9 +35,6 @@ pub fn capture_config(filter: &FilterArgs) -> Result<CaptureConfig> {
         syscalls: syscalls::parse_selection(&filter.syscalls)
             .map_err(|e| usage(format!("--syscalls: {e}")))?,
         ring_bytes: crate::capture::ring_bytes(filter.ring_buffer_kib).map_err(usage)?,
-        // The traced tree shares diag's stdout (run) or a person reads the report (attach): a
-        // terminal there is where the program's complaints land.
-        stdout_complains: std::io::IsTerminal::is_terminal(&std::io::stdout()),
         ..CaptureConfig::default()
     })
 }
@@ -105,7 +102,12 @@ pub fn run(args: RunArgs) -> Result<i32> {
         }
         (None, None) => {}
     }
-    let config = capture_config(&args.filter)?;
+    let config = CaptureConfig {
+        // The command inherits diag's stdout: a terminal there is where its complaints land.
+        // (An attached process's stdout is its own, and says nothing of diag's.)
+        stdout_complains: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        ..capture_config(&args.filter)?
+    };
     let applied = args.policy.as_deref().map(PolicyFile::read).transpose()?;
     let suggest_only = args
         .policy_file_for_suggestions

@@ -2,6 +2,7 @@
 //! the renderers' and the schema's unit tests.
 
 use super::model::*;
+use crate::capture::pod::{Pod, PodContainer};
 use crate::model::{Confidence, Layer, Text};
 
 /// A comm/path/message that tries to break Markdown, tables, HTML and the terminal.
@@ -94,7 +95,15 @@ pub fn sample() -> Report {
                 ..failure("faccessat", b"/usr/local/bin/tmux", Some("PATH search"))
             },
         ],
-        recovered: vec![],
+        recovered: vec![RecoveredEntry {
+            pid: 11,
+            tid: 11,
+            comm: Text::from(HOSTILE),
+            syscall: "openat".into(),
+            errno: "ENOENT".into(),
+            path: Some(Text::from(format!("/etc/{HOSTILE}"))),
+            count: 1,
+        }],
         landlock_domains: vec![DomainEntry {
             id: 1,
             created_by: 9,
@@ -194,7 +203,7 @@ pub fn sample() -> Report {
             image: Some(Text::from(HOSTILE)),
             init_pid: 11,
             cgroup: Text::from("/sys/fs/cgroup/docker/eab49f4ef0bb"),
-            found_by: "docker container inspect".into(),
+            found_by: format!("/var/log/pods/{HOSTILE}"),
             confinement: Confinement {
                 seccomp: "filter".into(),
                 seccomp_profile: Some("default".into()),
@@ -209,7 +218,16 @@ pub fn sample() -> Report {
                 user_namespace: true,
                 ..Default::default()
             },
-            pod: None,
+            pod: Some(Pod {
+                namespace: Text::from(HOSTILE),
+                name: Text::from(HOSTILE),
+                uid: Text::from("8a1c7d3e-0000-4000-8000-000000000001"),
+                containers: vec![PodContainer {
+                    id: Text::from("eab49f4ef0bb"),
+                    name: Some(Text::from(HOSTILE)),
+                    image: Some(Text::from(HOSTILE)),
+                }],
+            }),
         }),
     }
 }

@@ -164,12 +164,26 @@ impl<'a> Redactor<'a> {
             .iter_mut()
             .for_each(|m| self.in_place(&mut m.why));
         self.all(&mut r.warnings);
+        for f in &mut r.recovered {
+            self.text(&mut f.comm);
+            f.path.iter_mut().for_each(|t| self.text(t));
+        }
         if let Some(c) = &mut r.container {
             c.name.iter_mut().for_each(|t| self.text(t));
             c.image.iter_mut().for_each(|t| self.text(t));
             self.text(&mut c.cgroup);
+            // It names the log directory (NAMESPACE_NAME_UID) or the inspected container.
+            self.in_place(&mut c.found_by);
             for m in &mut c.confinement.restricted_mounts {
                 self.text(&mut m.path);
+            }
+            if let Some(pod) = &mut c.pod {
+                self.text(&mut pod.namespace);
+                self.text(&mut pod.name);
+                for k in &mut pod.containers {
+                    k.name.iter_mut().for_each(|t| self.text(t));
+                    k.image.iter_mut().for_each(|t| self.text(t));
+                }
             }
         }
         if let Some(v) = &mut r.verification {

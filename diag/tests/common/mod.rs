@@ -53,7 +53,9 @@ impl Scratch {
     pub fn new(tag: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("diag-test-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        // Created afresh, never reused: root runs binaries from it, and the name is guessable.
+        std::fs::create_dir(&dir)
+            .unwrap_or_else(|e| panic!("{} was taken again at once: {e}", dir.display()));
         Scratch(dir)
     }
 
