@@ -208,7 +208,7 @@ pub struct SyscallEvent {
 
 /// `TaskFacts::known` bits: which facts the kernel read at the failure.
 pub mod facts {
-    /// Credentials, RLIMIT_NPROC and the uid's task count, no_new_privs, the mount namespace.
+    /// Credentials, RLIMIT_NPROC and the uid's task count, no_new_privs.
     pub const TASK: u32 = 1 << 0;
     /// The pids cgroup nearest its limit among the task's pids cgroup and its ancestors.
     pub const PIDS: u32 = 1 << 1;
@@ -234,13 +234,10 @@ pub struct TaskFacts {
     /// [`facts`] bits.
     pub known: u32,
     pub no_new_privs: u32,
-    /// The mount namespace's inode number.
-    pub mnt_ns: u32,
     /// `MNT_*` flags of the mount the task's executable lives on.
     pub exe_mnt_flags: u32,
     /// Where the names walked for `FILE_NAME` / `BASE_NAME` end in `data`.
     pub names_end: u32,
-    pub _pad: u32,
     pub cap_effective: u64,
     pub cap_bounding: u64,
     pub cap_inheritable: u64,
@@ -265,11 +262,12 @@ pub struct FileFacts {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
-    /// The superblock's device (kernel `dev_t`: major << 20 | minor) and the inode number.
-    pub dev: u32,
-    pub _pad: u32,
-    pub ino: u64,
+    /// The filesystem type's name (`file_system_type::name`), NUL-padded.
+    pub fs_type: [u8; FS_TYPE_LEN],
 }
+
+/// Bytes of a filesystem type's name the kernel copies (`fuse.sshfs` fits).
+pub const FS_TYPE_LEN: usize = 16;
 
 /// Indexes into `DIAG_KERNEL_OFFSETS`: byte offsets of the kernel struct members the facts
 /// are read from, found in the running kernel's BTF by the loader (struct layouts are no ABI).
@@ -277,54 +275,52 @@ pub mod koff {
     pub const TASK_CRED: usize = 0;
     pub const TASK_SIGNAL: usize = 1;
     pub const TASK_FILES: usize = 2;
-    pub const TASK_NSPROXY: usize = 3;
-    pub const TASK_CGROUPS: usize = 4;
-    pub const TASK_ATOMIC_FLAGS: usize = 5;
-    pub const TASK_MM: usize = 6;
-    pub const CRED_CAP_INHERITABLE: usize = 7;
-    pub const CRED_CAP_EFFECTIVE: usize = 8;
-    pub const CRED_CAP_BSET: usize = 9;
-    pub const CRED_UCOUNTS: usize = 10;
+    pub const TASK_CGROUPS: usize = 3;
+    pub const TASK_ATOMIC_FLAGS: usize = 4;
+    pub const TASK_MM: usize = 5;
+    pub const CRED_CAP_INHERITABLE: usize = 6;
+    pub const CRED_CAP_EFFECTIVE: usize = 7;
+    pub const CRED_CAP_BSET: usize = 8;
+    pub const CRED_UCOUNTS: usize = 9;
     /// `ucounts::rlimit[UCOUNT_RLIMIT_NPROC]`.
-    pub const UCOUNTS_NPROC: usize = 11;
+    pub const UCOUNTS_NPROC: usize = 10;
     /// `signal_struct::rlim[RLIMIT_NPROC]`.
-    pub const SIGNAL_RLIM_NPROC: usize = 12;
-    pub const NSPROXY_MNT_NS: usize = 13;
-    pub const MNT_NS_INUM: usize = 14;
+    pub const SIGNAL_RLIM_NPROC: usize = 11;
     /// `css_set::subsys[pids_cgrp_id]`.
-    pub const CSS_SET_PIDS: usize = 15;
-    pub const PIDS_COUNTER: usize = 16;
-    pub const PIDS_LIMIT: usize = 17;
-    pub const CSS_PARENT: usize = 18;
-    pub const CSS_CGROUP: usize = 19;
-    pub const CGROUP_KN: usize = 20;
-    pub const KN_ID: usize = 21;
-    pub const FILES_FDT: usize = 22;
-    pub const FDT_MAX_FDS: usize = 23;
-    pub const FDT_FD: usize = 24;
-    pub const FILE_MNT: usize = 25;
-    pub const FILE_DENTRY: usize = 26;
-    pub const FILE_INODE: usize = 27;
-    pub const VFSMOUNT_ROOT: usize = 28;
-    pub const VFSMOUNT_FLAGS: usize = 29;
+    pub const CSS_SET_PIDS: usize = 12;
+    pub const PIDS_COUNTER: usize = 13;
+    pub const PIDS_LIMIT: usize = 14;
+    pub const CSS_PARENT: usize = 15;
+    pub const CSS_CGROUP: usize = 16;
+    pub const CGROUP_KN: usize = 17;
+    pub const KN_ID: usize = 18;
+    pub const FILES_FDT: usize = 19;
+    pub const FDT_MAX_FDS: usize = 20;
+    pub const FDT_FD: usize = 21;
+    pub const FILE_MNT: usize = 22;
+    pub const FILE_DENTRY: usize = 23;
+    pub const FILE_INODE: usize = 24;
+    pub const VFSMOUNT_ROOT: usize = 25;
+    pub const VFSMOUNT_FLAGS: usize = 26;
     /// `mount::mnt` (the embedded `vfsmount`), `mount::mnt_parent`, `mount::mnt_mountpoint`.
-    pub const MOUNT_MNT: usize = 30;
-    pub const MOUNT_PARENT: usize = 31;
-    pub const MOUNT_MOUNTPOINT: usize = 32;
-    pub const INODE_MODE: usize = 33;
-    pub const INODE_UID: usize = 34;
-    pub const INODE_GID: usize = 35;
-    pub const INODE_INO: usize = 36;
-    pub const INODE_SB: usize = 37;
-    pub const SB_DEV: usize = 38;
-    pub const DENTRY_NAME: usize = 39;
-    pub const DENTRY_PARENT: usize = 40;
-    pub const MM_EXE_FILE: usize = 41;
+    pub const MOUNT_MNT: usize = 27;
+    pub const MOUNT_PARENT: usize = 28;
+    pub const MOUNT_MOUNTPOINT: usize = 29;
+    pub const INODE_MODE: usize = 30;
+    pub const INODE_UID: usize = 31;
+    pub const INODE_GID: usize = 32;
+    pub const INODE_SB: usize = 33;
+    /// `super_block::s_type`, `file_system_type::name`.
+    pub const SB_TYPE: usize = 34;
+    pub const FS_TYPE_NAME: usize = 35;
+    pub const DENTRY_NAME: usize = 36;
+    pub const DENTRY_PARENT: usize = 37;
+    pub const MM_EXE_FILE: usize = 38;
     /// `task_struct::fs`, `fs_struct::pwd.mnt`, `fs_struct::pwd.dentry`.
-    pub const TASK_FS: usize = 42;
-    pub const FS_PWD_MNT: usize = 43;
-    pub const FS_PWD_DENTRY: usize = 44;
-    pub const COUNT: usize = 45;
+    pub const TASK_FS: usize = 39;
+    pub const FS_PWD_MNT: usize = 40;
+    pub const FS_PWD_DENTRY: usize = 41;
+    pub const COUNT: usize = 42;
 }
 
 /// `DIAG_DIRFD_ARG[nr]` for syscalls whose path is never relative to a dirfd (plain `open`,

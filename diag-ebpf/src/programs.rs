@@ -29,10 +29,10 @@ use core::intrinsics::{atomic_xadd, AtomicOrdering};
 use diag_ebpf::{
     counter, evidence, facts, flush, kind, koff, path_hash_chunk, reason, DeliveredSignal,
     EventHeader, ExecPath, FailureKey, MessageTail, Newborn, ProcEvent, Recorder, Repeats,
-    SyscallEvent, TaskState, AT_FDCWD, COMM_LEN, DATA_LEN, DEV_ERRNOS, FILE_NAME_DEPTH, MAX_ERRNO,
-    MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_DIRFD_ARG, NO_FD_ARG, NO_PATH_ARG,
-    PATH_HASH_SEED, PATH_HEAD, PATH_LEN_UNKNOWN, PATH_TAIL_CHUNKS, RECENT_SLOTS, SCOPED_ERRNOS,
-    TAIL_SLOTS,
+    SyscallEvent, TaskState, AT_FDCWD, COMM_LEN, DATA_LEN, DEV_ERRNOS, FILE_NAME_DEPTH,
+    FS_TYPE_LEN, MAX_ERRNO, MAX_SYSCALLS, MESSAGE_WRITE, MESSAGE_WRITEV, NO_DIRFD_ARG, NO_FD_ARG,
+    NO_PATH_ARG, PATH_HASH_SEED, PATH_HEAD, PATH_LEN_UNKNOWN, PATH_TAIL_CHUNKS, RECENT_SLOTS,
+    SCOPED_ERRNOS, TAIL_SLOTS,
 };
 
 // ---- configuration, overridden by the loader before load ----------------------------------
@@ -818,12 +818,8 @@ fn fill_task_facts(ev: &mut SyscallEvent, fd: Option<u64>, dirfd: Option<u64>) {
     t.nproc_max = kread(signal, koff(koff::SIGNAL_RLIM_NPROC) + 8);
     // PFA_NO_NEW_PRIVS is bit 0 of task_struct::atomic_flags.
     t.no_new_privs = (kread::<u64>(task, koff(koff::TASK_ATOMIC_FLAGS)) & 1) as u32;
-    let nsproxy: u64 = kread(task, koff(koff::TASK_NSPROXY));
-    let mnt_ns: u64 = kread(nsproxy, koff(koff::NSPROXY_MNT_NS));
-    t.mnt_ns = kread(mnt_ns, koff(koff::MNT_NS_INUM));
     t.known = facts::TASK;
     t.names_end = 0;
-    t._pad = 0;
     let mm: u64 = kread(task, koff(koff::TASK_MM));
     let exe: u64 = kread(mm, koff(koff::MM_EXE_FILE));
     if exe != 0 {
@@ -935,10 +931,18 @@ fn fill_file_facts(ev: &mut SyscallEvent, task: u64, fd: u64) {
     f.mode = u32::from(kread::<u16>(inode, koff(koff::INODE_MODE)));
     f.uid = kread(inode, koff(koff::INODE_UID));
     f.gid = kread(inode, koff(koff::INODE_GID));
-    f.ino = kread(inode, koff(koff::INODE_INO));
     let sb: u64 = kread(inode, koff(koff::INODE_SB));
-    f.dev = kread(sb, koff(koff::SB_DEV));
-    f._pad = 0;
+    let fs_type: u64 = kread(sb, koff(koff::SB_TYPE));
+    let fs_name: u64 = kread(fs_type, koff(koff::FS_TYPE_NAME));
+    f.fs_type = [0; FS_TYPE_LEN];
+    // SAFETY: a kernel string into the event's own FS_TYPE_LEN bytes.
+    unsafe {
+        bpf_probe_read_kernel_str(
+            f.fs_type.as_mut_ptr().cast(),
+            FS_TYPE_LEN as u32,
+            fs_name as *const core::ffi::c_void,
+        )
+    };
     ev.task.known |= facts::FILE;
     if ev.data_len == 0 && walk_names(ev, dentry, vfsmount, 0) {
         ev.task.known |= facts::FILE_NAME;

@@ -99,17 +99,30 @@ pub(super) fn check_exited(
         return None;
     }
     let name = crate::context::process::cap_name(cap);
-    // The kernel's no_new_privs at the failure settles which of the two kept the grant away.
-    if f.at_failure.as_ref().is_some_and(|k| k.no_new_privs) {
-        let why = format!(
-            "cap_capable refused {name} during the call; the program {exe} carries file capabilities {} (read in diag's own view: the process had exited), and the kernel saw no_new_privs set on the process at the failure, so execve granted none of them",
-            cap_names(caps.permitted)
-        );
-        a.fix = Some(no_new_privs_fix(
-            &format!("file capabilities {}", cap_names(caps.permitted)),
-            &exe,
-        ));
-        return Some(a.decide(Layer::NoNewPrivs, Confidence::Inferred, why));
+    // The kernel's no_new_privs and the executable's mount at the failure settle which of the
+    // two kept the grant away.
+    let held = format!(
+        "cap_capable refused {name} during the call; the program {exe} carries file capabilities {} (read in diag's own view: the process had exited)",
+        cap_names(caps.permitted)
+    );
+    match f.at_failure.as_deref() {
+        Some(k) if k.no_new_privs => {
+            let why = format!("{held}, and the kernel saw no_new_privs set on the process at the failure, so execve granted none of them");
+            a.fix = Some(no_new_privs_fix(
+                &format!("file capabilities {}", cap_names(caps.permitted)),
+                &exe,
+            ));
+            return Some(a.decide(Layer::NoNewPrivs, Confidence::Inferred, why));
+        }
+        Some(k) if k.exe_mount.is_some_and(|m| m.nosuid) => {
+            let why = format!("{held}, and the kernel saw the program's file on a nosuid mount at the failure, so execve ignored them");
+            a.fix = Some(format!(
+                "Run {exe} from a filesystem mounted without nosuid (firejail: keep it out of --private-bin), or grant {name} to the process itself (--cap-add {}).",
+                name.trim_start_matches("CAP_")
+            ));
+            return Some(a.decide(Layer::MountNosuid, Confidence::Inferred, why));
+        }
+        _ => {}
     }
     a.evidence.push(format!(
         "cap_capable refused {name} during the call, yet the program {exe} carries file capabilities {} (read in diag's own view: the process had exited), so its exec should have granted {name}: no_new_privs or a nosuid mount kept it from doing so",

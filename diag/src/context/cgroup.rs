@@ -1,6 +1,8 @@
 //! The pids controller, on cgroup v1, v2 or hybrid hierarchies.
 
+use crate::model::PidsAtFailure;
 use procfs::ProcessCGroups;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,29 +128,60 @@ pub fn read(dir: &Path) -> Option<PidsCgroup> {
 /// Directories looked at when a cgroup is searched for by id.
 const ID_SEARCH_LIMIT: usize = 20_000;
 
-/// The pids cgroup directory (v1 pids hierarchy, else v2) whose id is `id`: a cgroup's id is
-/// its directory's inode number.
-pub fn pids_dir_with_id(id: u64) -> Option<PathBuf> {
+/// The pids cgroup the kernel named at a failure, with its count and limit then. `seen`, the
+/// one procfs showed, names its directory when it is the same cgroup or an ancestor of it.
+pub fn at_failure(pids: PidsAtFailure, seen: Option<PidsCgroup>) -> Option<PidsCgroup> {
+    // The task sits in the root pids cgroup: nothing limits it.
+    if pids.cgroup_id == 0 {
+        return None;
+    }
+    let hint = seen.as_ref().map(|s| s.dir.as_path());
+    let dir = dir_with_id(pids.cgroup_id, hint);
+    let refused = seen
+        .filter(|s| Some(&s.dir) == dir.as_ref())
+        .map_or(0, |s| s.refused);
+    Some(PidsCgroup {
+        dir: dir.unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "(pids cgroup id {}, since removed)",
+                pids.cgroup_id
+            ))
+        }),
+        current: pids.current,
+        max: pids.limit,
+        refused,
+    })
+}
+
+/// The directory of the pids cgroup whose id (its inode number in the hierarchy that holds the
+/// pids controller) is `id`: `hint` and its ancestors within that hierarchy first, else a
+/// bounded walk of it.
+fn dir_with_id(id: u64, hint: Option<&Path>) -> Option<PathBuf> {
     let (v1, v2) = mounts();
-    let mut queue: std::collections::VecDeque<PathBuf> = v1.into_iter().chain(v2).collect();
-    let mut seen = 0;
-    while let Some(dir) = queue.pop_front() {
-        seen += 1;
-        if seen > ID_SEARCH_LIMIT {
-            return None;
-        }
-        if std::fs::metadata(&dir).is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == id) {
+    let root = v1.or(v2.filter(|m| controllers_include_pids(m)))?;
+    let dev = std::fs::metadata(&root).ok()?.dev();
+    let is_it = |dir: &Path| std::fs::metadata(dir).is_ok_and(|m| m.ino() == id && m.dev() == dev);
+    let in_hierarchy = hint
+        .into_iter()
+        .flat_map(Path::ancestors)
+        .take_while(|d| d.starts_with(&root));
+    if let Some(found) = in_hierarchy.into_iter().find(|d| is_it(d)) {
+        return Some(found.to_path_buf());
+    }
+    let mut queue = std::collections::VecDeque::from([root]);
+    for _ in 0..ID_SEARCH_LIMIT {
+        let dir = queue.pop_front()?;
+        if is_it(&dir) {
             return Some(dir);
         }
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        queue.extend(
-            entries
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path()),
-        );
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            queue.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
     }
     None
 }

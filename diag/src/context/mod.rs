@@ -57,7 +57,7 @@ pub fn snapshot(
     let mut ctx = FailureContext::default();
     match (ProcessContext::read(pid), ids) {
         (Ok(mut p), _) => {
-            counts.fill(&mut p, fresh_counts);
+            counts.fill(&mut p, fresh_counts, at_failure.is_some());
             ctx.process = Some(p)
         }
         (Err(_), Some((uid, gid))) => {
@@ -84,7 +84,7 @@ pub fn snapshot(
                 }
             };
             if fresh_counts {
-                counts.fill(&mut p, true);
+                counts.fill(&mut p, true, at_failure.is_some());
                 p.pids = exited_pids_cgroup(pid, p.pids.take(), relatives, seen, &mut ctx.notes);
             }
             ctx.process = Some(p);
@@ -92,13 +92,13 @@ pub fn snapshot(
         (Err(e), None) => ctx.notes.push(format!("process {pid}: {e}")),
     }
     if let (Some(p), Some(k)) = (ctx.process.as_mut(), at_failure) {
-        let pids_dir = k
-            .pids
-            .filter(|p| p.cgroup_id != 0)
-            .and_then(|p| cgroup::pids_dir_with_id(p.cgroup_id));
-        p.apply_at_failure(k, pids_dir);
+        p.apply_at_failure(k);
+        if let Some(pids) = k.pids.filter(|_| fresh_counts) {
+            p.pids = cgroup::at_failure(pids, p.pids.take());
+        }
         ctx.notes.push(format!(
-            "capabilities, no_new_privs, RLIMIT_NPROC, the uid's task count and the pids cgroup of {pid} as the kernel saw them at the failure"
+            "capabilities, no_new_privs, RLIMIT_NPROC and the uid's task count{} of {pid} as the kernel saw them at the failure",
+            if fresh_counts { ", and the pids cgroup," } else { "" }
         ));
     }
     // A relative path is the kernel's at the failure: relative to the dirfd or cwd it named then.

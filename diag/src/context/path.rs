@@ -3,7 +3,7 @@
 use super::filecaps::FileCaps;
 use crate::model::FileAtFailure;
 use anyhow::{Context, Result};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,28 +137,28 @@ impl PathFacts {
     }
 
     /// The file an fd-based call named, from the kernel's facts at the failure. What procfs
-    /// showed in the process's own view (`read`) keeps its ancestors and file capabilities.
+    /// showed in the process's own view (`read`) keeps its ancestors and file capabilities, and
+    /// names the mount when the kernel's walk could not.
     pub fn at_failure(path: &[u8], file: &FileAtFailure, read: Option<PathFacts>) -> Self {
         let path = PathBuf::from(std::ffi::OsStr::from_bytes_compat(path));
-        let mount = MountFacts {
-            mount_point: file
-                .mount_point
-                .clone()
-                .or_else(|| path.parent().map(Path::to_path_buf))
-                .unwrap_or_else(|| PathBuf::from("/")),
-            fs_type: "as the kernel saw it at the failure".into(),
-            read_only: file.mount.read_only,
-            noexec: file.mount.noexec,
-            nosuid: file.mount.nosuid,
-        };
         let own = read.filter(|r| r.view == View::Own);
+        let mount_point = file
+            .mount_point
+            .clone()
+            .or_else(|| Some(own.as_ref()?.mount.as_ref()?.mount_point.clone()));
         PathFacts {
             kind: kind_of_mode(file.mode),
             mode: file.mode & 0o7777,
             uid: file.uid,
             gid: file.gid,
             resolved: Some(path.clone()),
-            mount: Some(mount),
+            mount: mount_point.map(|mount_point| MountFacts {
+                mount_point,
+                fs_type: file.fs_type.clone(),
+                read_only: file.mount.read_only,
+                noexec: file.mount.noexec,
+                nosuid: file.mount.nosuid,
+            }),
             ancestors: own
                 .as_ref()
                 .map(|r| r.ancestors.clone())
@@ -167,6 +167,12 @@ impl PathFacts {
             file_caps: own.and_then(|r| r.file_caps),
             path,
         }
+    }
+
+    /// The mount holding the path, unless it was read in diag's own view of the host, where it
+    /// describes some other namespace's mount (or none of the process's).
+    pub fn own_mount(&self) -> Option<&MountFacts> {
+        self.mount.as_ref().filter(|_| self.view != View::Host)
     }
 
     /// The relatives to pass to [`PathFacts::read`] so another path is examined in the same view.
@@ -235,25 +241,13 @@ fn kind_of_mode(mode: u32) -> FileKind {
 }
 
 fn kind_of(m: &std::fs::Metadata, at: &Path) -> FileKind {
-    let t = m.file_type();
-    if t.is_symlink() {
-        FileKind::Symlink(
+    match kind_of_mode(m.mode()) {
+        FileKind::Symlink(_) => FileKind::Symlink(
             std::fs::read_link(at)
                 .map(|l| l.display().to_string())
                 .unwrap_or_default(),
-        )
-    } else if t.is_dir() {
-        FileKind::Directory
-    } else if t.is_char_device() {
-        FileKind::CharDevice
-    } else if t.is_block_device() {
-        FileKind::BlockDevice
-    } else if t.is_fifo() {
-        FileKind::Fifo
-    } else if t.is_socket() {
-        FileKind::Socket
-    } else {
-        FileKind::Regular
+        ),
+        kind => kind,
     }
 }
 

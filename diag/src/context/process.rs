@@ -5,7 +5,6 @@ use crate::model::FactsAtFailure;
 use anyhow::{Context, Result};
 use procfs::process::{LimitValue, Process};
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 #[derive(Clone, Debug, Default)]
 pub struct ProcessContext {
@@ -93,34 +92,15 @@ impl ProcessContext {
         }
     }
 
-    /// Takes what the kernel read at the failure over what procfs showed before or after it.
-    /// `pids_dir`: the directory of the pids cgroup the kernel named.
-    pub fn apply_at_failure(&mut self, k: &FactsAtFailure, pids_dir: Option<PathBuf>) {
+    /// Takes what the kernel read at the failure over what procfs showed before or after it
+    /// (the pids cgroup, which only forks need, is [`cgroup::at_failure`]'s).
+    pub fn apply_at_failure(&mut self, k: &FactsAtFailure) {
         self.cap_effective = k.cap_effective;
         self.cap_bounding = k.cap_bounding;
         self.cap_inheritable = k.cap_inheritable;
         self.no_new_privs = Some(k.no_new_privs);
         self.nproc_limit = k.nproc_limit;
         self.uid_tasks = Some(k.uid_tasks);
-        if let Some(pids) = k.pids {
-            let known_dir = pids_dir.or_else(|| self.pids.as_ref().map(|p| p.dir.clone()));
-            self.pids = match (pids.cgroup_id, known_dir) {
-                // The task sits in the root pids cgroup: nothing limits it.
-                (0, _) => None,
-                (_, Some(dir)) => Some(PidsCgroup {
-                    refused: self.pids.as_ref().map_or(0, |p| p.refused),
-                    dir,
-                    current: pids.current,
-                    max: pids.limit,
-                }),
-                (id, None) => Some(PidsCgroup {
-                    dir: PathBuf::from(format!("(pids cgroup id {id}, since removed)")),
-                    current: pids.current,
-                    max: pids.limit,
-                    refused: 0,
-                }),
-            };
-        }
         self.at_failure = true;
     }
 
@@ -142,10 +122,13 @@ pub struct TaskCounts {
 
 impl TaskCounts {
     /// Sets `p`'s uid task count and the system's threads; `fresh`: count now, whatever is known.
-    pub fn fill(&mut self, p: &mut ProcessContext, fresh: bool) {
-        if fresh || !self.uid_tasks.contains_key(&p.ruid) {
-            self.uid_tasks.insert(p.ruid, count_uid_tasks(p.ruid));
+    /// `kernel_counted`: the kernel gave the uid's count at the failure, /proc is not scanned.
+    pub fn fill(&mut self, p: &mut ProcessContext, fresh: bool, kernel_counted: bool) {
+        if fresh || self.threads.is_none() {
             self.threads = system_threads();
+        }
+        if !kernel_counted && (fresh || !self.uid_tasks.contains_key(&p.ruid)) {
+            self.uid_tasks.insert(p.ruid, count_uid_tasks(p.ruid));
             self.scans += 1;
         }
         p.uid_tasks = self.uid_tasks.get(&p.ruid).copied();

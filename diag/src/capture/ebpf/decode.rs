@@ -127,8 +127,7 @@ fn failure(ev: &SyscallEvent, origin: Origin, name: String) -> Failure {
                 mode: file.mode,
                 uid: file.uid,
                 gid: file.gid,
-                dev: (file.dev >> 20, file.dev & 0xf_ffff),
-                ino: file.ino,
+                fs_type: Text::from_c(&file.fs_type).lossy(),
             });
             if f.path.is_none() {
                 f.path = walked.map(|(p, _)| Text::new(p.as_os_str().as_encoded_bytes()));
@@ -160,7 +159,6 @@ fn facts_at_failure(t: &TaskFacts) -> Option<FactsAtFailure> {
         no_new_privs: t.no_new_privs != 0,
         nproc_limit: (t.nproc_cur != libc::RLIM_INFINITY).then_some(t.nproc_cur),
         uid_tasks: t.uid_tasks,
-        mnt_ns: t.mnt_ns,
         exe_mount: (t.known & facts::EXE != 0).then(|| MountFlags::from_kernel(t.exe_mnt_flags)),
         pids: (t.known & facts::PIDS != 0).then(|| PidsAtFailure {
             current: t.pids_current.max(0) as u64,
