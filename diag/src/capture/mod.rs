@@ -62,39 +62,33 @@ impl Default for CaptureConfig {
 impl CaptureConfig {
     /// Per syscall number: the path argument, or a message-write marker.
     pub fn path_arg_table(&self) -> [u8; MAX_SYSCALLS] {
-        let mut table = [NO_PATH_ARG; MAX_SYSCALLS];
-        for nr in syscalls::all_numbers().filter(|&n| (n as usize) < MAX_SYSCALLS) {
-            let name = syscalls::name(nr);
-            table[nr as usize] = match name.as_str() {
-                "write" => MESSAGE_WRITE,
-                "writev" => MESSAGE_WRITEV,
-                n => syscalls::path_arg(n).unwrap_or(NO_PATH_ARG),
-            };
-        }
-        table
+        per_syscall(NO_PATH_ARG, |name| match name {
+            "write" => Some(MESSAGE_WRITE),
+            "writev" => Some(MESSAGE_WRITEV),
+            n => syscalls::path_arg(n),
+        })
     }
 
     /// Per syscall number: the dirfd argument a relative path argument is resolved against.
     pub fn dirfd_arg_table(&self) -> [u8; MAX_SYSCALLS] {
-        let mut table = [NO_DIRFD_ARG; MAX_SYSCALLS];
-        for nr in syscalls::all_numbers().filter(|&n| (n as usize) < MAX_SYSCALLS) {
-            if let Some(i) = syscall_args::dirfd_arg(&syscalls::name(nr)) {
-                table[nr as usize] = i;
-            }
-        }
-        table
+        per_syscall(NO_DIRFD_ARG, syscalls::dirfd_arg)
     }
 
     /// Per syscall number: the descriptor argument whose file a failure is named by.
     pub fn fd_arg_table(&self) -> [u8; MAX_SYSCALLS] {
-        let mut table = [NO_FD_ARG; MAX_SYSCALLS];
-        for nr in syscalls::all_numbers().filter(|&n| (n as usize) < MAX_SYSCALLS) {
-            if let Some(i) = syscall_args::fd_arg(&syscalls::name(nr)) {
-                table[nr as usize] = i;
-            }
-        }
-        table
+        per_syscall(NO_FD_ARG, syscall_args::fd_arg)
     }
+}
+
+/// A table the kernel indexes by syscall number: `of(name)` for each syscall, `none` elsewhere.
+fn per_syscall(none: u8, of: impl Fn(&str) -> Option<u8>) -> [u8; MAX_SYSCALLS] {
+    let mut table = [none; MAX_SYSCALLS];
+    for nr in syscalls::all_numbers().filter(|&n| (n as usize) < MAX_SYSCALLS) {
+        if let Some(v) = of(&syscalls::name(nr)) {
+            table[nr as usize] = v;
+        }
+    }
+    table
 }
 
 /// Which probes were attached, and which were not and why.

@@ -92,37 +92,6 @@ pub fn fd_arg(name: &str) -> Option<u8> {
     })
 }
 
-/// Which argument of a `*at` call is the dirfd its (first) path argument is relative to.
-pub fn dirfd_arg(name: &str) -> Option<u8> {
-    let path = crate::model::syscalls::path_arg(name)?;
-    let relative_to_dirfd = matches!(
-        name,
-        "openat"
-            | "openat2"
-            | "execveat"
-            | "mkdirat"
-            | "mknodat"
-            | "unlinkat"
-            | "renameat"
-            | "renameat2"
-            | "linkat"
-            | "fchownat"
-            | "fchmodat"
-            | "fchmodat2"
-            | "faccessat"
-            | "faccessat2"
-            | "newfstatat"
-            | "statx"
-            | "readlinkat"
-            | "utimensat"
-            | "futimesat"
-            | "name_to_handle_at"
-            | "open_tree"
-            | "open_tree_attr"
-    );
-    (relative_to_dirfd && path == 1).then_some(0)
-}
-
 /// The descriptor an fd-based call acted on (an anonymous mapping has none).
 pub fn named_fd(name: &str, args: &[u64; 6]) -> Option<i32> {
     match name {

@@ -109,11 +109,22 @@ pub fn path_arg(name: &str) -> Option<u8> {
         | "renameat2" | "linkat" | "fchownat" | "fchmodat" | "fchmodat2" | "faccessat"
         | "faccessat2" | "newfstatat" | "statx" | "readlinkat" | "utimensat" | "futimesat"
         | "name_to_handle_at" | "open_tree" | "open_tree_attr" | "mount" | "symlink"
-        | "inotify_add_watch" | "fanotify_mark" | "setxattrat" | "getxattrat" | "listxattrat"
-        | "removexattrat" | "file_getattr" | "file_setattr" => 1,
+        | "inotify_add_watch" | "setxattrat" | "getxattrat" | "listxattrat" | "removexattrat"
+        | "file_getattr" | "file_setattr" => 1,
         "symlinkat" => 2,
+        // fanotify_mark(fd, flags, u64 mask, dirfd, pathname)
+        "fanotify_mark" => 4,
         _ => return None,
     })
+}
+
+/// Which argument of `name` is the dirfd its path argument is relative to: the one before the
+/// path in the `*at` calls; none where a relative path is the cwd's.
+pub fn dirfd_arg(name: &str) -> Option<u8> {
+    match (name, path_arg(name)?) {
+        ("mount" | "symlink" | "inotify_add_watch", _) | (_, 0) => None,
+        (_, path) => Some(path - 1),
+    }
 }
 
 /// Which argument (0-based) holds the flags worth showing for this syscall.
