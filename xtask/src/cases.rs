@@ -740,10 +740,11 @@ impl InContainer<'_> {
             std::thread::sleep(Duration::from_millis(50));
         }
         std::fs::write(gate.join("go"), "")?;
+        // Its own log: the `run -d` output stays readable.
         run_bounded(
             &mut self.engine_command(&["wait", name]),
             self.limit,
-            engine_log,
+            &engine_log.with_extension("wait.log"),
         )?;
         // SAFETY: a signal to our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };

@@ -157,18 +157,21 @@ fn file_name(path: &str) -> String {
     path.rsplit('/').next().unwrap_or_default().to_string()
 }
 
-/// Whether a message of the failing process names the failure's path (or its file name).
+/// Whether a message of the failing process, or of an ancestor relaying it, names the
+/// failure's path (or its file name, as a word).
 fn named_in_a_message(f: &Failure, trace: &Trace) -> bool {
+    use crate::explain::{contains_word, names_path};
     let Some(path) = f.path.as_ref().map(|p| p.lossy()) else {
         return false;
     };
     let name = file_name(&path);
+    let ancestors = trace.ancestors(f.origin.pid);
     trace
         .messages
         .iter()
-        .filter(|m| m.origin.pid == f.origin.pid)
+        .filter(|m| m.origin.pid == f.origin.pid || ancestors.contains(&m.origin.pid))
         .any(|m| {
             let text = m.text.lossy();
-            text.contains(path.as_str()) || (!name.is_empty() && text.contains(name.as_str()))
+            names_path(&text, &path) || (!name.is_empty() && contains_word(&text, &name))
         })
 }

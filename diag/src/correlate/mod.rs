@@ -495,7 +495,8 @@ impl Trace {
             signal: Some(sig),
             ..Failure::default()
         };
-        self.count_failure(f, 1, live, Some(Flush::Signaled));
+        // A death is reported as it happens, not handed over by a recorder.
+        self.count_failure(f, 1, live, None);
     }
 
     /// Adds `times` calls of failure `f` (the last at `f`'s time) to its group.
@@ -599,7 +600,12 @@ impl Trace {
             .failures
             .iter()
             .map(|g| g.failure.origin.pid)
-            .chain(self.messages.iter().map(|m| m.origin.pid))
+            .chain(
+                self.messages
+                    .iter()
+                    .chain(&self.message_tail)
+                    .map(|m| m.origin.pid),
+            )
             .collect();
         for pid in keep.clone() {
             keep.extend(self.ancestors(pid));

@@ -68,10 +68,10 @@ pub fn findings(trace: &Trace, attributions: &[Attribution], catalog: &Catalog) 
                 .unwrap_or(Confidence::Unknown);
             // Failures reported at once (a watched errno) or deaths come before those a
             // flight recorder handed over after a complaint: those had no errno diag watches.
-            let recorded_only = d.failures.iter().all(|&i| {
-                let g = &trace.failures[i];
-                g.flush.is_some() && g.failure.signal.is_none()
-            });
+            let recorded_only = d
+                .failures
+                .iter()
+                .all(|&i| trace.failures[i].flush.is_some());
             let key = (
                 d.explains.is_empty(),
                 recorded_only,
@@ -213,7 +213,7 @@ fn link(
 }
 
 /// `word` in `text` with no letter, digit or underscore on either side.
-fn contains_word(text: &str, word: &str) -> bool {
+pub(crate) fn contains_word(text: &str, word: &str) -> bool {
     let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     text.match_indices(word).any(|(at, _)| {
         !text[..at].chars().next_back().is_some_and(is_word)
@@ -223,7 +223,7 @@ fn contains_word(text: &str, word: &str) -> bool {
 
 /// Whether `text` names `path`: whole, or cut short (a capture keeps the first bytes of each
 /// write) after at least three of its directories.
-fn names_path(text: &str, path: &str) -> bool {
+pub(crate) fn names_path(text: &str, path: &str) -> bool {
     if path.len() > 1 && text.contains(path) {
         return true;
     }
@@ -426,13 +426,11 @@ fn fix_text(
         .parent()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    // A mount seen only in diag's own view of the host is not the process's: name the directory.
     let mount = g
         .context
         .as_ref()
         .and_then(|c| c.path.as_ref())
-        .filter(|p| p.view != crate::context::path::View::Host)
-        .and_then(|p| p.mount.as_ref())
+        .and_then(crate::context::PathFacts::own_mount)
         .map(|m| m.mount_point.display().to_string())
         .unwrap_or_else(|| dir.clone());
     cause

@@ -121,8 +121,6 @@ pub struct FactsAtFailure {
     pub nproc_limit: Option<u64>,
     /// Tasks the kernel counted against the real uid's RLIMIT_NPROC.
     pub uid_tasks: u64,
-    /// The mount namespace (its inode number).
-    pub mnt_ns: u32,
     /// Flags of the mount the task's executable is on.
     pub exe_mount: Option<MountFlags>,
     pub pids: Option<PidsAtFailure>,
@@ -151,16 +149,14 @@ pub struct FileAtFailure {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
-    /// (major, minor) of the filesystem and the inode number.
-    pub dev: (u32, u32),
-    pub ino: u64,
+    /// The filesystem type (`ext4`, `tmpfs`).
+    pub fs_type: String,
 }
 
 /// A mount's flags, as the kernel keeps them (`MNT_*`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MountFlags {
     pub nosuid: bool,
-    pub nodev: bool,
     pub noexec: bool,
     pub read_only: bool,
 }
@@ -169,7 +165,6 @@ impl MountFlags {
     pub fn from_kernel(mnt_flags: u32) -> Self {
         MountFlags {
             nosuid: mnt_flags & 0x1 != 0,
-            nodev: mnt_flags & 0x2 != 0,
             noexec: mnt_flags & 0x4 != 0,
             read_only: mnt_flags & 0x40 != 0,
         }

@@ -151,10 +151,7 @@ pub fn build(
                 other_pids: g.other_pids,
                 first_ns: rel(g.first_ns),
                 first_at: wall_clock(trace, g.first_ns),
-                recorded: g
-                    .flush
-                    .filter(|_| f.signal.is_none())
-                    .map(|fl| fl.as_str().to_string()),
+                recorded: g.flush.map(|fl| fl.as_str().to_string()),
                 signal: f.signal.map(|sig| SignalEntry {
                     name: crate::model::signal_name(sig.signal),
                     number: sig.signal,
@@ -296,6 +293,8 @@ pub fn build(
             failures_dropped: trace.failures_dropped,
             untracked_tasks: st.untracked_tasks,
             processes_pruned: trace.processes_pruned,
+            unrecorded_failures: st.unrecorded_failures,
+            recovered_dropped: trace.recovered_dropped,
         },
         warnings,
         verification: None,

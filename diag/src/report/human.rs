@@ -169,12 +169,11 @@ fn call_line(f: &FailureEntry) -> String {
     if let Some(flags) = &f.flags {
         call.push_str(&format!(" ({})", escape(flags)));
     }
-    format!(
-        "{call} = -1 {} in pid {} ({})",
-        f.errno,
-        f.pid,
-        f.comm.escaped()
-    )
+    let outcome = match &f.signal {
+        Some(sig) => format!(": killed by {}", sig.name),
+        None => format!(" = -1 {}", f.errno),
+    };
+    format!("{call}{outcome} in pid {} ({})", f.pid, f.comm.escaped())
 }
 
 fn render_tables(r: &Report, term: Terminal) -> String {
@@ -202,7 +201,7 @@ fn render_tables(r: &Report, term: Terminal) -> String {
                 Cell::new(f.pid),
                 Cell::new(f.comm.escaped()),
                 Cell::new(&f.syscall),
-                Cell::new(&f.errno),
+                Cell::new(f.outcome()),
                 Cell::new(f.path_escaped().unwrap_or_default()),
                 Cell::new(f.flags.as_deref().unwrap_or("")),
                 Cell::new(layer),

@@ -165,7 +165,7 @@ fn failure_line(f: &FailureEntry) -> String {
         "{} {} {} in pid {} {}{} ({}, {}){}",
         inline(&f.syscall),
         path_code(f, false),
-        inline(&f.errno),
+        inline(&f.outcome()),
         f.pid,
         code(&f.comm, false),
         match f.count {
@@ -282,7 +282,7 @@ fn failure_table(md: &mut String, r: &Report) {
             f.pid,
             code(&f.comm, true),
             inline(&f.syscall),
-            inline(&f.errno),
+            inline(&f.outcome()),
             path_code(f, true),
             inline(f.flags.as_deref().unwrap_or("")),
             inline(f.layer.as_str()),

@@ -229,6 +229,14 @@ pub struct RecoveredEntry {
 }
 
 impl FailureEntry {
+    /// What the call came to, for tables: its errno, or the signal that ended the process on it.
+    pub fn outcome(&self) -> String {
+        match &self.signal {
+            Some(sig) => format!("killed by {}", sig.name),
+            None => self.errno.clone(),
+        }
+    }
+
     /// The path, escaped for a terminal, with `…` where it was cut.
     pub fn path_escaped(&self) -> Option<String> {
         let p = self.path.as_ref()?.escaped();
@@ -325,4 +333,10 @@ pub struct Stats {
     /// Exited processes left out of `processes` because nothing in the report refers to them.
     #[serde(default)]
     pub processes_pruned: u64,
+    /// Failures no flight recorder could hold (too many processes held one at once).
+    #[serde(default)]
+    pub unrecorded_failures: u64,
+    /// Recovered failures left out of `recovered` past its bound.
+    #[serde(default)]
+    pub recovered_dropped: u64,
 }

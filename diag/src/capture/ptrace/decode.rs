@@ -119,7 +119,12 @@ pub struct Decoder {
     /// fills it only when the call itself could not have used it whole.
     path_buf: Box<[u8; PATH_MAX]>,
     pub stats: CaptureStats,
+    /// Processes whose flight recorder holds failures.
+    recording: usize,
 }
+
+/// Processes that may hold a flight recorder at once (the kernel's `RECORDERS` map size).
+const RECORDING_PROCESSES: usize = 1024;
 
 const F_DUPFD: u64 = libc::F_DUPFD as u64;
 const F_DUPFD_CLOEXEC: u64 = libc::F_DUPFD_CLOEXEC as u64;
@@ -145,6 +150,7 @@ impl Decoder {
             buf: Box::new([0; DATA_LEN]),
             path_buf: Box::new([0; PATH_MAX]),
             stats: CaptureStats::default(),
+            recording: 0,
         }
     }
 
@@ -164,8 +170,9 @@ impl Decoder {
     /// Thread `tid` ended; `pid` too when it was the process's last thread.
     pub fn exit(&mut self, pid: Option<u32>, tid: Pid) {
         self.identities.remove(&tid.as_raw());
-        if let Some(pid) = pid {
-            self.procs.remove(&pid);
+        let gone = pid.and_then(|pid| self.procs.remove(&pid));
+        if gone.is_some_and(|p| !p.recent.is_empty()) {
+            self.recording -= 1;
         }
     }
 
@@ -187,7 +194,10 @@ impl Decoder {
         if let Some(p) = self.procs.get_mut(&pid) {
             p.holds_rulesets = false;
             // The failures were the old program's.
-            p.recent.clear();
+            if !p.recent.is_empty() {
+                p.recent.clear();
+                self.recording -= 1;
+            }
         }
     }
 
@@ -238,6 +248,9 @@ impl Decoder {
         sink: &mut dyn FnMut(Event),
     ) -> Option<DeathSignal> {
         let p = self.procs.remove(&pid)?;
+        if !p.recent.is_empty() {
+            self.recording -= 1;
+        }
         send_tail(p.message_tail, sink);
         let (flush, signal) = match status {
             WaitStatus::Exited(_, 0) => return None,
@@ -254,6 +267,7 @@ impl Decoder {
 
     /// Tracing ended: what the recorders of processes still alive hold.
     pub fn trace_ended(&mut self, sink: &mut dyn FnMut(Event)) {
+        self.recording = 0;
         for (_, p) in self.procs.drain() {
             send_tail(p.message_tail, sink);
             send_recent(p.recent, Flush::TraceEnd, sink);
@@ -340,7 +354,16 @@ impl Decoder {
         if reported {
             sink(Event::Failure(failure));
         } else {
-            record(&mut self.procs.entry(pid).or_default().recent, failure);
+            let p = self.procs.entry(pid).or_default();
+            if p.recent.is_empty() {
+                // As the kernel's recorder map: a bounded number of processes hold one.
+                if self.recording >= RECORDING_PROCESSES {
+                    self.stats.unrecorded_failures += 1;
+                    return;
+                }
+                self.recording += 1;
+            }
+            record(&mut p.recent, failure);
         }
     }
 
@@ -426,8 +449,9 @@ impl Decoder {
         };
         let burst = self.message_burst;
         let p = self.procs.entry(pid).or_default();
-        if stream == 2 || self.stdout_complains {
+        if (stream == 2 || self.stdout_complains) && !p.recent.is_empty() {
             send_recent(std::mem::take(&mut p.recent), Flush::Complained, sink);
+            self.recording -= 1;
         }
         let past_budget = p.messages_sent >= burst;
         p.messages_sent = p.messages_sent.saturating_add(1);
