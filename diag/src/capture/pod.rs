@@ -61,19 +61,35 @@ fn parse_selector(s: &str) -> Result<(&str, &str)> {
 /// Finds the pod on this node and what the report says of it.
 pub fn resolve(selector: &str) -> Result<Container> {
     let (ns, name) = parse_selector(selector)?;
-    let found = if on_path("crictl") {
-        by_cri(ns, name).transpose()
+    find(ns, name).map_err(|e| anyhow!("--pod {selector}: {e:#}"))
+}
+
+fn find(ns: &str, name: &str) -> Result<Container> {
+    let cri = if on_path("crictl") {
+        by_cri(ns, name)?
     } else {
         None
     };
-    let (uid, cri_containers, found_by) = match found {
-        Some(cri) => cri.map_err(|e| anyhow!("--pod {selector}: {e:#}"))?,
+    let (uid, cgroup, cri_containers, found_by) = match cri {
+        Some((uid, containers, sandbox)) => {
+            let cgroup = pod_cgroup(&uid).with_context(|| format!("uid {uid}"))?;
+            (
+                uid,
+                cgroup,
+                containers,
+                format!("crictl pods (sandbox {sandbox})"),
+            )
+        }
         None => {
-            let uid = by_log_dir(ns, name).map_err(|e| anyhow!("--pod {selector}: {e:#}"))?;
-            (uid, vec![], format!("{KUBELET_POD_LOGS}/{ns}_{name}_UID"))
+            let (uid, cgroup) = by_log_dir(ns, name)?;
+            (
+                uid,
+                cgroup,
+                vec![],
+                format!("{KUBELET_POD_LOGS}/{ns}_{name}_UID"),
+            )
         }
     };
-    let cgroup = pod_cgroup(&uid).map_err(|e| anyhow!("--pod {selector} (uid {uid}): {e:#}"))?;
     let mut containers: Vec<PodContainer> = cgroup
         .containers
         .keys()
@@ -89,20 +105,22 @@ pub fn resolve(selector: &str) -> Result<Container> {
         })
         .collect();
     containers.sort_by_key(|c| c.id.lossy());
-    // Confinement is read from a workload process: not the sandbox's pause, not the engine's.
-    let workload = cgroup
+    // Confinement is read from a workload process (not the sandbox's pause, not the engine's),
+    // else any: the first that is still there (a crash-looping pod's can be gone already).
+    let is_workload = |pid: u32| {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        comm.trim() != "pause" && engine_program(comm.trim()).is_none()
+    };
+    let mut candidates: Vec<(bool, u32, &String)> = cgroup
         .containers
         .iter()
-        .flat_map(|(id, pids)| pids.iter().map(move |p| (*p, id)))
-        .filter(|(pid, _)| {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            comm.trim() != "pause" && engine_program(comm.trim()).is_none()
-        })
-        .min();
-    let (pid, id) = workload
-        .or_else(|| cgroup.containers.iter().map(|(id, p)| (p[0], id)).min())
+        .flat_map(|(id, pids)| pids.iter().map(move |&p| (!is_workload(p), p, id)))
+        .collect();
+    candidates.sort();
+    let (mut c, pid, id) = candidates
+        .into_iter()
+        .find_map(|(_, pid, id)| Some((from_pid(pid, "kubernetes", uid.clone()).ok()?, pid, id)))
         .context("the pod has no process")?;
-    let mut c = from_pid(pid, "kubernetes", uid.clone())?;
     c.cgroup = Text::new(cgroup.dir.as_os_str().as_bytes());
     c.name = Some(Text::from(format!("{ns}/{name}")));
     c.image = containers
@@ -126,9 +144,10 @@ fn is_uid(s: &str) -> bool {
     s.len() == 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
-/// The uid of the running pod `ns/name` by its log directory; a name reused by a new pod
-/// leaves the old directory until the kubelet collects it: the one with processes is the pod.
-fn by_log_dir(ns: &str, name: &str) -> Result<String> {
+/// The uid of the running pod `ns/name` by its log directory, with its cgroup; a name reused
+/// by a new pod leaves the old directory until the kubelet collects it: the one with processes
+/// is the pod.
+fn by_log_dir(ns: &str, name: &str) -> Result<(String, PodCgroup)> {
     let prefix = format!("{ns}_{name}_");
     let dir = std::fs::read_dir(KUBELET_POD_LOGS).with_context(|| {
         format!("no CRI (crictl) and no {KUBELET_POD_LOGS}: is this a Kubernetes node?")
@@ -141,15 +160,18 @@ fn by_log_dir(ns: &str, name: &str) -> Result<String> {
             is_uid(uid).then(|| uid.to_string())
         })
         .collect();
-    let mut alive = uids.iter().filter(|u| pod_cgroup(u).is_ok());
+    let mut alive = uids
+        .iter()
+        .filter_map(|u| Some((u.clone(), pod_cgroup(u).ok()?)));
     match (alive.next(), alive.next(), uids.first()) {
-        (Some(uid), None, _) => Ok(uid.clone()),
+        (Some(found), None, _) => Ok(found),
         (Some(_), Some(_), _) => bail!("more than one running pod with that name ({KUBELET_POD_LOGS})"),
         (None, _, Some(uid)) => bail!("{KUBELET_POD_LOGS}/{prefix}{uid} is there, but no process runs in a cgroup of that pod"),
         (None, _, None) => bail!("no pod of that name on this node (no {KUBELET_POD_LOGS}/{prefix}UID)"),
     }
 }
 
+/// The pod's uid, its containers and its sandbox id, from the CRI.
 type Cri = (String, Vec<PodContainer>, String);
 
 /// The pod's uid and containers from the CRI; None when crictl cannot reach one.
@@ -161,11 +183,7 @@ fn by_cri(ns: &str, name: &str) -> Result<Option<Cri>> {
     let containers = crictl(&["ps", "--pod", &sandbox, "-o", "json"])
         .map(|v| containers_in_cri(&v))
         .unwrap_or_default();
-    Ok(Some((
-        uid,
-        containers,
-        format!("crictl pods (sandbox {sandbox})"),
-    )))
+    Ok(Some((uid, containers, sandbox)))
 }
 
 fn crictl(args: &[&str]) -> Option<Value> {
