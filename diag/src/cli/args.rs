@@ -240,8 +240,8 @@ pub struct AttachArgs {
     /// kubelet's /var/log/pods and the kubepods cgroup naming).
     #[arg(long, value_name = "NAMESPACE/NAME", conflicts_with_all = ["pid", "cgroup", "container"])]
     pub pod: Option<String>,
-    /// Stop after this long (e.g. 60s, 5m), a hard deadline: the report is written by then.
-    /// Default: until the attached processes exit (--pid) or Ctrl-C.
+    /// Trace for this long once attached (e.g. 60s, 5m), a hard deadline: the report is
+    /// written right after. Default: until the attached processes exit (--pid) or Ctrl-C.
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,
     /// Exit 1 when a finding at least this strong is made (default: exit 0 once reported).

@@ -28,12 +28,14 @@ struct Until {
     /// cgroup can gain members: none, keep going.
     roots: Vec<u32>,
     after_roots: live::AfterRoots,
-    started: Instant,
+    /// When tracing began: `--duration` is the time traced, not counting the backend's load.
+    started: std::cell::Cell<Instant>,
 }
 
 impl Until {
     fn expired(&self) -> bool {
-        self.duration.is_some_and(|d| self.started.elapsed() >= d)
+        self.duration
+            .is_some_and(|d| self.started.get().elapsed() >= d)
     }
 
     fn roots_gone(&self) -> bool {
@@ -138,8 +140,19 @@ pub fn attach(mut args: AttachArgs) -> Result<i32> {
     let by_pid = args.cgroup.is_none();
     let host = HostFacts::read();
     let interrupt = Interrupt::install()?;
+    let roots: Vec<u32> = match by_pid {
+        true => args.pid.iter().map(|&p| p as u32).collect(),
+        false => vec![],
+    };
+    let until = Until {
+        duration,
+        roots,
+        after_roots: live::AfterRoots::new(args.until_tree_exits),
+        started: std::cell::Cell::new(Instant::now()),
+    };
     // Said once the backend is attached: a caller may start the workload on this line.
     let announce = || {
+        until.started.set(Instant::now());
         if args.report.quiet {
             return;
         }
@@ -153,16 +166,6 @@ pub fn attach(mut args: AttachArgs) -> Result<i32> {
             "diag: attached to {} processes; tracing {until}",
             seeds.len()
         );
-    };
-    let roots: Vec<u32> = match by_pid {
-        true => args.pid.iter().map(|&p| p as u32).collect(),
-        false => vec![],
-    };
-    let until = Until {
-        duration,
-        roots,
-        after_roots: live::AfterRoots::new(args.until_tree_exits),
-        started: Instant::now(),
     };
     let command = match &args.cgroup {
         Some(p) => vec![Text::from(format!("cgroup:{}", p.display()))],
